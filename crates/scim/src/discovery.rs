@@ -1,0 +1,1 @@
+//! /Schemas, /ResourceTypes, /ServiceProviderConfig documents. (To be written.)

@@ -1,0 +1,1 @@
+//! meta and ETags. (To be written.)

@@ -1,0 +1,1 @@
+//! Projection: attributes / excludedAttributes. (To be written.)

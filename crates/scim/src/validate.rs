@@ -1,0 +1,1 @@
+//! Validation of incoming resources. (To be written.)
