@@ -612,7 +612,7 @@ fn user_schema() -> Schema {
     let photos = plural(
         "photos",
         "URLs of photos of the User.",
-        reference("value", &["external"], "URL of a photo of the User.").exact(),
+        reference("value", &["external"], "URL of a photo of the User."),
         &["photo", "thumbnail"],
     );
     let addresses = complex(
