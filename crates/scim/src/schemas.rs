@@ -373,6 +373,43 @@ impl<'a> ResourceSchema<'a> {
         self.schema_for_urn(urn).is_some()
     }
 
+    /// Resolves a top-level attribute by optional URN and name, without
+    /// building an [`AttrPath`] (the filter evaluator's hot path) and
+    /// regardless of any sub-attribute. Returns the defining schema (`None`
+    /// for the common attributes) with the definition; see [`Self::resolve`]
+    /// for the lookup order.
+    pub fn resolve_attribute(
+        &self,
+        urn: Option<&str>,
+        name: &str,
+    ) -> Option<(Option<&'a Schema>, &'a Attribute)> {
+        let common = || {
+            self.registry
+                .common
+                .iter()
+                .find(|a| a.name.eq_ignore_ascii_case(name))
+                .map(|a| (None, a))
+        };
+        match urn {
+            Some(urn) => {
+                let schema = self.schema_for_urn(urn)?;
+                match schema.attribute(name) {
+                    Some(a) => Some((Some(schema), a)),
+                    // `urn:...:core:2.0:User:id` qualifies a common attribute.
+                    None if schema.id.eq_ignore_ascii_case(&self.resource_type.schema) => common(),
+                    None => None,
+                }
+            }
+            None => common().or_else(|| {
+                let core = self.core();
+                core.attribute(name).map(|a| (Some(core), a)).or_else(|| {
+                    self.extensions()
+                        .find_map(|s| s.attribute(name).map(|a| (Some(s), a)))
+                })
+            }),
+        }
+    }
+
     /// Resolves a path to its attribute definitions.
     ///
     /// A path without a URN resolves against the common attributes, then the
@@ -381,30 +418,7 @@ impl<'a> ResourceSchema<'a> {
     /// known schema defines, e.g. an IdP's custom extension; callers treat
     /// those by their JSON type, case-insensitive, readWrite.
     pub fn resolve(&self, path: &AttrPath) -> Option<AttrRef<'a>> {
-        let (schema, attribute) = match &path.urn {
-            Some(urn) => {
-                let schema = self.schema_for_urn(urn)?;
-                (Some(schema), schema.attribute(&path.name)?)
-            }
-            None => {
-                if let Some(a) = self
-                    .registry
-                    .common
-                    .iter()
-                    .find(|a| a.name.eq_ignore_ascii_case(&path.name))
-                {
-                    (None, a)
-                } else {
-                    let core = self.core();
-                    match core.attribute(&path.name) {
-                        Some(a) => (Some(core), a),
-                        None => self
-                            .extensions()
-                            .find_map(|s| s.attribute(&path.name).map(|a| (Some(s), a)))?,
-                    }
-                }
-            }
-        };
+        let (schema, attribute) = self.resolve_attribute(path.urn.as_deref(), &path.name)?;
         let sub_attribute = match &path.sub {
             Some(sub) => Some(attribute.sub_attribute(sub)?),
             None => None,

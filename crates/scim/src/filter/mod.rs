@@ -8,7 +8,9 @@ mod ast;
 pub mod eval;
 mod parser;
 mod print;
+#[cfg(test)]
+mod tests;
 
 pub use ast::{CompValue, CompareOp, Filter, PatchPath};
-pub use eval::{matches, matches_element};
+pub use eval::{check, matches, matches_element};
 pub use parser::{Limits, parse, parse_path, parse_with};
