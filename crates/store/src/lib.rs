@@ -1,0 +1,572 @@
+//! scimgate persistence: sea-orm entities and the repositories over them.
+//!
+//! The one rule: every query about a tenant's directory goes through a
+//! [`TenantStore`], and a `TenantStore` can only be made from a [`Tenant`],
+//! which only this crate can construct (from a database row). Operator-level
+//! work (tenants, tokens) goes through [`AdminStore`], named so that its use
+//! stands out in review. No sea-orm type appears in this crate's public API:
+//! callers see documents (`serde_json::Value`), ids and the types below.
+//!
+//! SQLite is the embedded default and PostgreSQL the production engine; both
+//! run the whole test suite.
+
+// CONTRACT NOTE (removed when implemented): the signatures below are the
+// agreed API the gateway and binary are written against. Bodies are being
+// implemented; keep the signatures, add private modules freely.
+#![allow(clippy::todo, unused_variables)]
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use scim::AttrPath;
+use scim::filter::Filter;
+use scim::patch::{Member, MemberChange};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Result alias for this crate.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Why a store operation failed. The gateway maps each variant to an HTTP
+/// status in one place; messages are safe to show to the tenant's client
+/// except `Unavailable` and `Internal`, whose detail goes to the log only.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such resource in this tenant (also for other tenants' ids).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A unique value (userName, group displayName, tenant slug) is taken.
+    #[error("{0}")]
+    Uniqueness(String),
+    /// The caller's expected version (If-Match) is not the current one.
+    #[error("version mismatch: current version is {current}")]
+    PreconditionFailed {
+        /// The resource's current version.
+        current: u64,
+    },
+    /// A value the store checks is unacceptable (e.g. a member id that is
+    /// neither a user nor a group of this tenant).
+    #[error("{0}")]
+    InvalidValue(String),
+    /// The query would scan more rows than the configured bound.
+    #[error("{0}")]
+    TooMany(String),
+    /// A protocol error raised by a caller's modification closure.
+    #[error(transparent)]
+    Scim(#[from] scim::Error),
+    /// The database cannot be reached or timed out (HTTP 503).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else; a bug or a corrupt row (HTTP 500, logged).
+    #[error("internal store error: {0}")]
+    Internal(String),
+}
+
+/// Which database engine a [`Store`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite (embedded default).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// Connection and behaviour settings.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Maximum pooled connections (PostgreSQL; SQLite readers).
+    pub max_connections: u32,
+    /// SQLite `synchronous=FULL` (true, default: no acknowledged write is
+    /// lost on power failure) or `NORMAL` (faster; may lose the last
+    /// transactions on power loss, never corrupts).
+    pub sqlite_synchronous_full: bool,
+    /// Most rows a filter the database cannot evaluate may scan in memory
+    /// before the request is refused with `tooMany`.
+    pub scan_limit: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: 16,
+            sqlite_synchronous_full: true,
+            scan_limit: 50_000,
+        }
+    }
+}
+
+/// The kind of a tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantKind {
+    /// An ordinary tenant with its own directory.
+    Standard,
+    /// An MSP super tenant that fans out to child tenants.
+    Super,
+}
+
+/// Whether a tenant's SCIM endpoint serves requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantStatus {
+    /// Serving.
+    Active,
+    /// Refused with 403 until reactivated.
+    Suspended,
+}
+
+/// A tenant, as read from the database. Only this crate constructs it, so
+/// holding one proves the tenant was resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    id: Uuid,
+    slug: String,
+    name: String,
+    kind: TenantKind,
+    status: TenantStatus,
+    created_at: DateTime<Utc>,
+}
+
+impl Tenant {
+    /// The tenant's id.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+    /// The URL slug (`/tenants/{slug}/scim/v2`).
+    pub fn slug(&self) -> &str {
+        &self.slug
+    }
+    /// The display name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Standard or super.
+    pub fn kind(&self) -> TenantKind {
+        self.kind
+    }
+    /// Active or suspended.
+    pub fn status(&self) -> TenantStatus {
+        self.status
+    }
+    /// When the tenant was created.
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+}
+
+/// A token scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Read and write the tenant's directory (what an IdP needs).
+    ScimWrite,
+    /// Read the tenant's directory (for the tenant's application).
+    ScimRead,
+}
+
+impl Scope {
+    /// The wire spelling: `scim:write` / `scim:read`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::ScimWrite => "scim:write",
+            Scope::ScimRead => "scim:read",
+        }
+    }
+}
+
+/// A token as listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// The token's id (also embedded in the token string).
+    pub id: Uuid,
+    /// The tenant it belongs to.
+    pub tenant_id: Uuid,
+    /// A label ("entra-prod", "rotation 2026-11").
+    pub name: String,
+    /// What it may do.
+    pub scopes: Vec<Scope>,
+    /// When it was issued.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A freshly issued token: the only time its secret exists in clear.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// The stored facts.
+    pub info: TokenInfo,
+    /// The bearer token to hand to the IdP; shown once, stored only hashed.
+    pub secret: String,
+}
+
+/// What a valid bearer token resolves to.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    /// The token's tenant.
+    pub tenant: Tenant,
+    /// The token's id.
+    pub token_id: Uuid,
+    /// Its scopes.
+    pub scopes: Vec<Scope>,
+    /// When it expires, so a cache never outlives it.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A request for a new tenant.
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    /// URL slug: lowercase letters, digits and `-`, 1..=63 chars.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Standard or super.
+    pub kind: TenantKind,
+}
+
+/// A request for a new token.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// A label.
+    pub name: String,
+    /// Scopes; must not be empty.
+    pub scopes: Vec<Scope>,
+    /// Optional expiry.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A stored User or Group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    /// The server-assigned id.
+    pub id: String,
+    /// The canonical document as validated (no `id`, no `meta`, no
+    /// `members`, no `groups`: those are rendered from columns and tables).
+    pub document: Value,
+    /// Incremented on every change; the ETag is `W/"<version>"`.
+    pub version: u64,
+    /// When created.
+    pub created: DateTime<Utc>,
+    /// When last changed.
+    pub last_modified: DateTime<Utc>,
+    /// Group members, when asked for (`None` when not loaded).
+    pub members: Option<Vec<Member>>,
+}
+
+/// A group a user belongs to, for the User's read-only `groups` attribute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRef {
+    /// The group's id.
+    pub id: String,
+    /// The group's displayName.
+    pub display: String,
+}
+
+/// A list request (RFC 7644 §3.4.2), already parsed and bounded.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    /// The filter, if any.
+    pub filter: Option<Filter>,
+    /// Attribute to sort by.
+    pub sort_by: Option<AttrPath>,
+    /// Descending order (`sortOrder=descending`).
+    pub descending: bool,
+    /// 1-based index of the first result.
+    pub start_index: u64,
+    /// Page size (already capped by the caller); 0 asks for the count only.
+    pub count: u64,
+    /// Load Group members (false for `excludedAttributes=members`).
+    pub with_members: bool,
+}
+
+/// One page of results.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// All matches, regardless of paging.
+    pub total: u64,
+    /// This page.
+    pub resources: Vec<Resource>,
+}
+
+/// One provisioning-log entry: a SCIM write and its outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProvisioningEntry {
+    /// When the request arrived.
+    pub at: DateTime<Utc>,
+    /// HTTP method.
+    pub method: String,
+    /// "User" or "Group" (or "Bulk" later).
+    pub resource_type: String,
+    /// The resource id, when known.
+    pub resource_id: Option<String>,
+    /// userName / displayName / externalId, whichever identifies it best.
+    pub identifier: Option<String>,
+    /// "success" or "failure".
+    pub outcome: String,
+    /// HTTP status returned.
+    pub status: u16,
+    /// How long the request took.
+    pub duration_ms: u64,
+    /// The request id (also in logs).
+    pub request_id: String,
+    /// The SCIM error detail for failures.
+    pub detail: Option<String>,
+}
+
+/// Filters for reading the provisioning log.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    /// Only entries at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only entries before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// Only this outcome.
+    pub outcome: Option<String>,
+    /// Only this resource type.
+    pub resource_type: Option<String>,
+    /// Only this resource id.
+    pub resource_id: Option<String>,
+    /// Page: entries after this id (newest first when `None`).
+    pub before_id: Option<i64>,
+    /// Page size.
+    pub limit: u64,
+}
+
+/// An outbox event, written in the same transaction as the change it
+/// describes; the sync worker delivers them in id order per resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEvent {
+    /// Monotonic id; the delivery idempotency key derives from it.
+    pub id: i64,
+    /// e.g. `user.created`, `user.updated`, `user.deleted`,
+    /// `group.created`, `group.updated`, `group.deleted`,
+    /// `group.members_changed`.
+    pub event_type: String,
+    /// "User" or "Group".
+    pub resource_type: String,
+    /// The resource id.
+    pub resource_id: String,
+    /// Event data: version, changed attributes, member delta, document.
+    pub payload: Value,
+    /// When committed.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The database: a pool, its engine, and the handles it hands out.
+#[derive(Clone)]
+pub struct Store {
+    _private: (),
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Connects to `sqlite://path?mode=rwc` or `postgres://...`.
+    pub async fn connect(url: &str, options: StoreOptions) -> Result<Store> {
+        todo!()
+    }
+    /// Applies pending migrations (idempotent).
+    pub async fn migrate(&self) -> Result<()> {
+        todo!()
+    }
+    /// Checks the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<()> {
+        todo!()
+    }
+    /// The engine.
+    pub fn backend(&self) -> Backend {
+        todo!()
+    }
+    /// Operator-level operations across tenants. Every use is a place where
+    /// tenant isolation is the caller's responsibility.
+    pub fn admin(&self) -> AdminStore {
+        todo!()
+    }
+    /// The directory of one resolved tenant.
+    pub fn tenant(&self, tenant: &Tenant) -> TenantStore {
+        todo!()
+    }
+}
+
+/// Operator-level operations: tenants, tokens, operators.
+#[derive(Clone)]
+pub struct AdminStore {
+    _private: (),
+}
+
+impl AdminStore {
+    /// Creates a tenant; `Uniqueness` if the slug is taken, `InvalidValue`
+    /// for a malformed slug.
+    pub async fn create_tenant(&self, new: NewTenant) -> Result<Tenant> {
+        todo!()
+    }
+    /// Looks a tenant up by slug.
+    pub async fn tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>> {
+        todo!()
+    }
+    /// Looks a tenant up by id.
+    pub async fn tenant_by_id(&self, id: Uuid) -> Result<Option<Tenant>> {
+        todo!()
+    }
+    /// Lists tenants by slug, with the total count.
+    pub async fn list_tenants(&self, offset: u64, limit: u64) -> Result<(u64, Vec<Tenant>)> {
+        todo!()
+    }
+    /// Suspends or reactivates a tenant.
+    pub async fn set_tenant_status(&self, id: Uuid, status: TenantStatus) -> Result<Tenant> {
+        todo!()
+    }
+    /// Deletes a tenant and everything it owns.
+    pub async fn delete_tenant(&self, id: Uuid) -> Result<()> {
+        todo!()
+    }
+    /// Issues a token (argon2id-hashed at rest; secret returned once).
+    pub async fn issue_token(&self, tenant: &Tenant, new: NewToken) -> Result<IssuedToken> {
+        todo!()
+    }
+    /// Lists a tenant's tokens (no secrets).
+    pub async fn list_tokens(&self, tenant: &Tenant) -> Result<Vec<TokenInfo>> {
+        todo!()
+    }
+    /// Revokes a token; `NotFound` if it is not this tenant's.
+    pub async fn revoke_token(&self, tenant: &Tenant, token_id: Uuid) -> Result<TokenInfo> {
+        todo!()
+    }
+    /// Verifies a bearer token with argon2 (slow by design: callers cache
+    /// the result). `None` for unknown, wrong, expired or revoked tokens.
+    pub async fn authenticate(&self, bearer: &str) -> Result<Option<Authenticated>> {
+        todo!()
+    }
+    /// A number that changes whenever any token is revoked or a tenant is
+    /// suspended or deleted. Servers poll it (cheaply) and clear their token
+    /// caches when it moves, so a revocation made by another process (the
+    /// CLI, another instance) takes effect within one poll interval.
+    pub async fn auth_revision(&self) -> Result<i64> {
+        todo!()
+    }
+    /// Deletes provisioning-log entries of every tenant older than
+    /// `before` (retention); returns how many.
+    pub async fn prune_provisioning_log(&self, before: DateTime<Utc>) -> Result<u64> {
+        todo!()
+    }
+    /// How many operators exist (0 on a fresh database).
+    pub async fn count_operators(&self) -> Result<u64> {
+        todo!()
+    }
+    /// Creates an operator with an argon2id password hash.
+    pub async fn create_operator(&self, email: &str, password: &str) -> Result<Uuid> {
+        todo!()
+    }
+}
+
+/// One tenant's directory. Every query it runs is scoped to that tenant.
+#[derive(Clone)]
+pub struct TenantStore {
+    _private: (),
+}
+
+impl TenantStore {
+    /// The tenant this handle is scoped to.
+    pub fn tenant(&self) -> &Tenant {
+        todo!()
+    }
+
+    /// Creates a user from a validated canonical document; writes the user,
+    /// its indexed columns and a `user.created` outbox event in one
+    /// transaction. `Uniqueness` on a taken userName (case-insensitive).
+    pub async fn create_user(&self, document: Value) -> Result<Resource> {
+        todo!()
+    }
+    /// Reads a user.
+    pub async fn get_user(&self, id: &str) -> Result<Resource> {
+        todo!()
+    }
+    /// Replaces a user's document (PUT), checking `if_match` when given.
+    pub async fn replace_user(
+        &self,
+        id: &str,
+        document: Value,
+        if_match: Option<u64>,
+    ) -> Result<Resource> {
+        todo!()
+    }
+    /// Read-modify-write (PATCH): `modify` gets the current resource and
+    /// returns the new document, inside one transaction; retried on a
+    /// concurrent change. A no-op (same document) keeps the version.
+    pub async fn modify_user<F>(&self, id: &str, if_match: Option<u64>, modify: F) -> Result<Resource>
+    where
+        F: Fn(&Resource) -> Result<Value, scim::Error> + Send + Sync,
+    {
+        todo!()
+    }
+    /// Deletes a user and all their memberships.
+    pub async fn delete_user(&self, id: &str, if_match: Option<u64>) -> Result<()> {
+        todo!()
+    }
+    /// Lists users matching a query.
+    pub async fn list_users(&self, query: &ListQuery) -> Result<Page> {
+        todo!()
+    }
+    /// The groups each of these users directly belongs to.
+    pub async fn user_groups(&self, user_ids: &[String]) -> Result<HashMap<String, Vec<GroupRef>>> {
+        todo!()
+    }
+
+    /// Creates a group with its members (ids must be users or groups of
+    /// this tenant, else `InvalidValue`). `Uniqueness` on a taken displayName.
+    pub async fn create_group(&self, document: Value, members: Vec<Member>) -> Result<Resource> {
+        todo!()
+    }
+    /// Reads a group, with members when asked.
+    pub async fn get_group(&self, id: &str, with_members: bool) -> Result<Resource> {
+        todo!()
+    }
+    /// Replaces a group's document and whole member set (PUT).
+    pub async fn replace_group(
+        &self,
+        id: &str,
+        document: Value,
+        members: Vec<Member>,
+        if_match: Option<u64>,
+    ) -> Result<Resource> {
+        todo!()
+    }
+    /// Read-modify-write (PATCH): `modify` gets the current group (without
+    /// members) and returns its new document and member changes, applied as
+    /// a delta in one transaction (O(change), never a rewrite of the set).
+    pub async fn modify_group<F>(&self, id: &str, if_match: Option<u64>, modify: F) -> Result<Resource>
+    where
+        F: Fn(&Resource) -> Result<(Value, Vec<MemberChange>), scim::Error> + Send + Sync,
+    {
+        todo!()
+    }
+    /// Deletes a group, its memberships and its own membership in others.
+    pub async fn delete_group(&self, id: &str, if_match: Option<u64>) -> Result<()> {
+        todo!()
+    }
+    /// Lists groups matching a query.
+    pub async fn list_groups(&self, query: &ListQuery) -> Result<Page> {
+        todo!()
+    }
+    /// A group's members.
+    pub async fn group_members(&self, group_id: &str) -> Result<Vec<Member>> {
+        todo!()
+    }
+
+    /// Appends a provisioning-log entry (outside any write transaction, so
+    /// failed requests are logged too).
+    pub async fn record(&self, entry: ProvisioningEntry) -> Result<()> {
+        todo!()
+    }
+    /// Reads the provisioning log, newest first.
+    pub async fn provisioning_log(&self, query: &LogQuery) -> Result<Vec<(i64, ProvisioningEntry)>> {
+        todo!()
+    }
+    /// Outbox events after `after_id`, oldest first.
+    pub async fn outbox_after(&self, after_id: i64, limit: u64) -> Result<Vec<OutboxEvent>> {
+        todo!()
+    }
+}
