@@ -185,6 +185,18 @@ mod tests {
     }
 
     #[test]
+    fn documented_filter_error_example_is_what_the_parser_says() {
+        // docs/scim-protocol.md quotes this body; keep them in step.
+        let e = crate::filter::parse("userName equals \"x\"").unwrap_err();
+        assert_eq!(
+            e.to_body()["detail"],
+            "invalid filter at offset 9: expected compareOp (eq, ne, co, sw, ew, gt, ge, lt, \
+             le) or 'pr' after attribute path 'userName', found 'equals'"
+        );
+        assert_eq!(e.to_body()["scimType"], "invalidFilter");
+    }
+
+    #[test]
     fn not_found_has_no_scim_type() {
         let e = Error::NotFound("Resource 2819c223 not found".into());
         let body = e.to_body();
