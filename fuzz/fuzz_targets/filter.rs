@@ -22,7 +22,13 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(f) = filter::parse(input) {
         let printed = f.to_string();
-        let reparsed = filter::parse(&printed).expect("a printed filter parses");
+        // The canonical form can be a few bytes longer than the input (`1e2`
+        // prints as `100.0`), so only the length budget is lifted here.
+        let limits = filter::Limits {
+            max_len: usize::MAX,
+            ..filter::Limits::default()
+        };
+        let reparsed = filter::parse_with(&printed, &limits).expect("a printed filter parses");
         assert_eq!(f, reparsed, "print/parse round trip changed the AST: {printed}");
         let _ = filter::check(&f, ResourceSchema::user());
         let _ = filter::matches(&f, &USER, ResourceSchema::user());
@@ -30,7 +36,11 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(p) = filter::parse_path(input) {
         let printed = p.to_string();
-        let reparsed = filter::parse_path(&printed).expect("a printed path parses");
-        assert_eq!(p, reparsed, "path round trip changed: {printed}");
+        // Paths have a fixed length budget; a canonical form pushed past it
+        // by normalisation (see above) is not a round-trip failure.
+        if printed.len() <= filter::Limits::default().max_len {
+            let reparsed = filter::parse_path(&printed).expect("a printed path parses");
+            assert_eq!(p, reparsed, "path round trip changed: {printed}");
+        }
     }
 });
