@@ -563,7 +563,12 @@ mod filter_eval {
         let cert = json!({"value": "MIIDQzCCAqygAwIBAgICEAAwDQYJKoZIhvcNAQEFBQAwTjEL"});
         let f = parse(r#"value eq "miidqzccaqygawibagiceaawdqyjkozihvcnaqefbqawtjel""#)
             .expect("parses");
-        assert!(!matches_element(&f, &cert, user, &AttrPath::new("x509Certificates")));
+        assert!(!matches_element(
+            &f,
+            &cert,
+            user,
+            &AttrPath::new("x509Certificates")
+        ));
         assert!(matches_element(&f, &cert, user, &AttrPath::new("emails")));
 
         // Group members, as the PATCH engine filters them.

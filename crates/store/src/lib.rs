@@ -496,7 +496,12 @@ impl TenantStore {
     /// Read-modify-write (PATCH): `modify` gets the current resource and
     /// returns the new document, inside one transaction; retried on a
     /// concurrent change. A no-op (same document) keeps the version.
-    pub async fn modify_user<F>(&self, id: &str, if_match: Option<u64>, modify: F) -> Result<Resource>
+    pub async fn modify_user<F>(
+        &self,
+        id: &str,
+        if_match: Option<u64>,
+        modify: F,
+    ) -> Result<Resource>
     where
         F: Fn(&Resource) -> Result<Value, scim::Error> + Send + Sync,
     {
@@ -537,7 +542,12 @@ impl TenantStore {
     /// Read-modify-write (PATCH): `modify` gets the current group (without
     /// members) and returns its new document and member changes, applied as
     /// a delta in one transaction (O(change), never a rewrite of the set).
-    pub async fn modify_group<F>(&self, id: &str, if_match: Option<u64>, modify: F) -> Result<Resource>
+    pub async fn modify_group<F>(
+        &self,
+        id: &str,
+        if_match: Option<u64>,
+        modify: F,
+    ) -> Result<Resource>
     where
         F: Fn(&Resource) -> Result<(Value, Vec<MemberChange>), scim::Error> + Send + Sync,
     {
@@ -562,7 +572,10 @@ impl TenantStore {
         todo!()
     }
     /// Reads the provisioning log, newest first.
-    pub async fn provisioning_log(&self, query: &LogQuery) -> Result<Vec<(i64, ProvisioningEntry)>> {
+    pub async fn provisioning_log(
+        &self,
+        query: &LogQuery,
+    ) -> Result<Vec<(i64, ProvisioningEntry)>> {
         todo!()
     }
     /// Outbox events after `after_id`, oldest first.
