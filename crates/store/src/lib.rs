@@ -9,13 +9,31 @@
 //!
 //! SQLite is the embedded default and PostgreSQL the production engine; both
 //! run the whole test suite.
-
-// CONTRACT NOTE (removed when implemented): the signatures below are the
-// agreed API the gateway and binary are written against. Bodies are being
-// implemented; keep the signatures, add private modules freely.
-#![allow(clippy::todo, unused_variables)]
+//!
+//! How it works, in brief (details at the top of each module):
+//! - **Writes** run in one transaction each, with the resource's row locked
+//!   (`FOR UPDATE` on PostgreSQL; on SQLite one in-process async mutex plus
+//!   `BEGIN IMMEDIATE`, because SQLite has one writer and a deferred
+//!   transaction cannot safely upgrade). The row is then written with
+//!   `WHERE version = <read>`; a conflict, a deadlock or a serialization
+//!   failure reruns the transaction, at most 16 times, after which the
+//!   caller gets `Unavailable`. The outbox event is inserted by the same
+//!   transaction ([`OutboxEvent`]).
+//! - **Members** are rows (`memberships`), changed by inserts and deletes
+//!   under the group's row lock: concurrent member PATCHes on one group
+//!   serialize and all land, in O(change).
+//! - **Documents** are JSON text, stored as given; the indexed columns
+//!   (userName, externalId, displayName, active, emails[].value) are derived
+//!   from them on every write, case-insensitive ones lower-cased exactly as
+//!   `scim::filter` lower-cases.
+//! - **Lists** translate the filter AST to SQL where that is exact and
+//!   finish the rest with `scim::filter::matches` over at most
+//!   [`StoreOptions::scan_limit`] rows, else `TooMany`.
+//! - **Timestamps** are UTC with millisecond precision (what `meta`
+//!   shows), so a `meta.created eq` filter can match what a client read.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use scim::AttrPath;
@@ -23,6 +41,22 @@ use scim::filter::Filter;
 use scim::patch::{Member, MemberChange};
 use serde_json::Value;
 use uuid::Uuid;
+
+#[macro_use]
+mod macros;
+
+mod admin;
+mod columns;
+mod db;
+mod directory;
+mod entity;
+mod events;
+mod list;
+mod log;
+mod translate;
+
+/// The schema version this build migrates to (see the `migrations` crate).
+pub const SCHEMA_VERSION: u32 = migrations::SCHEMA_VERSION;
 
 /// Result alias for this crate.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -354,7 +388,7 @@ pub struct OutboxEvent {
 /// The database: a pool, its engine, and the handles it hands out.
 #[derive(Clone)]
 pub struct Store {
-    _private: (),
+    inner: Arc<db::Inner>,
 }
 
 impl std::fmt::Debug for Store {
@@ -366,123 +400,145 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Connects to `sqlite://path?mode=rwc` or `postgres://...`.
     pub async fn connect(url: &str, options: StoreOptions) -> Result<Store> {
-        todo!()
+        Ok(Store {
+            inner: Arc::new(db::Inner::connect(url, options).await?),
+        })
     }
     /// Applies pending migrations (idempotent).
     pub async fn migrate(&self) -> Result<()> {
-        todo!()
+        admin::migrate(&self.inner).await
     }
     /// Checks the database answers (for `/readyz`).
     pub async fn ping(&self) -> Result<()> {
-        todo!()
+        self.inner.conn.ping().await.map_err(db::db)
     }
     /// The engine.
     pub fn backend(&self) -> Backend {
-        todo!()
+        self.inner.backend
     }
     /// Operator-level operations across tenants. Every use is a place where
     /// tenant isolation is the caller's responsibility.
     pub fn admin(&self) -> AdminStore {
-        todo!()
+        AdminStore {
+            inner: self.inner.clone(),
+        }
     }
     /// The directory of one resolved tenant.
     pub fn tenant(&self, tenant: &Tenant) -> TenantStore {
-        todo!()
+        TenantStore {
+            inner: self.inner.clone(),
+            tenant: tenant.clone(),
+        }
     }
 }
 
 /// Operator-level operations: tenants, tokens, operators.
 #[derive(Clone)]
 pub struct AdminStore {
-    _private: (),
+    inner: Arc<db::Inner>,
 }
 
 impl AdminStore {
     /// Creates a tenant; `Uniqueness` if the slug is taken, `InvalidValue`
     /// for a malformed slug.
     pub async fn create_tenant(&self, new: NewTenant) -> Result<Tenant> {
-        todo!()
+        admin::create_tenant(&self.inner, new).await
     }
     /// Looks a tenant up by slug.
     pub async fn tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>> {
-        todo!()
+        admin::tenant_by_slug(&self.inner, slug).await
     }
     /// Looks a tenant up by id.
     pub async fn tenant_by_id(&self, id: Uuid) -> Result<Option<Tenant>> {
-        todo!()
+        admin::tenant_by_id(&self.inner, id).await
     }
     /// Lists tenants by slug, with the total count.
     pub async fn list_tenants(&self, offset: u64, limit: u64) -> Result<(u64, Vec<Tenant>)> {
-        todo!()
+        admin::list_tenants(&self.inner, offset, limit).await
     }
     /// Suspends or reactivates a tenant.
     pub async fn set_tenant_status(&self, id: Uuid, status: TenantStatus) -> Result<Tenant> {
-        todo!()
+        admin::set_tenant_status(&self.inner, id, status).await
     }
     /// Deletes a tenant and everything it owns.
     pub async fn delete_tenant(&self, id: Uuid) -> Result<()> {
-        todo!()
+        admin::delete_tenant(&self.inner, id).await
     }
     /// Issues a token (argon2id-hashed at rest; secret returned once).
     pub async fn issue_token(&self, tenant: &Tenant, new: NewToken) -> Result<IssuedToken> {
-        todo!()
+        admin::issue_token(&self.inner, tenant, new).await
     }
     /// Lists a tenant's tokens (no secrets).
     pub async fn list_tokens(&self, tenant: &Tenant) -> Result<Vec<TokenInfo>> {
-        todo!()
+        admin::list_tokens(&self.inner, tenant).await
     }
     /// Revokes a token; `NotFound` if it is not this tenant's.
     pub async fn revoke_token(&self, tenant: &Tenant, token_id: Uuid) -> Result<TokenInfo> {
-        todo!()
+        admin::revoke_token(&self.inner, tenant, token_id).await
     }
     /// Verifies a bearer token with argon2 (slow by design: callers cache
     /// the result). `None` for unknown, wrong, expired or revoked tokens.
     pub async fn authenticate(&self, bearer: &str) -> Result<Option<Authenticated>> {
-        todo!()
+        admin::authenticate(&self.inner, bearer).await
     }
     /// A number that changes whenever any token is revoked or a tenant is
     /// suspended or deleted. Servers poll it (cheaply) and clear their token
     /// caches when it moves, so a revocation made by another process (the
     /// CLI, another instance) takes effect within one poll interval.
     pub async fn auth_revision(&self) -> Result<i64> {
-        todo!()
+        admin::auth_revision(&self.inner).await
     }
     /// Deletes provisioning-log entries of every tenant older than
     /// `before` (retention); returns how many.
     pub async fn prune_provisioning_log(&self, before: DateTime<Utc>) -> Result<u64> {
-        todo!()
+        log::prune(&self.inner, before).await
     }
     /// How many operators exist (0 on a fresh database).
     pub async fn count_operators(&self) -> Result<u64> {
-        todo!()
+        admin::count_operators(&self.inner).await
     }
     /// Creates an operator with an argon2id password hash.
     pub async fn create_operator(&self, email: &str, password: &str) -> Result<Uuid> {
-        todo!()
+        admin::create_operator(&self.inner, email, password).await
     }
 }
 
 /// One tenant's directory. Every query it runs is scoped to that tenant.
 #[derive(Clone)]
 pub struct TenantStore {
-    _private: (),
+    inner: Arc<db::Inner>,
+    tenant: Tenant,
+}
+
+impl std::fmt::Debug for TenantStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantStore")
+            .field("tenant", &self.tenant.slug)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for AdminStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminStore").finish_non_exhaustive()
+    }
 }
 
 impl TenantStore {
     /// The tenant this handle is scoped to.
     pub fn tenant(&self) -> &Tenant {
-        todo!()
+        &self.tenant
     }
 
     /// Creates a user from a validated canonical document; writes the user,
     /// its indexed columns and a `user.created` outbox event in one
     /// transaction. `Uniqueness` on a taken userName (case-insensitive).
     pub async fn create_user(&self, document: Value) -> Result<Resource> {
-        todo!()
+        directory::create_user(self, document).await
     }
     /// Reads a user.
     pub async fn get_user(&self, id: &str) -> Result<Resource> {
-        todo!()
+        directory::get_user(self, id).await
     }
     /// Replaces a user's document (PUT), checking `if_match` when given.
     pub async fn replace_user(
@@ -491,7 +547,7 @@ impl TenantStore {
         document: Value,
         if_match: Option<u64>,
     ) -> Result<Resource> {
-        todo!()
+        directory::replace_user(self, id, document, if_match).await
     }
     /// Read-modify-write (PATCH): `modify` gets the current resource and
     /// returns the new document, inside one transaction; retried on a
@@ -505,29 +561,29 @@ impl TenantStore {
     where
         F: Fn(&Resource) -> Result<Value, scim::Error> + Send + Sync,
     {
-        todo!()
+        directory::modify_user(self, id, if_match, modify).await
     }
     /// Deletes a user and all their memberships.
     pub async fn delete_user(&self, id: &str, if_match: Option<u64>) -> Result<()> {
-        todo!()
+        directory::delete_user(self, id, if_match).await
     }
     /// Lists users matching a query.
     pub async fn list_users(&self, query: &ListQuery) -> Result<Page> {
-        todo!()
+        list::list(self, translate::Kind::User, query).await
     }
     /// The groups each of these users directly belongs to.
     pub async fn user_groups(&self, user_ids: &[String]) -> Result<HashMap<String, Vec<GroupRef>>> {
-        todo!()
+        directory::user_groups(self, user_ids).await
     }
 
     /// Creates a group with its members (ids must be users or groups of
     /// this tenant, else `InvalidValue`). `Uniqueness` on a taken displayName.
     pub async fn create_group(&self, document: Value, members: Vec<Member>) -> Result<Resource> {
-        todo!()
+        directory::create_group(self, document, members).await
     }
     /// Reads a group, with members when asked.
     pub async fn get_group(&self, id: &str, with_members: bool) -> Result<Resource> {
-        todo!()
+        directory::get_group(self, id, with_members).await
     }
     /// Replaces a group's document and whole member set (PUT).
     pub async fn replace_group(
@@ -537,7 +593,7 @@ impl TenantStore {
         members: Vec<Member>,
         if_match: Option<u64>,
     ) -> Result<Resource> {
-        todo!()
+        directory::replace_group(self, id, document, members, if_match).await
     }
     /// Read-modify-write (PATCH): `modify` gets the current group (without
     /// members) and returns its new document and member changes, applied as
@@ -551,35 +607,35 @@ impl TenantStore {
     where
         F: Fn(&Resource) -> Result<(Value, Vec<MemberChange>), scim::Error> + Send + Sync,
     {
-        todo!()
+        directory::modify_group(self, id, if_match, modify).await
     }
     /// Deletes a group, its memberships and its own membership in others.
     pub async fn delete_group(&self, id: &str, if_match: Option<u64>) -> Result<()> {
-        todo!()
+        directory::delete_group(self, id, if_match).await
     }
     /// Lists groups matching a query.
     pub async fn list_groups(&self, query: &ListQuery) -> Result<Page> {
-        todo!()
+        list::list(self, translate::Kind::Group, query).await
     }
     /// A group's members.
     pub async fn group_members(&self, group_id: &str) -> Result<Vec<Member>> {
-        todo!()
+        directory::group_members(self, group_id).await
     }
 
     /// Appends a provisioning-log entry (outside any write transaction, so
     /// failed requests are logged too).
     pub async fn record(&self, entry: ProvisioningEntry) -> Result<()> {
-        todo!()
+        log::record(self, entry).await
     }
     /// Reads the provisioning log, newest first.
     pub async fn provisioning_log(
         &self,
         query: &LogQuery,
     ) -> Result<Vec<(i64, ProvisioningEntry)>> {
-        todo!()
+        log::read(self, query).await
     }
     /// Outbox events after `after_id`, oldest first.
     pub async fn outbox_after(&self, after_id: i64, limit: u64) -> Result<Vec<OutboxEvent>> {
-        todo!()
+        events::after(self, after_id, limit).await
     }
 }

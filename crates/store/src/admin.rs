@@ -1,0 +1,603 @@
+//! Operator-level operations: schema, tenants, tokens, operators.
+//!
+//! Tokens are `sgt_<token id, 32 hex>_<secret, 64 hex>`. The id half finds
+//! the row by primary key, so authentication costs one indexed read and one
+//! argon2id verification, however many tokens exist. Only the secret half
+//! is hashed (argon2id, PHC string); hashing and verification run on the
+//! blocking pool so they never stall the async workers.
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use chrono::{DateTime, Utc};
+use migrations::MigratorTrait;
+use rand::RngCore;
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+use crate::db::{Inner, TxError, db, dbx, now, unique_or};
+use crate::entity::{auth_revision, operators, tenants, tokens};
+use crate::{
+    Authenticated, IssuedToken, NewTenant, NewToken, Result, Scope, StoreError, Tenant, TenantKind,
+    TenantStatus, TokenInfo,
+};
+
+/// The prefix of every bearer token this store issues.
+const TOKEN_PREFIX: &str = "sgt_";
+
+pub(crate) async fn migrate(inner: &Inner) -> Result<()> {
+    write_one!(inner, conn => {
+        migrations::Migrator::up(conn, None)
+            .await
+            .map_err(|e| match e {
+                sea_orm::DbErr::Migration(m) => {
+                    StoreError::Internal(format!("migration failed: {m}"))
+                }
+                other => db(other),
+            })
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Tenants
+
+pub(crate) fn tenant_from_row(row: tenants::Model) -> Result<Tenant> {
+    let id = Uuid::parse_str(&row.id)
+        .map_err(|_| StoreError::Internal(format!("tenant row has a malformed id {:?}", row.id)))?;
+    let kind = match row.kind.as_str() {
+        "standard" => TenantKind::Standard,
+        "super" => TenantKind::Super,
+        other => {
+            return Err(StoreError::Internal(format!(
+                "tenant {id} has an unknown kind {other:?}"
+            )));
+        }
+    };
+    let status = match row.status.as_str() {
+        "active" => TenantStatus::Active,
+        "suspended" => TenantStatus::Suspended,
+        other => {
+            return Err(StoreError::Internal(format!(
+                "tenant {id} has an unknown status {other:?}"
+            )));
+        }
+    };
+    Ok(Tenant {
+        id,
+        slug: row.slug,
+        name: row.name,
+        kind,
+        status,
+        created_at: row.created_at,
+    })
+}
+
+fn kind_str(kind: TenantKind) -> &'static str {
+    match kind {
+        TenantKind::Standard => "standard",
+        TenantKind::Super => "super",
+    }
+}
+
+fn status_str(status: TenantStatus) -> &'static str {
+    match status {
+        TenantStatus::Active => "active",
+        TenantStatus::Suspended => "suspended",
+    }
+}
+
+/// A slug is a DNS-label-like name: it appears in URLs and must not need
+/// escaping or case folding anywhere.
+pub(crate) fn validate_slug(slug: &str) -> Result<()> {
+    let ok = (1..=63).contains(&slug.len())
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !slug.starts_with('-')
+        && !slug.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidValue(format!(
+            "invalid tenant slug {slug:?}: use 1 to 63 lowercase letters, digits and '-', \
+             not starting or ending with '-'"
+        )))
+    }
+}
+
+pub(crate) async fn create_tenant(inner: &Inner, new: NewTenant) -> Result<Tenant> {
+    validate_slug(&new.slug)?;
+    if new.name.trim().is_empty() {
+        return Err(StoreError::InvalidValue(
+            "tenant name must not be empty".into(),
+        ));
+    }
+    let at = now();
+    let row = tenants::Model {
+        id: Uuid::new_v4().to_string(),
+        slug: new.slug,
+        name: new.name,
+        kind: kind_str(new.kind).into(),
+        status: status_str(TenantStatus::Active).into(),
+        created_at: at,
+        updated_at: at,
+    };
+    let am = tenants::ActiveModel {
+        id: Set(row.id.clone()),
+        slug: Set(row.slug.clone()),
+        name: Set(row.name.clone()),
+        kind: Set(row.kind.clone()),
+        status: Set(row.status.clone()),
+        created_at: Set(at),
+        updated_at: Set(at),
+    };
+    write_txn!(inner, txn => {
+        tenants::Entity::insert(am.clone())
+            .exec_without_returning(txn)
+            .await
+            .map_err(|e| {
+                unique_or(e, || format!("tenant slug '{}' is already taken", row.slug))
+            })?;
+        Ok(())
+    })?;
+    tenant_from_row(row)
+}
+
+pub(crate) async fn tenant_by_slug(inner: &Inner, slug: &str) -> Result<Option<Tenant>> {
+    tenants::Entity::find()
+        .filter(tenants::Column::Slug.eq(slug))
+        .one(&inner.conn)
+        .await
+        .map_err(db)?
+        .map(tenant_from_row)
+        .transpose()
+}
+
+pub(crate) async fn tenant_by_id(inner: &Inner, id: Uuid) -> Result<Option<Tenant>> {
+    tenants::Entity::find_by_id(id.to_string())
+        .one(&inner.conn)
+        .await
+        .map_err(db)?
+        .map(tenant_from_row)
+        .transpose()
+}
+
+pub(crate) async fn list_tenants(
+    inner: &Inner,
+    offset: u64,
+    limit: u64,
+) -> Result<(u64, Vec<Tenant>)> {
+    let total = tenants::Entity::find()
+        .count(&inner.conn)
+        .await
+        .map_err(db)?;
+    if limit == 0 {
+        return Ok((total, Vec::new()));
+    }
+    let rows = tenants::Entity::find()
+        .order_by_asc(tenants::Column::Slug)
+        .offset(offset)
+        .limit(limit)
+        .all(&inner.conn)
+        .await
+        .map_err(db)?;
+    let tenants = rows
+        .into_iter()
+        .map(tenant_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    Ok((total, tenants))
+}
+
+pub(crate) async fn set_tenant_status(
+    inner: &Inner,
+    id: Uuid,
+    status: TenantStatus,
+) -> Result<Tenant> {
+    let row = write_txn!(inner, txn => {
+        let Some(row) = tenants::Entity::find_by_id(id.to_string())
+            .lock_exclusive()
+            .one(txn)
+            .await
+            .map_err(dbx)?
+        else {
+            return Err(StoreError::NotFound(format!("tenant {id}")).into());
+        };
+        if row.status == status_str(status) {
+            return Ok(row);
+        }
+        let at = now();
+        tenants::Entity::update_many()
+            .col_expr(tenants::Column::Status, Expr::value(status_str(status)))
+            .col_expr(tenants::Column::UpdatedAt, Expr::value(at))
+            .filter(tenants::Column::Id.eq(id.to_string()))
+            .exec(txn)
+            .await
+            .map_err(dbx)?;
+        bump_auth_revision(txn).await?;
+        Ok(tenants::Model {
+            status: status_str(status).into(),
+            updated_at: at,
+            ..row
+        })
+    })?;
+    tenant_from_row(row)
+}
+
+pub(crate) async fn delete_tenant(inner: &Inner, id: Uuid) -> Result<()> {
+    write_txn!(inner, txn => {
+        // Everything the tenant owns goes with it (ON DELETE CASCADE).
+        let deleted = tenants::Entity::delete_many()
+            .filter(tenants::Column::Id.eq(id.to_string()))
+            .exec(txn)
+            .await
+            .map_err(dbx)?;
+        if deleted.rows_affected == 0 {
+            return Err(StoreError::NotFound(format!("tenant {id}")).into());
+        }
+        bump_auth_revision(txn).await
+    })
+}
+
+async fn bump_auth_revision(txn: &impl ConnectionTrait) -> Result<(), TxError> {
+    auth_revision::Entity::update_many()
+        .col_expr(
+            auth_revision::Column::Revision,
+            Expr::col(auth_revision::Column::Revision).add(1),
+        )
+        .filter(auth_revision::Column::Id.eq(1))
+        .exec(txn)
+        .await
+        .map_err(dbx)?;
+    Ok(())
+}
+
+pub(crate) async fn auth_revision(inner: &Inner) -> Result<i64> {
+    let row = auth_revision::Entity::find_by_id(1)
+        .one(&inner.conn)
+        .await
+        .map_err(db)?;
+    row.map(|r| r.revision)
+        .ok_or_else(|| StoreError::Internal("auth_revision row is missing".into()))
+}
+
+// ---------------------------------------------------------------------------
+// Tokens
+
+fn scopes_to_str(scopes: &[Scope]) -> String {
+    let mut out: Vec<&str> = Vec::with_capacity(scopes.len());
+    for s in scopes {
+        if !out.contains(&s.as_str()) {
+            out.push(s.as_str());
+        }
+    }
+    out.join(" ")
+}
+
+fn scopes_from_str(s: &str) -> Vec<Scope> {
+    s.split_whitespace()
+        .filter_map(|word| match word {
+            "scim:write" => Some(Scope::ScimWrite),
+            "scim:read" => Some(Scope::ScimRead),
+            // A scope written by a newer version grants nothing here.
+            other => {
+                tracing::warn!(scope = other, "ignoring unknown token scope");
+                None
+            }
+        })
+        .collect()
+}
+
+fn token_from_row(row: &tokens::Model) -> Result<TokenInfo> {
+    let parse = |s: &str| {
+        Uuid::parse_str(s)
+            .map_err(|_| StoreError::Internal(format!("token row has a malformed id {s:?}")))
+    };
+    Ok(TokenInfo {
+        id: parse(&row.id)?,
+        tenant_id: parse(&row.tenant_id)?,
+        name: row.name.clone(),
+        scopes: scopes_from_str(&row.scopes),
+        created_at: row.created_at,
+        expires_at: row.expires_at,
+        revoked_at: row.revoked_at,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        // Writing to a String cannot fail.
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Splits a bearer token into its id and secret; `None` if it is not one
+/// of ours.
+fn parse_token(bearer: &str) -> Option<(Uuid, &str)> {
+    let rest = bearer.strip_prefix(TOKEN_PREFIX)?;
+    let (id, secret) = rest.split_once('_')?;
+    if id.len() != 32 || secret.len() != 64 {
+        return None;
+    }
+    if !secret.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some((Uuid::parse_str(id).ok()?, secret))
+}
+
+/// Hashes a secret with argon2id (default parameters) on the blocking pool.
+pub(crate) async fn hash_secret(secret: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let mut salt = [0u8; 16];
+        rand::rng().fill_bytes(&mut salt);
+        let salt = SaltString::encode_b64(&salt)
+            .map_err(|e| StoreError::Internal(format!("argon2 salt: {e}")))?;
+        Argon2::default()
+            .hash_password(secret.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| StoreError::Internal(format!("argon2 hash: {e}")))
+    })
+    .await
+    .map_err(|e| StoreError::Internal(format!("hashing task failed: {e}")))?
+}
+
+/// Verifies a secret against a PHC string on the blocking pool.
+pub(crate) async fn verify_secret(secret: String, phc: String) -> Result<bool> {
+    tokio::task::spawn_blocking(move || {
+        let hash = PasswordHash::new(&phc)
+            .map_err(|e| StoreError::Internal(format!("stored hash is malformed: {e}")))?;
+        Ok(Argon2::default()
+            .verify_password(secret.as_bytes(), &hash)
+            .is_ok())
+    })
+    .await
+    .map_err(|e| StoreError::Internal(format!("verification task failed: {e}")))?
+}
+
+pub(crate) async fn issue_token(
+    inner: &Inner,
+    tenant: &Tenant,
+    new: NewToken,
+) -> Result<IssuedToken> {
+    if new.scopes.is_empty() {
+        return Err(StoreError::InvalidValue(
+            "a token needs at least one scope".into(),
+        ));
+    }
+    if new.name.trim().is_empty() {
+        return Err(StoreError::InvalidValue(
+            "token name must not be empty".into(),
+        ));
+    }
+    let id = Uuid::new_v4();
+    let mut raw = [0u8; 32];
+    rand::rng().fill_bytes(&mut raw);
+    let secret = hex(&raw);
+    let hash = hash_secret(secret.clone()).await?;
+    let row = tokens::Model {
+        id: id.to_string(),
+        tenant_id: tenant.id.to_string(),
+        name: new.name,
+        secret_hash: hash,
+        scopes: scopes_to_str(&new.scopes),
+        created_at: now(),
+        expires_at: new.expires_at,
+        revoked_at: None,
+    };
+    let am = tokens::ActiveModel {
+        id: Set(row.id.clone()),
+        tenant_id: Set(row.tenant_id.clone()),
+        name: Set(row.name.clone()),
+        secret_hash: Set(row.secret_hash.clone()),
+        scopes: Set(row.scopes.clone()),
+        created_at: Set(row.created_at),
+        expires_at: Set(row.expires_at),
+        revoked_at: Set(None),
+    };
+    write_txn!(inner, txn => {
+        tokens::Entity::insert(am.clone())
+            .exec_without_returning(txn)
+            .await
+            .map_err(|e| match e.sql_err() {
+                Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => TxError::Fail(
+                    StoreError::NotFound(format!("tenant {}", tenant.id)),
+                ),
+                _ => dbx(e),
+            })?;
+        Ok(())
+    })?;
+    Ok(IssuedToken {
+        info: token_from_row(&row)?,
+        secret: format!("{TOKEN_PREFIX}{}_{secret}", id.simple()),
+    })
+}
+
+pub(crate) async fn list_tokens(inner: &Inner, tenant: &Tenant) -> Result<Vec<TokenInfo>> {
+    tokens::Entity::find()
+        .filter(tokens::Column::TenantId.eq(tenant.id.to_string()))
+        .order_by_asc(tokens::Column::CreatedAt)
+        .order_by_asc(tokens::Column::Id)
+        .all(&inner.conn)
+        .await
+        .map_err(db)?
+        .iter()
+        .map(token_from_row)
+        .collect()
+}
+
+pub(crate) async fn revoke_token(
+    inner: &Inner,
+    tenant: &Tenant,
+    token_id: Uuid,
+) -> Result<TokenInfo> {
+    let row = write_txn!(inner, txn => {
+        let Some(row) = tokens::Entity::find_by_id(token_id.to_string())
+            .filter(tokens::Column::TenantId.eq(tenant.id.to_string()))
+            .lock_exclusive()
+            .one(txn)
+            .await
+            .map_err(dbx)?
+        else {
+            return Err(StoreError::NotFound(format!("token {token_id}")).into());
+        };
+        if row.revoked_at.is_some() {
+            return Ok(row);
+        }
+        let at = now();
+        tokens::Entity::update_many()
+            .col_expr(tokens::Column::RevokedAt, Expr::value(at))
+            .filter(tokens::Column::Id.eq(token_id.to_string()))
+            .exec(txn)
+            .await
+            .map_err(dbx)?;
+        bump_auth_revision(txn).await?;
+        Ok(tokens::Model {
+            revoked_at: Some(at),
+            ..row
+        })
+    })?;
+    token_from_row(&row)
+}
+
+pub(crate) async fn authenticate(inner: &Inner, bearer: &str) -> Result<Option<Authenticated>> {
+    let Some((token_id, secret)) = parse_token(bearer.trim()) else {
+        return Ok(None);
+    };
+    let Some(row) = tokens::Entity::find_by_id(token_id.to_string())
+        .one(&inner.conn)
+        .await
+        .map_err(db)?
+    else {
+        return Ok(None);
+    };
+    if row.revoked_at.is_some() || is_expired(row.expires_at, Utc::now()) {
+        return Ok(None);
+    }
+    if !verify_secret(secret.to_owned(), row.secret_hash.clone()).await? {
+        return Ok(None);
+    }
+    let Some(tenant) = tenants::Entity::find_by_id(row.tenant_id.clone())
+        .one(&inner.conn)
+        .await
+        .map_err(db)?
+    else {
+        // Deleted between the two reads.
+        return Ok(None);
+    };
+    let info = token_from_row(&row)?;
+    Ok(Some(Authenticated {
+        tenant: tenant_from_row(tenant)?,
+        token_id,
+        scopes: info.scopes,
+        expires_at: row.expires_at,
+    }))
+}
+
+fn is_expired(expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    expires_at.is_some_and(|e| e <= now)
+}
+
+// ---------------------------------------------------------------------------
+// Operators
+
+pub(crate) async fn count_operators(inner: &Inner) -> Result<u64> {
+    operators::Entity::find()
+        .count(&inner.conn)
+        .await
+        .map_err(db)
+}
+
+pub(crate) async fn create_operator(inner: &Inner, email: &str, password: &str) -> Result<Uuid> {
+    let email = email.trim();
+    if email.is_empty() || !email.contains('@') {
+        return Err(StoreError::InvalidValue(
+            "operator email must be an e-mail address".into(),
+        ));
+    }
+    if password.is_empty() {
+        return Err(StoreError::InvalidValue(
+            "operator password must not be empty".into(),
+        ));
+    }
+    let hash = hash_secret(password.to_owned()).await?;
+    let id = Uuid::new_v4();
+    let email_norm = crate::columns::lower(email);
+    let am = operators::ActiveModel {
+        id: Set(id.to_string()),
+        email: Set(email.to_owned()),
+        email_norm: Set(email_norm),
+        password_hash: Set(hash),
+        created_at: Set(now()),
+    };
+    write_txn!(inner, txn => {
+        operators::Entity::insert(am.clone())
+            .exec_without_returning(txn)
+            .await
+            .map_err(|e| unique_or(e, || format!("operator '{email}' already exists")))?;
+        Ok(())
+    })?;
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        for ok in ["a", "acme", "acme-corp", "a1", "0", &"x".repeat(63)] {
+            assert!(validate_slug(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "Acme",
+            "a_b",
+            "a.b",
+            "ä",
+            &"x".repeat(64),
+            "a b",
+        ] {
+            assert!(
+                matches!(validate_slug(bad), Err(StoreError::InvalidValue(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn token_format_round_trips_and_rejects_garbage() {
+        let id = Uuid::new_v4();
+        let secret = "ab".repeat(32);
+        let token = format!("sgt_{}_{secret}", id.simple());
+        assert_eq!(parse_token(&token), Some((id, secret.as_str())));
+        for bad in [
+            "",
+            "sgt_",
+            "Bearer x",
+            &format!("sgx_{}_{secret}", id.simple()),
+            &format!("sgt_{}_{}", id.simple(), &secret[1..]),
+            &format!("sgt_{}_{}zz", id.simple(), &secret[2..]),
+            &format!("sgt_{}_{secret}", id.hyphenated()),
+        ] {
+            assert_eq!(parse_token(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn scopes_round_trip_without_duplicates() {
+        let s = scopes_to_str(&[Scope::ScimWrite, Scope::ScimRead, Scope::ScimWrite]);
+        assert_eq!(s, "scim:write scim:read");
+        assert_eq!(scopes_from_str(&s), vec![Scope::ScimWrite, Scope::ScimRead]);
+        assert_eq!(
+            scopes_from_str("scim:write admin:all"),
+            vec![Scope::ScimWrite]
+        );
+    }
+}

@@ -1,0 +1,275 @@
+//! The connection, write transactions and error classification.
+//!
+//! SQLite allows one writer at a time. A deferred transaction that reads
+//! and then writes can fail with `SQLITE_BUSY` when another connection
+//! wrote in between, and the busy handler cannot help it; so on SQLite
+//! every write transaction of this process holds one async mutex and starts
+//! `IMMEDIATE` (taking the write lock at `BEGIN`, where `busy_timeout`
+//! waits for writers of other processes, e.g. the CLI). Reads take no lock
+//! and run concurrently (WAL).
+//!
+//! On PostgreSQL write transactions run at READ COMMITTED and lock the rows
+//! they read-modify-write (`SELECT ... FOR UPDATE`); deadlocks and
+//! serialization failures are retried a bounded number of times.
+
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    RuntimeErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+};
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::{Backend, Result, StoreError, StoreOptions};
+
+/// How many times a write transaction is attempted before the store gives
+/// up with `Unavailable`. Conflicts need a concurrent writer on the same
+/// rows to lose a race each time, so 16 is far beyond what real traffic
+/// produces and still bounds the work of a pathological burst.
+pub(crate) const MAX_ATTEMPTS: usize = 16;
+
+/// SQLite's `busy_timeout`: how long a statement waits for another
+/// process's lock before failing.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The shared state behind [`crate::Store`] and its handles.
+pub(crate) struct Inner {
+    pub(crate) conn: DatabaseConnection,
+    pub(crate) backend: Backend,
+    pub(crate) options: StoreOptions,
+    /// Present on SQLite only: serializes this process's writers.
+    write_lock: Option<Mutex<()>>,
+}
+
+impl Inner {
+    pub(crate) async fn connect(url: &str, options: StoreOptions) -> Result<Inner> {
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            // The URL itself may hold a password: never echo it.
+            return Err(StoreError::InvalidValue(
+                "database URL must start with sqlite:// or postgres://".into(),
+            ));
+        };
+        let mut opts = ConnectOptions::new(url.to_owned());
+        opts.max_connections(options.max_connections.max(1))
+            .min_connections(0)
+            .connect_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(10))
+            // Statement logging would put SQL (and in debug builds, values)
+            // into the logs; the gateway logs what matters with request ids.
+            .sqlx_logging(false);
+        if backend == Backend::Sqlite {
+            let full = options.sqlite_synchronous_full;
+            opts.map_sqlx_sqlite_opts(move |o| {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(if full {
+                        SqliteSynchronous::Full
+                    } else {
+                        SqliteSynchronous::Normal
+                    })
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    .foreign_keys(true)
+            });
+        }
+        let conn = Database::connect(opts).await.map_err(|e| match e {
+            DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => {
+                StoreError::Unavailable(format!("cannot connect: {}", redact(&e)))
+            }
+            other => db(other),
+        })?;
+        Ok(Inner {
+            conn,
+            backend,
+            write_lock: (backend == Backend::Sqlite).then(|| Mutex::new(())),
+            options,
+        })
+    }
+
+    /// Holds this process's SQLite write lock (nothing on PostgreSQL).
+    pub(crate) async fn lock_writes(&self) -> Option<MutexGuard<'_, ()>> {
+        match &self.write_lock {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        }
+    }
+
+    /// Ends one attempt of a write transaction: commits on `Ok`, rolls back
+    /// otherwise. `None` means "run the transaction again".
+    pub(crate) async fn finish<T>(
+        &self,
+        txn: DatabaseTransaction,
+        result: Result<T, TxError>,
+        attempts: usize,
+    ) -> Option<Result<T>> {
+        let contended = || {
+            StoreError::Unavailable(
+                "the resource is being changed concurrently; retry the request".into(),
+            )
+        };
+        match result {
+            Ok(value) => match txn.commit().await {
+                Ok(()) => Some(Ok(value)),
+                Err(e) if is_transient(&e) => (attempts >= MAX_ATTEMPTS).then(|| Err(contended())),
+                Err(e) => Some(Err(db(e))),
+            },
+            Err(TxError::Retry) => {
+                // A failed rollback changes nothing: the pool discards or
+                // resets the connection.
+                let _ = txn.rollback().await;
+                (attempts >= MAX_ATTEMPTS).then(|| Err(contended()))
+            }
+            Err(TxError::Fail(e)) => {
+                let _ = txn.rollback().await;
+                Some(Err(e))
+            }
+        }
+    }
+
+    pub(crate) async fn begin_write(&self) -> Result<DatabaseTransaction> {
+        let options = TransactionOptions {
+            sqlite_transaction_mode: (self.backend == Backend::Sqlite)
+                .then_some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
+        self.conn.begin_with_options(options).await.map_err(db)
+    }
+
+    /// PostgreSQL: serializes the tail of one tenant's write transactions
+    /// so that outbox ids commit in increasing order (a consumer reading
+    /// "ids after N" never skips a row committed late). Held from the
+    /// outbox insert to the commit only. SQLite writers are serial anyway.
+    pub(crate) async fn outbox_order_lock(
+        &self,
+        txn: &DatabaseTransaction,
+        tenant_id: uuid::Uuid,
+    ) -> Result<(), TxError> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        let bytes = tenant_id.as_bytes();
+        let mut key = [0u8; 8];
+        key.copy_from_slice(&bytes[..8]);
+        let stmt = Statement::from_sql_and_values(
+            txn.get_database_backend(),
+            "SELECT pg_advisory_xact_lock($1)",
+            [i64::from_be_bytes(key).into()],
+        );
+        txn.query_one_raw(stmt).await.map_err(dbx)?;
+        Ok(())
+    }
+}
+
+/// The outcome of one attempt at a write transaction.
+pub(crate) enum TxError {
+    /// A transient conflict: roll back and run the transaction again.
+    Retry,
+    /// A real failure: roll back and report it.
+    Fail(StoreError),
+}
+
+impl From<StoreError> for TxError {
+    fn from(e: StoreError) -> Self {
+        TxError::Fail(e)
+    }
+}
+
+impl From<scim::Error> for TxError {
+    fn from(e: scim::Error) -> Self {
+        TxError::Fail(StoreError::Scim(e))
+    }
+}
+
+/// Maps a database error to the store's error: connection trouble is
+/// `Unavailable`, anything else `Internal` (with the driver's message for
+/// the log; no values are bound into it).
+pub(crate) fn db(e: DbErr) -> StoreError {
+    if is_unavailable(&e) || is_transient(&e) {
+        StoreError::Unavailable(redact(&e))
+    } else {
+        StoreError::Internal(redact(&e))
+    }
+}
+
+/// [`db`] inside a write transaction: transient conflicts become a retry.
+pub(crate) fn dbx(e: DbErr) -> TxError {
+    if is_transient(&e) {
+        TxError::Retry
+    } else {
+        TxError::Fail(db(e))
+    }
+}
+
+/// A unique-constraint violation becomes `Uniqueness` with `message`;
+/// anything else as [`dbx`].
+pub(crate) fn unique_or(e: DbErr, message: impl FnOnce() -> String) -> TxError {
+    if matches!(
+        e.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    ) {
+        TxError::Fail(StoreError::Uniqueness(message()))
+    } else {
+        dbx(e)
+    }
+}
+
+fn redact(e: &DbErr) -> String {
+    // sqlx's messages name the failing operation and the server's reason;
+    // they do not contain bound values or the connection password.
+    e.to_string()
+}
+
+fn sqlx_error(e: &DbErr) -> Option<&sea_orm::sqlx::Error> {
+    match e {
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => Some(e),
+        _ => None,
+    }
+}
+
+fn is_unavailable(e: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as X;
+    if matches!(e, DbErr::Conn(_) | DbErr::ConnectionAcquire(_)) {
+        return true;
+    }
+    match sqlx_error(e) {
+        Some(X::Io(_) | X::Tls(_) | X::PoolTimedOut | X::PoolClosed | X::WorkerCrashed) => true,
+        Some(X::Database(d)) => {
+            let code = d.code().unwrap_or_default();
+            if d.try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>()
+                .is_some()
+            {
+                // BUSY (5) / LOCKED (6) after busy_timeout; the code is the
+                // extended one, whose low byte is the primary code.
+                code.parse::<i64>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+            } else {
+                // PostgreSQL: connection exceptions (08...), shutdown
+                // (57P0x), too many connections (53300).
+                code.starts_with("08") || code.starts_with("57P") || code == "53300"
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Deadlocks and serialization failures (PostgreSQL): safe to retry.
+fn is_transient(e: &DbErr) -> bool {
+    match sqlx_error(e) {
+        Some(sea_orm::sqlx::Error::Database(d)) => {
+            matches!(d.code().as_deref(), Some("40001" | "40P01"))
+        }
+        _ => false,
+    }
+}
+
+/// The current time at the precision every timestamp is stored and shown
+/// with (milliseconds, as `meta` renders them), so a value read back
+/// compares equal to the one a filter names.
+pub(crate) fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(3)
+}

@@ -1,0 +1,1037 @@
+//! Users, groups and memberships of one tenant.
+//!
+//! Every write runs in one transaction that first locks the resource's row
+//! (`FOR UPDATE` on PostgreSQL; SQLite writers are serialized), then
+//! checks `If-Match`, writes the row with `WHERE version = <read version>`
+//! (a conflict, which the lock makes practically impossible, retries the
+//! whole transaction), rewrites derived rows and appends outbox events.
+//! Member changes are row inserts and deletes under the group's row lock,
+//! so concurrent member PATCHes on one group serialize and all land.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use scim::AttrPath;
+use scim::patch::{Member, MemberChange};
+use scim::schemas::ResourceSchema;
+use sea_orm::sea_query::{Expr, ExprTrait, Order, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::columns::{GroupColumns, UserColumns, changed_attributes, group_columns, user_columns};
+use crate::db::{TxError, db, dbx, now, unique_or};
+use crate::entity::{groups, memberships, user_emails, users};
+use crate::events::{self, Event};
+use crate::{GroupRef, Resource, Result, StoreError, TenantStore};
+
+/// Ids per `IN (...)` list and rows per multi-row insert: well inside
+/// SQLite's bound-parameter limit, large enough that a 100k-member change
+/// is a few hundred statements.
+pub(crate) const CHUNK: usize = 500;
+
+// ---------------------------------------------------------------------------
+// Rows to resources
+
+pub(crate) fn parse_document(text: &str, what: &str) -> Result<Value> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Internal(format!("{what} has a corrupt document: {e}")))
+}
+
+pub(crate) fn version(v: i64, what: &str) -> Result<u64> {
+    u64::try_from(v).map_err(|_| StoreError::Internal(format!("{what} has version {v}")))
+}
+
+pub(crate) fn user_resource(row: &users::Model) -> Result<Resource> {
+    let what = format!("user {}", row.id);
+    Ok(Resource {
+        id: row.id.clone(),
+        document: parse_document(&row.document, &what)?,
+        version: version(row.version, &what)?,
+        created: row.created_at,
+        last_modified: row.updated_at,
+        members: None,
+    })
+}
+
+pub(crate) fn group_resource(
+    row: &groups::Model,
+    members: Option<Vec<Member>>,
+) -> Result<Resource> {
+    let what = format!("group {}", row.id);
+    Ok(Resource {
+        id: row.id.clone(),
+        document: parse_document(&row.document, &what)?,
+        version: version(row.version, &what)?,
+        created: row.created_at,
+        last_modified: row.updated_at,
+        members,
+    })
+}
+
+fn not_found(kind: &str, id: &str) -> StoreError {
+    StoreError::NotFound(format!("{kind} {id}"))
+}
+
+fn check_if_match(if_match: Option<u64>, current: u64) -> Result<(), TxError> {
+    match if_match {
+        Some(expected) if expected != current => {
+            Err(StoreError::PreconditionFailed { current }.into())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn user_name_taken(name: &str) -> String {
+    format!("userName '{name}' is already taken")
+}
+
+fn group_name_taken(name: &str) -> String {
+    format!("displayName '{name}' is already taken")
+}
+
+impl TenantStore {
+    fn tenant_key(&self) -> String {
+        self.tenant.id.to_string()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Users
+
+async fn find_user(
+    store: &TenantStore,
+    conn: &impl ConnectionTrait,
+    id: &str,
+    lock: bool,
+) -> Result<Option<users::Model>, sea_orm::DbErr> {
+    let mut q = users::Entity::find()
+        .filter(users::Column::TenantId.eq(store.tenant_key()))
+        .filter(users::Column::Id.eq(id));
+    if lock {
+        q = q.lock_exclusive();
+    }
+    q.one(conn).await
+}
+
+fn user_active_model(
+    tenant: &str,
+    id: &str,
+    cols: &UserColumns,
+    document: &str,
+    version: i64,
+    created: chrono::DateTime<chrono::Utc>,
+    updated: chrono::DateTime<chrono::Utc>,
+) -> users::ActiveModel {
+    users::ActiveModel {
+        tenant_id: Set(tenant.to_owned()),
+        id: Set(id.to_owned()),
+        user_name: Set(cols.user_name.clone()),
+        user_name_norm: Set(cols.user_name_norm.clone()),
+        external_id: Set(cols.external_id.clone()),
+        display_name: Set(cols.display_name.clone()),
+        display_name_norm: Set(cols.display_name_norm.clone()),
+        active: Set(cols.active),
+        document: Set(document.to_owned()),
+        version: Set(version),
+        created_at: Set(created),
+        updated_at: Set(updated),
+    }
+}
+
+async fn write_emails(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    user_id: &str,
+    emails: &[Option<String>],
+    replace: bool,
+) -> Result<(), TxError> {
+    if replace {
+        user_emails::Entity::delete_many()
+            .filter(user_emails::Column::TenantId.eq(tenant))
+            .filter(user_emails::Column::UserId.eq(user_id))
+            .exec(txn)
+            .await
+            .map_err(dbx)?;
+    }
+    let rows: Vec<user_emails::ActiveModel> = emails
+        .iter()
+        .enumerate()
+        .map(|(i, v)| user_emails::ActiveModel {
+            tenant_id: Set(tenant.to_owned()),
+            user_id: Set(user_id.to_owned()),
+            position: Set(i32::try_from(i).unwrap_or(i32::MAX)),
+            value_norm: Set(v.clone()),
+        })
+        .collect();
+    for chunk in rows.chunks(CHUNK) {
+        user_emails::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(txn)
+            .await
+            .map_err(dbx)?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn create_user(store: &TenantStore, document: Value) -> Result<Resource> {
+    let cols = user_columns(&document)?;
+    let id = Uuid::new_v4().to_string();
+    let at = now();
+    let text = document.to_string();
+    let tenant = store.tenant_key();
+    write_txn!(store.inner, txn => {
+        users::Entity::insert(user_active_model(&tenant, &id, &cols, &text, 1, at, at))
+            .exec_without_returning(txn)
+            .await
+            .map_err(|e| unique_or(e, || user_name_taken(&cols.user_name)))?;
+        write_emails(txn, &tenant, &id, &cols.emails, false).await?;
+        events::write(store, txn, vec![Event::created("User", &id, 1, &document)]).await
+    })?;
+    Ok(Resource {
+        id,
+        document,
+        version: 1,
+        created: at,
+        last_modified: at,
+        members: None,
+    })
+}
+
+pub(crate) async fn get_user(store: &TenantStore, id: &str) -> Result<Resource> {
+    let row = find_user(store, &store.inner.conn, id, false)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| not_found("User", id))?;
+    user_resource(&row)
+}
+
+/// Writes a user's new document over `row` (read under lock); a document
+/// equal to the stored one changes nothing.
+async fn update_user(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    row: &users::Model,
+    document: Value,
+) -> Result<Resource, TxError> {
+    let current = user_resource(row)?;
+    if current.document == document {
+        return Ok(current);
+    }
+    let cols = user_columns(&document)?;
+    let tenant = store.tenant_key();
+    let new_version = row.version + 1;
+    let at = now();
+    let updated = users::Entity::update_many()
+        .col_expr(users::Column::UserName, Expr::value(cols.user_name.clone()))
+        .col_expr(
+            users::Column::UserNameNorm,
+            Expr::value(cols.user_name_norm.clone()),
+        )
+        .col_expr(
+            users::Column::ExternalId,
+            Expr::value(cols.external_id.clone()),
+        )
+        .col_expr(
+            users::Column::DisplayName,
+            Expr::value(cols.display_name.clone()),
+        )
+        .col_expr(
+            users::Column::DisplayNameNorm,
+            Expr::value(cols.display_name_norm.clone()),
+        )
+        .col_expr(users::Column::Active, Expr::value(cols.active))
+        .col_expr(users::Column::Document, Expr::value(document.to_string()))
+        .col_expr(users::Column::Version, Expr::value(new_version))
+        .col_expr(users::Column::UpdatedAt, Expr::value(at))
+        .filter(users::Column::TenantId.eq(tenant.clone()))
+        .filter(users::Column::Id.eq(row.id.clone()))
+        .filter(users::Column::Version.eq(row.version))
+        .exec(txn)
+        .await
+        .map_err(|e| unique_or(e, || user_name_taken(&cols.user_name)))?;
+    if updated.rows_affected == 0 {
+        return Err(TxError::Retry);
+    }
+    write_emails(txn, &tenant, &row.id, &cols.emails, true).await?;
+    let version = version(new_version, "user")?;
+    let changed = changed_attributes(&current.document, &document);
+    events::write(
+        store,
+        txn,
+        vec![Event::updated(
+            "User", &row.id, version, &changed, &document,
+        )],
+    )
+    .await?;
+    Ok(Resource {
+        id: row.id.clone(),
+        document,
+        version,
+        created: row.created_at,
+        last_modified: at,
+        members: None,
+    })
+}
+
+pub(crate) async fn replace_user(
+    store: &TenantStore,
+    id: &str,
+    document: Value,
+    if_match: Option<u64>,
+) -> Result<Resource> {
+    // Refuse a bad document before taking any lock.
+    user_columns(&document)?;
+    write_txn!(store.inner, txn => {
+        let row = find_user(store, txn, id, true)
+            .await
+            .map_err(dbx)?
+            .ok_or_else(|| not_found("User", id))?;
+        check_if_match(if_match, version(row.version, "user")?)?;
+        update_user(store, txn, &row, document.clone()).await
+    })
+}
+
+pub(crate) async fn modify_user<F>(
+    store: &TenantStore,
+    id: &str,
+    if_match: Option<u64>,
+    modify: F,
+) -> Result<Resource>
+where
+    F: Fn(&Resource) -> Result<Value, scim::Error> + Send + Sync,
+{
+    write_txn!(store.inner, txn => {
+        let row = find_user(store, txn, id, true)
+            .await
+            .map_err(dbx)?
+            .ok_or_else(|| not_found("User", id))?;
+        let current = user_resource(&row)?;
+        check_if_match(if_match, current.version)?;
+        let document = modify(&current)?;
+        update_user(store, txn, &row, document).await
+    })
+}
+
+pub(crate) async fn delete_user(
+    store: &TenantStore,
+    id: &str,
+    if_match: Option<u64>,
+) -> Result<()> {
+    write_txn!(store.inner, txn => {
+        let row = find_user(store, txn, id, true)
+            .await
+            .map_err(dbx)?
+            .ok_or_else(|| not_found("User", id))?;
+        let current = version(row.version, "user")?;
+        check_if_match(if_match, current)?;
+        let mut events = remove_from_all_groups(store, txn, id).await?;
+        let left: Vec<&String> = events.iter().map(|e| &e.resource_id).collect();
+        let deleted = Event::deleted("User", id, current, json!({ "groups": left }));
+        users::Entity::delete_many()
+            .filter(users::Column::TenantId.eq(store.tenant_key()))
+            .filter(users::Column::Id.eq(id))
+            .exec(txn)
+            .await
+            .map_err(dbx)?;
+        events.insert(0, deleted);
+        events::write(store, txn, events).await
+    })
+}
+
+/// Removes `member_id` from every group of the tenant it belongs to,
+/// bumping those groups' versions; returns their `members_changed` events.
+async fn remove_from_all_groups(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    member_id: &str,
+) -> Result<Vec<Event>, TxError> {
+    let tenant = store.tenant_key();
+    let group_ids: Vec<String> = memberships::Entity::find()
+        .select_only()
+        .column(memberships::Column::GroupId)
+        .filter(memberships::Column::TenantId.eq(tenant.clone()))
+        .filter(memberships::Column::MemberId.eq(member_id))
+        .order_by_asc(memberships::Column::GroupId)
+        .into_tuple()
+        .all(txn)
+        .await
+        .map_err(dbx)?;
+    if group_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    memberships::Entity::delete_many()
+        .filter(memberships::Column::TenantId.eq(tenant.clone()))
+        .filter(memberships::Column::MemberId.eq(member_id))
+        .exec(txn)
+        .await
+        .map_err(dbx)?;
+    let at = now();
+    let mut events = Vec::with_capacity(group_ids.len());
+    for chunk in group_ids.chunks(CHUNK) {
+        groups::Entity::update_many()
+            .col_expr(
+                groups::Column::Version,
+                Expr::col(groups::Column::Version).add(1),
+            )
+            .col_expr(groups::Column::UpdatedAt, Expr::value(at))
+            .filter(groups::Column::TenantId.eq(tenant.clone()))
+            .filter(groups::Column::Id.is_in(chunk.iter().cloned()))
+            .exec(txn)
+            .await
+            .map_err(dbx)?;
+        let versions: Vec<(String, i64)> = groups::Entity::find()
+            .select_only()
+            .column(groups::Column::Id)
+            .column(groups::Column::Version)
+            .filter(groups::Column::TenantId.eq(tenant.clone()))
+            .filter(groups::Column::Id.is_in(chunk.iter().cloned()))
+            .order_by_asc(groups::Column::Id)
+            .into_tuple()
+            .all(txn)
+            .await
+            .map_err(dbx)?;
+        for (gid, v) in versions {
+            events.push(Event::members_changed(
+                &gid,
+                version(v, "group")?,
+                &[],
+                &[member_id.to_owned()],
+            ));
+        }
+    }
+    Ok(events)
+}
+
+pub(crate) async fn user_groups(
+    store: &TenantStore,
+    user_ids: &[String],
+) -> Result<HashMap<String, Vec<GroupRef>>> {
+    let mut out: HashMap<String, Vec<GroupRef>> =
+        user_ids.iter().map(|id| (id.clone(), Vec::new())).collect();
+    let tenant = store.tenant_key();
+    let ids: Vec<String> = out.keys().cloned().collect();
+    // One query per 500 users: a page of results is one query.
+    for chunk in ids.chunks(CHUNK) {
+        let q = Query::select()
+            .column((memberships::Entity, memberships::Column::MemberId))
+            .column((groups::Entity, groups::Column::Id))
+            .column((groups::Entity, groups::Column::DisplayName))
+            .from(memberships::Entity)
+            .inner_join(
+                groups::Entity,
+                Expr::col((groups::Entity, groups::Column::TenantId))
+                    .equals((memberships::Entity, memberships::Column::TenantId))
+                    .and(
+                        Expr::col((groups::Entity, groups::Column::Id))
+                            .equals((memberships::Entity, memberships::Column::GroupId)),
+                    ),
+            )
+            .and_where(
+                Expr::col((memberships::Entity, memberships::Column::TenantId)).eq(tenant.clone()),
+            )
+            .and_where(
+                Expr::col((memberships::Entity, memberships::Column::MemberId))
+                    .is_in(chunk.iter().cloned()),
+            )
+            .order_by(
+                (groups::Entity, groups::Column::DisplayNameNorm),
+                Order::Asc,
+            )
+            .order_by((groups::Entity, groups::Column::Id), Order::Asc)
+            .to_owned();
+        let rows = store.inner.conn.query_all(&q).await.map_err(db)?;
+        for row in rows {
+            let member: String = row.try_get("", "member_id").map_err(db)?;
+            let id: String = row.try_get("", "id").map_err(db)?;
+            let display: String = row.try_get("", "display_name").map_err(db)?;
+            if let Some(list) = out.get_mut(&member) {
+                list.push(GroupRef { id, display });
+            }
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+// Groups
+
+async fn find_group(
+    store: &TenantStore,
+    conn: &impl ConnectionTrait,
+    id: &str,
+    lock: bool,
+) -> Result<Option<groups::Model>, sea_orm::DbErr> {
+    let mut q = groups::Entity::find()
+        .filter(groups::Column::TenantId.eq(store.tenant_key()))
+        .filter(groups::Column::Id.eq(id));
+    if lock {
+        q = q.lock_exclusive();
+    }
+    q.one(conn).await
+}
+
+/// Members of several groups in one query (per 500 groups), in member-id
+/// order.
+pub(crate) async fn load_members(
+    store: &TenantStore,
+    conn: &impl ConnectionTrait,
+    group_ids: &[String],
+) -> Result<HashMap<String, Vec<Member>>, sea_orm::DbErr> {
+    let mut out: HashMap<String, Vec<Member>> = group_ids
+        .iter()
+        .map(|id| (id.clone(), Vec::new()))
+        .collect();
+    for chunk in group_ids.chunks(CHUNK) {
+        let rows = memberships::Entity::find()
+            .filter(memberships::Column::TenantId.eq(store.tenant_key()))
+            .filter(memberships::Column::GroupId.is_in(chunk.iter().cloned()))
+            .order_by_asc(memberships::Column::GroupId)
+            .order_by_asc(memberships::Column::MemberId)
+            .all(conn)
+            .await?;
+        for m in rows {
+            if let Some(list) = out.get_mut(&m.group_id) {
+                list.push(Member {
+                    value: m.member_id,
+                    display: m.display,
+                    r#type: Some(m.member_type),
+                    reference: None,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn members_of(
+    store: &TenantStore,
+    conn: &impl ConnectionTrait,
+    group_id: &str,
+) -> Result<Vec<Member>, sea_orm::DbErr> {
+    let mut all = load_members(store, conn, &[group_id.to_owned()]).await?;
+    Ok(all.remove(group_id).unwrap_or_default())
+}
+
+/// The first occurrence of each member id, in order.
+fn dedupe(members: Vec<Member>) -> Vec<Member> {
+    let mut seen = HashSet::new();
+    members
+        .into_iter()
+        .filter(|m| seen.insert(m.value.clone()))
+        .collect()
+}
+
+/// Checks that every member is a user or group of this tenant (locking
+/// them against a concurrent delete) and sets each one's `type`.
+async fn resolve_members(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    group_id: &str,
+    members: Vec<Member>,
+) -> Result<Vec<Member>, TxError> {
+    if members.iter().any(|m| m.value == group_id) {
+        return Err(StoreError::InvalidValue("a group cannot be a member of itself".into()).into());
+    }
+    let tenant = store.tenant_key();
+    let ids: Vec<String> = members.iter().map(|m| m.value.clone()).collect();
+    let mut users_found = HashSet::new();
+    let mut groups_found = HashSet::new();
+    for chunk in ids.chunks(CHUNK) {
+        let u: Vec<String> = users::Entity::find()
+            .select_only()
+            .column(users::Column::Id)
+            .filter(users::Column::TenantId.eq(tenant.clone()))
+            .filter(users::Column::Id.is_in(chunk.iter().cloned()))
+            .lock_shared()
+            .into_tuple()
+            .all(txn)
+            .await
+            .map_err(dbx)?;
+        users_found.extend(u);
+        let g: Vec<String> = groups::Entity::find()
+            .select_only()
+            .column(groups::Column::Id)
+            .filter(groups::Column::TenantId.eq(tenant.clone()))
+            .filter(groups::Column::Id.is_in(chunk.iter().cloned()))
+            .lock_shared()
+            .into_tuple()
+            .all(txn)
+            .await
+            .map_err(dbx)?;
+        groups_found.extend(g);
+    }
+    members
+        .into_iter()
+        .map(|mut m| {
+            let ty = if users_found.contains(&m.value) {
+                "User"
+            } else if groups_found.contains(&m.value) {
+                "Group"
+            } else {
+                // Same words whether or not the id exists in another tenant.
+                return Err(StoreError::InvalidValue(format!(
+                    "member '{}' is not a user or group of this tenant",
+                    m.value
+                ))
+                .into());
+            };
+            m.r#type = Some(ty.to_owned());
+            m.reference = None;
+            Ok(m)
+        })
+        .collect()
+}
+
+async fn insert_members(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    group_id: &str,
+    members: &[Member],
+) -> Result<(), TxError> {
+    let tenant = store.tenant_key();
+    for chunk in members.chunks(CHUNK) {
+        let rows = chunk.iter().map(|m| memberships::ActiveModel {
+            tenant_id: Set(tenant.clone()),
+            group_id: Set(group_id.to_owned()),
+            member_id: Set(m.value.clone()),
+            member_type: Set(m.r#type.clone().unwrap_or_else(|| "User".into())),
+            display: Set(m.display.clone()),
+        });
+        memberships::Entity::insert_many(rows)
+            .exec_without_returning(txn)
+            .await
+            .map_err(dbx)?;
+    }
+    Ok(())
+}
+
+async fn delete_members(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    group_id: &str,
+    ids: &[String],
+) -> Result<(), TxError> {
+    for chunk in ids.chunks(CHUNK) {
+        memberships::Entity::delete_many()
+            .filter(memberships::Column::TenantId.eq(store.tenant_key()))
+            .filter(memberships::Column::GroupId.eq(group_id))
+            .filter(memberships::Column::MemberId.is_in(chunk.iter().cloned()))
+            .exec(txn)
+            .await
+            .map_err(dbx)?;
+    }
+    Ok(())
+}
+
+/// Which of `ids` are members of the group now.
+async fn existing_members(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    group_id: &str,
+    ids: &[String],
+) -> Result<HashSet<String>, TxError> {
+    let mut found = HashSet::new();
+    for chunk in ids.chunks(CHUNK) {
+        let rows: Vec<String> = memberships::Entity::find()
+            .select_only()
+            .column(memberships::Column::MemberId)
+            .filter(memberships::Column::TenantId.eq(store.tenant_key()))
+            .filter(memberships::Column::GroupId.eq(group_id))
+            .filter(memberships::Column::MemberId.is_in(chunk.iter().cloned()))
+            .into_tuple()
+            .all(txn)
+            .await
+            .map_err(dbx)?;
+        found.extend(rows);
+    }
+    Ok(found)
+}
+
+async fn all_member_ids(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    group_id: &str,
+) -> Result<Vec<String>, TxError> {
+    memberships::Entity::find()
+        .select_only()
+        .column(memberships::Column::MemberId)
+        .filter(memberships::Column::TenantId.eq(store.tenant_key()))
+        .filter(memberships::Column::GroupId.eq(group_id))
+        .order_by_asc(memberships::Column::MemberId)
+        .into_tuple()
+        .all(txn)
+        .await
+        .map_err(dbx)
+}
+
+/// The net effect of a sequence of member changes.
+#[derive(Default)]
+struct Delta {
+    added: BTreeSet<String>,
+    removed: BTreeSet<String>,
+}
+
+impl Delta {
+    fn add(&mut self, id: String) {
+        if !self.removed.remove(&id) {
+            self.added.insert(id);
+        }
+    }
+    fn remove(&mut self, id: String) {
+        if !self.added.remove(&id) {
+            self.removed.insert(id);
+        }
+    }
+    fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty()
+    }
+    fn event(&self, group_id: &str, version: u64) -> Event {
+        let added: Vec<String> = self.added.iter().cloned().collect();
+        let removed: Vec<String> = self.removed.iter().cloned().collect();
+        Event::members_changed(group_id, version, &added, &removed)
+    }
+}
+
+/// Adds members (ignoring ones already present).
+async fn add_members(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    group_id: &str,
+    members: Vec<Member>,
+    delta: &mut Delta,
+) -> Result<(), TxError> {
+    let members = dedupe(members);
+    let ids: Vec<String> = members.iter().map(|m| m.value.clone()).collect();
+    let present = existing_members(store, txn, group_id, &ids).await?;
+    let fresh: Vec<Member> = members
+        .into_iter()
+        .filter(|m| !present.contains(&m.value))
+        .collect();
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    let fresh = resolve_members(store, txn, group_id, fresh).await?;
+    insert_members(store, txn, group_id, &fresh).await?;
+    for m in fresh {
+        delta.add(m.value);
+    }
+    Ok(())
+}
+
+async fn remove_members(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    group_id: &str,
+    ids: &[String],
+    delta: &mut Delta,
+) -> Result<(), TxError> {
+    let present = existing_members(store, txn, group_id, ids).await?;
+    let gone: Vec<String> = present.into_iter().collect();
+    delete_members(store, txn, group_id, &gone).await?;
+    for id in gone {
+        delta.remove(id);
+    }
+    Ok(())
+}
+
+/// Makes the member set exactly `members` (PUT, or PATCH replace).
+async fn set_members(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    group_id: &str,
+    members: Vec<Member>,
+    delta: &mut Delta,
+) -> Result<(), TxError> {
+    let members = dedupe(members);
+    let wanted: HashSet<&str> = members.iter().map(|m| m.value.as_str()).collect();
+    let current = all_member_ids(store, txn, group_id).await?;
+    let gone: Vec<String> = current
+        .iter()
+        .filter(|id| !wanted.contains(id.as_str()))
+        .cloned()
+        .collect();
+    delete_members(store, txn, group_id, &gone).await?;
+    for id in gone {
+        delta.remove(id);
+    }
+    let current: HashSet<String> = current.into_iter().collect();
+    let fresh: Vec<Member> = members
+        .into_iter()
+        .filter(|m| !current.contains(&m.value))
+        .collect();
+    if !fresh.is_empty() {
+        let fresh = resolve_members(store, txn, group_id, fresh).await?;
+        insert_members(store, txn, group_id, &fresh).await?;
+        for m in fresh {
+            delta.add(m.value);
+        }
+    }
+    Ok(())
+}
+
+async fn apply_change(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    group_id: &str,
+    change: MemberChange,
+    delta: &mut Delta,
+) -> Result<(), TxError> {
+    match change {
+        MemberChange::Add(members) => add_members(store, txn, group_id, members, delta).await,
+        MemberChange::Remove(ids) => remove_members(store, txn, group_id, &ids, delta).await,
+        MemberChange::RemoveAll => {
+            let ids = all_member_ids(store, txn, group_id).await?;
+            remove_members(store, txn, group_id, &ids, delta).await
+        }
+        MemberChange::Replace(members) => set_members(store, txn, group_id, members, delta).await,
+        MemberChange::RemoveWhere(filter) => {
+            // A filter other than `value eq` (e.g. on `type` or `display`):
+            // evaluated over the current members, as the PATCH engine would.
+            let members = members_of(store, txn, group_id).await.map_err(dbx)?;
+            let parent = AttrPath::new("members");
+            let ids: Vec<String> = members
+                .into_iter()
+                .filter(|m| {
+                    scim::filter::matches_element(
+                        &filter,
+                        &m.to_json(),
+                        ResourceSchema::group(),
+                        &parent,
+                    )
+                })
+                .map(|m| m.value)
+                .collect();
+            remove_members(store, txn, group_id, &ids, delta).await
+        }
+    }
+}
+
+fn group_active_model(
+    tenant: &str,
+    id: &str,
+    cols: &GroupColumns,
+    document: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> groups::ActiveModel {
+    groups::ActiveModel {
+        tenant_id: Set(tenant.to_owned()),
+        id: Set(id.to_owned()),
+        display_name: Set(cols.display_name.clone()),
+        display_name_norm: Set(cols.display_name_norm.clone()),
+        external_id: Set(cols.external_id.clone()),
+        document: Set(document.to_owned()),
+        version: Set(1),
+        created_at: Set(at),
+        updated_at: Set(at),
+    }
+}
+
+pub(crate) async fn create_group(
+    store: &TenantStore,
+    document: Value,
+    members: Vec<Member>,
+) -> Result<Resource> {
+    let cols = group_columns(&document)?;
+    let id = Uuid::new_v4().to_string();
+    let at = now();
+    let text = document.to_string();
+    let tenant = store.tenant_key();
+    let members = write_txn!(store.inner, txn => {
+        groups::Entity::insert(group_active_model(&tenant, &id, &cols, &text, at))
+            .exec_without_returning(txn)
+            .await
+            .map_err(|e| unique_or(e, || group_name_taken(&cols.display_name)))?;
+        let mut delta = Delta::default();
+        add_members(store, txn, &id, members.clone(), &mut delta).await?;
+        let mut events = vec![Event::created("Group", &id, 1, &document)];
+        if !delta.is_empty() {
+            events.push(delta.event(&id, 1));
+        }
+        events::write(store, txn, events).await?;
+        members_of(store, txn, &id).await.map_err(dbx)
+    })?;
+    Ok(Resource {
+        id,
+        document,
+        version: 1,
+        created: at,
+        last_modified: at,
+        members: Some(members),
+    })
+}
+
+pub(crate) async fn get_group(
+    store: &TenantStore,
+    id: &str,
+    with_members: bool,
+) -> Result<Resource> {
+    let conn = &store.inner.conn;
+    let row = find_group(store, conn, id, false)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| not_found("Group", id))?;
+    let members = if with_members {
+        Some(members_of(store, conn, id).await.map_err(db)?)
+    } else {
+        None
+    };
+    group_resource(&row, members)
+}
+
+pub(crate) async fn group_members(store: &TenantStore, group_id: &str) -> Result<Vec<Member>> {
+    get_group(store, group_id, true)
+        .await
+        .map(|r| r.members.unwrap_or_default())
+}
+
+/// Writes a group's new document and member changes over `row` (read under
+/// lock). No change at all keeps the version and writes no event.
+async fn update_group(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    row: &groups::Model,
+    document: Value,
+    changes: Vec<MemberChange>,
+) -> Result<Resource, TxError> {
+    let current = group_resource(row, None)?;
+    let doc_changed = current.document != document;
+    let cols = if doc_changed {
+        Some(group_columns(&document)?)
+    } else {
+        None
+    };
+    let mut delta = Delta::default();
+    for change in changes {
+        apply_change(store, txn, &row.id, change, &mut delta).await?;
+    }
+    if !doc_changed && delta.is_empty() {
+        return Ok(current);
+    }
+    let new_version = row.version + 1;
+    let at = now();
+    let mut update = groups::Entity::update_many()
+        .col_expr(groups::Column::Version, Expr::value(new_version))
+        .col_expr(groups::Column::UpdatedAt, Expr::value(at));
+    if let Some(cols) = &cols {
+        update = update
+            .col_expr(
+                groups::Column::DisplayName,
+                Expr::value(cols.display_name.clone()),
+            )
+            .col_expr(
+                groups::Column::DisplayNameNorm,
+                Expr::value(cols.display_name_norm.clone()),
+            )
+            .col_expr(
+                groups::Column::ExternalId,
+                Expr::value(cols.external_id.clone()),
+            )
+            .col_expr(groups::Column::Document, Expr::value(document.to_string()));
+    }
+    let updated = update
+        .filter(groups::Column::TenantId.eq(store.tenant_key()))
+        .filter(groups::Column::Id.eq(row.id.clone()))
+        .filter(groups::Column::Version.eq(row.version))
+        .exec(txn)
+        .await
+        .map_err(|e| {
+            let name = cols
+                .as_ref()
+                .map(|c| c.display_name.clone())
+                .unwrap_or_default();
+            unique_or(e, || group_name_taken(&name))
+        })?;
+    if updated.rows_affected == 0 {
+        return Err(TxError::Retry);
+    }
+    let version = version(new_version, "group")?;
+    let mut events = Vec::new();
+    if doc_changed {
+        let changed = changed_attributes(&current.document, &document);
+        events.push(Event::updated(
+            "Group", &row.id, version, &changed, &document,
+        ));
+    }
+    if !delta.is_empty() {
+        events.push(delta.event(&row.id, version));
+    }
+    events::write(store, txn, events).await?;
+    Ok(Resource {
+        id: row.id.clone(),
+        document,
+        version,
+        created: row.created_at,
+        last_modified: at,
+        members: None,
+    })
+}
+
+pub(crate) async fn replace_group(
+    store: &TenantStore,
+    id: &str,
+    document: Value,
+    members: Vec<Member>,
+    if_match: Option<u64>,
+) -> Result<Resource> {
+    group_columns(&document)?;
+    write_txn!(store.inner, txn => {
+        let row = find_group(store, txn, id, true)
+            .await
+            .map_err(dbx)?
+            .ok_or_else(|| not_found("Group", id))?;
+        check_if_match(if_match, version(row.version, "group")?)?;
+        let changes = vec![MemberChange::Replace(members.clone())];
+        let mut resource = update_group(store, txn, &row, document.clone(), changes).await?;
+        resource.members = Some(members_of(store, txn, id).await.map_err(dbx)?);
+        Ok(resource)
+    })
+}
+
+pub(crate) async fn modify_group<F>(
+    store: &TenantStore,
+    id: &str,
+    if_match: Option<u64>,
+    modify: F,
+) -> Result<Resource>
+where
+    F: Fn(&Resource) -> Result<(Value, Vec<MemberChange>), scim::Error> + Send + Sync,
+{
+    write_txn!(store.inner, txn => {
+        let row = find_group(store, txn, id, true)
+            .await
+            .map_err(dbx)?
+            .ok_or_else(|| not_found("Group", id))?;
+        let current = group_resource(&row, None)?;
+        check_if_match(if_match, current.version)?;
+        let (document, changes) = modify(&current)?;
+        update_group(store, txn, &row, document, changes).await
+    })
+}
+
+pub(crate) async fn delete_group(
+    store: &TenantStore,
+    id: &str,
+    if_match: Option<u64>,
+) -> Result<()> {
+    write_txn!(store.inner, txn => {
+        let row = find_group(store, txn, id, true)
+            .await
+            .map_err(dbx)?
+            .ok_or_else(|| not_found("Group", id))?;
+        let current = version(row.version, "group")?;
+        check_if_match(if_match, current)?;
+        // Its own membership in other groups; its members go with it
+        // (ON DELETE CASCADE).
+        let mut events = remove_from_all_groups(store, txn, id).await?;
+        groups::Entity::delete_many()
+            .filter(groups::Column::TenantId.eq(store.tenant_key()))
+            .filter(groups::Column::Id.eq(id))
+            .exec(txn)
+            .await
+            .map_err(dbx)?;
+        events.insert(0, Event::deleted("Group", id, current, json!({})));
+        events::write(store, txn, events).await
+    })
+}

@@ -1,0 +1,14 @@
+//! The store's integration tests: one binary, every test on SQLite and
+//! PostgreSQL (see `testkit`).
+
+// Test helpers outside `#[test]` functions panic on failure by design.
+#![allow(clippy::unwrap_used)]
+
+mod auth;
+mod common;
+mod concurrency;
+mod groups;
+mod isolation;
+mod list;
+mod outbox_log;
+mod users;
