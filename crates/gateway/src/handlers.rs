@@ -1,0 +1,553 @@
+//! HTTP handlers: extract, call [`crate::ops`], render. Each write is
+//! audited (metric + provisioning log) whatever its outcome.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use scim::AttrPath;
+use scim::discovery::{
+    ServiceProviderConfig, resource_type_resource, resource_types_document, schema_resource,
+    schemas_document,
+};
+use scim::projection::Projection;
+use scim::schemas::Registry;
+use serde_json::Value;
+use store::{Page, Resource};
+
+use crate::auth::{AnyScope, Authorized, ScimRead, ScimWrite};
+use crate::body::ScimJson;
+use crate::error::ApiError;
+use crate::observe::Unmatched;
+use crate::ops::{self, IfMatch};
+use crate::provlog::Audit;
+use crate::query::{self, ListRequest, Params};
+use crate::render::{self, Kind};
+
+type Reply = Result<HttpResponse, ApiError>;
+
+/// The resource's path segment (`{id}`, `{name}` or `{urn}`), read by name:
+/// `web::Path<String>` refuses the `/tenants/{slug}/...` mount, which has
+/// two segments.
+pub(crate) struct PathId(String);
+
+impl actix_web::FromRequest for PathId {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<PathId, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let info = req.match_info();
+        let value = ["id", "name", "urn"]
+            .iter()
+            .find_map(|k| info.get(k))
+            .map(str::to_owned)
+            .ok_or_else(|| ApiError::NoRoute(clip(req.path())));
+        std::future::ready(value.map(PathId))
+    }
+}
+
+fn params(req: &HttpRequest) -> Params {
+    Params::parse(req.query_string())
+}
+
+fn if_match(req: &HttpRequest) -> IfMatch {
+    IfMatch::parse(
+        req.headers()
+            .get(header::IF_MATCH)
+            // A header that is not visible ASCII cannot name our tags: it
+            // becomes one that matches nothing (412), not "no header".
+            .map(|v| v.to_str().unwrap_or("\u{0}")),
+    )
+}
+
+fn members_path() -> AttrPath {
+    AttrPath::new("members")
+}
+
+fn groups_path() -> AttrPath {
+    AttrPath::new("groups")
+}
+
+/// Counts a read in `scimgate_scim_operations_total`.
+fn count_read<R>(auth: &Authorized<R>, kind: Kind, operation: &str, result: &Reply) {
+    let outcome = match result {
+        Ok(_) => "success",
+        Err(_) => "failure",
+    };
+    auth.shared
+        .metrics
+        .operations
+        .with_label_values(&[auth.tenant.slug(), kind.name(), operation, outcome])
+        .inc();
+}
+
+/// Renders users, loading `groups` (one query for the whole page) only
+/// when the projection shows it.
+async fn render_users<R>(
+    auth: &Authorized<R>,
+    users: &[Resource],
+    projection: &Projection,
+) -> Result<Vec<Value>, ApiError> {
+    let schema = Kind::User.schema();
+    let mut groups = if projection.wants(&groups_path(), schema) && !users.is_empty() {
+        let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
+        Some(auth.store.user_groups(&ids).await?)
+    } else {
+        None
+    };
+    Ok(users
+        .iter()
+        .map(|u| {
+            let extra = groups
+                .as_mut()
+                .map(|g| render::groups(g.remove(&u.id).as_deref().unwrap_or(&[]), &auth.base_url));
+            projection.apply(
+                &render::resource(u, Kind::User, extra, &auth.base_url),
+                schema,
+            )
+        })
+        .collect())
+}
+
+/// Renders a group with whatever members were loaded.
+fn render_group<R>(auth: &Authorized<R>, g: &Resource, projection: &Projection) -> Value {
+    let extra = g
+        .members
+        .as_deref()
+        .map(|m| render::members(m, &auth.base_url));
+    projection.apply(
+        &render::resource(g, Kind::Group, extra, &auth.base_url),
+        Kind::Group.schema(),
+    )
+}
+
+fn list_reply(page: &Page, request: &ListRequest, resources: Vec<Value>) -> HttpResponse {
+    render::json_response(
+        StatusCode::OK,
+        &render::list(page.total, request.query.start_index, resources),
+    )
+}
+
+// ---------------------------------------------------------------- Users
+
+async fn user_list<R>(auth: &Authorized<R>, request: ListRequest) -> Reply {
+    let page = ops::list_users(&auth.store, &request.query).await?;
+    let resources = render_users(auth, &page.resources, &request.projection).await?;
+    Ok(list_reply(&page, &request, resources))
+}
+
+/// GET /Users
+pub(crate) async fn list_users(auth: Authorized<ScimRead>, req: HttpRequest) -> Reply {
+    let result = async {
+        let request = query::from_params(&params(&req), Kind::User.schema(), &auth.shared.config)?;
+        user_list(&auth, request).await
+    }
+    .await;
+    count_read(&auth, Kind::User, "list", &result);
+    result
+}
+
+/// POST /Users/.search
+pub(crate) async fn search_users(
+    auth: Authorized<ScimRead>,
+    body: Result<ScimJson, ApiError>,
+) -> Reply {
+    let result = async {
+        let request = query::from_search(&body?.0, Kind::User.schema(), &auth.shared.config)?;
+        user_list(&auth, request).await
+    }
+    .await;
+    count_read(&auth, Kind::User, "search", &result);
+    result
+}
+
+/// GET /Users/{id}
+pub(crate) async fn get_user(
+    auth: Authorized<ScimRead>,
+    PathId(id): PathId,
+    req: HttpRequest,
+) -> Reply {
+    let result = async {
+        let projection = params(&req).projection()?;
+        let user = ops::get_user(&auth.store, &id).await?;
+        if let Some(h) = req.headers().get(header::IF_NONE_MATCH) {
+            if !scim::meta::if_none_match(h.to_str().unwrap_or(""), user.version) {
+                return Ok(render::not_modified(user.version));
+            }
+        }
+        let mut body = render_users(&auth, std::slice::from_ref(&user), &projection).await?;
+        let body = body.pop().unwrap_or(Value::Null);
+        Ok(render::resource_response(
+            StatusCode::OK,
+            &body,
+            user.version,
+            None,
+        ))
+    }
+    .await;
+    count_read(&auth, Kind::User, "get", &result);
+    result
+}
+
+/// POST /Users
+pub(crate) async fn create_user(
+    auth: Authorized<ScimWrite>,
+    body: Result<ScimJson, ApiError>,
+    req: HttpRequest,
+) -> Reply {
+    let mut audit = Audit::start("POST", Kind::User, "create", None);
+    let result = async {
+        let body = body?.0;
+        audit.identify(&body);
+        let projection = params(&req).projection()?;
+        let user = ops::create_user(&auth.store, &body).await?;
+        audit.id(&user.id);
+        let mut rendered = render_users(&auth, std::slice::from_ref(&user), &projection).await?;
+        let rendered = rendered.pop().unwrap_or(Value::Null);
+        let location = render::resource_location(&auth.base_url, Kind::User, &user.id);
+        Ok(render::resource_response(
+            StatusCode::CREATED,
+            &rendered,
+            user.version,
+            Some(location),
+        ))
+    }
+    .await;
+    audit.finish(&auth, &result);
+    result
+}
+
+/// PUT /Users/{id}
+pub(crate) async fn replace_user(
+    auth: Authorized<ScimWrite>,
+    PathId(id): PathId,
+    body: Result<ScimJson, ApiError>,
+    req: HttpRequest,
+) -> Reply {
+    let mut audit = Audit::start("PUT", Kind::User, "replace", Some(&id));
+    let result = async {
+        let body = body?.0;
+        audit.identify(&body);
+        let projection = params(&req).projection()?;
+        let user = ops::replace_user(&auth.store, &id, &body, &if_match(&req)).await?;
+        let mut rendered = render_users(&auth, std::slice::from_ref(&user), &projection).await?;
+        let rendered = rendered.pop().unwrap_or(Value::Null);
+        Ok(render::resource_response(
+            StatusCode::OK,
+            &rendered,
+            user.version,
+            None,
+        ))
+    }
+    .await;
+    audit.finish(&auth, &result);
+    result
+}
+
+/// PATCH /Users/{id}
+pub(crate) async fn patch_user(
+    auth: Authorized<ScimWrite>,
+    PathId(id): PathId,
+    body: Result<ScimJson, ApiError>,
+    req: HttpRequest,
+) -> Reply {
+    let mut audit = Audit::start("PATCH", Kind::User, "patch", Some(&id));
+    let result = async {
+        let body = body?.0;
+        let projection = params(&req).projection()?;
+        let user = ops::patch_user(&auth.store, &id, &body, &if_match(&req)).await?;
+        audit.identify(&user.document);
+        let mut rendered = render_users(&auth, std::slice::from_ref(&user), &projection).await?;
+        let rendered = rendered.pop().unwrap_or(Value::Null);
+        Ok(render::resource_response(
+            StatusCode::OK,
+            &rendered,
+            user.version,
+            None,
+        ))
+    }
+    .await;
+    audit.finish(&auth, &result);
+    result
+}
+
+/// DELETE /Users/{id}
+pub(crate) async fn delete_user(
+    auth: Authorized<ScimWrite>,
+    PathId(id): PathId,
+    req: HttpRequest,
+) -> Reply {
+    let audit = Audit::start("DELETE", Kind::User, "delete", Some(&id));
+    let result = async {
+        ops::delete_user(&auth.store, &id, &if_match(&req)).await?;
+        Ok(HttpResponse::NoContent().finish())
+    }
+    .await;
+    audit.finish(&auth, &result);
+    result
+}
+
+// ---------------------------------------------------------------- Groups
+
+async fn group_list<R>(auth: &Authorized<R>, mut request: ListRequest) -> Reply {
+    request.query.with_members = request
+        .projection
+        .wants(&members_path(), Kind::Group.schema());
+    let page = ops::list_groups(&auth.store, &request.query).await?;
+    let resources = page
+        .resources
+        .iter()
+        .map(|g| render_group(auth, g, &request.projection))
+        .collect();
+    Ok(list_reply(&page, &request, resources))
+}
+
+/// GET /Groups
+pub(crate) async fn list_groups(auth: Authorized<ScimRead>, req: HttpRequest) -> Reply {
+    let result = async {
+        let request = query::from_params(&params(&req), Kind::Group.schema(), &auth.shared.config)?;
+        group_list(&auth, request).await
+    }
+    .await;
+    count_read(&auth, Kind::Group, "list", &result);
+    result
+}
+
+/// POST /Groups/.search
+pub(crate) async fn search_groups(
+    auth: Authorized<ScimRead>,
+    body: Result<ScimJson, ApiError>,
+) -> Reply {
+    let result = async {
+        let request = query::from_search(&body?.0, Kind::Group.schema(), &auth.shared.config)?;
+        group_list(&auth, request).await
+    }
+    .await;
+    count_read(&auth, Kind::Group, "search", &result);
+    result
+}
+
+/// GET /Groups/{id}
+pub(crate) async fn get_group(
+    auth: Authorized<ScimRead>,
+    PathId(id): PathId,
+    req: HttpRequest,
+) -> Reply {
+    let result = async {
+        let projection = params(&req).projection()?;
+        let with_members = projection.wants(&members_path(), Kind::Group.schema());
+        let group = ops::get_group(&auth.store, &id, with_members).await?;
+        if let Some(h) = req.headers().get(header::IF_NONE_MATCH) {
+            if !scim::meta::if_none_match(h.to_str().unwrap_or(""), group.version) {
+                return Ok(render::not_modified(group.version));
+            }
+        }
+        let body = render_group(&auth, &group, &projection);
+        Ok(render::resource_response(
+            StatusCode::OK,
+            &body,
+            group.version,
+            None,
+        ))
+    }
+    .await;
+    count_read(&auth, Kind::Group, "get", &result);
+    result
+}
+
+/// POST /Groups
+pub(crate) async fn create_group(
+    auth: Authorized<ScimWrite>,
+    body: Result<ScimJson, ApiError>,
+    req: HttpRequest,
+) -> Reply {
+    let mut audit = Audit::start("POST", Kind::Group, "create", None);
+    let result = async {
+        let body = body?.0;
+        audit.identify(&body);
+        let projection = params(&req).projection()?;
+        let (mut group, members) = ops::create_group(&auth.store, &body).await?;
+        audit.id(&group.id);
+        group.members.get_or_insert(members);
+        let rendered = render_group(&auth, &group, &projection);
+        let location = render::resource_location(&auth.base_url, Kind::Group, &group.id);
+        Ok(render::resource_response(
+            StatusCode::CREATED,
+            &rendered,
+            group.version,
+            Some(location),
+        ))
+    }
+    .await;
+    audit.finish(&auth, &result);
+    result
+}
+
+/// PUT /Groups/{id}
+pub(crate) async fn replace_group(
+    auth: Authorized<ScimWrite>,
+    PathId(id): PathId,
+    body: Result<ScimJson, ApiError>,
+    req: HttpRequest,
+) -> Reply {
+    let mut audit = Audit::start("PUT", Kind::Group, "replace", Some(&id));
+    let result = async {
+        let body = body?.0;
+        audit.identify(&body);
+        let projection = params(&req).projection()?;
+        let (mut group, members) =
+            ops::replace_group(&auth.store, &id, &body, &if_match(&req)).await?;
+        group.members.get_or_insert(members);
+        let rendered = render_group(&auth, &group, &projection);
+        Ok(render::resource_response(
+            StatusCode::OK,
+            &rendered,
+            group.version,
+            None,
+        ))
+    }
+    .await;
+    audit.finish(&auth, &result);
+    result
+}
+
+/// PATCH /Groups/{id}. The response is the group without `members` unless
+/// the `attributes` parameter asks for them: loading a large member set
+/// for every membership delta would make PATCH O(members) again, and
+/// Entra and Okta both document that they do not need the members back.
+pub(crate) async fn patch_group(
+    auth: Authorized<ScimWrite>,
+    PathId(id): PathId,
+    body: Result<ScimJson, ApiError>,
+    req: HttpRequest,
+) -> Reply {
+    let mut audit = Audit::start("PATCH", Kind::Group, "patch", Some(&id));
+    let result = async {
+        let body = body?.0;
+        let params = params(&req);
+        let projection = params.projection()?;
+        let mut group = ops::patch_group(&auth.store, &id, &body, &if_match(&req)).await?;
+        audit.identify(&group.document);
+        let asked = params.get("attributes").is_some()
+            && projection.wants(&members_path(), Kind::Group.schema());
+        group.members = if asked {
+            Some(auth.store.group_members(&group.id).await?)
+        } else {
+            None
+        };
+        let rendered = render_group(&auth, &group, &projection);
+        Ok(render::resource_response(
+            StatusCode::OK,
+            &rendered,
+            group.version,
+            None,
+        ))
+    }
+    .await;
+    audit.finish(&auth, &result);
+    result
+}
+
+/// DELETE /Groups/{id}
+pub(crate) async fn delete_group(
+    auth: Authorized<ScimWrite>,
+    PathId(id): PathId,
+    req: HttpRequest,
+) -> Reply {
+    let audit = Audit::start("DELETE", Kind::Group, "delete", Some(&id));
+    let result = async {
+        ops::delete_group(&auth.store, &id, &if_match(&req)).await?;
+        Ok(HttpResponse::NoContent().finish())
+    }
+    .await;
+    audit.finish(&auth, &result);
+    result
+}
+
+// ---------------------------------------------------------------- Discovery
+
+/// GET /ServiceProviderConfig
+pub(crate) async fn service_provider_config(auth: Authorized<AnyScope>) -> Reply {
+    let config = ServiceProviderConfig {
+        filter_max_results: u32::try_from(auth.shared.config.max_count).unwrap_or(u32::MAX),
+        ..ServiceProviderConfig::default()
+    };
+    Ok(render::json_response(
+        StatusCode::OK,
+        &config.to_json(&auth.base_url),
+    ))
+}
+
+/// GET /ResourceTypes
+pub(crate) async fn resource_types(auth: Authorized<AnyScope>) -> Reply {
+    let doc = resource_types_document(Registry::standard(), &auth.base_url);
+    Ok(render::json_response(StatusCode::OK, &doc))
+}
+
+/// GET /ResourceTypes/{name}
+pub(crate) async fn resource_type(auth: Authorized<AnyScope>, PathId(name): PathId) -> Reply {
+    let rt = Registry::standard().resource_type(&name).ok_or_else(|| {
+        scim::Error::NotFound(format!("resource type '{}' not found", clip(&name)))
+    })?;
+    Ok(render::json_response(
+        StatusCode::OK,
+        &resource_type_resource(rt, &auth.base_url),
+    ))
+}
+
+/// GET /Schemas
+pub(crate) async fn schemas(auth: Authorized<AnyScope>) -> Reply {
+    let doc = schemas_document(Registry::standard(), &auth.base_url);
+    Ok(render::json_response(StatusCode::OK, &doc))
+}
+
+/// GET /Schemas/{urn}
+pub(crate) async fn schema(auth: Authorized<AnyScope>, PathId(urn): PathId) -> Reply {
+    let s = Registry::standard()
+        .schema(&urn)
+        .ok_or_else(|| scim::Error::NotFound(format!("schema '{}' not found", clip(&urn))))?;
+    Ok(render::json_response(
+        StatusCode::OK,
+        &schema_resource(s, &auth.base_url),
+    ))
+}
+
+fn clip(s: &str) -> String {
+    s.chars().take(200).collect()
+}
+
+// ---------------------------------------------------------------- Plumbing
+
+/// Any path under a SCIM base that names no endpoint.
+pub(crate) async fn no_route(req: HttpRequest) -> Reply {
+    req.extensions_mut().insert(Unmatched);
+    Err(ApiError::NoRoute(clip(req.path())))
+}
+
+/// A known endpoint called with a method it does not support.
+pub(crate) async fn not_allowed(req: HttpRequest, allow: &'static str) -> Reply {
+    Err(ApiError::MethodNotAllowed {
+        method: clip(req.method().as_str()),
+        allow,
+    })
+}
+
+/// GET /healthz: the process is up.
+pub(crate) async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(r#"{"status":"ok"}"#)
+}
+
+/// GET /readyz: the database answers.
+pub(crate) async fn readyz(shared: web::Data<crate::Shared>) -> HttpResponse {
+    match shared.store.ping().await {
+        Ok(()) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(r#"{"status":"ready"}"#),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            HttpResponse::ServiceUnavailable()
+                .content_type("application/json")
+                .body(r#"{"status":"unavailable"}"#)
+        }
+    }
+}

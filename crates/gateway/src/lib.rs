@@ -1,0 +1,330 @@
+//! The SCIM 2.0 service (RFC 7644) on actix-web: tenant and token
+//! resolution, routing, limits, the provisioning log and metrics.
+//!
+//! The gateway is a thin translation. Protocol rules live in `scim`, data
+//! in `store`; this crate extracts (token → tenant → [`TenantStore`], body,
+//! query), calls one function per operation, and maps the result to HTTP.
+//!
+//! Routes, mounted twice with identical behaviour:
+//! - `/scim/v2/...`: the tenant is the token's;
+//! - `/tenants/{slug}/scim/v2/...`: the token must belong to `{slug}`
+//!   (else 401, so the URL reveals nothing about other tenants).
+//!
+//! Under each: `/Users`, `/Users/{id}`, `/Users/.search`, `/Groups`,
+//! `/Groups/{id}`, `/Groups/.search`, `/ServiceProviderConfig`,
+//! `/ResourceTypes[/{name}]`, `/Schemas[/{urn}]`; plus `/healthz` and
+//! `/readyz` at the root.
+//!
+//! Decisions where RFC 7644 leaves room (each is also noted where it is
+//! implemented):
+//! - **PATCH responses**: 200 with the resource (Users with `groups`).
+//!   A Group comes back *without* `members` unless the `attributes`
+//!   parameter asks for them, so a membership delta stays O(change); Entra
+//!   and Okta both document that they do not need the members back (§3.5.2
+//!   would even allow 204).
+//! - **Rendered attributes**: `members` (Groups) and `groups` (Users) are
+//!   always present when shown, as `[]` when empty, as Entra's and Okta's
+//!   examples show them; member `$ref`s are filled in when the type is known.
+//! - **If-Match**: weak comparison (as `scim::meta` explains); `*` means any
+//!   current version; a header that matches nothing (garbage included) is
+//!   412. **If-None-Match** on GET of one resource answers 304.
+//! - **Content types**: `application/scim+json`, `application/json` or none
+//!   are accepted; anything else is 400 `invalidSyntax`.
+//! - **Discovery endpoints** ignore `filter` (RFC 7644 §4 lets a server
+//!   refuse it; ignoring it breaks no client).
+//! - **Authentication failures** are 401 for a missing/unknown/revoked/
+//!   expired token and for a token used on another tenant's slug URL; 403
+//!   for a missing scope and for a suspended tenant.
+//! - **Rate limiting** happens after authentication (the limit is per
+//!   tenant); refused requests are not written to the provisioning log.
+//!
+//! [`TenantStore`]: store::TenantStore
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::middleware::from_fn;
+use actix_web::web::{self, ServiceConfig};
+use store::Store;
+use tokio::task::JoinHandle;
+
+mod auth;
+mod body;
+mod error;
+mod handlers;
+mod observe;
+mod ops;
+mod provlog;
+mod query;
+mod render;
+
+pub use auth::{AnyScope, Authorized, Requirement, ScimRead, ScimWrite};
+pub use error::{ApiError, SCIM_CONTENT_TYPE};
+pub use observe::current_request_id;
+
+/// Settings of the SCIM service.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// The externally visible origin (`https://scim.example.com`, optionally
+    /// with a path prefix) used for `Location` and `meta.location`; `None`
+    /// takes scheme and host from the request (and its `Forwarded` /
+    /// `X-Forwarded-*` headers), so set it behind untrusted proxies.
+    pub public_url: Option<String>,
+    /// Largest accepted request body; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Page size when a list request names no `count`.
+    pub default_count: u64,
+    /// Largest page size; larger `count`s are capped, not refused.
+    pub max_count: u64,
+    /// Sustained requests per second per tenant (0 disables the limit).
+    pub rate_limit_per_second: u32,
+    /// Requests a tenant may make in a burst above the sustained rate.
+    pub rate_limit_burst: u32,
+    /// How long a verified token is trusted without asking the store.
+    pub token_cache_ttl: Duration,
+    /// How often the store's auth revision is polled to pick up
+    /// revocations and suspensions made elsewhere.
+    pub auth_poll_interval: Duration,
+    /// Budget for filter strings.
+    pub filter_limits: scim::filter::Limits,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            public_url: None,
+            max_body_bytes: 1 << 20,
+            default_count: 100,
+            max_count: 1000,
+            rate_limit_per_second: 200,
+            rate_limit_burst: 400,
+            token_cache_ttl: Duration::from_secs(60),
+            auth_poll_interval: Duration::from_secs(2),
+            filter_limits: scim::filter::Limits::default(),
+        }
+    }
+}
+
+/// Why the gateway could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// A metric could not be registered (e.g. registered twice).
+    #[error("cannot register metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// The configuration is unusable.
+    #[error("invalid gateway configuration: {0}")]
+    Config(String),
+}
+
+/// State shared by every worker and request.
+pub(crate) struct Shared {
+    pub(crate) store: Store,
+    pub(crate) config: GatewayConfig,
+    pub(crate) metrics: observe::Metrics,
+    pub(crate) tokens: auth::TokenCache,
+    pub(crate) limiter: auth::TenantLimiter,
+    pub(crate) log: provlog::Queue,
+}
+
+/// The SCIM service; cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    shared: web::Data<Shared>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Builds the service over `store`, registering its metrics in `metrics`.
+    pub fn new(
+        store: Store,
+        config: GatewayConfig,
+        metrics: &prometheus::Registry,
+    ) -> Result<Gateway, GatewayError> {
+        if config.max_count == 0 {
+            return Err(GatewayError::Config("max_count must be at least 1".into()));
+        }
+        if config.max_body_bytes == 0 {
+            return Err(GatewayError::Config(
+                "max_body_bytes must be at least 1".into(),
+            ));
+        }
+        let shared = Shared {
+            metrics: observe::Metrics::register(metrics)?,
+            tokens: auth::TokenCache::new(config.token_cache_ttl),
+            limiter: auth::TenantLimiter::new(
+                config.rate_limit_per_second,
+                config.rate_limit_burst,
+            ),
+            log: provlog::Queue::new(),
+            store,
+            config,
+        };
+        Ok(Gateway {
+            shared: web::Data::from(Arc::new(shared)),
+        })
+    }
+
+    /// Mounts every SCIM route, `/healthz` and `/readyz`, with the request
+    /// id / tracing / metrics middleware applied inside.
+    pub fn configure(&self, cfg: &mut ServiceConfig) {
+        cfg.app_data(self.shared.clone());
+        cfg.service(
+            web::resource("/healthz")
+                .wrap(from_fn(observe::middleware))
+                .route(web::get().to(handlers::healthz)),
+        );
+        cfg.service(
+            web::resource("/readyz")
+                .wrap(from_fn(observe::middleware))
+                .route(web::get().to(handlers::readyz)),
+        );
+        cfg.service(scim_scope("/scim/v2"));
+        cfg.service(scim_scope("/tenants/{slug}/scim/v2"));
+    }
+
+    /// Starts the background work: the auth-revision poller (clears the
+    /// token cache when revocations or suspensions happen anywhere) and the
+    /// provisioning-log writer. Runs until aborted; call once.
+    pub fn spawn_background(&self) -> JoinHandle<()> {
+        let shared = self.shared.clone();
+        let receiver = shared.log.take_receiver();
+        tokio::spawn(async move {
+            let writer = async {
+                match receiver {
+                    Some(rx) => provlog::run_writer(rx).await,
+                    None => tracing::warn!(
+                        "spawn_background called twice; the provisioning-log writer already runs"
+                    ),
+                }
+            };
+            tokio::join!(writer, poll_auth_revision(shared));
+        })
+    }
+
+    /// Forgets every cached token verification, so revocations take effect
+    /// on the next request.
+    pub fn invalidate_tokens(&self) {
+        self.shared.tokens.clear();
+    }
+}
+
+/// Clears the token cache whenever the store's auth revision moves.
+async fn poll_auth_revision(shared: web::Data<Shared>) {
+    let mut tick = tokio::time::interval(
+        shared
+            .config
+            .auth_poll_interval
+            .max(Duration::from_millis(10)),
+    );
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen = None;
+    loop {
+        tick.tick().await;
+        match shared.store.admin().auth_revision().await {
+            Ok(rev) => {
+                if seen != Some(rev) {
+                    if seen.is_some() {
+                        tracing::info!(
+                            revision = rev,
+                            "auth revision changed; token cache cleared"
+                        );
+                    }
+                    shared.tokens.clear();
+                    seen = Some(rev);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the auth revision"),
+        }
+    }
+}
+
+/// The SCIM endpoints under one base path.
+fn scim_scope(
+    base: &str,
+) -> actix_web::Scope<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    use handlers as h;
+    let not_allowed = |allow: &'static str| {
+        web::to(move |req: actix_web::HttpRequest| h::not_allowed(req, allow))
+    };
+    web::scope(base)
+        .wrap(from_fn(observe::middleware))
+        .service(
+            web::resource("/Users")
+                .route(web::get().to(h::list_users))
+                .route(web::post().to(h::create_user))
+                .default_service(not_allowed("GET, POST")),
+        )
+        .service(
+            web::resource("/Users/.search")
+                .route(web::post().to(h::search_users))
+                .default_service(not_allowed("POST")),
+        )
+        .service(
+            web::resource("/Users/{id}")
+                .route(web::get().to(h::get_user))
+                .route(web::put().to(h::replace_user))
+                .route(web::patch().to(h::patch_user))
+                .route(web::delete().to(h::delete_user))
+                .default_service(not_allowed("GET, PUT, PATCH, DELETE")),
+        )
+        .service(
+            web::resource("/Groups")
+                .route(web::get().to(h::list_groups))
+                .route(web::post().to(h::create_group))
+                .default_service(not_allowed("GET, POST")),
+        )
+        .service(
+            web::resource("/Groups/.search")
+                .route(web::post().to(h::search_groups))
+                .default_service(not_allowed("POST")),
+        )
+        .service(
+            web::resource("/Groups/{id}")
+                .route(web::get().to(h::get_group))
+                .route(web::put().to(h::replace_group))
+                .route(web::patch().to(h::patch_group))
+                .route(web::delete().to(h::delete_group))
+                .default_service(not_allowed("GET, PUT, PATCH, DELETE")),
+        )
+        .service(
+            web::resource("/ServiceProviderConfig")
+                .route(web::get().to(h::service_provider_config))
+                .default_service(not_allowed("GET")),
+        )
+        .service(
+            web::resource("/ResourceTypes")
+                .route(web::get().to(h::resource_types))
+                .default_service(not_allowed("GET")),
+        )
+        .service(
+            web::resource("/ResourceTypes/{name}")
+                .route(web::get().to(h::resource_type))
+                .default_service(not_allowed("GET")),
+        )
+        .service(
+            web::resource("/Schemas")
+                .route(web::get().to(h::schemas))
+                .default_service(not_allowed("GET")),
+        )
+        .service(
+            web::resource("/Schemas/{urn}")
+                .route(web::get().to(h::schema))
+                .default_service(not_allowed("GET")),
+        )
+        .default_service(web::to(h::no_route))
+}

@@ -1,0 +1,245 @@
+//! Groups: CRUD, members in every shape, projection, the User `groups`.
+
+use serde_json::{Value, json};
+
+use crate::common::{App, each_backend, enc, redacted};
+
+const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+async fn make_user(app: &App, token: &str, name: &str) -> String {
+    let r = app
+        .call(
+            "POST",
+            "/Users",
+            token,
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": name
+            })),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.body["id"].as_str().unwrap().to_owned()
+}
+
+fn member_ids(v: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = v["members"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|m| m["value"].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+fn patch(ops: Value) -> Option<Value> {
+    Some(json!({"schemas": [PATCH], "Operations": ops}))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_crud_and_members() {
+    each_backend(|app: App| async move {
+        let t = app.tenant("acme").await;
+        let u1 = make_user(&app, &t.token, "u1").await;
+        let u2 = make_user(&app, &t.token, "u2").await;
+        let u3 = make_user(&app, &t.token, "u3").await;
+
+        let created = app
+            .call(
+                "POST",
+                "/Groups",
+                &t.token,
+                Some(json!({
+                    "schemas": [GROUP],
+                    "displayName": "Engineering",
+                    "externalId": "eng",
+                    "members": [{"value": u1, "display": "u1"}]
+                })),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        let gid = created.body["id"].as_str().unwrap().to_owned();
+        let location = format!("{}/Groups/{gid}", app.scim());
+        assert_eq!(created.header("location"), Some(location.as_str()));
+        assert_eq!(
+            redacted(created.body.clone()),
+            json!({
+                "schemas": [GROUP],
+                "id": gid,
+                "displayName": "Engineering",
+                "externalId": "eng",
+                "members": [{
+                    "value": u1,
+                    "display": "u1",
+                    "type": "User",
+                    "$ref": format!("{}/Users/{u1}", app.scim())
+                }],
+                "meta": {
+                    "resourceType": "Group",
+                    "created": "[ts]",
+                    "lastModified": "[ts]",
+                    "location": location,
+                    "version": "W/\"1\""
+                }
+            })
+        );
+
+        // Duplicate displayName.
+        let dup = app
+            .call("POST", "/Groups", &t.token, Some(json!({"schemas": [GROUP], "displayName": "engineering"})))
+            .await;
+        assert_eq!(dup.status, 409, "{}", dup.body);
+        assert_eq!(dup.body["scimType"], "uniqueness");
+
+        // excludedAttributes=members never shows members.
+        let g = app
+            .call("GET", &format!("/Groups/{gid}?excludedAttributes=members"), &t.token, None)
+            .await;
+        assert_eq!(g.status, 200);
+        assert!(g.body.get("members").is_none(), "{}", g.body);
+        assert_eq!(g.body["displayName"], "Engineering");
+
+        // PATCH add by array, remove by filter, remove by value array.
+        let r = app
+            .call(
+                "PATCH",
+                &format!("/Groups/{gid}"),
+                &t.token,
+                patch(json!([{"op": "add", "path": "members", "value": [{"value": u2}, {"value": u3}]}])),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(r.body.get("members").is_none(), "PATCH returns the group without members");
+        assert_eq!(r.body["displayName"], "Engineering");
+        let g = app.call("GET", &format!("/Groups/{gid}"), &t.token, None).await;
+        let mut want = vec![u1.clone(), u2.clone(), u3.clone()];
+        want.sort();
+        assert_eq!(member_ids(&g.body), want);
+
+        let r = app
+            .call(
+                "PATCH",
+                &format!("/Groups/{gid}?attributes=members"),
+                &t.token,
+                patch(json!([{"op": "remove", "path": format!("members[value eq \"{u2}\"]")}])),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let mut want = vec![u1.clone(), u3.clone()];
+        want.sort();
+        assert_eq!(member_ids(&r.body), want, "attributes=members returns them");
+
+        let r = app
+            .call(
+                "PATCH",
+                &format!("/Groups/{gid}"),
+                &t.token,
+                patch(json!([{"op": "Remove", "path": "members", "value": [{"value": u1}]}])),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let g = app.call("GET", &format!("/Groups/{gid}"), &t.token, None).await;
+        assert_eq!(member_ids(&g.body), vec![u3.clone()]);
+
+        // The User's groups attribute.
+        let u = app.call("GET", &format!("/Users/{u3}"), &t.token, None).await;
+        assert_eq!(
+            u.body["groups"],
+            json!([{
+                "value": gid,
+                "$ref": location,
+                "display": "Engineering",
+                "type": "direct"
+            }])
+        );
+        let u = app
+            .call("GET", &format!("/Users/{u3}?excludedAttributes=groups"), &t.token, None)
+            .await;
+        assert!(u.body.get("groups").is_none());
+
+        // Replace members, rename in one request.
+        let r = app
+            .call(
+                "PATCH",
+                &format!("/Groups/{gid}"),
+                &t.token,
+                patch(json!([
+                    {"op": "replace", "path": "members", "value": [{"value": u1}, {"value": u2}]},
+                    {"op": "replace", "path": "displayName", "value": "Eng"}
+                ])),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["displayName"], "Eng");
+        let g = app.call("GET", &format!("/Groups/{gid}"), &t.token, None).await;
+        let mut want = vec![u1.clone(), u2.clone()];
+        want.sort();
+        assert_eq!(member_ids(&g.body), want);
+
+        // A member id that is not this tenant's.
+        let r = app
+            .call(
+                "PATCH",
+                &format!("/Groups/{gid}"),
+                &t.token,
+                patch(json!([{"op": "add", "path": "members", "value": [{"value": "no-such-id"}]}])),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert_eq!(r.body["scimType"], "invalidValue");
+
+        // PUT replaces the whole member set.
+        let r = app
+            .call(
+                "PUT",
+                &format!("/Groups/{gid}"),
+                &t.token,
+                Some(json!({"schemas": [GROUP], "displayName": "Eng", "members": [{"value": u3}]})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(member_ids(&r.body), vec![u3.clone()]);
+        assert!(r.body.get("externalId").is_none(), "PUT replaces: {}", r.body);
+
+        // Deleting a user removes them from the group.
+        assert_eq!(app.call("DELETE", &format!("/Users/{u3}"), &t.token, None).await.status, 204);
+        let g = app.call("GET", &format!("/Groups/{gid}"), &t.token, None).await;
+        assert_eq!(member_ids(&g.body), Vec::<String>::new());
+
+        // Lists.
+        let l = app
+            .call(
+                "GET",
+                &format!("/Groups?filter={}&excludedAttributes=members", enc("displayName eq \"eng\"")),
+                &t.token,
+                None,
+            )
+            .await;
+        assert_eq!(l.body["totalResults"], 1);
+        assert!(l.body["Resources"][0].get("members").is_none());
+        let s = app
+            .call(
+                "POST",
+                "/Groups/.search",
+                &t.token,
+                Some(json!({
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                    "filter": "displayName sw \"E\""
+                })),
+            )
+            .await;
+        assert_eq!(s.status, 200, "{}", s.body);
+        assert_eq!(s.body["totalResults"], 1);
+
+        assert_eq!(app.call("DELETE", &format!("/Groups/{gid}"), &t.token, None).await.status, 204);
+        assert_eq!(app.call("GET", &format!("/Groups/{gid}"), &t.token, None).await.status, 404);
+        let l = app.call("GET", "/Groups", &t.token, None).await;
+        assert_eq!(l.body["totalResults"], 0);
+        assert_eq!(l.body["Resources"], json!([]));
+    })
+    .await;
+}
