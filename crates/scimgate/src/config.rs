@@ -1,0 +1,915 @@
+//! Layered, typed configuration.
+//!
+//! Four layers, each overriding the one before, key by key: built-in
+//! defaults, a TOML file (`--config FILE` or `SCIMGATE_CONFIG`), environment
+//! variables `SCIMGATE_<KEY>`, and command-line flags. Each layer is parsed
+//! on its own (figment gives typed errors that name the source and key) and
+//! then overlaid here, which keeps the one cross-key rule explicit: a layer
+//! that sets `database_url_file` replaces a lower layer's `database_url` and
+//! vice versa, while setting both in one layer is an error.
+//!
+//! Unknown keys are warned about, never fatal, so an older binary can read a
+//! newer file. The result is one [`Config`] value passed down explicitly.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Format, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use serde::Deserialize;
+
+/// Prefix of every configuration environment variable.
+pub const ENV_PREFIX: &str = "SCIMGATE_";
+
+/// Environment variable naming the TOML file (when `--config` is not given).
+pub const CONFIG_FILE_ENV: &str = "SCIMGATE_CONFIG";
+
+/// Every key the file and the environment accept (lower case; the
+/// environment spells them `SCIMGATE_<KEY>` in upper case).
+pub const KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database_url",
+    "database_url_file",
+    "public_url",
+    "log_format",
+    "log_level",
+    "max_body_bytes",
+    "default_count",
+    "max_count",
+    "rate_limit_per_second",
+    "rate_limit_burst",
+    "token_cache_ttl_secs",
+    "provisioning_log_retention_days",
+    "sqlite_synchronous",
+    "db_max_connections",
+    "operator_email",
+];
+
+/// Name of the SQLite database file inside the data directory.
+pub const SQLITE_FILE_NAME: &str = "scimgate.db";
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The configuration file named by `--config` / `SCIMGATE_CONFIG` is missing.
+    #[error("configuration file {0} does not exist")]
+    FileMissing(PathBuf),
+    /// A value has the wrong type or cannot be parsed (figment names the key and source).
+    #[error("{0}")]
+    Parse(Box<figment::Error>),
+    /// `database_url` and `database_url_file` are both set in the same layer.
+    #[error("{0} sets both database_url and database_url_file; set only one")]
+    DatabaseUrlTwice(&'static str),
+    /// The file named by `database_url_file` cannot be read.
+    #[error("cannot read database_url_file {path}: {source}")]
+    SecretFile {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A value parsed but is not acceptable.
+    #[error("invalid {key}: {reason}")]
+    Invalid {
+        /// The offending key.
+        key: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(e: figment::Error) -> Self {
+        ConfigError::Parse(Box::new(e))
+    }
+}
+
+/// A secret string (the database URL may carry a password): never shown by
+/// `Debug`; read it with [`Secret::expose`] where it is really needed.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The clear value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line (for log shippers).
+    Json,
+    /// Human-readable lines (colours on a terminal).
+    Pretty,
+}
+
+/// SQLite durability setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    /// Every commit reaches the disk before it is acknowledged.
+    Full,
+    /// Faster; the last commits may be lost on power failure (never corruption).
+    Normal,
+}
+
+/// The resolved configuration of one scimgate process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address the HTTP server binds (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Directory of the embedded SQLite database (created if missing).
+    pub data_dir: PathBuf,
+    /// Database URL; `None` means the SQLite file in `data_dir`.
+    pub database_url: Option<Secret>,
+    /// Externally visible base URL (no trailing `/`); `None` derives it from the listen address.
+    pub public_url: Option<String>,
+    /// Log format; `None` picks pretty on a terminal, JSON otherwise.
+    pub log_format: Option<LogFormat>,
+    /// Log filter directives (RUST_LOG syntax); `None` falls back to `RUST_LOG`, then a default.
+    pub log_level: Option<String>,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Page size when a list request names no `count`.
+    pub default_count: u64,
+    /// Largest page size a client may ask for.
+    pub max_count: u64,
+    /// Sustained requests per second allowed per tenant (0 disables the limit).
+    pub rate_limit_per_second: u32,
+    /// Requests a tenant may make in a burst (at least the per-second rate).
+    pub rate_limit_burst: u32,
+    /// How long a verified token stays in the in-memory cache, in seconds.
+    pub token_cache_ttl_secs: u64,
+    /// Days provisioning-log entries are kept; 0 keeps them forever.
+    pub provisioning_log_retention_days: u32,
+    /// SQLite durability (ignored for PostgreSQL).
+    pub sqlite_synchronous: SqliteSynchronous,
+    /// Maximum pooled database connections.
+    pub db_max_connections: u32,
+    /// Email of the operator account created on first start.
+    pub operator_email: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let gateway = gateway::GatewayConfig::default();
+        let store = store::StoreOptions::default();
+        Config {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            public_url: None,
+            log_format: None,
+            log_level: None,
+            max_body_bytes: gateway.max_body_bytes,
+            default_count: gateway.default_count,
+            max_count: gateway.max_count,
+            rate_limit_per_second: gateway.rate_limit_per_second,
+            rate_limit_burst: gateway.rate_limit_burst,
+            token_cache_ttl_secs: gateway.token_cache_ttl.as_secs(),
+            provisioning_log_retention_days: 30,
+            sqlite_synchronous: if store.sqlite_synchronous_full {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            },
+            db_max_connections: store.max_connections,
+            operator_email: "admin@localhost".to_owned(),
+        }
+    }
+}
+
+/// Values set on the command line (the highest layer).
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url`.
+    pub database_url: Option<Secret>,
+    /// `--public-url`.
+    pub public_url: Option<String>,
+}
+
+/// Where configuration comes from; [`Sources::from_process`] reads the real
+/// environment, tests pass their own.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// The TOML file, if any.
+    pub file: Option<PathBuf>,
+    /// Environment variables (all of them; only `SCIMGATE_*` are read).
+    pub env: Vec<(String, String)>,
+    /// Command-line values.
+    pub flags: Flags,
+}
+
+impl Sources {
+    /// Sources from this process: `--config` (else `SCIMGATE_CONFIG`), its
+    /// environment, and the given flags.
+    pub fn from_process(config_flag: Option<PathBuf>, flags: Flags) -> Sources {
+        let env: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        let file = config_flag.or_else(|| {
+            env.iter()
+                .find(|(k, v)| k == CONFIG_FILE_ENV && !v.is_empty())
+                .map(|(_, v)| PathBuf::from(v))
+        });
+        Sources { file, env, flags }
+    }
+}
+
+/// A loaded configuration and what was odd about its sources.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// Warnings to log once logging is up (unknown keys, ignored variables).
+    pub warnings: Vec<String>,
+}
+
+/// One layer as parsed: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Layer {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<Secret>,
+    database_url_file: Option<PathBuf>,
+    public_url: Option<String>,
+    log_format: Option<LogFormat>,
+    log_level: Option<String>,
+    max_body_bytes: Option<usize>,
+    default_count: Option<u64>,
+    max_count: Option<u64>,
+    rate_limit_per_second: Option<u32>,
+    rate_limit_burst: Option<u32>,
+    token_cache_ttl_secs: Option<u64>,
+    provisioning_log_retention_days: Option<u32>,
+    sqlite_synchronous: Option<SqliteSynchronous>,
+    db_max_connections: Option<u32>,
+    operator_email: Option<String>,
+}
+
+/// Where the database URL of the winning layer comes from.
+enum DatabaseSource {
+    Inline(Secret),
+    File(PathBuf),
+}
+
+/// The `SCIMGATE_*` variables as a figment provider, values parsed the way
+/// figment's own `Env` provider parses them (numbers, booleans, strings).
+/// Its own type rather than `figment::providers::Env` so tests can pass an
+/// environment without touching the process's.
+struct EnvLayer {
+    vars: Vec<(String, String)>,
+}
+
+impl EnvLayer {
+    fn new(env: &[(String, String)]) -> EnvLayer {
+        let vars = env
+            .iter()
+            .filter_map(|(k, v)| {
+                let key = k.strip_prefix(ENV_PREFIX)?;
+                // SCIMGATE_CONFIG locates the file; it is not a key. An empty
+                // value means "unset", as compose files write `X=${X:-}`.
+                if k == CONFIG_FILE_ENV || key.is_empty() || v.is_empty() {
+                    return None;
+                }
+                Some((key.to_ascii_lowercase(), v.clone()))
+            })
+            .collect();
+        EnvLayer { vars }
+    }
+}
+
+impl Provider for EnvLayer {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("`SCIMGATE_` environment variable(s)")
+            .interpolater(|_, keys| format!("{ENV_PREFIX}{}", keys.join(".").to_ascii_uppercase()))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut dict = Dict::new();
+        for (key, value) in &self.vars {
+            let Ok(parsed) = value.parse::<Value>();
+            dict.insert(key.clone(), parsed);
+        }
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+fn parse_layer(provider: impl Provider) -> Result<Layer, ConfigError> {
+    Ok(Figment::from(provider).extract::<Layer>()?)
+}
+
+fn unknown_keys(provider: &impl Provider) -> Result<Vec<String>, ConfigError> {
+    let known: BTreeSet<&str> = KEYS.iter().copied().collect();
+    let data = provider.data()?;
+    Ok(data
+        .values()
+        .flat_map(|dict| dict.keys())
+        .filter(|k| !known.contains(k.as_str()))
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect())
+}
+
+impl Config {
+    /// Loads defaults, then the file, then the environment, then the flags.
+    pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
+        let mut warnings = Vec::new();
+        let mut config = Config::default();
+        let mut database: Option<DatabaseSource> = None;
+        let mut default_count_set = false;
+
+        if let Some(path) = &sources.file {
+            if !path.is_file() {
+                return Err(ConfigError::FileMissing(path.clone()));
+            }
+            let toml = Toml::file_exact(path);
+            for key in unknown_keys(&toml)? {
+                warnings.push(format!(
+                    "unknown configuration key `{key}` in {} (ignored)",
+                    path.display()
+                ));
+            }
+            let layer = parse_layer(toml)?;
+            config.overlay(
+                layer,
+                &mut database,
+                &mut default_count_set,
+                "the configuration file",
+            )?;
+        }
+
+        let env = EnvLayer::new(&sources.env);
+        for key in unknown_keys(&env)? {
+            warnings.push(format!(
+                "unknown environment variable {ENV_PREFIX}{} (not a configuration key; ignored)",
+                key.to_ascii_uppercase()
+            ));
+        }
+        let layer = parse_layer(env)?;
+        config.overlay(
+            layer,
+            &mut database,
+            &mut default_count_set,
+            "the environment",
+        )?;
+
+        let flags = &sources.flags;
+        config.overlay(
+            Layer {
+                listen: flags.listen,
+                data_dir: flags.data_dir.clone(),
+                database_url: flags.database_url.clone(),
+                public_url: flags.public_url.clone(),
+                ..Layer::default()
+            },
+            &mut database,
+            &mut default_count_set,
+            "the command line",
+        )?;
+
+        config.database_url = match database {
+            None => None,
+            Some(DatabaseSource::Inline(url)) => Some(url),
+            Some(DatabaseSource::File(path)) => Some(read_secret_file(&path)?),
+        };
+        // Lowering max_count alone should just work: the default page
+        // follows it down. An explicit default_count above it is an error.
+        if !default_count_set {
+            config.default_count = config.default_count.min(config.max_count);
+        }
+        config.validate()?;
+        Ok(Loaded { config, warnings })
+    }
+
+    fn overlay(
+        &mut self,
+        layer: Layer,
+        database: &mut Option<DatabaseSource>,
+        default_count_set: &mut bool,
+        source: &'static str,
+    ) -> Result<(), ConfigError> {
+        *default_count_set |= layer.default_count.is_some();
+        match (layer.database_url, layer.database_url_file) {
+            (Some(_), Some(_)) => return Err(ConfigError::DatabaseUrlTwice(source)),
+            (Some(url), None) => *database = Some(DatabaseSource::Inline(url)),
+            (None, Some(path)) => *database = Some(DatabaseSource::File(path)),
+            (None, None) => {}
+        }
+        macro_rules! take {
+            ($($field:ident),*) => {
+                $(if let Some(v) = layer.$field { self.$field = v; })*
+            };
+        }
+        take!(
+            listen,
+            data_dir,
+            max_body_bytes,
+            default_count,
+            max_count,
+            rate_limit_per_second,
+            rate_limit_burst,
+            token_cache_ttl_secs,
+            provisioning_log_retention_days,
+            sqlite_synchronous,
+            db_max_connections,
+            operator_email
+        );
+        if let Some(url) = layer.public_url {
+            self.public_url = Some(url);
+        }
+        if let Some(format) = layer.log_format {
+            self.log_format = Some(format);
+        }
+        if let Some(level) = layer.log_level {
+            self.log_level = Some(level);
+        }
+        Ok(())
+    }
+
+    /// Checks values that parse but make no sense, and normalises
+    /// `public_url` (no trailing `/`).
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
+        fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+            ConfigError::Invalid {
+                key,
+                reason: reason.into(),
+            }
+        }
+        if let Some(url) = &self.public_url {
+            let trimmed = url.trim().trim_end_matches('/');
+            let rest = trimmed
+                .strip_prefix("http://")
+                .or_else(|| trimmed.strip_prefix("https://"));
+            match rest {
+                Some(host) if !host.is_empty() && !host.contains(['?', '#']) => {}
+                _ => {
+                    return Err(invalid(
+                        "public_url",
+                        "must be an http:// or https:// URL without query or fragment",
+                    ));
+                }
+            }
+            self.public_url = Some(trimmed.to_owned());
+        }
+        if let Some(url) = &self.database_url {
+            let url = url.expose();
+            let known = ["sqlite:", "postgres://", "postgresql://"];
+            if !known.iter().any(|p| url.starts_with(p)) {
+                return Err(invalid(
+                    "database_url",
+                    "must start with sqlite:, postgres:// or postgresql://",
+                ));
+            }
+        }
+        if self.max_body_bytes == 0 {
+            return Err(invalid("max_body_bytes", "must be greater than 0"));
+        }
+        if self.max_count == 0 {
+            return Err(invalid("max_count", "must be greater than 0"));
+        }
+        if self.default_count > self.max_count {
+            return Err(invalid(
+                "default_count",
+                format!(
+                    "{} is larger than max_count ({})",
+                    self.default_count, self.max_count
+                ),
+            ));
+        }
+        if self.db_max_connections == 0 {
+            return Err(invalid("db_max_connections", "must be greater than 0"));
+        }
+        let email = self.operator_email.trim();
+        if email.is_empty() || !email.contains('@') || email.contains(char::is_whitespace) {
+            return Err(invalid("operator_email", "must be an email address"));
+        }
+        if self.database_url.is_none() {
+            let path = self.data_dir.to_string_lossy();
+            if self.data_dir.to_str().is_none() || path.contains(['?', '#', '%']) {
+                return Err(invalid(
+                    "data_dir",
+                    "must be valid UTF-8 without '?', '#' or '%' (or set database_url)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// True when the database is SQLite (the embedded default or an explicit `sqlite:` URL).
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url
+            .as_ref()
+            .is_none_or(|url| url.expose().starts_with("sqlite:"))
+    }
+
+    /// The SQLite file used when no `database_url` is set.
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join(SQLITE_FILE_NAME)
+    }
+
+    /// The URL handed to the store: `database_url`, or the SQLite file in
+    /// `data_dir` (which must exist, see [`Config::prepare_data_dir`]).
+    pub fn store_url(&self) -> Secret {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => {
+                let path =
+                    std::path::absolute(self.sqlite_path()).unwrap_or_else(|_| self.sqlite_path());
+                Secret::new(format!("sqlite://{}?mode=rwc", path.display()))
+            }
+        }
+    }
+
+    /// Creates `data_dir` when the embedded SQLite database is in use.
+    pub fn prepare_data_dir(&self) -> std::io::Result<()> {
+        if self.database_url.is_none() {
+            std::fs::create_dir_all(&self.data_dir)?;
+        }
+        Ok(())
+    }
+
+    /// The database URL with any password replaced, for logs and messages.
+    pub fn database_display(&self) -> String {
+        match &self.database_url {
+            Some(url) => redact_url(url.expose()),
+            None => format!("sqlite {}", self.sqlite_path().display()),
+        }
+    }
+
+    /// Store settings from this configuration.
+    pub fn store_options(&self) -> store::StoreOptions {
+        store::StoreOptions {
+            max_connections: self.db_max_connections,
+            sqlite_synchronous_full: self.sqlite_synchronous == SqliteSynchronous::Full,
+            ..store::StoreOptions::default()
+        }
+    }
+
+    /// Gateway settings from this configuration.
+    pub fn gateway_config(&self) -> gateway::GatewayConfig {
+        gateway::GatewayConfig {
+            public_url: self.public_url.clone(),
+            max_body_bytes: self.max_body_bytes,
+            default_count: self.default_count,
+            max_count: self.max_count,
+            rate_limit_per_second: self.rate_limit_per_second,
+            rate_limit_burst: self.rate_limit_burst,
+            token_cache_ttl: Duration::from_secs(self.token_cache_ttl_secs),
+            ..gateway::GatewayConfig::default()
+        }
+    }
+
+    /// The base URL clients use: `public_url`, else `http://` and the
+    /// address (an unspecified bind address is shown as loopback, which is
+    /// at least reachable from this machine).
+    pub fn public_base_url(&self, bound: SocketAddr) -> String {
+        if let Some(url) = &self.public_url {
+            return url.clone();
+        }
+        let shown = match bound.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => {
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), bound.port())
+            }
+            IpAddr::V6(ip) if ip.is_unspecified() => {
+                SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), bound.port())
+            }
+            _ => bound,
+        };
+        format!("http://{shown}")
+    }
+}
+
+fn read_secret_file(path: &Path) -> Result<Secret, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    // Secret files usually end with a newline (`echo ... > file`).
+    Ok(Secret::new(text.trim_end_matches(['\n', '\r']).to_owned()))
+}
+
+/// Replaces the password in a URL's user-info (`postgres://u:pw@h/db` →
+/// `postgres://u:***@h/db`); everything else is kept so logs stay useful.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let authority_start = scheme_end + 3;
+    let rest = &url[authority_start..];
+    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_len];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    let userinfo = &authority[..at];
+    let redacted_userinfo = match userinfo.find(':') {
+        Some(colon) => format!("{}:***", &userinfo[..colon]),
+        None => userinfo.to_owned(),
+    };
+    format!(
+        "{}{}{}",
+        &url[..authority_start],
+        redacted_userinfo,
+        &url[authority_start + at..]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn write_file(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write temp file");
+        path
+    }
+
+    #[test]
+    fn defaults_without_sources() {
+        let loaded = Config::load(&Sources::default()).expect("defaults load");
+        let config = loaded.config;
+        assert!(loaded.warnings.is_empty());
+        assert_eq!(config.listen, "127.0.0.1:8080".parse().expect("addr"));
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert!(config.is_sqlite());
+        assert_eq!(config.provisioning_log_retention_days, 30);
+        assert_eq!(config.operator_email, "admin@localhost");
+        assert_eq!(config.sqlite_synchronous, SqliteSynchronous::Full);
+        assert!(
+            config
+                .store_url()
+                .expose()
+                .ends_with("/data/scimgate.db?mode=rwc")
+        );
+    }
+
+    #[test]
+    fn defaults_are_the_gateway_and_store_defaults() {
+        let config = Config::default();
+        let gateway = gateway::GatewayConfig::default();
+        let ours = config.gateway_config();
+        assert_eq!(ours.max_body_bytes, gateway.max_body_bytes);
+        assert_eq!(ours.default_count, gateway.default_count);
+        assert_eq!(ours.max_count, gateway.max_count);
+        assert_eq!(ours.rate_limit_per_second, gateway.rate_limit_per_second);
+        assert_eq!(ours.rate_limit_burst, gateway.rate_limit_burst);
+        assert_eq!(ours.token_cache_ttl, gateway.token_cache_ttl);
+        assert_eq!(
+            config.store_options().max_connections,
+            store::StoreOptions::default().max_connections
+        );
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = write_file(
+            &dir,
+            "c.toml",
+            "listen = \"127.0.0.1:1001\"\nmax_count = 10\ndefault_count = 5\n\
+             public_url = \"https://file.example/\"\nlog_level = \"debug\"\n",
+        );
+        let sources = Sources {
+            file: Some(file),
+            env: env(&[
+                ("SCIMGATE_LISTEN", "127.0.0.1:1002"),
+                ("SCIMGATE_MAX_COUNT", "20"),
+                ("SCIMGATE_LOG_LEVEL", "info,store=debug"),
+                ("PATH", "/bin"),
+            ]),
+            flags: Flags {
+                listen: Some("127.0.0.1:1003".parse().expect("addr")),
+                ..Flags::default()
+            },
+        };
+        let loaded = Config::load(&sources).expect("load");
+        let c = loaded.config;
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        assert_eq!(c.listen.port(), 1003, "flag wins");
+        assert_eq!(c.max_count, 20, "env beats file");
+        assert_eq!(c.default_count, 5, "file beats default");
+        assert_eq!(c.public_url.as_deref(), Some("https://file.example"));
+        assert_eq!(c.log_level.as_deref(), Some("info,store=debug"));
+    }
+
+    #[test]
+    fn unknown_keys_warn_not_fail() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = write_file(&dir, "c.toml", "lisen = \"x\"\n[gateway]\na = 1\n");
+        let sources = Sources {
+            file: Some(file),
+            env: env(&[
+                ("SCIMGATE_MAX_CONUT", "3"),
+                ("SCIMGATE_CONFIG", "ignored-here"),
+            ]),
+            flags: Flags::default(),
+        };
+        let loaded = Config::load(&sources).expect("load");
+        let joined = loaded.warnings.join("\n");
+        assert!(joined.contains("`lisen`"), "{joined}");
+        assert!(joined.contains("`gateway`"), "{joined}");
+        assert!(joined.contains("SCIMGATE_MAX_CONUT"), "{joined}");
+        assert!(!joined.contains("SCIMGATE_CONFIG"), "{joined}");
+        assert_eq!(loaded.warnings.len(), 3);
+    }
+
+    #[test]
+    fn bad_value_names_key_and_source() {
+        let sources = Sources {
+            env: env(&[("SCIMGATE_MAX_COUNT", "lots")]),
+            ..Sources::default()
+        };
+        let err = Config::load(&sources).expect_err("must fail").to_string();
+        assert!(err.contains("SCIMGATE_MAX_COUNT"), "{err}");
+    }
+
+    #[test]
+    fn missing_config_file_is_an_error() {
+        let sources = Sources {
+            file: Some(PathBuf::from("/nonexistent/scimgate.toml")),
+            ..Sources::default()
+        };
+        assert!(matches!(
+            Config::load(&sources),
+            Err(ConfigError::FileMissing(_))
+        ));
+    }
+
+    #[test]
+    fn database_url_file_is_read_and_layers_override_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = write_file(&dir, "db", "postgres://app:s3cret@db:5432/scim\n");
+        let file = write_file(
+            &dir,
+            "c.toml",
+            &format!("database_url_file = {:?}\n", secret.display().to_string()),
+        );
+        let from_file = Sources {
+            file: Some(file.clone()),
+            ..Sources::default()
+        };
+        let c = Config::load(&from_file).expect("load").config;
+        assert_eq!(
+            c.database_url.as_ref().map(Secret::expose),
+            Some("postgres://app:s3cret@db:5432/scim")
+        );
+        assert!(!c.is_sqlite());
+        assert_eq!(c.database_display(), "postgres://app:***@db:5432/scim");
+        assert!(!format!("{c:?}").contains("s3cret"));
+
+        // A higher layer's database_url replaces a lower layer's file.
+        let overridden = Sources {
+            file: Some(file),
+            env: env(&[("SCIMGATE_DATABASE_URL", "sqlite:///tmp/x.db")]),
+            ..Sources::default()
+        };
+        let c = Config::load(&overridden).expect("load").config;
+        assert_eq!(
+            c.database_url.as_ref().map(Secret::expose),
+            Some("sqlite:///tmp/x.db")
+        );
+        assert!(c.is_sqlite());
+    }
+
+    #[test]
+    fn both_database_keys_in_one_layer_is_an_error() {
+        let sources = Sources {
+            env: env(&[
+                ("SCIMGATE_DATABASE_URL", "postgres://h/db"),
+                ("SCIMGATE_DATABASE_URL_FILE", "/run/secrets/db"),
+            ]),
+            ..Sources::default()
+        };
+        assert!(matches!(
+            Config::load(&sources),
+            Err(ConfigError::DatabaseUrlTwice(_))
+        ));
+    }
+
+    #[test]
+    fn invalid_values_are_refused() {
+        for (key, value) in [
+            ("SCIMGATE_PUBLIC_URL", "ftp://x"),
+            ("SCIMGATE_DATABASE_URL", "mysql://x"),
+            ("SCIMGATE_MAX_COUNT", "0"),
+            ("SCIMGATE_DEFAULT_COUNT", "1000000"),
+            ("SCIMGATE_OPERATOR_EMAIL", "nobody"),
+            ("SCIMGATE_LOG_FORMAT", "xml"),
+            ("SCIMGATE_SQLITE_SYNCHRONOUS", "off"),
+        ] {
+            let sources = Sources {
+                env: env(&[(key, value)]),
+                ..Sources::default()
+            };
+            assert!(Config::load(&sources).is_err(), "{key}={value} accepted");
+        }
+    }
+
+    #[test]
+    fn lowering_max_count_lowers_the_default_page() {
+        let sources = Sources {
+            env: env(&[("SCIMGATE_MAX_COUNT", "2")]),
+            ..Sources::default()
+        };
+        let c = Config::load(&sources).expect("load").config;
+        assert_eq!((c.default_count, c.max_count), (2, 2));
+    }
+
+    #[test]
+    fn empty_env_values_are_unset() {
+        let sources = Sources {
+            env: env(&[("SCIMGATE_PUBLIC_URL", ""), ("SCIMGATE_MAX_COUNT", "")]),
+            ..Sources::default()
+        };
+        let c = Config::load(&sources).expect("load").config;
+        assert_eq!(c.public_url, None);
+        assert_eq!(c.max_count, Config::default().max_count);
+    }
+
+    #[test]
+    fn public_url_defaults_to_the_bound_address() {
+        let c = Config::default();
+        let bound: SocketAddr = "0.0.0.0:9000".parse().expect("addr");
+        assert_eq!(c.public_base_url(bound), "http://127.0.0.1:9000");
+        let bound: SocketAddr = "127.0.0.1:9001".parse().expect("addr");
+        assert_eq!(c.public_base_url(bound), "http://127.0.0.1:9001");
+        let bound: SocketAddr = "[::]:9002".parse().expect("addr");
+        assert_eq!(c.public_base_url(bound), "http://[::1]:9002");
+    }
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            redact_url("postgres://u:p@ss@h:5432/d?sslmode=require"),
+            "postgres://u:***@h:5432/d?sslmode=require"
+        );
+        assert_eq!(redact_url("postgres://u@h/d"), "postgres://u@h/d");
+        assert_eq!(redact_url("postgres://h/d?x=a@b"), "postgres://h/d?x=a@b");
+        assert_eq!(redact_url("sqlite://./x.db"), "sqlite://./x.db");
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn example_file_sets_every_key_and_docs_mention_them() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let example = root.join("scimgate.example.toml");
+        let text = std::fs::read_to_string(&example).expect("example file");
+        // Every key appears (commented out or not) in the example file.
+        for key in KEYS {
+            assert!(
+                text.lines().any(|l| {
+                    let l = l.trim_start_matches(['#', ' ']);
+                    l.starts_with(&format!("{key} ="))
+                }),
+                "{key} missing from scimgate.example.toml"
+            );
+        }
+        // The file as shipped loads without warnings.
+        let loaded = Config::load(&Sources {
+            file: Some(example),
+            ..Sources::default()
+        })
+        .expect("example loads");
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+
+        let docs = std::fs::read_to_string(root.join("docs/configuration.md")).expect("docs");
+        for key in KEYS {
+            assert!(docs.contains(&format!("`{key}`")), "{key} not documented");
+            let env = format!("`{ENV_PREFIX}{}`", key.to_ascii_uppercase());
+            assert!(docs.contains(&env), "{env} not documented");
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! `scimgate`: see `scimgate --help` and docs/configuration.md.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use scimgate::cli::{Cli, Command};
+use scimgate::commands::{self, CommandError, Output};
+use scimgate::config::{Config, Sources};
+use scimgate::{server, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    let sources = Sources::from_process(cli.config.clone(), cli.flags());
+    let loaded = match Config::load(&sources) {
+        Ok(loaded) => loaded,
+        Err(e) => return fail(json, &format!("configuration: {e}")),
+    };
+    let config = loaded.config;
+
+    // Operator commands stay quiet unless asked: their output is the point.
+    let fallback_level = match cli.command {
+        Command::Serve(_) | Command::Migrate => "info",
+        Command::Tenant(_) | Command::Token(_) => "warn",
+    };
+    let directives = telemetry::directives(&config, std::env::var("RUST_LOG").ok(), fallback_level);
+    if let Err(e) = telemetry::init(telemetry::format(&config), &directives) {
+        return fail(json, &format!("configuration: {e}"));
+    }
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+
+    match cli.command {
+        Command::Serve(_) => serve(config).await,
+        Command::Migrate => finish(json, commands::migrate(&config).await),
+        Command::Tenant(command) => finish(json, commands::tenant(&config, command).await),
+        Command::Token(command) => finish(json, commands::token(&config, command).await),
+    }
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let app = match server::spawn(config).await {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            return fail(false, &e.to_string());
+        }
+    };
+    if !app.first_start().is_empty() {
+        println!("{}", app.first_start().banner(app.public_url()));
+    }
+    println!(
+        "scimgate {} listening on http://{} (SCIM at {}/scim/v2)",
+        env!("CARGO_PKG_VERSION"),
+        app.addr(),
+        app.public_url()
+    );
+    match app.run_until_signal().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "server failed");
+            fail(false, &e.to_string())
+        }
+    }
+}
+
+fn finish(json: bool, result: Result<Output, CommandError>) -> ExitCode {
+    match result {
+        Ok(output) => {
+            println!("{}", output.render(json));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(json, &e.to_string()),
+    }
+}
+
+fn fail(json: bool, message: &str) -> ExitCode {
+    if json {
+        eprintln!("{}", serde_json::json!({ "error": message }));
+    } else {
+        eprintln!("scimgate: error: {message}");
+    }
+    ExitCode::FAILURE
+}

@@ -1,0 +1,301 @@
+//! The application `serve` runs, built the same way for `main` and tests.
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use prometheus::{Encoder, IntCounter, IntGauge, Opts, Registry, TextEncoder};
+use store::Store;
+use tokio::task::JoinHandle;
+
+use crate::bootstrap::{self, FirstStart};
+use crate::config::Config;
+
+/// How long in-flight requests may take to finish after a stop is asked for.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// How often old provisioning-log entries are pruned.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Why the application could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The database could not be opened, migrated or initialised.
+    #[error("database ({database}): {source}")]
+    Store {
+        /// The database, password redacted.
+        database: String,
+        /// The store's error.
+        source: store::StoreError,
+    },
+    /// The gateway refused its configuration.
+    #[error("gateway: {0}")]
+    Gateway(#[from] gateway::GatewayError),
+    /// The metrics registry refused a metric (a duplicate name: a bug).
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The HTTP server failed while running.
+    #[error("http server: {0}")]
+    Server(std::io::Error),
+}
+
+/// Opens the configured database (creating the data directory for SQLite)
+/// and applies pending migrations.
+pub async fn open_store(config: &Config) -> Result<Store, AppError> {
+    config
+        .prepare_data_dir()
+        .map_err(|source| AppError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+    let store_error = |source| AppError::Store {
+        database: config.database_display(),
+        source,
+    };
+    let store = Store::connect(config.store_url().expose(), config.store_options())
+        .await
+        .map_err(store_error)?;
+    store.migrate().await.map_err(store_error)?;
+    Ok(store)
+}
+
+/// A running scimgate: HTTP server, gateway background work and the
+/// provisioning-log retention task.
+#[derive(Debug)]
+pub struct App {
+    addr: SocketAddr,
+    public_url: String,
+    first_start: FirstStart,
+    server: actix_web::dev::ServerHandle,
+    server_task: JoinHandle<std::io::Result<()>>,
+    background: Vec<JoinHandle<()>>,
+}
+
+/// Builds and starts the application `scimgate serve` runs: opens and
+/// migrates the database, performs first-start initialisation, binds
+/// `config.listen` (port 0 allowed) and starts serving.
+pub async fn spawn(config: Config) -> Result<App, AppError> {
+    let listener = TcpListener::bind(config.listen).map_err(|source| AppError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let addr = listener.local_addr().map_err(|source| AppError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let store = open_store(&config).await?;
+
+    let registry = Registry::new();
+    let build_info = IntGauge::with_opts(
+        Opts::new(
+            "scimgate_build_info",
+            "Always 1; labelled with the version.",
+        )
+        .const_label("version", env!("CARGO_PKG_VERSION")),
+    )?;
+    build_info.set(1);
+    registry.register(Box::new(build_info))?;
+    let pruned = IntCounter::new(
+        "scimgate_provisioning_log_pruned_total",
+        "Provisioning-log entries deleted by the retention task.",
+    )?;
+    registry.register(Box::new(pruned.clone()))?;
+
+    let gateway = gateway::Gateway::new(store.clone(), config.gateway_config(), &registry)?;
+
+    let metrics_registry = web::Data::new(registry);
+    let factory_gateway = gateway.clone();
+    let server = actix_web::HttpServer::new(move || {
+        let gateway = factory_gateway.clone();
+        actix_web::App::new()
+            .app_data(metrics_registry.clone())
+            .route("/metrics", web::get().to(metrics))
+            .configure(|cfg| gateway.configure(cfg))
+    })
+    // Signals are handled by the caller (`App::run_until_signal`) so tests
+    // and embedders decide when to stop.
+    .disable_signals()
+    .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+    .listen(listener)
+    .map_err(|source| AppError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+
+    // First-start setup comes last: its secrets are shown once, so nothing
+    // that can still fail (a taken port, a bad setting) may follow it.
+    let first_start = bootstrap::ensure_initialized(&store, &config)
+        .await
+        .map_err(|source| AppError::Store {
+            database: config.database_display(),
+            source,
+        })?;
+
+    let server = server.run();
+    let handle = server.handle();
+    let server_task = tokio::spawn(server);
+
+    let mut background = vec![gateway.spawn_background()];
+    if config.provisioning_log_retention_days > 0 {
+        background.push(spawn_retention(
+            store,
+            config.provisioning_log_retention_days,
+            pruned,
+        ));
+    }
+
+    let public_url = config.public_base_url(addr);
+    tracing::info!(
+        %addr,
+        public_url = %public_url,
+        database = %config.database_display(),
+        "scimgate is serving"
+    );
+    Ok(App {
+        addr,
+        public_url,
+        first_start,
+        server: handle,
+        server_task,
+        background,
+    })
+}
+
+impl App {
+    /// The address the server is bound to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL clients use (`public_url` or `http://<addr>`).
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// What the first start created (empty on later starts).
+    pub fn first_start(&self) -> &FirstStart {
+        &self.first_start
+    }
+
+    /// Stops the server: `graceful` stops accepting and lets in-flight
+    /// requests finish (up to [`SHUTDOWN_GRACE`]); then background tasks end.
+    pub async fn stop(self, graceful: bool) -> Result<(), AppError> {
+        self.server.stop(graceful).await;
+        let result = match self.server_task.await {
+            Ok(result) => result.map_err(AppError::Server),
+            Err(join) => Err(AppError::Server(std::io::Error::other(join))),
+        };
+        for task in &self.background {
+            task.abort();
+        }
+        for task in self.background {
+            // An aborted task reports cancellation; nothing to do with it.
+            let _ = task.await;
+        }
+        result
+    }
+
+    /// Serves until SIGINT or SIGTERM, then stops gracefully (a second
+    /// signal makes the stop immediate).
+    pub async fn run_until_signal(mut self) -> Result<(), AppError> {
+        tokio::select! {
+            finished = &mut self.server_task => {
+                return match finished {
+                    Ok(result) => result.map_err(AppError::Server),
+                    Err(join) => Err(AppError::Server(std::io::Error::other(join))),
+                };
+            }
+            signal = shutdown_signal() => {
+                tracing::info!(signal, "shutting down: finishing in-flight requests");
+            }
+        }
+        let handle = self.server.clone();
+        let force = tokio::spawn(async move {
+            let signal = shutdown_signal().await;
+            tracing::warn!(signal, "second signal: stopping immediately");
+            handle.stop(false).await;
+        });
+        let result = self.stop(true).await;
+        force.abort();
+        tracing::info!("stopped");
+        result
+    }
+}
+
+/// Waits for SIGINT or SIGTERM and names it.
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => "SIGTERM",
+                    _ = int.recv() => "SIGINT",
+                }
+            }
+            _ => {
+                tracing::warn!("cannot install signal handlers; stop with Ctrl-C");
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}
+
+fn spawn_retention(store: Store, days: u32, pruned: IntCounter) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(RETENTION_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let before = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
+            match store.admin().prune_provisioning_log(before).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    pruned.inc_by(n);
+                    tracing::info!(deleted = n, days, "pruned old provisioning-log entries");
+                }
+                Err(e) => tracing::warn!(error = %e, "provisioning-log retention failed"),
+            }
+        }
+    })
+}
+
+async fn metrics(registry: web::Data<Registry>) -> HttpResponse {
+    let encoder = TextEncoder::new();
+    let mut body = Vec::new();
+    match encoder.encode(&registry.gather(), &mut body) {
+        Ok(()) => HttpResponse::Ok()
+            .content_type(encoder.format_type())
+            .body(body),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode metrics");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}
