@@ -124,6 +124,8 @@ pub(crate) struct Shared {
     pub(crate) tokens: auth::TokenCache,
     pub(crate) limiter: auth::TenantLimiter,
     pub(crate) log: provlog::Queue,
+    /// Set once by [`Gateway::shutdown`]; background tasks watch it.
+    pub(crate) stop: tokio::sync::watch::Sender<bool>,
 }
 
 /// The SCIM service; cheap to clone.
@@ -163,6 +165,7 @@ impl Gateway {
                 config.rate_limit_burst,
             ),
             log: provlog::Queue::new(),
+            stop: tokio::sync::watch::channel(false).0,
             store,
             config,
         };
@@ -195,10 +198,11 @@ impl Gateway {
     pub fn spawn_background(&self) -> JoinHandle<()> {
         let shared = self.shared.clone();
         let receiver = shared.log.take_receiver();
+        let stop = shared.stop.subscribe();
         tokio::spawn(async move {
             let writer = async {
                 match receiver {
-                    Some(rx) => provlog::run_writer(rx).await,
+                    Some(rx) => provlog::run_writer(rx, stop).await,
                     None => tracing::warn!(
                         "spawn_background called twice; the provisioning-log writer already runs"
                     ),
@@ -208,11 +212,26 @@ impl Gateway {
         })
     }
 
+    /// Asks the background tasks to finish: the provisioning-log writer stops
+    /// taking entries, writes every entry already queued and returns; the
+    /// auth-revision poller stops. Call it once the HTTP server has stopped
+    /// (so no handler still queues entries), then await the handle
+    /// [`Gateway::spawn_background`] returned.
+    pub fn shutdown(&self) {
+        self.shared.stop.send_replace(true);
+    }
+
     /// Forgets every cached token verification, so revocations take effect
     /// on the next request.
     pub fn invalidate_tokens(&self) {
         self.shared.tokens.clear();
     }
+}
+
+/// Resolves once [`Gateway::shutdown`] has been called (or the gateway is
+/// gone). Returns `()` so no non-`Send` watch guard lives across an await.
+pub(crate) async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
 /// Clears the token cache whenever the store's auth revision moves.
@@ -225,8 +244,12 @@ async fn poll_auth_revision(shared: web::Data<Shared>) {
     );
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seen = None;
+    let mut stop = shared.stop.subscribe();
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stopped(&mut stop) => return,
+        }
         match shared.store.admin().auth_revision().await {
             Ok(rev) => {
                 if seen != Some(rev) {

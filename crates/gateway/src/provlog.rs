@@ -66,13 +66,34 @@ impl Queue {
     }
 }
 
-/// Writes queued entries until every sender is gone.
-pub(crate) async fn run_writer(mut rx: mpsc::Receiver<Item>) {
-    while let Some((store, entry)) = rx.recv().await {
-        let request_id = entry.request_id.clone();
-        if let Err(e) = store.record(entry).await {
-            tracing::warn!(%request_id, error = %e, "provisioning-log entry not written");
+/// Writes queued entries until every sender is gone or `stop` is set; on
+/// stop, closes the queue and writes what was already queued, so a graceful
+/// shutdown loses no entry.
+pub(crate) async fn run_writer(
+    mut rx: mpsc::Receiver<Item>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let next = tokio::select! {
+            item = rx.recv() => Some(item),
+            () = crate::stopped(&mut stop) => None,
+        };
+        match next {
+            Some(Some(item)) => write(item).await,
+            Some(None) => return,
+            None => break,
         }
+    }
+    rx.close();
+    while let Some(item) = rx.recv().await {
+        write(item).await;
+    }
+}
+
+async fn write((store, entry): Item) {
+    let request_id = entry.request_id.clone();
+    if let Err(e) = store.record(entry).await {
+        tracing::warn!(%request_id, error = %e, "provisioning-log entry not written");
     }
 }
 

@@ -14,6 +14,9 @@ use crate::config::Config;
 /// How long in-flight requests may take to finish after a stop is asked for.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
+/// How long a stop waits for queued provisioning-log entries to be written.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
+
 /// How often old provisioning-log entries are pruned.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -84,6 +87,8 @@ pub struct App {
     first_start: FirstStart,
     server: actix_web::dev::ServerHandle,
     server_task: JoinHandle<std::io::Result<()>>,
+    gateway: gateway::Gateway,
+    gateway_task: JoinHandle<()>,
     background: Vec<JoinHandle<()>>,
 }
 
@@ -151,7 +156,8 @@ pub async fn spawn(config: Config) -> Result<App, AppError> {
     let handle = server.handle();
     let server_task = tokio::spawn(server);
 
-    let mut background = vec![gateway.spawn_background()];
+    let gateway_task = gateway.spawn_background();
+    let mut background = Vec::new();
     if config.provisioning_log_retention_days > 0 {
         background.push(spawn_retention(
             store,
@@ -173,6 +179,8 @@ pub async fn spawn(config: Config) -> Result<App, AppError> {
         first_start,
         server: handle,
         server_task,
+        gateway,
+        gateway_task,
         background,
     })
 }
@@ -194,13 +202,25 @@ impl App {
     }
 
     /// Stops the server: `graceful` stops accepting and lets in-flight
-    /// requests finish (up to [`SHUTDOWN_GRACE`]); then background tasks end.
+    /// requests finish (up to [`SHUTDOWN_GRACE`]); then the gateway writes
+    /// the provisioning-log entries still queued (up to [`DRAIN_GRACE`]) and
+    /// background tasks end.
     pub async fn stop(self, graceful: bool) -> Result<(), AppError> {
         self.server.stop(graceful).await;
         let result = match self.server_task.await {
             Ok(result) => result.map_err(AppError::Server),
             Err(join) => Err(AppError::Server(std::io::Error::other(join))),
         };
+        // No handler runs any more, so nothing new can be queued: drain.
+        self.gateway.shutdown();
+        let mut gateway_task = self.gateway_task;
+        if tokio::time::timeout(DRAIN_GRACE, &mut gateway_task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("provisioning-log drain timed out; remaining entries are lost");
+            gateway_task.abort();
+        }
         for task in &self.background {
             task.abort();
         }

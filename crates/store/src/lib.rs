@@ -225,12 +225,23 @@ pub struct TokenInfo {
 }
 
 /// A freshly issued token: the only time its secret exists in clear.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct IssuedToken {
     /// The stored facts.
     pub info: TokenInfo,
     /// The bearer token to hand to the IdP; shown once, stored only hashed.
     pub secret: String,
+}
+
+// Hand-written so that a stray `{:?}` in a log line can never print the
+// secret.
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("info", &self.info)
+            .field("secret", &"[redacted]")
+            .finish()
+    }
 }
 
 /// What a valid bearer token resolves to.
@@ -637,5 +648,32 @@ impl TenantStore {
     /// Outbox events after `after_id`, oldest first.
     pub async fn outbox_after(&self, after_id: i64, limit: u64) -> Result<Vec<OutboxEvent>> {
         events::after(self, after_id, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issued_token_debug_never_shows_the_secret() {
+        let issued = IssuedToken {
+            info: TokenInfo {
+                id: Uuid::nil(),
+                tenant_id: Uuid::nil(),
+                name: "entra".into(),
+                scopes: vec![Scope::ScimWrite],
+                created_at: Utc::now(),
+                expires_at: None,
+                revoked_at: None,
+            },
+            secret: "sgt_0000_supersecretvalue".into(),
+        };
+        let shown = format!("{issued:?}");
+        assert!(!shown.contains("supersecretvalue"), "{shown}");
+        assert!(
+            shown.contains("[redacted]") && shown.contains("entra"),
+            "{shown}"
+        );
     }
 }

@@ -284,3 +284,40 @@ async fn writes_are_recorded_in_the_provisioning_log() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_writes_every_queued_provisioning_log_entry() {
+    each_backend(|app: App| async move {
+        let t = app.tenant("acme").await;
+        // No writer runs yet, so every entry waits in the queue.
+        for i in 0..20 {
+            let r = app
+                .call(
+                    "POST",
+                    "/Users",
+                    &t.token,
+                    Some(json!({"schemas": [USER], "userName": format!("queued-{i}")})),
+                )
+                .await;
+            assert_eq!(r.status, 201);
+        }
+        let background = app.gateway.spawn_background();
+        app.gateway.shutdown();
+        tokio::time::timeout(Duration::from_secs(30), background)
+            .await
+            .expect("the background task ends after shutdown")
+            .expect("the background task does not panic");
+        let entries = app
+            .store
+            .tenant(&t.tenant)
+            .provisioning_log(&LogQuery {
+                limit: 100,
+                ..LogQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(entries.len(), 20, "{entries:?}");
+        assert!(entries.iter().all(|(_, e)| e.status == 201));
+    })
+    .await;
+}
