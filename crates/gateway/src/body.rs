@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
@@ -15,6 +16,31 @@ use serde_json::Value;
 
 use crate::Shared;
 use crate::error::ApiError;
+
+/// Most of a refused (too large) body that is read and thrown away before
+/// the 413 goes out. A client still sending its body would otherwise hit a
+/// reset when the connection closes, and report a broken pipe instead of
+/// our answer. Past this bound (or [`DRAIN_MAX_TIME`]) the connection is
+/// simply closed: an abusive upload gets no more of our time.
+const DRAIN_MAX_BYTES: usize = 16 << 20;
+
+/// How long draining a refused body may take at most.
+const DRAIN_MAX_TIME: Duration = Duration::from_secs(5);
+
+/// Reads and discards what is left of `payload`, within the drain bounds.
+async fn drain(payload: &mut Payload) {
+    let discard = async {
+        let mut seen = 0usize;
+        while let Some(Ok(chunk)) = payload.next().await {
+            seen += chunk.len();
+            if seen > DRAIN_MAX_BYTES {
+                break;
+            }
+        }
+    };
+    // Running out of time is the intended outcome for huge bodies.
+    let _ = tokio::time::timeout(DRAIN_MAX_TIME, discard).await;
+}
 
 /// A request body parsed as JSON.
 #[derive(Debug, Clone)]
@@ -31,13 +57,19 @@ impl FromRequest for ScimJson {
         let checked = check_headers(req, limit);
         let mut payload = payload.take();
         Box::pin(async move {
-            checked?;
+            if let Err(e) = checked {
+                if matches!(e, ApiError::PayloadTooLarge { .. }) {
+                    drain(&mut payload).await;
+                }
+                return Err(e);
+            }
             let mut buf = web::BytesMut::new();
             while let Some(chunk) = payload.next().await {
                 let chunk = chunk.map_err(|e| {
                     scim::Error::InvalidSyntax(format!("the request body could not be read: {e}"))
                 })?;
                 if buf.len() + chunk.len() > limit {
+                    drain(&mut payload).await;
                     return Err(ApiError::PayloadTooLarge { limit });
                 }
                 buf.extend_from_slice(&chunk);

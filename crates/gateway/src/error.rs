@@ -45,6 +45,10 @@ pub enum ApiError {
     /// No SCIM endpoint at this path (404).
     #[error("no SCIM endpoint at {0}")]
     NoRoute(String),
+    /// An RFC 7644 endpoint scimgate does not implement (501, RFC 7644
+    /// §3.12: "Service provider does not support the request operation").
+    #[error("{0} is not supported by this service provider")]
+    NotImplemented(&'static str),
     /// The endpoint exists but not with this method (405).
     #[error("method {method} is not supported here; allowed: {allow}")]
     MethodNotAllowed {
@@ -116,6 +120,7 @@ impl ResponseError for ApiError {
             ApiError::RateLimited { .. } => 429,
             ApiError::NoRoute(_) => 404,
             ApiError::MethodNotAllowed { .. } => 405,
+            ApiError::NotImplemented(_) => 501,
             ApiError::Internal(_) => 500,
         };
         StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
@@ -145,8 +150,8 @@ impl ResponseError for ApiError {
                 res.insert_header((header::ALLOW, *allow));
             }
             ApiError::PayloadTooLarge { .. } => {
-                // The rest of the body is never read, so the connection
-                // cannot carry another request.
+                // The body was drained only up to a bound (see `body.rs`),
+                // so the connection cannot safely carry another request.
                 res.force_close();
             }
             _ => {}

@@ -409,10 +409,12 @@ pub(crate) async fn replace_group(
     result
 }
 
-/// PATCH /Groups/{id}. The response is the group without `members` unless
-/// the `attributes` parameter asks for them: loading a large member set
-/// for every membership delta would make PATCH O(members) again, and
-/// Entra and Okta both document that they do not need the members back.
+/// PATCH /Groups/{id}. RFC 7644 §3.5.2: a 200 response carries "the entire
+/// resource ... subject to the `attributes` query parameter", so `members`
+/// are returned unless the client excludes them (`excludedAttributes=members`
+/// or an `attributes` list without them). The write itself stays O(change);
+/// only the response reads the member set, and a client patching large
+/// groups can opt out of that read.
 pub(crate) async fn patch_group(
     auth: Authorized<ScimWrite>,
     PathId(id): PathId,
@@ -426,8 +428,7 @@ pub(crate) async fn patch_group(
         let projection = params.projection()?;
         let mut group = ops::patch_group(&auth.store, &id, &body, &if_match(&req)).await?;
         audit.identify(&group.document);
-        let asked = params.get("attributes").is_some()
-            && projection.wants(&members_path(), Kind::Group.schema());
+        let asked = projection.wants(&members_path(), Kind::Group.schema());
         group.members = if asked {
             Some(auth.store.group_members(&group.id).await?)
         } else {
@@ -520,6 +521,16 @@ fn clip(s: &str) -> String {
 pub(crate) async fn no_route(req: HttpRequest) -> Reply {
     req.extensions_mut().insert(Unmatched);
     Err(ApiError::NoRoute(clip(req.path())))
+}
+
+/// POST /.search at the SCIM root: a search across resource types at once
+/// (RFC 7644 §3.4.3), which scimgate does not offer. The endpoint is defined
+/// by the RFC, so the answer is 501, not 404; searches within `/Users/.search`
+/// and `/Groups/.search` are supported.
+pub(crate) async fn search_root(_auth: Authorized<ScimRead>) -> Reply {
+    Err(ApiError::NotImplemented(
+        "searching several resource types at once (POST /.search at the root; use /Users/.search or /Groups/.search)",
+    ))
 }
 
 /// A known endpoint called with a method it does not support.

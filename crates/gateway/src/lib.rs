@@ -325,6 +325,11 @@ fn scim_scope(
                 .default_service(not_allowed("GET, PUT, PATCH, DELETE")),
         )
         .service(
+            web::resource("/.search")
+                .route(web::post().to(h::search_root))
+                .default_service(not_allowed("POST")),
+        )
+        .service(
             web::resource("/ServiceProviderConfig")
                 .route(web::get().to(h::service_provider_config))
                 .default_service(not_allowed("GET")),

@@ -126,6 +126,10 @@ async fn bad_input_gets_scim_errors_and_changes_nothing() {
             case("POST", &user, j(json!({})), 405, None),
             case("GET", "/Users/.search", None, 405, None),
             case("PUT", "/Schemas", None, 405, None),
+            // RFC 7644 §3.4.3 defines POST /.search at the root; scimgate
+            // does not search across resource types: 501, not 404.
+            case("POST", "/.search", j(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]})), 501, None),
+            case("GET", "/.search", None, 405, None),
             case("GET", "/ResourceTypes/Printer", None, 404, None),
             case("GET", "/Schemas/urn:example:nope", None, 404, None),
             case("GET", "/Users/does-not-exist", None, 404, None),

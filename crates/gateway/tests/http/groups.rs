@@ -113,12 +113,24 @@ async fn group_crud_and_members() {
             )
             .await;
         assert_eq!(r.status, 200, "{}", r.body);
-        assert!(r.body.get("members").is_none(), "PATCH returns the group without members");
         assert_eq!(r.body["displayName"], "Engineering");
         let g = app.call("GET", &format!("/Groups/{gid}"), &t.token, None).await;
         let mut want = vec![u1.clone(), u2.clone(), u3.clone()];
         want.sort();
         assert_eq!(member_ids(&g.body), want);
+        // RFC 7644 §3.5.2: a 200 PATCH response is the entire resource,
+        // members included, unless the client excludes them.
+        assert_eq!(member_ids(&r.body), want, "PATCH returns the members");
+        let r = app
+            .call(
+                "PATCH",
+                &format!("/Groups/{gid}?excludedAttributes=members"),
+                &t.token,
+                patch(json!([{"op": "replace", "path": "displayName", "value": "Engineering"}])),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(r.body.get("members").is_none(), "excluded: {}", r.body);
 
         let r = app
             .call(
