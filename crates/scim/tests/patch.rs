@@ -551,6 +551,26 @@ mod patch_extensions {
         );
     }
 
+    /// scim2-tester (scim2-models) sends an extension object with its own
+    /// `schemas` key; it is ignored, as in a path-less value object.
+    #[test]
+    fn schemas_key_inside_an_extension_value_is_ignored() {
+        for op in ["add", "replace"] {
+            let out = patch(
+                &user(),
+                json!([{"op": op, "path": ENTERPRISE,
+                        "value": {"schemas": [ENTERPRISE], "department": "Tours"}}]),
+                ResourceSchema::user(),
+            );
+            assert_eq!(
+                out.document[ENTERPRISE],
+                json!({"department": "Tours"}),
+                "{op}"
+            );
+            assert_eq!(out.document["schemas"], json!([USER, ENTERPRISE]), "{op}");
+        }
+    }
+
     #[test]
     fn first_extension_attribute_adds_the_urn_to_schemas() {
         let out = patch(

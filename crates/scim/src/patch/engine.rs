@@ -309,6 +309,13 @@ impl<'s> Engine<'s> {
         }
         self.in_extension = true;
         let result = attrs.iter().try_for_each(|(key, v)| {
+            // An extension object has no `schemas` attribute, but some
+            // clients serialize one into it (`{"schemas": [urn], ...}`). The
+            // engine maintains `schemas` itself, so that copy is ignored, as
+            // it is in a path-less value object.
+            if key.eq_ignore_ascii_case("schemas") {
+                return Ok(());
+            }
             let mut path = key_path(key)?;
             if path.attr.urn.is_none() {
                 path.attr.urn = Some(ext.key.to_string());
