@@ -1,0 +1,170 @@
+//! scimgate-loadgen: drives SCIM traffic shaped like Microsoft Entra's
+//! provisioning against scimgate tenants on this machine and reports rates
+//! and latency percentiles. Only loopback targets are accepted: the tool is
+//! for this repository's own benchmarks.
+
+pub mod report;
+mod scenarios;
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use report::{InitialSummary, OpReport, Report, Stats};
+
+/// Longest run the tool accepts, in seconds.
+pub const MAX_DURATION_SECS: u64 = 600;
+
+/// One tenant to drive: its SCIM base URL and a `scim:write` bearer token.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Target {
+    /// The tenant's SCIM base URL, e.g. `http://127.0.0.1:8080/tenants/acme/scim/v2`.
+    pub scim_url: String,
+    /// The bearer token.
+    pub token: String,
+}
+
+/// What traffic to generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Entra's initial cycle: look up, create users; look up, create groups, add members.
+    Initial,
+    /// A mix for the duration: 60 % `userName eq` lookups, 25 % user PATCHes, 15 % group member PATCHes.
+    Steady,
+    /// Only `userName eq` lookups of existing users.
+    Lookup,
+}
+
+impl Scenario {
+    /// The scenario's name as given on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Initial => "initial",
+            Scenario::Steady => "steady",
+            Scenario::Lookup => "lookup",
+        }
+    }
+}
+
+/// A run's parameters.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Tenants to drive (at least one).
+    pub targets: Vec<Target>,
+    /// Concurrent workers (requests in flight).
+    pub concurrency: usize,
+    /// The traffic to generate.
+    pub scenario: Scenario,
+    /// Users per tenant: created by `initial`, looked up by `steady` and `lookup`.
+    pub users: usize,
+    /// Groups per tenant created by `initial`.
+    pub groups: usize,
+    /// Length of `steady`/`lookup`; the time limit of `initial`.
+    pub duration: Duration,
+}
+
+/// Why a run could not start.
+#[derive(Debug)]
+pub struct LoadError(pub String);
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Reads a JSON list of `{"scim_url", "token"}` objects (extra fields, such as
+/// those `scimgate tenant create --json` prints, are ignored).
+pub fn read_targets(path: &Path) -> Result<Vec<Target>, LoadError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| LoadError(format!("cannot read {}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| {
+        LoadError(format!(
+            "{}: expected a JSON list of {{\"scim_url\", \"token\"}}: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// Refuses anything but an `http(s)` URL whose host is `localhost` or a loopback address.
+pub fn check_loopback(url: &str) -> Result<(), LoadError> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| LoadError(format!("invalid URL {url:?}: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(LoadError(format!(
+            "{url:?}: only http and https URLs are supported"
+        )));
+    }
+    let host = parsed
+        .host_str()
+        .unwrap_or("")
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(LoadError(format!(
+            "{url:?} is not a loopback address: scimgate-loadgen only drives servers on this \
+             machine (localhost, 127.0.0.0/8, ::1)"
+        )))
+    }
+}
+
+/// Checks the options and runs the scenario to completion or its time limit.
+pub async fn run(options: Options) -> Result<Report, LoadError> {
+    if options.targets.is_empty() {
+        return Err(LoadError(
+            "no target: give --url and --token, or --targets FILE".into(),
+        ));
+    }
+    for target in &options.targets {
+        check_loopback(&target.scim_url)?;
+    }
+    if options.concurrency == 0 || options.concurrency > 4096 {
+        return Err(LoadError("--concurrency must be between 1 and 4096".into()));
+    }
+    if options.users == 0 || options.users > 10_000_000 {
+        return Err(LoadError("--users must be between 1 and 10000000".into()));
+    }
+    if options.groups > 1_000_000 {
+        return Err(LoadError("--groups must be at most 1000000".into()));
+    }
+    if options.duration.is_zero() || options.duration > Duration::from_secs(MAX_DURATION_SECS) {
+        return Err(LoadError(format!(
+            "--duration must be between 1 and {MAX_DURATION_SECS} seconds"
+        )));
+    }
+    scenarios::run(options).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_urls_are_accepted() {
+        for ok in [
+            "http://127.0.0.1:8080/tenants/a/scim/v2",
+            "http://127.1.2.3/scim/v2",
+            "http://localhost:1/scim/v2",
+            "https://[::1]:8443/scim/v2",
+        ] {
+            assert!(check_loopback(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://10.0.0.1/scim/v2",
+            "http://example.com/scim/v2",
+            "http://[::2]/scim/v2",
+            "ftp://127.0.0.1/",
+            "not a url",
+        ] {
+            assert!(check_loopback(bad).is_err(), "{bad}");
+        }
+    }
+}

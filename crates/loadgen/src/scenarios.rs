@@ -1,0 +1,554 @@
+//! The three scenarios: Entra-shaped request bodies, workers and their loops.
+//!
+//! Every worker loop is bounded twice: by a count (the work items, or a cap
+//! on iterations) and by the run's deadline.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use reqwest::{Method, RequestBuilder};
+use serde_json::{Value, json};
+
+use crate::report::{InitialSummary, Report, Stats};
+use crate::{LoadError, Options, Scenario, Target};
+
+const SCIM_JSON: &str = "application/scim+json";
+const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+/// Member operations per group PATCH in the initial cycle (Entra: one member per op, several ops per request).
+const MEMBER_OPS_PER_PATCH: usize = 10;
+/// Upper bound on any worker's iterations, whatever the deadline.
+const MAX_ITERATIONS_PER_WORKER: u64 = 50_000_000;
+/// Users and groups sampled per tenant for the PATCHes of `steady`.
+const SAMPLE: usize = 1000;
+
+/// The userName of user `i`.
+fn user_name(i: usize) -> String {
+    format!("loadgen.user{i:07}@example.test")
+}
+
+/// The displayName of group `g`.
+fn group_name(g: usize) -> String {
+    format!("loadgen group {g:05}")
+}
+
+/// Percent-encodes a query component (everything but RFC 3986 unreserved characters).
+fn encode(component: &str) -> String {
+    let mut out = String::with_capacity(component.len() * 2);
+    for byte in component.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+fn user_body(t: usize, i: usize) -> Value {
+    let name = user_name(i);
+    json!({
+        "schemas": [USER_SCHEMA, ENTERPRISE],
+        "externalId": format!("{t:08x}-0000-4000-8000-{i:012x}"),
+        "userName": name,
+        "active": true,
+        "displayName": format!("Load User{i}"),
+        "emails": [{"primary": true, "type": "work", "value": name}],
+        "meta": {"resourceType": "User"},
+        "name": {"formatted": format!("Load User{i}"), "familyName": format!("User{i}"), "givenName": "Load"},
+        ENTERPRISE: {"employeeNumber": i.to_string(), "department": format!("Dept {}", i % 20)}
+    })
+}
+
+fn group_body(t: usize, g: usize) -> Value {
+    json!({
+        "schemas": [GROUP_SCHEMA],
+        "externalId": format!("{t:08x}-0000-4000-9000-{g:012x}"),
+        "displayName": group_name(g),
+        "members": []
+    })
+}
+
+fn member_patch(op: &str, ids: &[&str]) -> Value {
+    let ops: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"op": op, "path": "members", "value": [{"value": id}]}))
+        .collect();
+    json!({"schemas": [PATCH_OP], "Operations": ops})
+}
+
+fn user_patch(display_name: &str, active: bool) -> Value {
+    json!({"schemas": [PATCH_OP], "Operations": [
+        {"op": "Replace", "path": "displayName", "value": display_name},
+        {"op": "Replace", "path": "active", "value": if active { "True" } else { "False" }}
+    ]})
+}
+
+/// The HTTP client and the request shapes.
+struct Http {
+    client: reqwest::Client,
+}
+
+impl Http {
+    fn new(concurrency: usize) -> Result<Http, LoadError> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(concurrency)
+            .build()
+            .map_err(|e| LoadError(format!("HTTP client: {e}")))?;
+        Ok(Http { client })
+    }
+
+    fn get(&self, target: &Target, path: &str) -> RequestBuilder {
+        self.client
+            .get(format!("{}{path}", target.scim_url))
+            .bearer_auth(&target.token)
+            .header("accept", SCIM_JSON)
+    }
+
+    fn send(&self, method: Method, target: &Target, path: &str, body: &Value) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", target.scim_url))
+            .bearer_auth(&target.token)
+            .header("accept", SCIM_JSON)
+            .header("content-type", SCIM_JSON)
+            .body(body.to_string())
+    }
+
+    fn filter_users(&self, target: &Target, i: usize) -> RequestBuilder {
+        let filter = format!("userName eq \"{}\"", user_name(i));
+        self.get(target, &format!("/Users?filter={}", encode(&filter)))
+    }
+
+    fn filter_groups(&self, target: &Target, g: usize) -> RequestBuilder {
+        let filter = format!("displayName eq \"{}\"", group_name(g));
+        self.get(
+            target,
+            &format!(
+                "/Groups?filter={}&excludedAttributes=members",
+                encode(&filter)
+            ),
+        )
+    }
+}
+
+/// Sends a request, records it under `op` and returns the parsed body of a
+/// 2xx reply (`Null` when empty).
+async fn call(stats: &mut Stats, op: &'static str, request: RequestBuilder) -> Option<Value> {
+    let start = Instant::now();
+    let result = async {
+        let reply = request.send().await?;
+        let status = reply.status().as_u16();
+        let body = reply.bytes().await?;
+        Ok::<_, reqwest::Error>((status, body))
+    }
+    .await;
+    let latency = start.elapsed();
+    match result {
+        Ok((status, body)) if (200..300).contains(&status) => {
+            stats.record(op, latency, None);
+            Some(if body.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&body).unwrap_or(Value::Null)
+            })
+        }
+        Ok((status, _)) => {
+            stats.record(op, latency, Some(status.to_string()));
+            None
+        }
+        Err(_) => {
+            stats.record(op, latency, Some("transport".into()));
+            None
+        }
+    }
+}
+
+/// The id of the first resource of a list response, and the total.
+fn first_of_list(list: &Value) -> (u64, Option<String>) {
+    let total = list["totalResults"].as_u64().unwrap_or(0);
+    let id = list["Resources"][0]["id"].as_str().map(str::to_string);
+    (total, id)
+}
+
+pub(crate) async fn run(options: Options) -> Result<Report, LoadError> {
+    let http = Arc::new(Http::new(options.concurrency)?);
+    match options.scenario {
+        Scenario::Initial => initial(http, options).await,
+        Scenario::Steady | Scenario::Lookup => mixed(http, options).await,
+    }
+}
+
+/// State the initial cycle's workers share.
+struct Initial {
+    http: Arc<Http>,
+    targets: Vec<Target>,
+    users: usize,
+    groups: usize,
+    deadline: Instant,
+    next: AtomicUsize,
+    /// User ids per target, filled by the user phase, read by the group phase.
+    ids: Vec<Vec<OnceLock<String>>>,
+    created: AtomicU64,
+    existing: AtomicU64,
+    groups_created: AtomicU64,
+    members_added: AtomicU64,
+}
+
+impl Initial {
+    /// The next work item below `total`, unless the deadline has passed.
+    fn take(&self, total: usize) -> Option<usize> {
+        if Instant::now() >= self.deadline {
+            return None;
+        }
+        let k = self.next.fetch_add(1, Ordering::Relaxed);
+        (k < total).then_some(k)
+    }
+
+    async fn user(&self, stats: &mut Stats, k: usize) {
+        let t = k % self.targets.len();
+        let i = k / self.targets.len();
+        let target = &self.targets[t];
+        let Some(list) = call(
+            stats,
+            "get_user_by_userName",
+            self.http.filter_users(target, i),
+        )
+        .await
+        else {
+            return;
+        };
+        let (total, id) = first_of_list(&list);
+        let id = if total > 0 {
+            self.existing.fetch_add(1, Ordering::Relaxed);
+            id
+        } else {
+            let created = call(
+                stats,
+                "post_user",
+                self.http
+                    .send(Method::POST, target, "/Users", &user_body(t, i)),
+            )
+            .await;
+            let id = created.and_then(|c| c["id"].as_str().map(str::to_string));
+            if id.is_some() {
+                self.created.fetch_add(1, Ordering::Relaxed);
+            }
+            id
+        };
+        if let Some(id) = id {
+            let _ = self.ids[t][i].set(id);
+        }
+    }
+
+    async fn group(&self, stats: &mut Stats, k: usize) {
+        let t = k % self.targets.len();
+        let g = k / self.targets.len();
+        let target = &self.targets[t];
+        let Some(list) = call(
+            stats,
+            "get_group_by_displayName",
+            self.http.filter_groups(target, g),
+        )
+        .await
+        else {
+            return;
+        };
+        let (total, id) = first_of_list(&list);
+        let id = if total > 0 {
+            id
+        } else {
+            let created = call(
+                stats,
+                "post_group",
+                self.http
+                    .send(Method::POST, target, "/Groups", &group_body(t, g)),
+            )
+            .await;
+            let id = created.and_then(|c| c["id"].as_str().map(str::to_string));
+            if id.is_some() {
+                self.groups_created.fetch_add(1, Ordering::Relaxed);
+            }
+            id
+        };
+        let Some(group_id) = id else { return };
+        // Group g gets the users i with i % groups == g.
+        let members: Vec<&str> = (g..self.users)
+            .step_by(self.groups)
+            .filter_map(|i| self.ids[t][i].get().map(String::as_str))
+            .collect();
+        for batch in members.chunks(MEMBER_OPS_PER_PATCH) {
+            if Instant::now() >= self.deadline {
+                return;
+            }
+            let path = format!("/Groups/{group_id}");
+            let body = member_patch("Add", batch);
+            if call(
+                stats,
+                "patch_group_add_members",
+                self.http.send(Method::PATCH, target, &path, &body),
+            )
+            .await
+            .is_some()
+            {
+                self.members_added
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+async fn initial(http: Arc<Http>, options: Options) -> Result<Report, LoadError> {
+    let start = Instant::now();
+    let targets = options.targets.len();
+    let shared = Arc::new(Initial {
+        http,
+        ids: (0..targets)
+            .map(|_| (0..options.users).map(|_| OnceLock::new()).collect())
+            .collect(),
+        targets: options.targets,
+        users: options.users,
+        groups: options.groups,
+        deadline: start + options.duration,
+        next: AtomicUsize::new(0),
+        created: AtomicU64::new(0),
+        existing: AtomicU64::new(0),
+        groups_created: AtomicU64::new(0),
+        members_added: AtomicU64::new(0),
+    });
+
+    let mut stats = Stats::default();
+    let user_items = options.users * targets;
+    let workers: Vec<_> = (0..options.concurrency)
+        .map(|_| {
+            let shared = Arc::clone(&shared);
+            tokio::spawn(async move {
+                let mut stats = Stats::default();
+                while let Some(k) = shared.take(user_items) {
+                    shared.user(&mut stats, k).await;
+                }
+                stats
+            })
+        })
+        .collect();
+    for worker in workers {
+        stats.merge(
+            &worker
+                .await
+                .map_err(|e| LoadError(format!("worker failed: {e}")))?,
+        );
+    }
+    let users_phase = start.elapsed();
+
+    shared.next.store(0, Ordering::Relaxed);
+    let group_items = options.groups * targets;
+    let workers: Vec<_> = (0..options.concurrency.min(group_items.max(1)))
+        .map(|_| {
+            let shared = Arc::clone(&shared);
+            tokio::spawn(async move {
+                let mut stats = Stats::default();
+                while let Some(k) = shared.take(group_items) {
+                    shared.group(&mut stats, k).await;
+                }
+                stats
+            })
+        })
+        .collect();
+    for worker in workers {
+        stats.merge(
+            &worker
+                .await
+                .map_err(|e| LoadError(format!("worker failed: {e}")))?,
+        );
+    }
+    let elapsed = start.elapsed();
+    let completed = Instant::now() < shared.deadline;
+
+    let users_done =
+        shared.created.load(Ordering::Relaxed) + shared.existing.load(Ordering::Relaxed);
+    let mut report = Report::new(
+        Scenario::Initial.name(),
+        targets,
+        options.concurrency,
+        elapsed,
+        completed,
+        &stats,
+    );
+    report.initial = Some(InitialSummary {
+        users_created: shared.created.load(Ordering::Relaxed),
+        users_existing: shared.existing.load(Ordering::Relaxed),
+        groups_created: shared.groups_created.load(Ordering::Relaxed),
+        members_added: shared.members_added.load(Ordering::Relaxed),
+        users_phase_secs: users_phase.as_secs_f64(),
+        groups_phase_secs: (elapsed - users_phase).as_secs_f64(),
+        users_per_sec: users_done as f64 / elapsed.as_secs_f64().max(1e-9),
+    });
+    Ok(report)
+}
+
+/// Ids sampled from one tenant for the PATCHes of `steady`.
+struct Sample {
+    users: Vec<String>,
+    groups: Vec<String>,
+}
+
+async fn sample(http: &Http, target: &Target, with_groups: bool) -> Result<Sample, LoadError> {
+    let ids = |list: Option<Value>| -> Vec<String> {
+        list.and_then(|l| l["Resources"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|r| r["id"].as_str().map(str::to_string))
+            .collect()
+    };
+    let mut scratch = Stats::default();
+    let users = ids(call(
+        &mut scratch,
+        "sample",
+        http.get(
+            target,
+            &format!("/Users?startIndex=1&count={SAMPLE}&attributes=userName"),
+        ),
+    )
+    .await);
+    let groups = if with_groups {
+        ids(call(
+            &mut scratch,
+            "sample",
+            http.get(
+                target,
+                &format!("/Groups?startIndex=1&count={SAMPLE}&attributes=displayName"),
+            ),
+        )
+        .await)
+    } else {
+        Vec::new()
+    };
+    if users.is_empty() {
+        return Err(LoadError(format!(
+            "{}: no users found; run the initial scenario first",
+            target.scim_url
+        )));
+    }
+    Ok(Sample { users, groups })
+}
+
+async fn mixed(http: Arc<Http>, options: Options) -> Result<Report, LoadError> {
+    let steady = options.scenario == Scenario::Steady;
+    let mut samples = Vec::with_capacity(options.targets.len());
+    if steady {
+        for target in &options.targets {
+            samples.push(sample(&http, target, true).await?);
+        }
+    }
+    let samples = Arc::new(samples);
+    let targets = Arc::new(options.targets.clone());
+    let start = Instant::now();
+    let deadline = start + options.duration;
+    let workers: Vec<_> = (0..options.concurrency)
+        .map(|w| {
+            let http = Arc::clone(&http);
+            let samples = Arc::clone(&samples);
+            let targets = Arc::clone(&targets);
+            let users = options.users;
+            tokio::spawn(async move {
+                let mut stats = Stats::default();
+                let mut rng = StdRng::seed_from_u64(0x5c17 + w as u64);
+                for _ in 0..MAX_ITERATIONS_PER_WORKER {
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                    let t = rng.random_range(0..targets.len());
+                    let target = &targets[t];
+                    let roll = if steady { rng.random_range(0..100) } else { 0 };
+                    if roll < 60 {
+                        // Entra's lookup before every change: expect exactly one user.
+                        let i = rng.random_range(0..users);
+                        let op = "get_user_by_userName";
+                        if let Some(list) = call(&mut stats, op, http.filter_users(target, i)).await
+                            && first_of_list(&list).0 != 1
+                        {
+                            stats.mark_error(op, "unexpected");
+                        }
+                    } else if roll < 85 || samples[t].groups.is_empty() {
+                        let users = &samples[t].users;
+                        let id = &users[rng.random_range(0..users.len())];
+                        let body =
+                            user_patch(&format!("Load User {}", rng.random::<u32>()), rng.random());
+                        let path = format!("/Users/{id}");
+                        call(
+                            &mut stats,
+                            "patch_user",
+                            http.send(Method::PATCH, target, &path, &body),
+                        )
+                        .await;
+                    } else {
+                        let sample = &samples[t];
+                        let group = &sample.groups[rng.random_range(0..sample.groups.len())];
+                        let user = sample.users[rng.random_range(0..sample.users.len())].as_str();
+                        let path = format!("/Groups/{group}");
+                        let add = member_patch("Add", &[user]);
+                        call(
+                            &mut stats,
+                            "patch_group_members",
+                            http.send(Method::PATCH, target, &path, &add),
+                        )
+                        .await;
+                        let remove = member_patch("Remove", &[user]);
+                        call(
+                            &mut stats,
+                            "patch_group_members",
+                            http.send(Method::PATCH, target, &path, &remove),
+                        )
+                        .await;
+                    }
+                }
+                stats
+            })
+        })
+        .collect();
+    let mut stats = Stats::default();
+    for worker in workers {
+        stats.merge(
+            &worker
+                .await
+                .map_err(|e| LoadError(format!("worker failed: {e}")))?,
+        );
+    }
+    Ok(Report::new(
+        options.scenario.name(),
+        targets.len(),
+        options.concurrency,
+        start.elapsed(),
+        true,
+        &stats,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_are_percent_encoded() {
+        assert_eq!(
+            encode("userName eq \"a.b@c\""),
+            "userName%20eq%20%22a.b%40c%22"
+        );
+    }
+
+    #[test]
+    fn bodies_have_entra_shape() {
+        let user = user_body(0, 7);
+        assert_eq!(user["userName"], "loadgen.user0000007@example.test");
+        assert_eq!(user[ENTERPRISE]["employeeNumber"], "7");
+        assert_eq!(user["emails"][0]["type"], "work");
+        let patch = member_patch("Add", &["a", "b"]);
+        assert_eq!(patch["Operations"].as_array().map(Vec::len), Some(2));
+        assert_eq!(user_patch("x", false)["Operations"][1]["value"], "False");
+    }
+}
