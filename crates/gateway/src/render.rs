@@ -40,18 +40,14 @@ pub(crate) enum Kind {
     Group,
 }
 
+// Names, endpoints and URNs come from the schema registry, the one place
+// that knows them.
 impl Kind {
     pub(crate) fn name(self) -> &'static str {
-        match self {
-            Kind::User => "User",
-            Kind::Group => "Group",
-        }
+        &self.schema().resource_type.name
     }
     pub(crate) fn endpoint(self) -> &'static str {
-        match self {
-            Kind::User => "Users",
-            Kind::Group => "Groups",
-        }
+        self.schema().resource_type.endpoint.trim_start_matches('/')
     }
     pub(crate) fn schema(self) -> scim::ResourceSchema<'static> {
         match self {

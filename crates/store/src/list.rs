@@ -15,7 +15,6 @@ use chrono::{DateTime, Utc};
 use scim::AttrPath;
 use scim::filter::Filter;
 use scim::meta::Meta;
-use scim::schemas::ResourceSchema;
 use sea_orm::sea_query::{
     Asterisk, Condition, Expr, ExprTrait, Func, NullOrdering, Order, Query, SelectStatement,
 };
@@ -272,10 +271,7 @@ async fn scan(
     cond: Condition,
     residual: Option<&Filter>,
 ) -> Result<Vec<(Row, Value)>> {
-    let schema = match kind {
-        Kind::User => ResourceSchema::user(),
-        Kind::Group => ResourceSchema::group(),
-    };
+    let schema = kind.schema();
     let related = residual.is_some_and(|f| match kind {
         Kind::User => translate::mentions(f, "groups"),
         Kind::Group => translate::mentions(f, "members"),
@@ -401,10 +397,7 @@ fn column_key(row: &Row, target: Target) -> Option<Key> {
 /// its primary or else first value), strings lower-cased unless the
 /// attribute is caseExact.
 fn document_key(kind: Kind, doc: &Value, path: &AttrPath) -> Option<Key> {
-    let schema = match kind {
-        Kind::User => ResourceSchema::user(),
-        Kind::Group => ResourceSchema::group(),
-    };
+    let schema = kind.schema();
     let resolved = schema.resolve(path);
     let exact = resolved.is_some_and(|r| {
         let leaf = r.leaf();

@@ -14,9 +14,8 @@
 //! conjuncts are split so the translatable ones still narrow the scan.
 
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, Timelike, Utc};
-use scim::AttrPath;
 use scim::filter::{CompValue, CompareOp, Filter};
-use scim::schemas;
+use scim::{AttrPath, ResourceSchema};
 use sea_orm::sea_query::{
     BinOper, DynIden, Expr, ExprTrait, IntoIden, LikeExpr, Query, SelectStatement,
 };
@@ -34,19 +33,22 @@ pub(crate) enum Kind {
     Group,
 }
 
+// Names and URNs come from the schema registry, the one place that knows
+// them; this enum adds only the storage side (tables).
 impl Kind {
-    pub(crate) fn name(self) -> &'static str {
+    pub(crate) fn schema(self) -> ResourceSchema<'static> {
         match self {
-            Kind::User => "User",
-            Kind::Group => "Group",
+            Kind::User => ResourceSchema::user(),
+            Kind::Group => ResourceSchema::group(),
         }
     }
 
+    pub(crate) fn name(self) -> &'static str {
+        &self.schema().resource_type.name
+    }
+
     fn core_urn(self) -> &'static str {
-        match self {
-            Kind::User => schemas::USER,
-            Kind::Group => schemas::GROUP,
-        }
+        &self.schema().resource_type.schema
     }
 
     pub(crate) fn table(self) -> DynIden {
