@@ -10,9 +10,10 @@ pub use sea_orm_migration::MigratorTrait;
 use sea_orm_migration::prelude::*;
 
 mod m0001_initial;
+mod m0002_membership_indexes;
 
 /// The schema version this build expects: the number of migration steps.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// All of scimgate's migrations, in order.
 pub struct Migrator;
@@ -20,7 +21,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_initial::Migration)]
+        vec![
+            Box::new(m0001_initial::Migration),
+            Box::new(m0002_membership_indexes::Migration),
+        ]
     }
 }
 

@@ -153,7 +153,7 @@ pub(crate) async fn patch_user(
     let expected = if_match.resolve(current)?;
     let schema = Kind::User.schema();
     let res = dir
-        .modify_user(id, expected, |current| {
+        .modify_user(id, expected, move |current| {
             let doc = with_id(&current.document, &current.id);
             let out = patch::apply(&doc, &req, schema)?;
             if !out.modified() {
@@ -247,7 +247,7 @@ pub(crate) async fn patch_group(
     };
     let expected = if_match.resolve(current)?;
     let res = dir
-        .modify_group(id, expected, |current| {
+        .modify_group(id, expected, move |current| {
             if rest.operations.is_empty() {
                 return Ok((current.document.clone(), changes.clone()));
             }

@@ -73,27 +73,39 @@ pub(crate) async fn run_writer(
     mut rx: mpsc::Receiver<Item>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let mut batch = Vec::with_capacity(BATCH);
     loop {
-        let next = tokio::select! {
-            item = rx.recv() => Some(item),
+        let received = tokio::select! {
+            n = rx.recv_many(&mut batch, BATCH) => Some(n),
             () = crate::stopped(&mut stop) => None,
         };
-        match next {
-            Some(Some(item)) => write(item).await,
-            Some(None) => return,
+        match received {
+            Some(0) => return,
+            Some(_) => write(&mut batch).await,
             None => break,
         }
     }
     rx.close();
-    while let Some(item) = rx.recv().await {
-        write(item).await;
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        write(&mut batch).await;
     }
 }
 
-async fn write((store, entry): Item) {
-    let request_id = entry.request_id.clone();
-    if let Err(e) = store.record(entry).await {
-        tracing::warn!(%request_id, error = %e, "provisioning-log entry not written");
+/// Entries written per transaction, at most: whatever is queued is taken
+/// at once, so under load one insert carries many entries.
+const BATCH: usize = 512;
+
+async fn write(batch: &mut Vec<Item>) {
+    let entries = std::mem::take(batch);
+    let count = entries.len();
+    let first = entries.first().map(|(_, e)| e.request_id.clone());
+    if let Err(e) = TenantStore::record_many(entries).await {
+        tracing::warn!(
+            first_request_id = first.as_deref().unwrap_or(""),
+            count,
+            error = %e,
+            "provisioning-log entries not written"
+        );
     }
 }
 

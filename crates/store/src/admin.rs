@@ -29,16 +29,14 @@ use crate::{
 const TOKEN_PREFIX: &str = "sgt_";
 
 pub(crate) async fn migrate(inner: &Inner) -> Result<()> {
-    write_one!(inner, conn => {
-        migrations::Migrator::up(conn, None)
-            .await
-            .map_err(|e| match e {
-                sea_orm::DbErr::Migration(m) => {
-                    StoreError::Internal(format!("migration failed: {m}"))
-                }
-                other => db(other),
-            })
-    })
+    // Each step is its own transaction; the pool is idle at this point
+    // (start-up, or the CLI), and other processes wait on SQLite's lock.
+    migrations::Migrator::up(&inner.conn, None)
+        .await
+        .map_err(|e| match e {
+            sea_orm::DbErr::Migration(m) => StoreError::Internal(format!("migration failed: {m}")),
+            other => db(other),
+        })
 }
 
 // ---------------------------------------------------------------------------
@@ -134,12 +132,13 @@ pub(crate) async fn create_tenant(inner: &Inner, new: NewTenant) -> Result<Tenan
         created_at: Set(at),
         updated_at: Set(at),
     };
-    write_txn!(inner, txn => {
+    let slug = row.slug.clone();
+    write_txn!(inner, [], [am, slug], txn => {
         tenants::Entity::insert(am.clone())
             .exec_without_returning(txn)
             .await
             .map_err(|e| {
-                unique_or(e, || format!("tenant slug '{}' is already taken", row.slug))
+                unique_or(e, || format!("tenant slug '{slug}' is already taken"))
             })?;
         Ok(())
     })?;
@@ -196,7 +195,7 @@ pub(crate) async fn set_tenant_status(
     id: Uuid,
     status: TenantStatus,
 ) -> Result<Tenant> {
-    let row = write_txn!(inner, txn => {
+    let row = write_txn!(inner, [], [], txn => {
         let Some(row) = tenants::Entity::find_by_id(id.to_string())
             .lock_exclusive()
             .one(txn)
@@ -227,7 +226,7 @@ pub(crate) async fn set_tenant_status(
 }
 
 pub(crate) async fn delete_tenant(inner: &Inner, id: Uuid) -> Result<()> {
-    write_txn!(inner, txn => {
+    write_txn!(inner, [], [], txn => {
         // Everything the tenant owns goes with it (ON DELETE CASCADE).
         let deleted = tenants::Entity::delete_many()
             .filter(tenants::Column::Id.eq(id.to_string()))
@@ -399,13 +398,14 @@ pub(crate) async fn issue_token(
         expires_at: Set(row.expires_at),
         revoked_at: Set(None),
     };
-    write_txn!(inner, txn => {
+    let tenant_id = tenant.id;
+    write_txn!(inner, [], [am], txn => {
         tokens::Entity::insert(am.clone())
             .exec_without_returning(txn)
             .await
             .map_err(|e| match e.sql_err() {
                 Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => TxError::Fail(
-                    StoreError::NotFound(format!("tenant {}", tenant.id)),
+                    StoreError::NotFound(format!("tenant {tenant_id}")),
                 ),
                 _ => dbx(e),
             })?;
@@ -435,9 +435,10 @@ pub(crate) async fn revoke_token(
     tenant: &Tenant,
     token_id: Uuid,
 ) -> Result<TokenInfo> {
-    let row = write_txn!(inner, txn => {
+    let tenant_id = tenant.id;
+    let row = write_txn!(inner, [], [], txn => {
         let Some(row) = tokens::Entity::find_by_id(token_id.to_string())
-            .filter(tokens::Column::TenantId.eq(tenant.id.to_string()))
+            .filter(tokens::Column::TenantId.eq(tenant_id.to_string()))
             .lock_exclusive()
             .one(txn)
             .await
@@ -534,7 +535,7 @@ pub(crate) async fn create_operator(inner: &Inner, email: &str, password: &str) 
         password_hash: Set(hash),
         created_at: Set(now()),
     };
-    write_txn!(inner, txn => {
+    write_txn!(inner, [email], [am], txn => {
         operators::Entity::insert(am.clone())
             .exec_without_returning(txn)
             .await

@@ -18,10 +18,10 @@ use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
-    RuntimeErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+    RuntimeErr, Statement, TransactionTrait,
 };
-use tokio::sync::{Mutex, MutexGuard};
 
+use crate::writer::{TxFuture, Writer};
 use crate::{Backend, Result, StoreError, StoreOptions};
 
 /// How many times a write transaction is attempted before the store gives
@@ -34,13 +34,23 @@ pub(crate) const MAX_ATTEMPTS: usize = 16;
 /// process's lock before failing.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Bytes of the database file SQLite maps into memory (address space, not
+/// resident memory: the kernel's page cache backs it).
+const SQLITE_MMAP_SIZE: u64 = 1 << 30;
+
+/// Each connection's page cache, as SQLite's negative "KiB" form.
+const SQLITE_CACHE_KIB: i64 = -16 * 1024;
+
 /// The shared state behind [`crate::Store`] and its handles.
 pub(crate) struct Inner {
     pub(crate) conn: DatabaseConnection,
+    /// SQLite only: the group-commit writer, which owns the one connection
+    /// every write runs on. That connection's page cache stays valid across
+    /// its own commits (SQLite empties a connection's cache when *another*
+    /// connection has written).
+    writer: Option<Writer>,
     pub(crate) backend: Backend,
     pub(crate) options: StoreOptions,
-    /// Present on SQLite only: serializes this process's writers.
-    write_lock: Option<Mutex<()>>,
 }
 
 impl Inner {
@@ -74,43 +84,67 @@ impl Inner {
                     })
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
                     .foreign_keys(true)
+                    // Reads through a memory map instead of a `pread` into
+                    // each connection's private cache, which SQLite empties
+                    // whenever another connection commits.
+                    .pragma("mmap_size", SQLITE_MMAP_SIZE.to_string())
+                    .pragma("cache_size", SQLITE_CACHE_KIB.to_string())
+                    .pragma("temp_store", "memory")
             });
         }
-        let conn = Database::connect(opts).await.map_err(|e| match e {
-            DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => {
-                StoreError::Unavailable(format!("cannot connect: {}", redact(&e)))
-            }
-            other => db(other),
-        })?;
+        let writer_opts = (backend == Backend::Sqlite).then(|| {
+            let mut w = opts.clone();
+            w.max_connections(1).min_connections(1);
+            w
+        });
+        let conn = Database::connect(opts).await.map_err(connect_error)?;
+        let writer = match writer_opts {
+            Some(w) => Some(Writer::start(
+                Database::connect(w).await.map_err(connect_error)?,
+            )?),
+            None => None,
+        };
         Ok(Inner {
             conn,
+            writer,
             backend,
-            write_lock: (backend == Backend::Sqlite).then(|| Mutex::new(())),
             options,
         })
     }
 
-    /// Holds this process's SQLite write lock (nothing on PostgreSQL).
-    pub(crate) async fn lock_writes(&self) -> Option<MutexGuard<'_, ()>> {
-        match &self.write_lock {
-            Some(lock) => Some(lock.lock().await),
-            None => None,
+    /// Runs `body` (given `state`) in a write transaction and returns its
+    /// result once committed: on SQLite through the group-commit writer, on
+    /// PostgreSQL on this task, with the pool's concurrency. `body` may run
+    /// more than once (a transient conflict retries it), so it must not
+    /// have effects outside the transaction.
+    pub(crate) async fn write<S, F, T>(&self, state: S, body: F) -> Result<T>
+    where
+        S: Send + Sync + 'static,
+        T: Send + 'static,
+        F: for<'t> Fn(&'t S, &'t DatabaseTransaction) -> TxFuture<'t, T> + Send + Sync + 'static,
+    {
+        if let Some(writer) = &self.writer {
+            return writer.write(state, body).await;
+        }
+        let mut attempts = 0usize;
+        loop {
+            attempts += 1;
+            let txn = self.conn.begin().await.map_err(db)?;
+            let result = body(&state, &txn).await;
+            if let Some(done) = self.finish(txn, result, attempts).await {
+                return done;
+            }
         }
     }
 
     /// Ends one attempt of a write transaction: commits on `Ok`, rolls back
     /// otherwise. `None` means "run the transaction again".
-    pub(crate) async fn finish<T>(
+    async fn finish<T>(
         &self,
         txn: DatabaseTransaction,
         result: Result<T, TxError>,
         attempts: usize,
     ) -> Option<Result<T>> {
-        let contended = || {
-            StoreError::Unavailable(
-                "the resource is being changed concurrently; retry the request".into(),
-            )
-        };
         match result {
             Ok(value) => match txn.commit().await {
                 Ok(()) => Some(Ok(value)),
@@ -128,15 +162,6 @@ impl Inner {
                 Some(Err(e))
             }
         }
-    }
-
-    pub(crate) async fn begin_write(&self) -> Result<DatabaseTransaction> {
-        let options = TransactionOptions {
-            sqlite_transaction_mode: (self.backend == Backend::Sqlite)
-                .then_some(SqliteTransactionMode::Immediate),
-            ..TransactionOptions::default()
-        };
-        self.conn.begin_with_options(options).await.map_err(db)
     }
 
     /// PostgreSQL: serializes the tail of one tenant's write transactions
@@ -162,6 +187,11 @@ impl Inner {
         txn.query_one_raw(stmt).await.map_err(dbx)?;
         Ok(())
     }
+}
+
+/// The error of a write that kept losing races.
+pub(crate) fn contended() -> StoreError {
+    StoreError::Unavailable("the resource is being changed concurrently; retry the request".into())
 }
 
 /// The outcome of one attempt at a write transaction.
@@ -214,6 +244,15 @@ pub(crate) fn unique_or(e: DbErr, message: impl FnOnce() -> String) -> TxError {
         TxError::Fail(StoreError::Uniqueness(message()))
     } else {
         dbx(e)
+    }
+}
+
+fn connect_error(e: DbErr) -> StoreError {
+    match e {
+        DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => {
+            StoreError::Unavailable(format!("cannot connect: {}", redact(&e)))
+        }
+        other => db(other),
     }
 }
 

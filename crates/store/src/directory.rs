@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use scim::AttrPath;
 use scim::patch::{Member, MemberChange};
 use scim::schemas::ResourceSchema;
-use sea_orm::sea_query::{Expr, ExprTrait, Order, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect,
@@ -181,13 +181,14 @@ pub(crate) async fn create_user(store: &TenantStore, document: Value) -> Result<
     let at = now();
     let text = document.to_string();
     let tenant = store.tenant_key();
-    write_txn!(store.inner, txn => {
-        users::Entity::insert(user_active_model(&tenant, &id, &cols, &text, 1, at, at))
+    let event = Event::created("User", &id, 1, &document);
+    write_txn!(store.inner, [store, id], [cols, text, tenant, event], txn => {
+        users::Entity::insert(user_active_model(tenant, id, cols, text, 1, at, at))
             .exec_without_returning(txn)
             .await
             .map_err(|e| unique_or(e, || user_name_taken(&cols.user_name)))?;
-        write_emails(txn, &tenant, &id, &cols.emails, false).await?;
-        events::write(store, txn, vec![Event::created("User", &id, 1, &document)]).await
+        write_emails(txn, tenant, id, &cols.emails, false).await?;
+        events::write(store, txn, vec![event.clone()]).await
     })?;
     Ok(Resource {
         id,
@@ -254,7 +255,12 @@ async fn update_user(
     if updated.rows_affected == 0 {
         return Err(TxError::Retry);
     }
-    write_emails(txn, &tenant, &row.id, &cols.emails, true).await?;
+    // Most updates (active, displayName, name) leave the emails alone: then
+    // their index rows stay as they are.
+    let old_emails = user_columns(&current.document).map(|c| c.emails).ok();
+    if old_emails.as_ref() != Some(&cols.emails) {
+        write_emails(txn, &tenant, &row.id, &cols.emails, true).await?;
+    }
     let version = version(new_version, "user")?;
     let changed = changed_attributes(&current.document, &document);
     events::write(
@@ -283,7 +289,7 @@ pub(crate) async fn replace_user(
 ) -> Result<Resource> {
     // Refuse a bad document before taking any lock.
     user_columns(&document)?;
-    write_txn!(store.inner, txn => {
+    write_txn!(store.inner, [store, id], [document], txn => {
         let row = find_user(store, txn, id, true)
             .await
             .map_err(dbx)?
@@ -300,9 +306,9 @@ pub(crate) async fn modify_user<F>(
     modify: F,
 ) -> Result<Resource>
 where
-    F: Fn(&Resource) -> Result<Value, scim::Error> + Send + Sync,
+    F: Fn(&Resource) -> Result<Value, scim::Error> + Send + Sync + 'static,
 {
-    write_txn!(store.inner, txn => {
+    write_txn!(store.inner, [store, id], [modify], txn => {
         let row = find_user(store, txn, id, true)
             .await
             .map_err(dbx)?
@@ -319,7 +325,7 @@ pub(crate) async fn delete_user(
     id: &str,
     if_match: Option<u64>,
 ) -> Result<()> {
-    write_txn!(store.inner, txn => {
+    write_txn!(store.inner, [store, id], [], txn => {
         let row = find_user(store, txn, id, true)
             .await
             .map_err(dbx)?
@@ -412,12 +418,17 @@ pub(crate) async fn user_groups(
         user_ids.iter().map(|id| (id.clone(), Vec::new())).collect();
     let tenant = store.tenant_key();
     let ids: Vec<String> = out.keys().cloned().collect();
-    // One query per 500 users: a page of results is one query.
+    // One query per 500 users: a page of results is one query. Sorted here
+    // rather than by `ORDER BY`, which would tempt a statistics-less
+    // planner to walk the tenant's groups in name order instead of probing
+    // the member index.
+    let mut sorted: HashMap<String, Vec<(String, GroupRef)>> = HashMap::new();
     for chunk in ids.chunks(CHUNK) {
         let q = Query::select()
             .column((memberships::Entity, memberships::Column::MemberId))
             .column((groups::Entity, groups::Column::Id))
             .column((groups::Entity, groups::Column::DisplayName))
+            .column((groups::Entity, groups::Column::DisplayNameNorm))
             .from(memberships::Entity)
             .inner_join(
                 groups::Entity,
@@ -435,20 +446,23 @@ pub(crate) async fn user_groups(
                 Expr::col((memberships::Entity, memberships::Column::MemberId))
                     .is_in(chunk.iter().cloned()),
             )
-            .order_by(
-                (groups::Entity, groups::Column::DisplayNameNorm),
-                Order::Asc,
-            )
-            .order_by((groups::Entity, groups::Column::Id), Order::Asc)
             .to_owned();
         let rows = store.inner.conn.query_all(&q).await.map_err(db)?;
         for row in rows {
             let member: String = row.try_get("", "member_id").map_err(db)?;
             let id: String = row.try_get("", "id").map_err(db)?;
             let display: String = row.try_get("", "display_name").map_err(db)?;
-            if let Some(list) = out.get_mut(&member) {
-                list.push(GroupRef { id, display });
-            }
+            let norm: String = row.try_get("", "display_name_norm").map_err(db)?;
+            sorted
+                .entry(member)
+                .or_default()
+                .push((norm, GroupRef { id, display }));
+        }
+    }
+    for (member, mut refs) in sorted {
+        refs.sort_by(|(a, x), (b, y)| a.cmp(b).then_with(|| x.id.cmp(&y.id)));
+        if let Some(list) = out.get_mut(&member) {
+            list.extend(refs.into_iter().map(|(_, r)| r));
         }
     }
     Ok(out)
@@ -838,19 +852,20 @@ pub(crate) async fn create_group(
     let at = now();
     let text = document.to_string();
     let tenant = store.tenant_key();
-    let members = write_txn!(store.inner, txn => {
-        groups::Entity::insert(group_active_model(&tenant, &id, &cols, &text, at))
+    let created = Event::created("Group", &id, 1, &document);
+    let members = write_txn!(store.inner, [store, id, members], [cols, text, tenant, created], txn => {
+        groups::Entity::insert(group_active_model(tenant, id, cols, text, at))
             .exec_without_returning(txn)
             .await
             .map_err(|e| unique_or(e, || group_name_taken(&cols.display_name)))?;
         let mut delta = Delta::default();
-        add_members(store, txn, &id, members.clone(), &mut delta).await?;
-        let mut events = vec![Event::created("Group", &id, 1, &document)];
+        add_members(store, txn, id, members.clone(), &mut delta).await?;
+        let mut events = vec![created.clone()];
         if !delta.is_empty() {
-            events.push(delta.event(&id, 1));
+            events.push(delta.event(id, 1));
         }
         events::write(store, txn, events).await?;
-        members_of(store, txn, &id).await.map_err(dbx)
+        members_of(store, txn, id).await.map_err(dbx)
     })?;
     Ok(Resource {
         id,
@@ -976,7 +991,7 @@ pub(crate) async fn replace_group(
     if_match: Option<u64>,
 ) -> Result<Resource> {
     group_columns(&document)?;
-    write_txn!(store.inner, txn => {
+    write_txn!(store.inner, [store, id, members], [document], txn => {
         let row = find_group(store, txn, id, true)
             .await
             .map_err(dbx)?
@@ -996,9 +1011,9 @@ pub(crate) async fn modify_group<F>(
     modify: F,
 ) -> Result<Resource>
 where
-    F: Fn(&Resource) -> Result<(Value, Vec<MemberChange>), scim::Error> + Send + Sync,
+    F: Fn(&Resource) -> Result<(Value, Vec<MemberChange>), scim::Error> + Send + Sync + 'static,
 {
-    write_txn!(store.inner, txn => {
+    write_txn!(store.inner, [store, id], [modify], txn => {
         let row = find_group(store, txn, id, true)
             .await
             .map_err(dbx)?
@@ -1015,7 +1030,7 @@ pub(crate) async fn delete_group(
     id: &str,
     if_match: Option<u64>,
 ) -> Result<()> {
-    write_txn!(store.inner, txn => {
+    write_txn!(store.inner, [store, id], [], txn => {
         let row = find_group(store, txn, id, true)
             .await
             .map_err(dbx)?

@@ -22,6 +22,7 @@ use crate::{OutboxEvent, Result, StoreError, TenantStore};
 const MAX_LIMIT: u64 = 1000;
 
 /// One event to write.
+#[derive(Clone)]
 pub(crate) struct Event {
     pub event_type: &'static str,
     pub resource_type: &'static str,

@@ -54,6 +54,7 @@ mod events;
 mod list;
 mod log;
 mod translate;
+mod writer;
 
 /// The schema version this build migrates to (see the `migrations` crate).
 pub const SCHEMA_VERSION: u32 = migrations::SCHEMA_VERSION;
@@ -570,7 +571,7 @@ impl TenantStore {
         modify: F,
     ) -> Result<Resource>
     where
-        F: Fn(&Resource) -> Result<Value, scim::Error> + Send + Sync,
+        F: Fn(&Resource) -> Result<Value, scim::Error> + Send + Sync + 'static,
     {
         directory::modify_user(self, id, if_match, modify).await
     }
@@ -616,7 +617,7 @@ impl TenantStore {
         modify: F,
     ) -> Result<Resource>
     where
-        F: Fn(&Resource) -> Result<(Value, Vec<MemberChange>), scim::Error> + Send + Sync,
+        F: Fn(&Resource) -> Result<(Value, Vec<MemberChange>), scim::Error> + Send + Sync + 'static,
     {
         directory::modify_group(self, id, if_match, modify).await
     }
@@ -636,7 +637,18 @@ impl TenantStore {
     /// Appends a provisioning-log entry (outside any write transaction, so
     /// failed requests are logged too).
     pub async fn record(&self, entry: ProvisioningEntry) -> Result<()> {
-        log::record(self, entry).await
+        log::record(&self.inner, vec![(self.clone(), entry)]).await
+    }
+    /// Appends provisioning-log entries, each to its own tenant's log, in
+    /// one transaction (the gateway's background writer batches them).
+    pub async fn record_many(entries: Vec<(TenantStore, ProvisioningEntry)>) -> Result<()> {
+        match entries.first() {
+            Some((store, _)) => {
+                let inner = Arc::clone(&store.inner);
+                log::record(&inner, entries).await
+            }
+            None => Ok(()),
+        }
     }
     /// Reads the provisioning log, newest first.
     pub async fn provisioning_log(

@@ -7,7 +7,7 @@ use sea_orm::{
     QuerySelect,
 };
 
-use crate::db::{Inner, db};
+use crate::db::{Inner, db, dbx};
 use crate::entity::provisioning_log;
 use crate::{LogQuery, ProvisioningEntry, Result, StoreError, TenantStore};
 
@@ -15,8 +15,8 @@ use crate::{LogQuery, ProvisioningEntry, Result, StoreError, TenantStore};
 const DEFAULT_LIMIT: u64 = 100;
 const MAX_LIMIT: u64 = 1000;
 
-pub(crate) async fn record(store: &TenantStore, entry: ProvisioningEntry) -> Result<()> {
-    let row = provisioning_log::ActiveModel {
+fn row(store: &TenantStore, entry: ProvisioningEntry) -> provisioning_log::ActiveModel {
+    provisioning_log::ActiveModel {
         id: NotSet,
         tenant_id: Set(store.tenant.id.to_string()),
         at: Set(entry.at),
@@ -29,12 +29,31 @@ pub(crate) async fn record(store: &TenantStore, entry: ProvisioningEntry) -> Res
         duration_ms: Set(i64::try_from(entry.duration_ms).unwrap_or(i64::MAX)),
         request_id: Set(entry.request_id),
         detail: Set(entry.detail),
-    };
-    write_one!(store.inner, conn => {
-        provisioning_log::Entity::insert(row)
-            .exec_without_returning(conn)
-            .await
-            .map_err(db)?;
+    }
+}
+
+/// Rows per multi-row insert: 12 columns each, well inside SQLite's limit
+/// on bound parameters.
+const INSERT_ROWS: usize = 200;
+
+pub(crate) async fn record(
+    inner: &Inner,
+    entries: Vec<(TenantStore, ProvisioningEntry)>,
+) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<provisioning_log::ActiveModel> = entries
+        .into_iter()
+        .map(|(store, entry)| row(&store, entry))
+        .collect();
+    write_txn!(inner, [], [rows], txn => {
+        for chunk in rows.chunks(INSERT_ROWS) {
+            provisioning_log::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(txn)
+                .await
+                .map_err(dbx)?;
+        }
         Ok(())
     })
 }
@@ -98,12 +117,12 @@ pub(crate) async fn read(
 }
 
 pub(crate) async fn prune(inner: &Inner, before: DateTime<Utc>) -> Result<u64> {
-    write_one!(inner, conn => {
+    write_txn!(inner, [], [], txn => {
         let r = provisioning_log::Entity::delete_many()
             .filter(provisioning_log::Column::At.lt(before))
-            .exec(conn)
+            .exec(txn)
             .await
-            .map_err(db)?;
+            .map_err(dbx)?;
         Ok(r.rows_affected)
     })
 }

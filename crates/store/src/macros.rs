@@ -1,42 +1,28 @@
-//! Write-transaction plumbing as macros rather than closures: a closure
-//! taking `&DatabaseTransaction` and returning a future needs a
-//! higher-ranked bound under which the compiler cannot prove the caller's
-//! future `Send`; an inlined block has no such problem.
+//! Write-transaction plumbing as a macro: it moves the values a body needs
+//! into the job (which outlives the caller's borrow when it runs on the
+//! SQLite writer thread) and lends them back to the body by reference, so
+//! a body reads like straight-line code over borrowed values.
 
 /// Runs `$body` (a block evaluating to `Result<T, TxError>`, with `$txn`
-/// bound to the transaction) in a write transaction: commit on `Ok`,
-/// rollback otherwise, and run it again (at most `MAX_ATTEMPTS` times) on
-/// a transient conflict. Evaluates to `store::Result<T>`. The block may
-/// run more than once, so it must not move out of captured variables.
+/// bound to the transaction) as one write transaction, and evaluates to
+/// `store::Result<T>` once it has committed. Inside the body each name of
+/// the first `[...]` is a reference to an owned copy (`ToOwned` of its target: a
+/// `&TenantStore` becomes a `TenantStore`, a `&str` or `String` a `String`)
+/// and each name of the second `[...]` a reference to that owned variable, moved
+/// in; `Copy` values are copied in. The block may run more than once (a transient
+/// conflict retries it), so it must have no effects outside the
+/// transaction.
 macro_rules! write_txn {
-    ($inner:expr, $txn:ident => $body:block) => {{
+    ($inner:expr, [$($cap:ident),* $(,)?], [$($own:ident),* $(,)?], $txn:ident => $body:block) => {{
         let inner: &$crate::db::Inner = &$inner;
-        let mut attempts = 0usize;
-        loop {
-            attempts += 1;
-            let guard = inner.lock_writes().await;
-            let txn = inner.begin_write().await?;
-            let $txn = &txn;
-            let result: ::std::result::Result<_, $crate::db::TxError> = async { $body }.await;
-            let step = inner.finish(txn, result, attempts).await;
-            drop(guard);
-            if let ::std::option::Option::Some(done) = step {
-                break done;
-            }
-        }
-    }};
-}
-
-/// Runs `$body` (a block evaluating to `store::Result<T>`, with `$conn`
-/// bound to the connection) as autocommitted statements, serialized with
-/// the write transactions on SQLite.
-macro_rules! write_one {
-    ($inner:expr, $conn:ident => $body:block) => {{
-        let inner: &$crate::db::Inner = &$inner;
-        let guard = inner.lock_writes().await;
-        let $conn = &inner.conn;
-        let result: $crate::Result<_> = async { $body }.await;
-        drop(guard);
-        result
+        $( let $cap = ::std::borrow::ToOwned::to_owned(&*$cap); )*
+        inner
+            .write(
+                ($($cap,)* $($own,)*),
+                move |($($cap,)* $($own,)*), $txn| -> $crate::writer::TxFuture<'_, _> {
+                    ::std::boxed::Box::pin(async move { $body })
+                },
+            )
+            .await
     }};
 }

@@ -129,8 +129,8 @@ fn futures_are_send() {
     fn assert_send<T: Send>(_: &T) {}
     let _ = |dir: store::TenantStore, s: store::Store| {
         assert_send(&dir.create_user(user("x")));
-        assert_send(&dir.modify_user("x", None, |c| Ok(c.document.clone())));
-        assert_send(&dir.modify_group("x", None, |c| Ok((c.document.clone(), vec![]))));
+        assert_send(&dir.modify_user("x", None, move |c| Ok(c.document.clone())));
+        assert_send(&dir.modify_group("x", None, move |c| Ok((c.document.clone(), vec![]))));
         assert_send(&dir.list_users(&store::ListQuery {
             filter: None,
             sort_by: None,

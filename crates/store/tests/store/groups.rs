@@ -100,7 +100,7 @@ async fn unknown_members_and_names_are_refused_atomically() {
         assert!(matches!(e, StoreError::Uniqueness(_)), "{e:?}");
 
         let e = dir
-            .modify_group(&g.id, None, |cur| {
+            .modify_group(&g.id, None, move |cur| {
                 Ok((
                     cur.document.clone(),
                     vec![MemberChange::Add(vec![Member::new(cur.id.clone())])],
@@ -114,7 +114,7 @@ async fn unknown_members_and_names_are_refused_atomically() {
         );
 
         let e = dir
-            .modify_group(&g.id, None, |cur| {
+            .modify_group(&g.id, None, move |cur| {
                 let mut d = cur.document.clone();
                 d["externalId"] = json!("changed");
                 Ok((
@@ -152,14 +152,15 @@ async fn member_deltas() {
             .unwrap();
 
         // Add two (one already present).
+        let us = users.clone();
         let r = dir
-            .modify_group(&g.id, Some(1), |cur| {
+            .modify_group(&g.id, Some(1), move |cur| {
                 Ok((
                     cur.document.clone(),
                     vec![MemberChange::Add(vec![
-                        Member::new(users[0].clone()),
-                        Member::new(users[1].clone()),
-                        Member::new(users[2].clone()),
+                        Member::new(us[0].clone()),
+                        Member::new(us[1].clone()),
+                        Member::new(us[2].clone()),
                     ])],
                 ))
             })
@@ -172,11 +173,12 @@ async fn member_deltas() {
         );
 
         // Adding only existing members is a no-op: same version.
+        let us = users.clone();
         let r = dir
-            .modify_group(&g.id, None, |cur| {
+            .modify_group(&g.id, None, move |cur| {
                 Ok((
                     cur.document.clone(),
-                    vec![MemberChange::Add(vec![Member::new(users[1].clone())])],
+                    vec![MemberChange::Add(vec![Member::new(us[1].clone())])],
                 ))
             })
             .await
@@ -184,14 +186,12 @@ async fn member_deltas() {
         assert_eq!(r.version, 2, "{which:?}");
 
         // Remove one, and an absent one.
+        let us = users.clone();
         let r = dir
-            .modify_group(&g.id, None, |cur| {
+            .modify_group(&g.id, None, move |cur| {
                 Ok((
                     cur.document.clone(),
-                    vec![MemberChange::Remove(vec![
-                        users[0].clone(),
-                        users[4].clone(),
-                    ])],
+                    vec![MemberChange::Remove(vec![us[0].clone(), us[4].clone()])],
                 ))
             })
             .await
@@ -207,7 +207,7 @@ async fn member_deltas() {
             scim::filter::parse(&format!("value eq \"{}\" and type eq \"User\"", users[1]))
                 .unwrap();
         let r = dir
-            .modify_group(&g.id, None, |cur| {
+            .modify_group(&g.id, None, move |cur| {
                 Ok((
                     cur.document.clone(),
                     vec![MemberChange::RemoveWhere(filter.clone())],
@@ -222,15 +222,16 @@ async fn member_deltas() {
         );
 
         // Replace the set, with a rename in the same PATCH.
+        let us = users.clone();
         let r = dir
-            .modify_group(&g.id, None, |cur| {
+            .modify_group(&g.id, None, move |cur| {
                 let mut d = cur.document.clone();
                 d["displayName"] = json!("G2");
                 Ok((
                     d,
                     vec![MemberChange::Replace(vec![
-                        Member::new(users[3].clone()),
-                        Member::new(users[4].clone()),
+                        Member::new(us[3].clone()),
+                        Member::new(us[4].clone()),
                     ])],
                 ))
             })
@@ -245,7 +246,7 @@ async fn member_deltas() {
 
         // Remove all.
         let r = dir
-            .modify_group(&g.id, None, |cur| {
+            .modify_group(&g.id, None, move |cur| {
                 Ok((cur.document.clone(), vec![MemberChange::RemoveAll]))
             })
             .await

@@ -61,7 +61,7 @@ async fn every_method_is_scoped_to_its_tenant() {
             "replace_user",
         );
         nf(
-            b.modify_user(&u.id, None, |c| Ok(c.document.clone()))
+            b.modify_user(&u.id, None, move |c| Ok(c.document.clone()))
                 .await
                 .map(|_| ()),
             "modify_user",
@@ -76,7 +76,7 @@ async fn every_method_is_scoped_to_its_tenant() {
             "replace_group",
         );
         nf(
-            b.modify_group(&g.id, None, |c| {
+            b.modify_group(&g.id, None, move |c| {
                 Ok((c.document.clone(), vec![MemberChange::RemoveAll]))
             })
             .await

@@ -104,7 +104,7 @@ async fn populate(dir: &TenantStore) -> World {
         tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     }
     // One modification so lastModified differs from created somewhere.
-    dir.modify_user(&user_ids[1], None, |c| {
+    dir.modify_user(&user_ids[1], None, move |c| {
         let mut d = c.document.clone();
         d["nickName"] = json!("Johnny");
         Ok(d)

@@ -25,11 +25,13 @@ async fn events_follow_committed_changes_only() {
         // Failures and no-ops write nothing.
         assert!(dir.create_user(user("BJENSEN")).await.is_err());
         assert!(
-            dir.modify_user(&u.id, None, |_| Err(scim::Error::InvalidValue("x".into())))
-                .await
-                .is_err()
+            dir.modify_user(&u.id, None, move |_| Err(scim::Error::InvalidValue(
+                "x".into()
+            )))
+            .await
+            .is_err()
         );
-        dir.modify_user(&u.id, None, |c| Ok(c.document.clone()))
+        dir.modify_user(&u.id, None, move |c| Ok(c.document.clone()))
             .await
             .unwrap();
         assert!(
@@ -38,7 +40,7 @@ async fn events_follow_committed_changes_only() {
         );
 
         let m = dir
-            .modify_user(&u.id, None, |c| {
+            .modify_user(&u.id, None, move |c| {
                 let mut d = c.document.clone();
                 d["title"] = json!("Boss");
                 Ok(d)
@@ -64,10 +66,11 @@ async fn events_follow_committed_changes_only() {
         assert_eq!(ev[1].payload["removed"], json!([]));
         let last = ev[1].id;
 
-        dir.modify_group(&g.id, None, |c| {
+        let uid = u.id.clone();
+        dir.modify_group(&g.id, None, move |c| {
             Ok((
                 c.document.clone(),
-                vec![MemberChange::Remove(vec![u.id.clone()])],
+                vec![MemberChange::Remove(vec![uid.clone()])],
             ))
         })
         .await

@@ -106,7 +106,7 @@ async fn modify_is_read_modify_write_and_no_op_keeps_version() {
         let (_db, _store, dir) = directory(which).await;
         let u = dir.create_user(user("bjensen")).await.unwrap();
         let m = dir
-            .modify_user(&u.id, Some(1), |cur| {
+            .modify_user(&u.id, Some(1), move |cur| {
                 assert_eq!(cur.version, 1);
                 let mut d = cur.document.clone();
                 d["title"] = json!("Tour Guide");
@@ -118,20 +118,20 @@ async fn modify_is_read_modify_write_and_no_op_keeps_version() {
         assert_eq!(m.document["title"], "Tour Guide");
 
         let same = dir
-            .modify_user(&u.id, None, |cur| Ok(cur.document.clone()))
+            .modify_user(&u.id, None, move |cur| Ok(cur.document.clone()))
             .await
             .unwrap();
         assert_eq!(same.version, 2);
         assert_eq!(same.last_modified, m.last_modified);
 
         let e = dir
-            .modify_user(&u.id, Some(1), |cur| Ok(cur.document.clone()))
+            .modify_user(&u.id, Some(1), move |cur| Ok(cur.document.clone()))
             .await
             .unwrap_err();
         assert!(matches!(e, StoreError::PreconditionFailed { current: 2 }));
 
         let e = dir
-            .modify_user(&u.id, None, |_| {
+            .modify_user(&u.id, None, move |_| {
                 Err(scim::Error::InvalidValue("nope".into()))
             })
             .await
@@ -144,7 +144,7 @@ async fn modify_is_read_modify_write_and_no_op_keeps_version() {
 
         // A modification producing an invalid document is refused.
         let e = dir
-            .modify_user(&u.id, None, |cur| {
+            .modify_user(&u.id, None, move |cur| {
                 let mut d = cur.document.clone();
                 d["userName"] = json!(42);
                 Ok(d)
@@ -154,7 +154,7 @@ async fn modify_is_read_modify_write_and_no_op_keeps_version() {
         assert!(matches!(e, StoreError::InvalidValue(_)), "{e:?}");
 
         let e = dir
-            .modify_user("no-such-id", None, |cur| Ok(cur.document.clone()))
+            .modify_user("no-such-id", None, move |cur| Ok(cur.document.clone()))
             .await
             .unwrap_err();
         assert!(matches!(e, StoreError::NotFound(_)));
