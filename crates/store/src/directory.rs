@@ -113,7 +113,9 @@ async fn find_user(
     if lock {
         q = q.lock_exclusive();
     }
-    q.one(conn).await
+    // By primary key, so at most one row; `one()` would add a bound
+    // `LIMIT`, which makes SQLite re-prepare the statement on every call.
+    Ok(q.all(conn).await?.into_iter().next())
 }
 
 fn user_active_model(
@@ -483,7 +485,9 @@ async fn find_group(
     if lock {
         q = q.lock_exclusive();
     }
-    q.one(conn).await
+    // By primary key, so at most one row; `one()` would add a bound
+    // `LIMIT`, which makes SQLite re-prepare the statement on every call.
+    Ok(q.all(conn).await?.into_iter().next())
 }
 
 /// Members of several groups in one query (per 500 groups), in member-id

@@ -93,8 +93,7 @@ pub(crate) async fn list(store: &TenantStore, kind: Kind, q: &ListQuery) -> Resu
             let mut select = select_rows(kind);
             select.cond_where(cond.clone());
             order_sql(&mut select, kind, *target, q.descending);
-            select.limit(q.count).offset(offset);
-            let rows = fetch(store, kind, &select).await?;
+            let rows = fetch_page(store, kind, &select, q.count, offset).await?;
             // A page that is neither empty nor full is the last one, so it
             // tells the total by itself: the `userName eq` lookups IdPs send
             // before every write cost one query, not two.
@@ -248,6 +247,25 @@ fn order_sql(select: &mut SelectStatement, kind: Kind, target: Target, descendin
 
 async fn fetch(store: &TenantStore, kind: Kind, select: &SelectStatement) -> Result<Vec<Row>> {
     let rows = store.inner.conn.query_all(select).await.map_err(db)?;
+    rows.iter().map(|r| read_row(kind, r)).collect()
+}
+
+/// [`fetch`] with `LIMIT`/`OFFSET` written into the SQL as numbers: SQLite
+/// re-prepares a statement whenever a parameter its plan depends on is
+/// re-bound, and a bound `LIMIT` is such a parameter. The few distinct
+/// page sizes IdPs use keep the statement cache small.
+async fn fetch_page(
+    store: &TenantStore,
+    kind: Kind,
+    select: &SelectStatement,
+    limit: u64,
+    offset: u64,
+) -> Result<Vec<Row>> {
+    let conn = &store.inner.conn;
+    let mut stmt = conn.get_database_backend().build(select);
+    stmt.sql
+        .push_str(&format!(" LIMIT {limit} OFFSET {offset}"));
+    let rows = conn.query_all_raw(stmt).await.map_err(db)?;
     rows.iter().map(|r| read_row(kind, r)).collect()
 }
 
