@@ -14,8 +14,9 @@ use serde::Deserialize;
 
 pub use report::{InitialSummary, OpReport, Report, Stats};
 
-/// Longest run the tool accepts, in seconds.
-pub const MAX_DURATION_SECS: u64 = 600;
+/// Longest run the tool accepts, in seconds: enough for an initial cycle of
+/// a million users, still a bound.
+pub const MAX_DURATION_SECS: u64 = 7200;
 
 /// One tenant to drive: its SCIM base URL and a `scim:write` bearer token.
 #[derive(Debug, Clone, Deserialize)]
