@@ -428,6 +428,9 @@ pub(crate) async fn patch_group(
         let projection = params.projection()?;
         let mut group = ops::patch_group(&auth.store, &id, &body, &if_match(&req)).await?;
         audit.identify(&group.document);
+        if auth.shared.config.group_patch_response == crate::GroupPatchResponse::NoContent {
+            return Ok(render::no_content(group.version));
+        }
         let asked = projection.wants(&members_path(), Kind::Group.schema());
         group.members = if asked {
             Some(auth.store.group_members(&group.id).await?)

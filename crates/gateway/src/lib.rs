@@ -87,6 +87,22 @@ pub struct GatewayConfig {
     pub auth_poll_interval: Duration,
     /// Budget for filter strings.
     pub filter_limits: scim::filter::Limits,
+    /// What a successful `PATCH /Groups/{id}` answers.
+    pub group_patch_response: GroupPatchResponse,
+}
+
+/// The answer to a successful `PATCH /Groups/{id}` (RFC 7644 §3.5.2 allows
+/// either).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupPatchResponse {
+    /// `200 OK` with the group, members included unless the request's
+    /// `attributes`/`excludedAttributes` leave them out.
+    #[default]
+    Resource,
+    /// `204 No Content` with the new `ETag`: no member list is read or sent,
+    /// which matters for large groups that IdPs change a few members at a
+    /// time (Microsoft's provisioning tutorial answers these with 204).
+    NoContent,
 }
 
 impl Default for GatewayConfig {
@@ -101,6 +117,7 @@ impl Default for GatewayConfig {
             token_cache_ttl: Duration::from_secs(60),
             auth_poll_interval: Duration::from_secs(2),
             filter_limits: scim::filter::Limits::default(),
+            group_patch_response: GroupPatchResponse::Resource,
         }
     }
 }

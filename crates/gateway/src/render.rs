@@ -170,6 +170,13 @@ pub(crate) fn resource_response(
     b.body(body.to_string())
 }
 
+/// `204 No Content` after a write, with the resource's new `ETag`.
+pub(crate) fn no_content(version: u64) -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header((header::ETAG, etag(version)))
+        .finish()
+}
+
 /// `304 Not Modified` for a matching `If-None-Match`.
 pub(crate) fn not_modified(version: u64) -> HttpResponse {
     HttpResponse::NotModified()

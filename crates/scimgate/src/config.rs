@@ -48,6 +48,7 @@ pub const KEYS: &[&str] = &[
     "sqlite_synchronous",
     "db_max_connections",
     "operator_email",
+    "group_patch_response",
 ];
 
 /// Name of the SQLite database file inside the data directory.
@@ -132,6 +133,16 @@ pub enum SqliteSynchronous {
     Normal,
 }
 
+/// What a successful `PATCH /Groups/{id}` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupPatchResponse {
+    /// `200 OK` with the group and its members (the RFC's first choice).
+    Resource,
+    /// `204 No Content` with the new ETag: no member list read or sent.
+    NoContent,
+}
+
 /// The resolved configuration of one scimgate process.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -167,6 +178,8 @@ pub struct Config {
     pub db_max_connections: u32,
     /// Email of the operator account created on first start.
     pub operator_email: String,
+    /// What a successful group PATCH answers.
+    pub group_patch_response: GroupPatchResponse,
 }
 
 impl Default for Config {
@@ -194,6 +207,10 @@ impl Default for Config {
             },
             db_max_connections: store.max_connections,
             operator_email: "admin@localhost".to_owned(),
+            group_patch_response: match gateway.group_patch_response {
+                gateway::GroupPatchResponse::Resource => GroupPatchResponse::Resource,
+                gateway::GroupPatchResponse::NoContent => GroupPatchResponse::NoContent,
+            },
         }
     }
 }
@@ -269,6 +286,7 @@ struct Layer {
     sqlite_synchronous: Option<SqliteSynchronous>,
     db_max_connections: Option<u32>,
     operator_email: Option<String>,
+    group_patch_response: Option<GroupPatchResponse>,
 }
 
 /// Where the database URL of the winning layer comes from.
@@ -438,7 +456,8 @@ impl Config {
             provisioning_log_retention_days,
             sqlite_synchronous,
             db_max_connections,
-            operator_email
+            operator_email,
+            group_patch_response
         );
         if let Some(url) = layer.public_url {
             self.public_url = Some(url);
@@ -581,6 +600,10 @@ impl Config {
             rate_limit_per_second: self.rate_limit_per_second,
             rate_limit_burst: self.rate_limit_burst,
             token_cache_ttl: Duration::from_secs(self.token_cache_ttl_secs),
+            group_patch_response: match self.group_patch_response {
+                GroupPatchResponse::Resource => gateway::GroupPatchResponse::Resource,
+                GroupPatchResponse::NoContent => gateway::GroupPatchResponse::NoContent,
+            },
             ..gateway::GatewayConfig::default()
         }
     }
@@ -690,6 +713,34 @@ mod tests {
         assert_eq!(
             config.store_options().max_connections,
             store::StoreOptions::default().max_connections
+        );
+    }
+
+    #[test]
+    fn group_patch_response_is_configurable_and_reaches_the_gateway() {
+        assert_eq!(
+            Config::default().gateway_config().group_patch_response,
+            gateway::GroupPatchResponse::Resource
+        );
+        let sources = Sources {
+            env: env(&[("SCIMGATE_GROUP_PATCH_RESPONSE", "no_content")]),
+            ..Sources::default()
+        };
+        let c = Config::load(&sources).expect("load").config;
+        assert_eq!(c.group_patch_response, GroupPatchResponse::NoContent);
+        assert_eq!(
+            c.gateway_config().group_patch_response,
+            gateway::GroupPatchResponse::NoContent
+        );
+        let bad = Sources {
+            env: env(&[("SCIMGATE_GROUP_PATCH_RESPONSE", "sometimes")]),
+            ..Sources::default()
+        };
+        let e = Config::load(&bad).expect_err("unknown value");
+        let e = e.to_string();
+        assert!(
+            e.contains("SCIMGATE_GROUP_PATCH_RESPONSE") && e.contains("no_content"),
+            "names the key and the accepted values: {e}"
         );
     }
 

@@ -2,7 +2,9 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{App, each_backend, enc, redacted};
+use gateway::{GatewayConfig, GroupPatchResponse};
+
+use crate::common::{App, each_backend, each_backend_with, enc, redacted};
 
 const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -252,6 +254,60 @@ async fn group_crud_and_members() {
         let l = app.call("GET", "/Groups", &t.token, None).await;
         assert_eq!(l.body["totalResults"], 0);
         assert_eq!(l.body["Resources"], json!([]));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_patch_can_answer_no_content() {
+    let config = || GatewayConfig {
+        group_patch_response: GroupPatchResponse::NoContent,
+        ..GatewayConfig::default()
+    };
+    each_backend_with(config, |app: App| async move {
+        let t = app.tenant("acme").await;
+        let alice = make_user(&app, &t.token, "alice").await;
+        let r = app
+            .call(
+                "POST",
+                "/Groups",
+                &t.token,
+                Some(json!({"schemas": [GROUP], "displayName": "Admins"})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let id = r.body["id"].as_str().unwrap().to_owned();
+
+        let r = app
+            .call(
+                "PATCH",
+                &format!("/Groups/{id}"),
+                &t.token,
+                patch(json!([{"op": "add", "path": "members", "value": [{"value": alice}]}])),
+            )
+            .await;
+        assert_eq!(r.status, 204, "{}", r.body);
+        assert_eq!(r.header("etag"), Some("W/\"2\""));
+        assert_eq!(r.body, Value::Null, "no body with 204");
+
+        // The change landed, and the ETag named its version.
+        let g = app
+            .call("GET", &format!("/Groups/{id}"), &t.token, None)
+            .await;
+        assert_eq!(member_ids(&g.body), vec![alice.clone()]);
+        assert_eq!(g.header("etag"), Some("W/\"2\""));
+
+        // Errors are unchanged: still a SCIM error body.
+        let r = app
+            .call(
+                "PATCH",
+                &format!("/Groups/{id}"),
+                &t.token,
+                patch(json!([{"op": "add", "path": "members", "value": [{"value": "nobody"}]}])),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert_eq!(r.body["scimType"], "invalidValue");
     })
     .await;
 }
