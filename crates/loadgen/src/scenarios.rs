@@ -99,6 +99,10 @@ impl Http {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(concurrency)
+            // Below the server's 5 s keep-alive: a connection idle longer may
+            // be closed by the server just as it is reused, which would show
+            // up as a transport error that says nothing about the server.
+            .pool_idle_timeout(Duration::from_secs(4))
             .build()
             .map_err(|e| LoadError(format!("HTTP client: {e}")))?;
         Ok(Http { client })
