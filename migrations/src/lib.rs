@@ -11,9 +11,10 @@ use sea_orm_migration::prelude::*;
 
 mod m0001_initial;
 mod m0002_membership_indexes;
+mod m0003_roles;
 
 /// The schema version this build expects: the number of migration steps.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// All of scimgate's migrations, in order.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_initial::Migration),
             Box::new(m0002_membership_indexes::Migration),
+            Box::new(m0003_roles::Migration),
         ]
     }
 }

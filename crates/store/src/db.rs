@@ -51,6 +51,10 @@ pub(crate) struct Inner {
     writer: Option<Writer>,
     pub(crate) backend: Backend,
     pub(crate) options: StoreOptions,
+    /// Each tenant's compiled role policy, keyed by tenant id, with the
+    /// `(policy_version, updated_at)` it was compiled from: a write then
+    /// needs one primary-key read to know its copy is current.
+    pub(crate) role_policies: crate::roles::PolicyCache,
 }
 
 impl Inner {
@@ -109,6 +113,7 @@ impl Inner {
             writer,
             backend,
             options,
+            role_policies: crate::roles::PolicyCache::default(),
         })
     }
 

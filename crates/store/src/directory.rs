@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use scim::AttrPath;
 use scim::patch::{Member, MemberChange};
 use scim::schemas::ResourceSchema;
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, LockType, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect,
@@ -25,6 +25,7 @@ use crate::columns::{GroupColumns, UserColumns, changed_attributes, group_column
 use crate::db::{TxError, db, dbx, now, unique_or};
 use crate::entity::{groups, memberships, user_emails, users};
 use crate::events::{self, Event};
+use crate::roles as role_store;
 use crate::{GroupRef, Resource, Result, StoreError, TenantStore};
 
 /// Ids per `IN (...)` list and rows per multi-row insert: well inside
@@ -190,7 +191,9 @@ pub(crate) async fn create_user(store: &TenantStore, document: Value) -> Result<
             .await
             .map_err(|e| unique_or(e, || user_name_taken(&cols.user_name)))?;
         write_emails(txn, tenant, id, &cols.emails, false).await?;
-        events::write(store, txn, vec![event.clone()]).await
+        let mut events = vec![event.clone()];
+        events.push(role_store::derive_new_user(store, txn, id, cols.active).await?);
+        events::write(store, txn, events).await
     })?;
     Ok(Resource {
         id,
@@ -265,14 +268,16 @@ async fn update_user(
     }
     let version = version(new_version, "user")?;
     let changed = changed_attributes(&current.document, &document);
-    events::write(
-        store,
-        txn,
-        vec![Event::updated(
-            "User", &row.id, version, &changed, &document,
-        )],
-    )
-    .await?;
+    let mut events = vec![Event::updated(
+        "User", &row.id, version, &changed, &document,
+    )];
+    // Only `active` and group membership feed role derivation; the row
+    // check covers users written before roles were stored.
+    let active_changed = row.active.unwrap_or(true) != cols.active.unwrap_or(true);
+    if active_changed || !role_store::has_effective(store, txn, &row.id).await? {
+        events.extend(role_store::recompute(store, txn, std::slice::from_ref(&row.id)).await?);
+    }
+    events::write(store, txn, events).await?;
     Ok(Resource {
         id: row.id.clone(),
         document,
@@ -557,12 +562,14 @@ async fn resolve_members(
     let mut users_found = HashSet::new();
     let mut groups_found = HashSet::new();
     for chunk in ids.chunks(CHUNK) {
+        // KEY SHARE blocks a delete of the user as SHARE would, but not
+        // the NO KEY UPDATE lock role derivation then takes on it.
         let u: Vec<String> = users::Entity::find()
             .select_only()
             .column(users::Column::Id)
             .filter(users::Column::TenantId.eq(tenant.clone()))
             .filter(users::Column::Id.is_in(chunk.iter().cloned()))
-            .lock_shared()
+            .lock(LockType::KeyShare)
             .into_tuple()
             .all(txn)
             .await
@@ -868,6 +875,8 @@ pub(crate) async fn create_group(
         if !delta.is_empty() {
             events.push(delta.event(id, 1));
         }
+        let added: Vec<String> = delta.added.iter().cloned().collect();
+        events.extend(role_store::recompute(store, txn, &added).await?);
         events::write(store, txn, events).await?;
         members_of(store, txn, id).await.map_err(dbx)
     })?;
@@ -976,6 +985,16 @@ async fn update_group(
     if !delta.is_empty() {
         events.push(delta.event(&row.id, version));
     }
+    let mut affected: Vec<String> = delta.added.iter().chain(&delta.removed).cloned().collect();
+    // Mappings match a group by id, externalId or displayName: a change of
+    // the latter two can change every member's roles.
+    let renamed = cols
+        .as_ref()
+        .is_some_and(|c| c.display_name != row.display_name || c.external_id != row.external_id);
+    if renamed {
+        affected.extend(all_member_ids(store, txn, &row.id).await?);
+    }
+    events.extend(role_store::recompute(store, txn, &affected).await?);
     events::write(store, txn, events).await?;
     Ok(Resource {
         id: row.id.clone(),
@@ -1042,7 +1061,8 @@ pub(crate) async fn delete_group(
         let current = version(row.version, "group")?;
         check_if_match(if_match, current)?;
         // Its own membership in other groups; its members go with it
-        // (ON DELETE CASCADE).
+        // (ON DELETE CASCADE), so they are read first.
+        let members = all_member_ids(store, txn, id).await?;
         let mut events = remove_from_all_groups(store, txn, id).await?;
         groups::Entity::delete_many()
             .filter(groups::Column::TenantId.eq(store.tenant_key()))
@@ -1051,6 +1071,7 @@ pub(crate) async fn delete_group(
             .await
             .map_err(dbx)?;
         events.insert(0, Event::deleted("Group", id, current, json!({})));
+        events.extend(role_store::recompute(store, txn, &members).await?);
         events::write(store, txn, events).await
     })
 }

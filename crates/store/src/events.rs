@@ -6,8 +6,11 @@
 //! - `*.created` / `*.updated`: `{"version", "changed": [top-level
 //!   attributes], "document"}`;
 //! - `*.deleted`: `{"version"}` (a user's also lists `"groups"` it left);
-//! - `group.members_changed`: `{"version", "added": [ids], "removed": [ids]}`.
+//! - `group.members_changed`: `{"version", "added": [ids], "removed": [ids]}`;
+//! - `user.roles_changed`: `{"before": Effective or null, "after": Effective}`
+//!   (see the `roles` crate; `null` when the user had no roles stored).
 
+use ::roles::Effective;
 use sea_orm::{
     ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect,
@@ -95,6 +98,21 @@ impl Event {
             resource_type: "Group",
             resource_id: group_id.to_owned(),
             payload: json!({"version": version, "added": added, "removed": removed}),
+        }
+    }
+}
+
+impl Event {
+    pub(crate) fn roles_changed(
+        user_id: &str,
+        before: Option<&Effective>,
+        after: &Effective,
+    ) -> Event {
+        Event {
+            event_type: "user.roles_changed",
+            resource_type: "User",
+            resource_id: user_id.to_owned(),
+            payload: json!({"before": before, "after": after}),
         }
     }
 }

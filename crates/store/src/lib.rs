@@ -29,6 +29,9 @@
 //! - **Lists** translate the filter AST to SQL where that is exact and
 //!   finish the rest with `scim::filter::matches` over at most
 //!   [`StoreOptions::scan_limit`] rows, else `TooMany`.
+//! - **Roles** (the `roles` crate's policy, locks and results) are derived
+//!   per user inside the SCIM write that changes their inputs, with a
+//!   `user.roles_changed` event when they change (module `roles`).
 //! - **Timestamps** are UTC with millisecond precision (what `meta`
 //!   shows), so a `meta.created eq` filter can match what a client read.
 
@@ -53,6 +56,7 @@ mod entity;
 mod events;
 mod list;
 mod log;
+mod roles;
 mod translate;
 mod writer;
 
@@ -397,6 +401,32 @@ pub struct OutboxEvent {
     pub created_at: DateTime<Utc>,
 }
 
+/// A tenant's stored role policy and its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPolicy {
+    /// The policy, roles and mappings in the order they were stored.
+    pub policy: ::roles::Policy,
+    /// Bumped by every replacement; 0 when none was ever stored.
+    pub version: u64,
+    /// The stored id of each mapping, parallel to `policy.mappings`.
+    pub mapping_ids: Vec<String>,
+}
+
+/// An administrator's role-lock on one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockInfo {
+    /// The locked user's id.
+    pub user_id: String,
+    /// The roles the user keeps while locked, sorted, each once.
+    pub roles: Vec<String>,
+    /// Why the user was locked.
+    pub reason: String,
+    /// Who locked the user.
+    pub locked_by: String,
+    /// When the lock was set.
+    pub locked_at: DateTime<Utc>,
+}
+
 /// The database: a pool, its engine, and the handles it hands out.
 #[derive(Clone)]
 pub struct Store {
@@ -632,6 +662,51 @@ impl TenantStore {
     /// A group's members.
     pub async fn group_members(&self, group_id: &str) -> Result<Vec<Member>> {
         directory::group_members(self, group_id).await
+    }
+
+    /// The tenant's role policy; an empty one (no roles, mode single,
+    /// version 0) when none was stored.
+    pub async fn role_policy(&self) -> Result<StoredPolicy> {
+        roles::role_policy(self).await
+    }
+    /// Validates `policy` (`InvalidValue` with the reason) and replaces the
+    /// stored one, bumping its version; `PreconditionFailed` when
+    /// `expected_version` is given and is not the current version. Users'
+    /// effective roles are not recomputed here.
+    pub async fn set_role_policy(
+        &self,
+        policy: ::roles::Policy,
+        expected_version: Option<u64>,
+    ) -> Result<StoredPolicy> {
+        roles::set_role_policy(self, policy, expected_version).await
+    }
+    /// Locks a user to `roles` (each defined by the policy, else
+    /// `InvalidValue`), replacing any earlier lock. `InvalidValue` for a
+    /// blank reason, `NotFound` for a user not in this tenant.
+    pub async fn lock_user(
+        &self,
+        user_id: &str,
+        roles: Vec<String>,
+        reason: &str,
+        locked_by: &str,
+    ) -> Result<LockInfo> {
+        roles::lock_user(self, user_id, roles, reason, locked_by).await
+    }
+    /// Removes a user's role-lock; `NotFound` if the user is not locked.
+    pub async fn unlock_user(&self, user_id: &str) -> Result<()> {
+        roles::unlock_user(self, user_id).await
+    }
+    /// Every role-lock of the tenant, by user id.
+    pub async fn locks(&self) -> Result<Vec<LockInfo>> {
+        roles::locks(self).await
+    }
+    /// The stored effective roles of these users; users without any are
+    /// absent from the map.
+    pub async fn effective_roles(
+        &self,
+        user_ids: &[String],
+    ) -> Result<HashMap<String, ::roles::Effective>> {
+        roles::effective_roles(self, user_ids).await
     }
 
     /// Appends a provisioning-log entry (outside any write transaction, so

@@ -153,6 +153,7 @@ async fn every_method_is_scoped_to_its_tenant() {
                 .len(),
             1
         );
-        assert_eq!(a.outbox_after(0, 100).await.unwrap().len(), 3);
+        // user.created, user.roles_changed, group.created, group.members_changed.
+        assert_eq!(a.outbox_after(0, 100).await.unwrap().len(), 4);
     }
 }

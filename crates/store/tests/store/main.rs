@@ -11,4 +11,5 @@ mod groups;
 mod isolation;
 mod list;
 mod outbox_log;
+mod roles;
 mod users;
