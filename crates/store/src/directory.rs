@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use scim::AttrPath;
 use scim::patch::{Member, MemberChange};
 use scim::schemas::ResourceSchema;
-use sea_orm::sea_query::{Expr, ExprTrait, LockType, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, LockType, Query, SelectStatement};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect,
@@ -417,6 +417,35 @@ async fn remove_from_all_groups(
     Ok(events)
 }
 
+/// The groups that each of `member_ids` directly belongs to: one row per
+/// (member, group) with the group's id, displayName (and its normalized
+/// form) and externalId, served by the member-first covering index. Callers
+/// chunk the ids and order the rows themselves.
+pub(crate) fn groups_of_members(tenant: &str, member_ids: &[String]) -> SelectStatement {
+    Query::select()
+        .column((memberships::Entity, memberships::Column::MemberId))
+        .column((groups::Entity, groups::Column::Id))
+        .column((groups::Entity, groups::Column::DisplayName))
+        .column((groups::Entity, groups::Column::DisplayNameNorm))
+        .column((groups::Entity, groups::Column::ExternalId))
+        .from(memberships::Entity)
+        .inner_join(
+            groups::Entity,
+            Expr::col((groups::Entity, groups::Column::TenantId))
+                .equals((memberships::Entity, memberships::Column::TenantId))
+                .and(
+                    Expr::col((groups::Entity, groups::Column::Id))
+                        .equals((memberships::Entity, memberships::Column::GroupId)),
+                ),
+        )
+        .and_where(Expr::col((memberships::Entity, memberships::Column::TenantId)).eq(tenant))
+        .and_where(
+            Expr::col((memberships::Entity, memberships::Column::MemberId))
+                .is_in(member_ids.iter().cloned()),
+        )
+        .to_owned()
+}
+
 pub(crate) async fn user_groups(
     store: &TenantStore,
     user_ids: &[String],
@@ -431,29 +460,7 @@ pub(crate) async fn user_groups(
     // the member index.
     let mut sorted: HashMap<String, Vec<(String, GroupRef)>> = HashMap::new();
     for chunk in ids.chunks(CHUNK) {
-        let q = Query::select()
-            .column((memberships::Entity, memberships::Column::MemberId))
-            .column((groups::Entity, groups::Column::Id))
-            .column((groups::Entity, groups::Column::DisplayName))
-            .column((groups::Entity, groups::Column::DisplayNameNorm))
-            .from(memberships::Entity)
-            .inner_join(
-                groups::Entity,
-                Expr::col((groups::Entity, groups::Column::TenantId))
-                    .equals((memberships::Entity, memberships::Column::TenantId))
-                    .and(
-                        Expr::col((groups::Entity, groups::Column::Id))
-                            .equals((memberships::Entity, memberships::Column::GroupId)),
-                    ),
-            )
-            .and_where(
-                Expr::col((memberships::Entity, memberships::Column::TenantId)).eq(tenant.clone()),
-            )
-            .and_where(
-                Expr::col((memberships::Entity, memberships::Column::MemberId))
-                    .is_in(chunk.iter().cloned()),
-            )
-            .to_owned();
+        let q = groups_of_members(&tenant, chunk);
         let rows = store.inner.conn.query_all(&q).await.map_err(db)?;
         for row in rows {
             let member: String = row.try_get("", "member_id").map_err(db)?;

@@ -25,7 +25,7 @@ use ::roles::{
     UserFacts, changed,
 };
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, LockType, OnConflict, Query};
+use sea_orm::sea_query::{Expr, LockType, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect,
@@ -35,8 +35,7 @@ use uuid::Uuid;
 use crate::db::{TxError, db, dbx, now};
 use crate::directory::{CHUNK, version};
 use crate::entity::{
-    groups, memberships, role_locks, role_mappings, role_settings, roles as role_defs, user_roles,
-    users,
+    role_locks, role_mappings, role_settings, roles as role_defs, user_roles, users,
 };
 use crate::events::{self, Event};
 use crate::{LockInfo, Result, StoreError, StoredPolicy, TenantStore};
@@ -748,27 +747,7 @@ async fn groups_of(
     user_ids: &[String],
 ) -> Result<HashMap<String, Vec<GroupFacts>>, TxError> {
     let tenant = store.tenant.id.to_string();
-    let q = Query::select()
-        .column((memberships::Entity, memberships::Column::MemberId))
-        .column((groups::Entity, groups::Column::Id))
-        .column((groups::Entity, groups::Column::ExternalId))
-        .column((groups::Entity, groups::Column::DisplayName))
-        .from(memberships::Entity)
-        .inner_join(
-            groups::Entity,
-            Expr::col((groups::Entity, groups::Column::TenantId))
-                .equals((memberships::Entity, memberships::Column::TenantId))
-                .and(
-                    Expr::col((groups::Entity, groups::Column::Id))
-                        .equals((memberships::Entity, memberships::Column::GroupId)),
-                ),
-        )
-        .and_where(Expr::col((memberships::Entity, memberships::Column::TenantId)).eq(tenant))
-        .and_where(
-            Expr::col((memberships::Entity, memberships::Column::MemberId))
-                .is_in(user_ids.iter().cloned()),
-        )
-        .to_owned();
+    let q = crate::directory::groups_of_members(&tenant, user_ids);
     let rows = txn.query_all(&q).await.map_err(dbx)?;
     let mut out: HashMap<String, Vec<GroupFacts>> = HashMap::new();
     for row in rows {
