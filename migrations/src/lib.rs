@@ -12,9 +12,10 @@ use sea_orm_migration::prelude::*;
 mod m0001_initial;
 mod m0002_membership_indexes;
 mod m0003_roles;
+mod m0004_admin;
 
 /// The schema version this build expects: the number of migration steps.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// All of scimgate's migrations, in order.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_initial::Migration),
             Box::new(m0002_membership_indexes::Migration),
             Box::new(m0003_roles::Migration),
+            Box::new(m0004_admin::Migration),
         ]
     }
 }

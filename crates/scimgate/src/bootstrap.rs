@@ -120,6 +120,9 @@ impl FirstStart {
     }
 }
 
+/// Who the audit log names for what the first start creates.
+const FIRST_START_ACTOR: &str = "system:first-start";
+
 /// Creates the operator and the default tenant where they are missing.
 pub async fn ensure_initialized(store: &Store, config: &Config) -> store::Result<FirstStart> {
     let admin = store.admin();
@@ -127,7 +130,9 @@ pub async fn ensure_initialized(store: &Store, config: &Config) -> store::Result
     if admin.count_operators().await? == 0 {
         let password = generate_password();
         let email = config.operator_email.trim().to_owned();
-        admin.create_operator(&email, password.expose()).await?;
+        admin
+            .create_operator(&email, password.expose(), FIRST_START_ACTOR)
+            .await?;
         tracing::info!(email = %email, "first start: created the operator account");
         first.operator = Some(OperatorCredential { email, password });
     }
@@ -140,11 +145,14 @@ pub async fn ensure_initialized(store: &Store, config: &Config) -> store::Result
 
 async fn create_default_tenant(admin: &AdminStore) -> store::Result<FirstTenant> {
     let tenant = admin
-        .create_tenant(NewTenant {
-            slug: DEFAULT_TENANT_SLUG.to_owned(),
-            name: "Default tenant".to_owned(),
-            kind: TenantKind::Standard,
-        })
+        .create_tenant(
+            NewTenant {
+                slug: DEFAULT_TENANT_SLUG.to_owned(),
+                name: "Default tenant".to_owned(),
+                kind: TenantKind::Standard,
+            },
+            FIRST_START_ACTOR,
+        )
         .await?;
     let token = admin
         .issue_token(
@@ -154,6 +162,7 @@ async fn create_default_tenant(admin: &AdminStore) -> store::Result<FirstTenant>
                 scopes: vec![Scope::ScimWrite],
                 expires_at: None,
             },
+            FIRST_START_ACTOR,
         )
         .await?;
     tracing::info!(

@@ -109,6 +109,7 @@ pub async fn token(config: &Config, command: TokenCommand) -> Result<Output, Com
                         scopes,
                         expires_at,
                     },
+                    &cli_actor(),
                 )
                 .await?;
             let scim_url = tenant_scim_url(config, &tenant);
@@ -183,7 +184,7 @@ pub async fn token(config: &Config, command: TokenCommand) -> Result<Output, Com
         }
         TokenCommand::Revoke { tenant, token_id } => {
             let tenant = find_tenant(&admin, &tenant).await?;
-            let info = admin.revoke_token(&tenant, token_id).await?;
+            let info = admin.revoke_token(&tenant, token_id, &cli_actor()).await?;
             Ok(Output {
                 json: json!({ "tenant": tenant.slug(), "revoked": token_json(&info) }),
                 text: format!(
@@ -197,6 +198,15 @@ pub async fn token(config: &Config, command: TokenCommand) -> Result<Output, Com
     }
 }
 
+/// How the audit log names a change made with the CLI: by the operating
+/// system account that ran it, which is all the CLI knows.
+fn cli_actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    format!("cli:{user}")
+}
+
 async fn tenant_create(
     config: &Config,
     admin: &AdminStore,
@@ -206,11 +216,14 @@ async fn tenant_create(
 ) -> Result<Output, CommandError> {
     let name = name.unwrap_or_else(|| slug.clone());
     let tenant = admin
-        .create_tenant(NewTenant {
-            slug,
-            name,
-            kind: kind.into(),
-        })
+        .create_tenant(
+            NewTenant {
+                slug,
+                name,
+                kind: kind.into(),
+            },
+            &cli_actor(),
+        )
         .await?;
     let token = admin
         .issue_token(
@@ -220,6 +233,7 @@ async fn tenant_create(
                 scopes: vec![ScopeArg::ScimWrite.into()],
                 expires_at: None,
             },
+            &cli_actor(),
         )
         .await?;
     let scim_url = tenant_scim_url(config, &tenant);

@@ -18,12 +18,14 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::audit;
 use crate::db::{Inner, TxError, db, dbx, now, unique_or};
-use crate::entity::{auth_revision, operators, tenants, tokens};
+use crate::entity::{auth_revision, operators, tenant_admins, tenants, tokens};
 use crate::{
-    Authenticated, IssuedToken, NewTenant, NewToken, Result, Scope, StoreError, Tenant, TenantKind,
-    TenantStatus, TokenInfo,
+    Authenticated, IssuedToken, NewTenant, NewToken, Principal, Result, Scope, StoreError, Tenant,
+    TenantAdminInfo, TenantKind, TenantStatus, TenantUpdate, TokenInfo,
 };
+use serde_json::json;
 
 /// The prefix of every bearer token this store issues.
 const TOKEN_PREFIX: &str = "sgt_";
@@ -106,7 +108,7 @@ pub(crate) fn validate_slug(slug: &str) -> Result<()> {
     }
 }
 
-pub(crate) async fn create_tenant(inner: &Inner, new: NewTenant) -> Result<Tenant> {
+pub(crate) async fn create_tenant(inner: &Inner, new: NewTenant, actor: &str) -> Result<Tenant> {
     validate_slug(&new.slug)?;
     if new.name.trim().is_empty() {
         return Err(StoreError::InvalidValue(
@@ -133,14 +135,16 @@ pub(crate) async fn create_tenant(inner: &Inner, new: NewTenant) -> Result<Tenan
         updated_at: Set(at),
     };
     let slug = row.slug.clone();
-    write_txn!(inner, [], [am, slug], txn => {
+    let tenant_id = id_of(&row.id)?;
+    let detail = json!({"slug": row.slug, "name": row.name, "kind": row.kind});
+    write_txn!(inner, [actor], [am, slug, detail], txn => {
         tenants::Entity::insert(am.clone())
             .exec_without_returning(txn)
             .await
             .map_err(|e| {
                 unique_or(e, || format!("tenant slug '{slug}' is already taken"))
             })?;
-        Ok(())
+        audit::write(txn, Some(tenant_id), actor, "tenant.create", slug, detail.clone()).await
     })?;
     tenant_from_row(row)
 }
@@ -190,12 +194,20 @@ pub(crate) async fn list_tenants(
     Ok((total, tenants))
 }
 
-pub(crate) async fn set_tenant_status(
+pub(crate) async fn update_tenant(
     inner: &Inner,
     id: Uuid,
-    status: TenantStatus,
+    update: TenantUpdate,
+    actor: &str,
 ) -> Result<Tenant> {
-    let row = write_txn!(inner, [], [], txn => {
+    if let Some(name) = &update.name {
+        if name.trim().is_empty() {
+            return Err(StoreError::InvalidValue(
+                "tenant name must not be empty".into(),
+            ));
+        }
+    }
+    let row = write_txn!(inner, [actor], [update], txn => {
         let Some(row) = tenants::Entity::find_by_id(id.to_string())
             .lock_exclusive()
             .one(txn)
@@ -204,20 +216,35 @@ pub(crate) async fn set_tenant_status(
         else {
             return Err(StoreError::NotFound(format!("tenant {id}")).into());
         };
-        if row.status == status_str(status) {
+        let name = update.name.clone().unwrap_or_else(|| row.name.clone());
+        let status = update
+            .status
+            .map(|s| status_str(s).to_owned())
+            .unwrap_or_else(|| row.status.clone());
+        if name == row.name && status == row.status {
             return Ok(row);
         }
         let at = now();
         tenants::Entity::update_many()
-            .col_expr(tenants::Column::Status, Expr::value(status_str(status)))
+            .col_expr(tenants::Column::Name, Expr::value(name.clone()))
+            .col_expr(tenants::Column::Status, Expr::value(status.clone()))
             .col_expr(tenants::Column::UpdatedAt, Expr::value(at))
             .filter(tenants::Column::Id.eq(id.to_string()))
             .exec(txn)
             .await
             .map_err(dbx)?;
-        bump_auth_revision(txn).await?;
+        if status != row.status {
+            // Cached tokens of a suspended tenant must stop working now.
+            bump_auth_revision(txn).await?;
+        }
+        let detail = json!({
+            "before": {"name": row.name, "status": row.status},
+            "after": {"name": name, "status": status},
+        });
+        audit::write(txn, Some(id), actor, "tenant.update", &row.slug, detail).await?;
         Ok(tenants::Model {
-            status: status_str(status).into(),
+            name,
+            status,
             updated_at: at,
             ..row
         })
@@ -225,18 +252,25 @@ pub(crate) async fn set_tenant_status(
     tenant_from_row(row)
 }
 
-pub(crate) async fn delete_tenant(inner: &Inner, id: Uuid) -> Result<()> {
-    write_txn!(inner, [], [], txn => {
+pub(crate) async fn delete_tenant(inner: &Inner, id: Uuid, actor: &str) -> Result<()> {
+    write_txn!(inner, [actor], [], txn => {
+        let Some(row) = tenants::Entity::find_by_id(id.to_string())
+            .lock_exclusive()
+            .one(txn)
+            .await
+            .map_err(dbx)?
+        else {
+            return Err(StoreError::NotFound(format!("tenant {id}")).into());
+        };
         // Everything the tenant owns goes with it (ON DELETE CASCADE).
-        let deleted = tenants::Entity::delete_many()
+        tenants::Entity::delete_many()
             .filter(tenants::Column::Id.eq(id.to_string()))
             .exec(txn)
             .await
             .map_err(dbx)?;
-        if deleted.rows_affected == 0 {
-            return Err(StoreError::NotFound(format!("tenant {id}")).into());
-        }
-        bump_auth_revision(txn).await
+        bump_auth_revision(txn).await?;
+        let detail = json!({"slug": row.slug, "name": row.name});
+        audit::write(txn, Some(id), actor, "tenant.delete", &row.slug, detail).await
     })
 }
 
@@ -362,6 +396,7 @@ pub(crate) async fn issue_token(
     inner: &Inner,
     tenant: &Tenant,
     new: NewToken,
+    actor: &str,
 ) -> Result<IssuedToken> {
     if new.scopes.is_empty() {
         return Err(StoreError::InvalidValue(
@@ -399,7 +434,12 @@ pub(crate) async fn issue_token(
         revoked_at: Set(None),
     };
     let tenant_id = tenant.id;
-    write_txn!(inner, [], [am], txn => {
+    let detail = json!({
+        "name": row.name,
+        "scopes": row.scopes,
+        "expires_at": row.expires_at,
+    });
+    write_txn!(inner, [actor], [am, detail], txn => {
         tokens::Entity::insert(am.clone())
             .exec_without_returning(txn)
             .await
@@ -409,7 +449,8 @@ pub(crate) async fn issue_token(
                 ),
                 _ => dbx(e),
             })?;
-        Ok(())
+        let target = format!("token {}", id);
+        audit::write(txn, Some(tenant_id), actor, "token.issue", &target, detail.clone()).await
     })?;
     Ok(IssuedToken {
         info: token_from_row(&row)?,
@@ -434,9 +475,10 @@ pub(crate) async fn revoke_token(
     inner: &Inner,
     tenant: &Tenant,
     token_id: Uuid,
+    actor: &str,
 ) -> Result<TokenInfo> {
     let tenant_id = tenant.id;
-    let row = write_txn!(inner, [], [], txn => {
+    let row = write_txn!(inner, [actor], [], txn => {
         let Some(row) = tokens::Entity::find_by_id(token_id.to_string())
             .filter(tokens::Column::TenantId.eq(tenant_id.to_string()))
             .lock_exclusive()
@@ -457,6 +499,9 @@ pub(crate) async fn revoke_token(
             .await
             .map_err(dbx)?;
         bump_auth_revision(txn).await?;
+        let target = format!("token {token_id}");
+        let detail = json!({"name": row.name});
+        audit::write(txn, Some(tenant_id), actor, "token.revoke", &target, detail).await?;
         Ok(tokens::Model {
             revoked_at: Some(at),
             ..row
@@ -513,7 +558,12 @@ pub(crate) async fn count_operators(inner: &Inner) -> Result<u64> {
         .map_err(db)
 }
 
-pub(crate) async fn create_operator(inner: &Inner, email: &str, password: &str) -> Result<Uuid> {
+pub(crate) async fn create_operator(
+    inner: &Inner,
+    email: &str,
+    password: &str,
+    actor: &str,
+) -> Result<Uuid> {
     let email = email.trim();
     if email.is_empty() || !email.contains('@') {
         return Err(StoreError::InvalidValue(
@@ -535,14 +585,203 @@ pub(crate) async fn create_operator(inner: &Inner, email: &str, password: &str) 
         password_hash: Set(hash),
         created_at: Set(now()),
     };
-    write_txn!(inner, [email], [am], txn => {
+    write_txn!(inner, [email, actor], [am], txn => {
         operators::Entity::insert(am.clone())
             .exec_without_returning(txn)
             .await
             .map_err(|e| unique_or(e, || format!("operator '{email}' already exists")))?;
-        Ok(())
+        audit::write(txn, None, actor, "operator.create", email, json!({"id": id})).await
     })?;
     Ok(id)
+}
+
+/// Checks an e-mail and password pair. argon2 runs whether or not the
+/// account exists, so the answer's timing does not reveal which e-mail
+/// addresses have accounts.
+async fn check_password(found: Option<(String, String)>, password: &str) -> Result<Option<String>> {
+    let (id, hash) = match found {
+        Some(pair) => pair,
+        None => (String::new(), dummy_hash().await?),
+    };
+    let ok = verify_secret(password.to_owned(), hash).await?;
+    Ok((ok && !id.is_empty()).then_some(id))
+}
+
+/// A hash of a random secret, made once per process: what a login for an
+/// unknown account is verified against.
+async fn dummy_hash() -> Result<String> {
+    static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    DUMMY
+        .get_or_try_init(|| async {
+            let mut raw = [0u8; 16];
+            rand::rng().fill_bytes(&mut raw);
+            hash_secret(hex(&raw)).await
+        })
+        .await
+        .cloned()
+}
+
+pub(crate) async fn verify_operator(
+    inner: &Inner,
+    email: &str,
+    password: &str,
+) -> Result<Option<Principal>> {
+    let norm = crate::columns::lower(email.trim());
+    let row = operators::Entity::find()
+        .filter(operators::Column::EmailNorm.eq(norm))
+        .all(&inner.conn)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .next();
+    let email = row.as_ref().map(|r| r.email.clone());
+    let found = row.map(|r| (r.id, r.password_hash));
+    Ok(check_password(found, password)
+        .await?
+        .zip(email)
+        .map(|(id, email)| Principal {
+            id,
+            email,
+            tenant: None,
+        }))
+}
+
+pub(crate) async fn verify_tenant_admin(
+    inner: &Inner,
+    tenant: &Tenant,
+    email: &str,
+    password: &str,
+) -> Result<Option<Principal>> {
+    let norm = crate::columns::lower(email.trim());
+    let row = tenant_admins::Entity::find()
+        .filter(tenant_admins::Column::TenantId.eq(tenant.id.to_string()))
+        .filter(tenant_admins::Column::EmailNorm.eq(norm))
+        .all(&inner.conn)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .next();
+    let email = row.as_ref().map(|r| r.email.clone());
+    let found = row.map(|r| (r.id, r.password_hash));
+    Ok(check_password(found, password)
+        .await?
+        .zip(email)
+        .map(|(id, email)| Principal {
+            id,
+            email,
+            tenant: Some(tenant.clone()),
+        }))
+}
+
+fn check_new_login(email: &str, password: &str) -> Result<()> {
+    if email.is_empty() || !email.contains('@') {
+        return Err(StoreError::InvalidValue(
+            "email must be an e-mail address".into(),
+        ));
+    }
+    if password.chars().count() < 12 {
+        return Err(StoreError::InvalidValue(
+            "password must have at least 12 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) async fn create_tenant_admin(
+    inner: &Inner,
+    tenant: &Tenant,
+    email: &str,
+    password: &str,
+    actor: &str,
+) -> Result<TenantAdminInfo> {
+    let email = email.trim();
+    check_new_login(email, password)?;
+    let hash = hash_secret(password.to_owned()).await?;
+    let info = TenantAdminInfo {
+        id: Uuid::new_v4(),
+        tenant_id: tenant.id,
+        email: email.to_owned(),
+        created_at: now(),
+    };
+    let am = tenant_admins::ActiveModel {
+        id: Set(info.id.to_string()),
+        tenant_id: Set(tenant.id.to_string()),
+        email: Set(email.to_owned()),
+        email_norm: Set(crate::columns::lower(email)),
+        password_hash: Set(hash),
+        created_at: Set(info.created_at),
+    };
+    let tenant_id = tenant.id;
+    let created = info.clone();
+    write_txn!(inner, [actor], [am, created], txn => {
+        tenant_admins::Entity::insert(am.clone())
+            .exec_without_returning(txn)
+            .await
+            .map_err(|e| match e.sql_err() {
+                Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => TxError::Fail(
+                    StoreError::NotFound(format!("tenant {tenant_id}")),
+                ),
+                _ => unique_or(e, || {
+                    format!("tenant admin '{}' already exists", created.email)
+                }),
+            })?;
+        let detail = json!({"id": created.id});
+        audit::write(txn, Some(tenant_id), actor, "tenant_admin.create", &created.email, detail)
+            .await
+    })?;
+    Ok(info)
+}
+
+pub(crate) async fn list_tenant_admins(
+    inner: &Inner,
+    tenant: &Tenant,
+) -> Result<Vec<TenantAdminInfo>> {
+    tenant_admins::Entity::find()
+        .filter(tenant_admins::Column::TenantId.eq(tenant.id.to_string()))
+        .order_by_asc(tenant_admins::Column::EmailNorm)
+        .all(&inner.conn)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .map(|r| {
+            Ok(TenantAdminInfo {
+                id: id_of(&r.id)?,
+                tenant_id: tenant.id,
+                email: r.email,
+                created_at: r.created_at,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn delete_tenant_admin(
+    inner: &Inner,
+    tenant: &Tenant,
+    id: Uuid,
+    actor: &str,
+) -> Result<()> {
+    let tenant_id = tenant.id;
+    write_txn!(inner, [actor], [], txn => {
+        let Some(row) = tenant_admins::Entity::find_by_id(id.to_string())
+            .filter(tenant_admins::Column::TenantId.eq(tenant_id.to_string()))
+            .one(txn)
+            .await
+            .map_err(dbx)?
+        else {
+            return Err(StoreError::NotFound(format!("tenant admin {id}")).into());
+        };
+        tenant_admins::Entity::delete_many()
+            .filter(tenant_admins::Column::Id.eq(id.to_string()))
+            .exec(txn)
+            .await
+            .map_err(dbx)?;
+        audit::write(txn, Some(tenant_id), actor, "tenant_admin.delete", &row.email, json!({"id": id}))
+            .await
+    })
+}
+
+fn id_of(text: &str) -> Result<Uuid> {
+    Uuid::parse_str(text).map_err(|_| StoreError::Internal(format!("malformed id {text:?}")))
 }
 
 #[cfg(test)]

@@ -55,6 +55,9 @@ pub(crate) struct Inner {
     /// `(policy_version, updated_at)` it was compiled from: a write then
     /// needs one primary-key read to know its copy is current.
     pub(crate) role_policies: crate::roles::PolicyCache,
+    /// Woken when this process queues a role recompute job, so the worker
+    /// starts at once instead of at its next poll.
+    pub(crate) role_jobs: tokio::sync::Notify,
 }
 
 impl Inner {
@@ -114,6 +117,7 @@ impl Inner {
             backend,
             options,
             role_policies: crate::roles::PolicyCache::default(),
+            role_jobs: tokio::sync::Notify::new(),
         })
     }
 
@@ -205,6 +209,17 @@ pub(crate) enum TxError {
     Retry,
     /// A real failure: roll back and report it.
     Fail(StoreError),
+}
+
+impl TxError {
+    /// The error of a read outside any write transaction, where there is
+    /// nothing to retry: a transient conflict is reported as contention.
+    pub(crate) fn into_error(self) -> StoreError {
+        match self {
+            TxError::Retry => contended(),
+            TxError::Fail(e) => e,
+        }
+    }
 }
 
 impl From<StoreError> for TxError {

@@ -192,7 +192,7 @@ pub(crate) async fn create_user(store: &TenantStore, document: Value) -> Result<
             .map_err(|e| unique_or(e, || user_name_taken(&cols.user_name)))?;
         write_emails(txn, tenant, id, &cols.emails, false).await?;
         let mut events = vec![event.clone()];
-        events.push(role_store::derive_new_user(store, txn, id, cols.active).await?);
+        events.extend(role_store::derive_new_user(store, txn, id, cols.active).await?);
         events::write(store, txn, events).await
     })?;
     Ok(Resource {
@@ -271,10 +271,11 @@ async fn update_user(
     let mut events = vec![Event::updated(
         "User", &row.id, version, &changed, &document,
     )];
-    // Only `active` and group membership feed role derivation; the row
-    // check covers users written before roles were stored.
+    // Only `active` and group membership feed role derivation (users
+    // written before the tenant had roles get theirs from the recompute
+    // job that defining roles starts).
     let active_changed = row.active.unwrap_or(true) != cols.active.unwrap_or(true);
-    if active_changed || !role_store::has_effective(store, txn, &row.id).await? {
+    if active_changed {
         events.extend(role_store::recompute(store, txn, std::slice::from_ref(&row.id)).await?);
     }
     events::write(store, txn, events).await?;

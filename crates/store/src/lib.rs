@@ -49,11 +49,13 @@ use uuid::Uuid;
 mod macros;
 
 mod admin;
+mod audit;
 mod columns;
 mod db;
 mod directory;
 mod entity;
 mod events;
+mod jobs;
 mod list;
 mod log;
 mod roles;
@@ -427,6 +429,165 @@ pub struct LockInfo {
     pub locked_at: DateTime<Utc>,
 }
 
+/// Changes to a tenant's name or status; `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct TenantUpdate {
+    /// New display name.
+    pub name: Option<String>,
+    /// New status (suspended tenants' SCIM calls get 403).
+    pub status: Option<TenantStatus>,
+}
+
+/// Someone who logged in to the admin API.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The operator's or tenant admin's id.
+    pub id: String,
+    /// Their e-mail address as stored.
+    pub email: String,
+    /// The tenant of a tenant admin; `None` for an operator.
+    pub tenant: Option<Tenant>,
+}
+
+/// A tenant administrator's login, as listed (never its hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantAdminInfo {
+    /// The admin's id.
+    pub id: Uuid,
+    /// Their tenant.
+    pub tenant_id: Uuid,
+    /// Their e-mail address (the login name).
+    pub email: String,
+    /// When the login was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// One entry of the admin audit log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    /// Monotonic id (newest is highest).
+    pub id: i64,
+    /// The tenant concerned, if any (kept after the tenant is deleted).
+    pub tenant_id: Option<Uuid>,
+    /// When the change committed.
+    pub at: DateTime<Utc>,
+    /// Who made it (`operator:<email>`, `tenant-admin:<email>`, `cli`...).
+    pub actor: String,
+    /// What was done, e.g. `tenant.update`, `roles.policy.set`, `roles.lock`.
+    pub action: String,
+    /// What it was done to (a slug, `user <id>`, `token <id>`).
+    pub target: String,
+    /// Before/after values and other facts of the change.
+    pub detail: Value,
+}
+
+/// Filters for reading the audit log (newest first).
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// Only this tenant's entries.
+    pub tenant: Option<Uuid>,
+    /// Only this actor's.
+    pub actor: Option<String>,
+    /// Only this action.
+    pub action: Option<String>,
+    /// Only entries at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only entries before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// Page: entries with a smaller id.
+    pub before_id: Option<i64>,
+    /// Page size (1..=1000).
+    pub limit: u64,
+}
+
+/// The result of replacing a role policy: the stored policy and the
+/// recompute job that applies it to every user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyChange {
+    /// The policy as stored, with its new version.
+    pub stored: StoredPolicy,
+    /// The id of the queued recompute job.
+    pub job: String,
+}
+
+/// Where a role recompute job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    /// Waiting for a worker.
+    Queued,
+    /// Being run.
+    Running,
+    /// Finished: every user's roles match the policy it ran with.
+    Done,
+    /// Stopped on an error (see `error`); the next policy change queues a
+    /// new job.
+    Failed,
+}
+
+impl JobStatus {
+    /// The wire spelling: `queued`, `running`, `done`, `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Done => "done",
+            JobStatus::Failed => "failed",
+        }
+    }
+}
+
+/// A tenant-wide role recompute job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleJob {
+    /// The job's id (time-ordered).
+    pub id: String,
+    /// Its tenant.
+    pub tenant_id: Uuid,
+    /// Where it is.
+    pub status: JobStatus,
+    /// The policy version it was queued for.
+    pub policy_version: u64,
+    /// Users in the tenant when it started.
+    pub total: u64,
+    /// Users done so far.
+    pub processed: u64,
+    /// Users whose roles changed (one `user.roles_changed` event each).
+    pub changed: u64,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// When a worker (last) started it.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it finished.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// What a proposed role policy would change (a dry run).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolePreview {
+    /// Users in the tenant.
+    pub users: u64,
+    /// Users whose roles would change.
+    pub changed: u64,
+    /// The first of them, by user id.
+    pub sample: Vec<PreviewChange>,
+}
+
+/// One user a proposed policy would change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviewChange {
+    /// The user's id.
+    pub user_id: String,
+    /// The user's userName.
+    pub user_name: String,
+    /// Their roles now (`None`: none stored).
+    pub before: Option<::roles::Effective>,
+    /// Their roles under the proposed policy (`None`: the policy defines
+    /// no roles).
+    pub after: Option<::roles::Effective>,
+}
+
 /// The database: a pool, its engine, and the handles it hands out.
 #[derive(Clone)]
 pub struct Store {
@@ -472,6 +633,16 @@ impl Store {
             tenant: tenant.clone(),
         }
     }
+    /// Runs role recompute jobs (of every tenant, from any process) until
+    /// `stop` turns true or its sender is dropped.
+    pub async fn run_role_worker(&self, stop: tokio::sync::watch::Receiver<bool>) {
+        jobs::worker(self.clone(), stop).await
+    }
+    /// Runs the oldest waiting role recompute job to its end; `None` when
+    /// no job waits. (The worker's step; tests and tools call it directly.)
+    pub async fn run_next_role_job(&self) -> Result<Option<RoleJob>> {
+        jobs::run_next(self).await
+    }
 }
 
 /// Operator-level operations: tenants, tokens, operators.
@@ -482,9 +653,9 @@ pub struct AdminStore {
 
 impl AdminStore {
     /// Creates a tenant; `Uniqueness` if the slug is taken, `InvalidValue`
-    /// for a malformed slug.
-    pub async fn create_tenant(&self, new: NewTenant) -> Result<Tenant> {
-        admin::create_tenant(&self.inner, new).await
+    /// for a malformed slug. `actor` names who did it in the audit log.
+    pub async fn create_tenant(&self, new: NewTenant, actor: &str) -> Result<Tenant> {
+        admin::create_tenant(&self.inner, new, actor).await
     }
     /// Looks a tenant up by slug.
     pub async fn tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>> {
@@ -498,25 +669,41 @@ impl AdminStore {
     pub async fn list_tenants(&self, offset: u64, limit: u64) -> Result<(u64, Vec<Tenant>)> {
         admin::list_tenants(&self.inner, offset, limit).await
     }
-    /// Suspends or reactivates a tenant.
-    pub async fn set_tenant_status(&self, id: Uuid, status: TenantStatus) -> Result<Tenant> {
-        admin::set_tenant_status(&self.inner, id, status).await
+    /// Renames, suspends or reactivates a tenant (audited).
+    pub async fn update_tenant(
+        &self,
+        id: Uuid,
+        update: TenantUpdate,
+        actor: &str,
+    ) -> Result<Tenant> {
+        admin::update_tenant(&self.inner, id, update, actor).await
     }
-    /// Deletes a tenant and everything it owns.
-    pub async fn delete_tenant(&self, id: Uuid) -> Result<()> {
-        admin::delete_tenant(&self.inner, id).await
+    /// Deletes a tenant and everything it owns (audited).
+    pub async fn delete_tenant(&self, id: Uuid, actor: &str) -> Result<()> {
+        admin::delete_tenant(&self.inner, id, actor).await
     }
-    /// Issues a token (argon2id-hashed at rest; secret returned once).
-    pub async fn issue_token(&self, tenant: &Tenant, new: NewToken) -> Result<IssuedToken> {
-        admin::issue_token(&self.inner, tenant, new).await
+    /// Issues a token (argon2id-hashed at rest; secret returned once;
+    /// audited).
+    pub async fn issue_token(
+        &self,
+        tenant: &Tenant,
+        new: NewToken,
+        actor: &str,
+    ) -> Result<IssuedToken> {
+        admin::issue_token(&self.inner, tenant, new, actor).await
     }
     /// Lists a tenant's tokens (no secrets).
     pub async fn list_tokens(&self, tenant: &Tenant) -> Result<Vec<TokenInfo>> {
         admin::list_tokens(&self.inner, tenant).await
     }
-    /// Revokes a token; `NotFound` if it is not this tenant's.
-    pub async fn revoke_token(&self, tenant: &Tenant, token_id: Uuid) -> Result<TokenInfo> {
-        admin::revoke_token(&self.inner, tenant, token_id).await
+    /// Revokes a token; `NotFound` if it is not this tenant's (audited).
+    pub async fn revoke_token(
+        &self,
+        tenant: &Tenant,
+        token_id: Uuid,
+        actor: &str,
+    ) -> Result<TokenInfo> {
+        admin::revoke_token(&self.inner, tenant, token_id, actor).await
     }
     /// Verifies a bearer token with argon2 (slow by design: callers cache
     /// the result). `None` for unknown, wrong, expired or revoked tokens.
@@ -539,9 +726,45 @@ impl AdminStore {
     pub async fn count_operators(&self) -> Result<u64> {
         admin::count_operators(&self.inner).await
     }
-    /// Creates an operator with an argon2id password hash.
-    pub async fn create_operator(&self, email: &str, password: &str) -> Result<Uuid> {
-        admin::create_operator(&self.inner, email, password).await
+    /// Creates an operator with an argon2id password hash (audited).
+    pub async fn create_operator(&self, email: &str, password: &str, actor: &str) -> Result<Uuid> {
+        admin::create_operator(&self.inner, email, password, actor).await
+    }
+    /// Checks an operator's login; `None` for a wrong e-mail or password.
+    pub async fn verify_operator(&self, email: &str, password: &str) -> Result<Option<Principal>> {
+        admin::verify_operator(&self.inner, email, password).await
+    }
+    /// Checks a tenant admin's login to `tenant`; `None` when wrong.
+    pub async fn verify_tenant_admin(
+        &self,
+        tenant: &Tenant,
+        email: &str,
+        password: &str,
+    ) -> Result<Option<Principal>> {
+        admin::verify_tenant_admin(&self.inner, tenant, email, password).await
+    }
+    /// Creates a tenant admin login (password of 12 characters or more;
+    /// audited).
+    pub async fn create_tenant_admin(
+        &self,
+        tenant: &Tenant,
+        email: &str,
+        password: &str,
+        actor: &str,
+    ) -> Result<TenantAdminInfo> {
+        admin::create_tenant_admin(&self.inner, tenant, email, password, actor).await
+    }
+    /// A tenant's admin logins, by e-mail.
+    pub async fn list_tenant_admins(&self, tenant: &Tenant) -> Result<Vec<TenantAdminInfo>> {
+        admin::list_tenant_admins(&self.inner, tenant).await
+    }
+    /// Deletes a tenant admin login (audited).
+    pub async fn delete_tenant_admin(&self, tenant: &Tenant, id: Uuid, actor: &str) -> Result<()> {
+        admin::delete_tenant_admin(&self.inner, tenant, id, actor).await
+    }
+    /// Reads the admin audit log, newest first.
+    pub async fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        audit::read(&self.inner, query).await
     }
 }
 
@@ -671,14 +894,34 @@ impl TenantStore {
     }
     /// Validates `policy` (`InvalidValue` with the reason) and replaces the
     /// stored one, bumping its version; `PreconditionFailed` when
-    /// `expected_version` is given and is not the current version. Users'
-    /// effective roles are not recomputed here.
+    /// `expected_version` is given and is not the current version. Audited
+    /// as `actor`. Users' effective roles are not recomputed here: the
+    /// change queues a recompute job (in the same transaction) that the
+    /// role worker runs.
     pub async fn set_role_policy(
         &self,
         policy: ::roles::Policy,
         expected_version: Option<u64>,
-    ) -> Result<StoredPolicy> {
-        roles::set_role_policy(self, policy, expected_version).await
+        actor: &str,
+    ) -> Result<PolicyChange> {
+        roles::set_role_policy(self, policy, expected_version, actor).await
+    }
+    /// What `policy` would change if stored now: how many users would get
+    /// other roles, and the first `sample` of them. Changes nothing.
+    pub async fn preview_role_policy(
+        &self,
+        policy: ::roles::Policy,
+        sample: usize,
+    ) -> Result<RolePreview> {
+        roles::preview_role_policy(self, policy, sample).await
+    }
+    /// The tenant's recompute jobs, newest first (at most `limit`, ≤ 100).
+    pub async fn role_jobs(&self, limit: u64) -> Result<Vec<RoleJob>> {
+        jobs::tenant_jobs(self, limit).await
+    }
+    /// One of the tenant's recompute jobs.
+    pub async fn role_job(&self, id: &str) -> Result<RoleJob> {
+        jobs::tenant_job(self, id).await
     }
     /// Locks a user to `roles` (each defined by the policy, else
     /// `InvalidValue`), replacing any earlier lock. `InvalidValue` for a
@@ -693,8 +936,9 @@ impl TenantStore {
         roles::lock_user(self, user_id, roles, reason, locked_by).await
     }
     /// Removes a user's role-lock; `NotFound` if the user is not locked.
-    pub async fn unlock_user(&self, user_id: &str) -> Result<()> {
-        roles::unlock_user(self, user_id).await
+    /// Audited as `actor` (a lock is audited as its `locked_by`).
+    pub async fn unlock_user(&self, user_id: &str, actor: &str) -> Result<()> {
+        roles::unlock_user(self, user_id, actor).await
     }
     /// Every role-lock of the tenant, by user id.
     pub async fn locks(&self) -> Result<Vec<LockInfo>> {

@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, LockType, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -38,7 +38,11 @@ use crate::entity::{
     role_locks, role_mappings, role_settings, roles as role_defs, user_roles, users,
 };
 use crate::events::{self, Event};
-use crate::{LockInfo, Result, StoreError, StoredPolicy, TenantStore};
+use crate::jobs;
+use crate::{
+    LockInfo, PolicyChange, PreviewChange, Result, RolePreview, StoreError, StoredPolicy,
+    TenantStore,
+};
 
 fn mode_name(mode: Mode) -> &'static str {
     match mode {
@@ -153,9 +157,54 @@ fn assemble(
 }
 
 pub(crate) async fn role_policy(store: &TenantStore) -> Result<StoredPolicy> {
-    let conn = &store.inner.conn;
-    let settings = find_settings(store, conn, false).await.map_err(db)?;
-    let Some(settings) = settings else {
+    stored_policy(store, &store.inner.conn).await
+}
+
+pub(crate) async fn set_role_policy(
+    store: &TenantStore,
+    policy: Policy,
+    expected_version: Option<u64>,
+    actor: &str,
+) -> Result<PolicyChange> {
+    policy
+        .validate()
+        .map_err(|e| StoreError::InvalidValue(e.to_string()))?;
+    let change = write_txn!(store.inner, [store, actor], [policy], txn => {
+        let before = stored_policy(store, txn).await.map_err(TxError::Fail)?;
+        let stored = replace_policy(store, txn, policy, expected_version).await?;
+        if policy.roles.is_empty() {
+            let locked = count_locks(store, txn).await?;
+            if locked > 0 {
+                return Err(StoreError::InvalidValue(format!(
+                    "{locked} users are locked to roles; unlock them before removing every role"
+                ))
+                .into());
+            }
+        }
+        let job = jobs::enqueue(store, txn, stored.version).await?;
+        let detail = serde_json::json!({
+            "before": {"version": before.version, "policy": before.policy},
+            "after": {"version": stored.version, "policy": stored.policy},
+            "job": job,
+        });
+        crate::audit::write(
+            txn,
+            Some(store.tenant.id),
+            actor,
+            "roles.policy.set",
+            "role policy",
+            detail,
+        )
+        .await?;
+        Ok(PolicyChange { stored, job })
+    })?;
+    store.inner.role_jobs.notify_one();
+    Ok(change)
+}
+
+/// The stored policy as seen inside a transaction.
+async fn stored_policy(store: &TenantStore, conn: &impl ConnectionTrait) -> Result<StoredPolicy> {
+    let Some(settings) = find_settings(store, conn, false).await.map_err(db)? else {
         return Ok(StoredPolicy {
             policy: empty_policy(),
             version: 0,
@@ -167,17 +216,12 @@ pub(crate) async fn role_policy(store: &TenantStore) -> Result<StoredPolicy> {
     assemble(settings, role_rows, mapping_rows)
 }
 
-pub(crate) async fn set_role_policy(
-    store: &TenantStore,
-    policy: Policy,
-    expected_version: Option<u64>,
-) -> Result<StoredPolicy> {
-    policy
-        .validate()
-        .map_err(|e| StoreError::InvalidValue(e.to_string()))?;
-    write_txn!(store.inner, [store], [policy], txn => {
-        replace_policy(store, txn, policy, expected_version).await
-    })
+async fn count_locks(store: &TenantStore, txn: &DatabaseTransaction) -> Result<u64, TxError> {
+    role_locks::Entity::find()
+        .filter(role_locks::Column::TenantId.eq(store.tenant.id.to_string()))
+        .count(txn)
+        .await
+        .map_err(dbx)
 }
 
 async fn replace_policy(
@@ -396,6 +440,16 @@ pub(crate) async fn lock_user(
         .map_err(dbx)?;
         let events = recompute(store, txn, std::slice::from_ref(&info.user_id)).await?;
         events::write(store, txn, events).await?;
+        let detail = serde_json::json!({"roles": info.roles, "reason": info.reason});
+        crate::audit::write(
+            txn,
+            Some(store.tenant.id),
+            &info.locked_by,
+            "roles.lock",
+            &format!("user {}", info.user_id),
+            detail,
+        )
+        .await?;
         Ok(info.clone())
     })
 }
@@ -450,8 +504,8 @@ async fn check_lock_roles(
     Ok(())
 }
 
-pub(crate) async fn unlock_user(store: &TenantStore, user_id: &str) -> Result<()> {
-    write_txn!(store.inner, [store, user_id], [], txn => {
+pub(crate) async fn unlock_user(store: &TenantStore, user_id: &str, actor: &str) -> Result<()> {
+    write_txn!(store.inner, [store, user_id, actor], [], txn => {
         lock_user_row(store, txn, user_id).await?;
         let deleted = role_locks::Entity::delete_many()
             .filter(role_locks::Column::TenantId.eq(store.tenant.id.to_string()))
@@ -463,7 +517,16 @@ pub(crate) async fn unlock_user(store: &TenantStore, user_id: &str) -> Result<()
             return Err(StoreError::NotFound(format!("role lock of user {user_id}")).into());
         }
         let events = recompute(store, txn, std::slice::from_ref(user_id)).await?;
-        events::write(store, txn, events).await
+        events::write(store, txn, events).await?;
+        crate::audit::write(
+            txn,
+            Some(store.tenant.id),
+            actor,
+            "roles.unlock",
+            &format!("user {user_id}"),
+            serde_json::Value::Null,
+        )
+        .await
     })
 }
 
@@ -520,36 +583,36 @@ type PolicyStamp = (i64, DateTime<Utc>);
 
 /// Compiled role policies by tenant; see [`crate::db::Inner`].
 #[derive(Default)]
-pub(crate) struct PolicyCache(Mutex<HashMap<Uuid, (PolicyStamp, Arc<CompiledPolicy>)>>);
+pub(crate) struct PolicyCache(Mutex<HashMap<Uuid, (PolicyStamp, Managed)>>);
+
+/// A tenant's compiled policy, or `None` when the tenant defines no roles
+/// (then no user has stored roles and SCIM writes derive nothing).
+pub(crate) type Managed = Option<Arc<CompiledPolicy>>;
 
 impl PolicyCache {
-    fn get(&self, tenant: Uuid, stamp: PolicyStamp) -> Option<Arc<CompiledPolicy>> {
+    fn get(&self, tenant: Uuid, stamp: PolicyStamp) -> Option<Managed> {
         // A panic elsewhere cannot leave the map half-updated: inserts are
         // single calls. So a poisoned lock is still safe to use.
         let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         map.get(&tenant)
             .filter(|(s, _)| *s == stamp)
-            .map(|(_, p)| Arc::clone(p))
+            .map(|(_, p)| p.clone())
     }
 
-    fn put(&self, tenant: Uuid, stamp: PolicyStamp, policy: Arc<CompiledPolicy>) {
+    fn put(&self, tenant: Uuid, stamp: PolicyStamp, policy: Managed) {
         let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         map.insert(tenant, (stamp, policy));
     }
 }
 
-/// The tenant's current policy, compiled: one primary-key read when the
-/// cached copy is current.
+/// The tenant's current policy, compiled (`None` when it defines no
+/// roles): one primary-key read when the cached copy is current.
 async fn compiled_policy(
     store: &TenantStore,
     txn: &DatabaseTransaction,
-) -> Result<Arc<CompiledPolicy>, TxError> {
+) -> Result<Managed, TxError> {
     let Some(settings) = find_settings(store, txn, false).await.map_err(dbx)? else {
-        return Ok(Arc::new(
-            empty_policy()
-                .compile()
-                .map_err(|e| StoreError::Internal(e.to_string()))?,
-        ));
+        return Ok(None);
     };
     let stamp = (settings.policy_version, settings.updated_at);
     let tenant = store.tenant.id;
@@ -565,29 +628,33 @@ async fn compiled_policy(
         return Err(TxError::Retry);
     }
     let stored = assemble(settings, role_rows, mapping_rows)?;
-    let compiled = Arc::new(
-        stored
-            .policy
-            .compile()
-            .map_err(|e| StoreError::Internal(format!("stored role policy is invalid: {e}")))?,
-    );
+    let compiled = if stored.policy.roles.is_empty() {
+        None
+    } else {
+        Some(Arc::new(stored.policy.compile().map_err(|e| {
+            StoreError::Internal(format!("stored role policy is invalid: {e}"))
+        })?))
+    };
     store
         .inner
         .role_policies
-        .put(tenant, stamp, Arc::clone(&compiled));
+        .put(tenant, stamp, compiled.clone());
     Ok(compiled)
 }
 
 /// Derives and stores the roles of a user created by this transaction:
 /// no groups, no lock and no earlier row can exist yet, so only the policy
-/// is read. Returns the user's first `user.roles_changed` event.
+/// is read. Returns the user's first `user.roles_changed` event (none when
+/// the tenant defines no roles).
 pub(crate) async fn derive_new_user(
     store: &TenantStore,
     txn: &DatabaseTransaction,
     user_id: &str,
     active: Option<bool>,
-) -> Result<Event, TxError> {
-    let policy = compiled_policy(store, txn).await?;
+) -> Result<Option<Event>, TxError> {
+    let Some(policy) = compiled_policy(store, txn).await? else {
+        return Ok(None);
+    };
     let after = policy.evaluate(&UserFacts {
         active: active.unwrap_or(true),
         groups: Vec::new(),
@@ -603,32 +670,15 @@ pub(crate) async fn derive_new_user(
     .exec_without_returning(txn)
     .await
     .map_err(dbx)?;
-    Ok(Event::roles_changed(user_id, None, &after))
-}
-
-/// Whether `user_id` has a stored effective-roles row.
-pub(crate) async fn has_effective(
-    store: &TenantStore,
-    txn: &DatabaseTransaction,
-    user_id: &str,
-) -> Result<bool, TxError> {
-    let found: Vec<String> = user_roles::Entity::find()
-        .select_only()
-        .column(user_roles::Column::UserId)
-        .filter(user_roles::Column::TenantId.eq(store.tenant.id.to_string()))
-        .filter(user_roles::Column::UserId.eq(user_id))
-        .into_tuple()
-        .all(txn)
-        .await
-        .map_err(dbx)?;
-    Ok(!found.is_empty())
+    Ok(Some(Event::roles_changed(user_id, None, &after)))
 }
 
 /// Re-derives the effective roles of `ids` (users of this tenant; other
 /// ids, such as nested groups, are ignored) inside `txn`, stores the ones
 /// that differ and returns a `user.roles_changed` event for each role or
 /// `disabled` change and each user's first row. Costs a fixed number of
-/// queries per 500 users, whatever the size of the tenant.
+/// queries per 500 users, whatever the size of the tenant; nothing but the
+/// policy read when the tenant defines no roles.
 pub(crate) async fn recompute(
     store: &TenantStore,
     txn: &DatabaseTransaction,
@@ -640,7 +690,19 @@ pub(crate) async fn recompute(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let policy = compiled_policy(store, txn).await?;
+    let Some(policy) = compiled_policy(store, txn).await? else {
+        return Ok(Vec::new());
+    };
+    derive(store, txn, &policy, ids).await
+}
+
+/// [`recompute`] with the policy given.
+async fn derive(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    policy: &CompiledPolicy,
+    ids: Vec<&String>,
+) -> Result<Vec<Event>, TxError> {
     let tenant = store.tenant.id.to_string();
     let at = now();
     let mut events = Vec::new();
@@ -667,29 +729,11 @@ pub(crate) async fn recompute(
             continue;
         }
         let user_ids: Vec<String> = active.iter().map(|(id, _)| id.clone()).collect();
-        let mut groups = groups_of(store, txn, &user_ids).await?;
-        let mut locks: HashMap<String, Vec<String>> = HashMap::new();
-        let lock_rows = role_locks::Entity::find()
-            .filter(role_locks::Column::TenantId.eq(tenant.clone()))
-            .filter(role_locks::Column::UserId.is_in(user_ids.iter().cloned()))
-            .all(txn)
-            .await
-            .map_err(dbx)?;
-        for row in lock_rows {
-            let info = lock_info(row)?;
-            locks.insert(info.user_id, info.roles);
-        }
-        let mut current: HashMap<String, Effective> = HashMap::new();
-        let rows = user_roles::Entity::find()
-            .filter(user_roles::Column::TenantId.eq(tenant.clone()))
-            .filter(user_roles::Column::UserId.is_in(user_ids.iter().cloned()))
-            .all(txn)
-            .await
-            .map_err(dbx)?;
-        for row in rows {
-            let effective = parse_effective(&row.effective, &row.user_id)?;
-            current.insert(row.user_id, effective);
-        }
+        let Inputs {
+            mut groups,
+            mut locks,
+            current,
+        } = load_inputs(store, txn, &user_ids).await?;
 
         let mut upserts = Vec::new();
         let mut sorted = active;
@@ -739,11 +783,59 @@ pub(crate) async fn recompute(
     Ok(events)
 }
 
+/// What derivation reads about a set of users besides their `active`.
+pub(crate) struct Inputs {
+    /// Direct groups by user.
+    pub(crate) groups: HashMap<String, Vec<GroupFacts>>,
+    /// Locked roles by user.
+    pub(crate) locks: HashMap<String, Vec<String>>,
+    /// Stored effective roles by user.
+    pub(crate) current: HashMap<String, Effective>,
+}
+
+/// Reads derivation's inputs for `user_ids` (at most a [`CHUNK`]): three
+/// queries.
+pub(crate) async fn load_inputs(
+    store: &TenantStore,
+    conn: &impl ConnectionTrait,
+    user_ids: &[String],
+) -> Result<Inputs, TxError> {
+    let tenant = store.tenant.id.to_string();
+    let groups = groups_of(store, conn, user_ids).await?;
+    let mut locks: HashMap<String, Vec<String>> = HashMap::new();
+    let lock_rows = role_locks::Entity::find()
+        .filter(role_locks::Column::TenantId.eq(tenant.clone()))
+        .filter(role_locks::Column::UserId.is_in(user_ids.iter().cloned()))
+        .all(conn)
+        .await
+        .map_err(dbx)?;
+    for row in lock_rows {
+        let info = lock_info(row)?;
+        locks.insert(info.user_id, info.roles);
+    }
+    let mut current: HashMap<String, Effective> = HashMap::new();
+    let rows = user_roles::Entity::find()
+        .filter(user_roles::Column::TenantId.eq(tenant))
+        .filter(user_roles::Column::UserId.is_in(user_ids.iter().cloned()))
+        .all(conn)
+        .await
+        .map_err(dbx)?;
+    for row in rows {
+        let effective = parse_effective(&row.effective, &row.user_id)?;
+        current.insert(row.user_id, effective);
+    }
+    Ok(Inputs {
+        groups,
+        locks,
+        current,
+    })
+}
+
 /// The groups each of `user_ids` is a direct member of, as evaluation
 /// needs them: one query (the member-first covering index).
-async fn groups_of(
+pub(crate) async fn groups_of(
     store: &TenantStore,
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     user_ids: &[String],
 ) -> Result<HashMap<String, Vec<GroupFacts>>, TxError> {
     let tenant = store.tenant.id.to_string();
@@ -759,4 +851,143 @@ async fn groups_of(
         });
     }
     Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+// Tenant-wide work: the recompute job's batches, and dry runs
+
+/// Brings the stored roles of `ids` in line with the current policy: a
+/// [`recompute`], or, when the tenant now defines no roles, the removal of
+/// their rows (with an event for each user who had a role).
+pub(crate) async fn refresh(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    ids: &[String],
+) -> Result<Vec<Event>, TxError> {
+    match compiled_policy(store, txn).await? {
+        Some(policy) => derive(store, txn, &policy, ids.iter().collect()).await,
+        None => clear(store, txn, ids).await,
+    }
+}
+
+async fn clear(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    ids: &[String],
+) -> Result<Vec<Event>, TxError> {
+    let tenant = store.tenant.id.to_string();
+    let mut events = Vec::new();
+    for chunk in ids.chunks(CHUNK) {
+        let rows = user_roles::Entity::find()
+            .filter(user_roles::Column::TenantId.eq(tenant.clone()))
+            .filter(user_roles::Column::UserId.is_in(chunk.iter().cloned()))
+            .all(txn)
+            .await
+            .map_err(dbx)?;
+        if rows.is_empty() {
+            continue;
+        }
+        for row in &rows {
+            let before = parse_effective(&row.effective, &row.user_id)?;
+            if !before.roles.is_empty() {
+                let after = Effective {
+                    roles: Vec::new(),
+                    disabled: before.disabled,
+                };
+                events.push(Event::roles_changed(&row.user_id, Some(&before), &after));
+            }
+        }
+        user_roles::Entity::delete_many()
+            .filter(user_roles::Column::TenantId.eq(tenant.clone()))
+            .filter(user_roles::Column::UserId.is_in(rows.into_iter().map(|r| r.user_id)))
+            .exec(txn)
+            .await
+            .map_err(dbx)?;
+    }
+    Ok(events)
+}
+
+/// Users read per step of a dry run.
+const PREVIEW_BATCH: u64 = CHUNK as u64;
+
+pub(crate) async fn preview_role_policy(
+    store: &TenantStore,
+    policy: Policy,
+    sample: usize,
+) -> Result<RolePreview> {
+    policy
+        .validate()
+        .map_err(|e| StoreError::InvalidValue(e.to_string()))?;
+    let compiled = if policy.roles.is_empty() {
+        None
+    } else {
+        Some(
+            policy
+                .compile()
+                .map_err(|e| StoreError::InvalidValue(e.to_string()))?,
+        )
+    };
+    let conn = &store.inner.conn;
+    let tenant = store.tenant.id.to_string();
+    let mut preview = RolePreview {
+        users: 0,
+        changed: 0,
+        sample: Vec::new(),
+    };
+    let mut last = String::new();
+    loop {
+        let batch: Vec<(String, String, Option<bool>)> = users::Entity::find()
+            .select_only()
+            .column(users::Column::Id)
+            .column(users::Column::UserName)
+            .column(users::Column::Active)
+            .filter(users::Column::TenantId.eq(tenant.clone()))
+            .filter(users::Column::Id.gt(last.clone()))
+            .order_by_asc(users::Column::Id)
+            .limit(PREVIEW_BATCH)
+            .into_tuple()
+            .all(conn)
+            .await
+            .map_err(db)?;
+        let Some((id, _, _)) = batch.last() else {
+            break;
+        };
+        last = id.clone();
+        let ids: Vec<String> = batch.iter().map(|(id, _, _)| id.clone()).collect();
+        let Inputs {
+            mut groups,
+            mut locks,
+            mut current,
+        } = load_inputs(store, conn, &ids)
+            .await
+            .map_err(TxError::into_error)?;
+        for (user_id, user_name, active) in batch {
+            preview.users += 1;
+            let before = current.remove(&user_id);
+            let after = compiled.as_ref().map(|p| {
+                p.evaluate(&UserFacts {
+                    active: active.unwrap_or(true),
+                    groups: groups.remove(&user_id).unwrap_or_default(),
+                    lock: locks.remove(&user_id).map(|roles| Lock { roles }),
+                })
+            });
+            let differs = match (&before, &after) {
+                (Some(b), Some(a)) => changed(b, a),
+                (None, Some(e)) | (Some(e), None) => !e.roles.is_empty(),
+                (None, None) => false,
+            };
+            if differs {
+                preview.changed += 1;
+                if preview.sample.len() < sample {
+                    preview.sample.push(PreviewChange {
+                        user_id,
+                        user_name,
+                        before,
+                        after,
+                    });
+                }
+            }
+        }
+    }
+    Ok(preview)
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use gateway::GatewayConfig;
 use serde_json::json;
-use store::{Scope, TenantStatus};
+use store::{Scope, TenantStatus, TenantUpdate};
 
 use crate::common::{App, each_backend, each_backend_with};
 
@@ -78,7 +78,7 @@ async fn tokens_scopes_and_suspension() {
         assert_eq!(app.call("GET", "/Users", &extra, None).await.status, 200);
         app.store
             .admin()
-            .revoke_token(&t.tenant, issued.info.id)
+            .revoke_token(&t.tenant, issued.info.id, "test")
             .await
             .unwrap();
         // Until the cache is invalidated the verification is still cached.
@@ -101,7 +101,14 @@ async fn tokens_scopes_and_suspension() {
         // A suspended tenant gets 403 with a clear detail.
         app.store
             .admin()
-            .set_tenant_status(t.tenant.id(), TenantStatus::Suspended)
+            .update_tenant(
+                t.tenant.id(),
+                TenantUpdate {
+                    status: Some(TenantStatus::Suspended),
+                    ..Default::default()
+                },
+                "test",
+            )
             .await
             .unwrap();
         app.gateway.invalidate_tokens();
@@ -112,7 +119,14 @@ async fn tokens_scopes_and_suspension() {
         assert_eq!(r.status, 403);
         app.store
             .admin()
-            .set_tenant_status(t.tenant.id(), TenantStatus::Active)
+            .update_tenant(
+                t.tenant.id(),
+                TenantUpdate {
+                    status: Some(TenantStatus::Active),
+                    ..Default::default()
+                },
+                "test",
+            )
             .await
             .unwrap();
         app.gateway.invalidate_tokens();
@@ -160,7 +174,7 @@ async fn revocation_reaches_the_cache_through_the_poller() {
             .id;
         app.store
             .admin()
-            .revoke_token(&t.tenant, write)
+            .revoke_token(&t.tenant, write, "test")
             .await
             .unwrap();
         let mut refused = false;

@@ -119,11 +119,14 @@ impl App {
     pub async fn tenant(&self, slug: &str) -> TenantCtx {
         let admin = self.store.admin();
         let tenant = admin
-            .create_tenant(NewTenant {
-                slug: slug.into(),
-                name: format!("Tenant {slug}"),
-                kind: TenantKind::Standard,
-            })
+            .create_tenant(
+                NewTenant {
+                    slug: slug.into(),
+                    name: format!("Tenant {slug}"),
+                    kind: TenantKind::Standard,
+                },
+                "test",
+            )
             .await
             .expect("tenant");
         let token = self.token(&tenant, vec![Scope::ScimWrite], None).await;
@@ -161,6 +164,7 @@ impl App {
                     scopes,
                     expires_at,
                 },
+                "test",
             )
             .await
             .expect("token")

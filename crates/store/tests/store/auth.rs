@@ -3,6 +3,7 @@
 use chrono::{Duration, Utc};
 use store::{
     Backend, NewTenant, NewToken, Scope, Store, StoreError, StoreOptions, TenantKind, TenantStatus,
+    TenantUpdate,
 };
 use testkit::{TestDb, backends};
 
@@ -64,21 +65,27 @@ async fn tenants_create_find_list_status_delete() {
         assert_eq!(acme.kind(), TenantKind::Standard);
         assert_eq!(acme.status(), TenantStatus::Active);
         let msp = admin
-            .create_tenant(NewTenant {
-                slug: "msp".into(),
-                name: "MSP".into(),
-                kind: TenantKind::Super,
-            })
+            .create_tenant(
+                NewTenant {
+                    slug: "msp".into(),
+                    name: "MSP".into(),
+                    kind: TenantKind::Super,
+                },
+                "test",
+            )
             .await
             .unwrap();
         assert_eq!(msp.kind(), TenantKind::Super);
 
         let dup = admin
-            .create_tenant(NewTenant {
-                slug: "acme".into(),
-                name: "Other".into(),
-                kind: TenantKind::Standard,
-            })
+            .create_tenant(
+                NewTenant {
+                    slug: "acme".into(),
+                    name: "Other".into(),
+                    kind: TenantKind::Standard,
+                },
+                "test",
+            )
             .await
             .unwrap_err();
         assert!(
@@ -87,11 +94,14 @@ async fn tenants_create_find_list_status_delete() {
         );
         for bad in ["Acme", "-a", "a-", "", "a_b"] {
             let e = admin
-                .create_tenant(NewTenant {
-                    slug: bad.into(),
-                    name: "x".into(),
-                    kind: TenantKind::Standard,
-                })
+                .create_tenant(
+                    NewTenant {
+                        slug: bad.into(),
+                        name: "x".into(),
+                        kind: TenantKind::Standard,
+                    },
+                    "test",
+                )
                 .await
                 .unwrap_err();
             assert!(matches!(e, StoreError::InvalidValue(_)), "{bad} {e:?}");
@@ -118,7 +128,14 @@ async fn tenants_create_find_list_status_delete() {
 
         let rev0 = admin.auth_revision().await.unwrap();
         let suspended = admin
-            .set_tenant_status(acme.id(), TenantStatus::Suspended)
+            .update_tenant(
+                acme.id(),
+                TenantUpdate {
+                    status: Some(TenantStatus::Suspended),
+                    ..Default::default()
+                },
+                "test",
+            )
             .await
             .unwrap();
         assert_eq!(suspended.status(), TenantStatus::Suspended);
@@ -137,7 +154,7 @@ async fn tenants_create_find_list_status_delete() {
         // Deleting takes the tenant's directory with it.
         let dir = store.tenant(&acme);
         let u = dir.create_user(user("bjensen")).await.unwrap();
-        admin.delete_tenant(acme.id()).await.unwrap();
+        admin.delete_tenant(acme.id(), "test").await.unwrap();
         assert!(admin.auth_revision().await.unwrap() > rev1);
         assert_eq!(admin.tenant_by_id(acme.id()).await.unwrap(), None);
         assert!(matches!(
@@ -145,12 +162,19 @@ async fn tenants_create_find_list_status_delete() {
             Err(StoreError::NotFound(_))
         ));
         assert!(matches!(
-            admin.delete_tenant(acme.id()).await,
+            admin.delete_tenant(acme.id(), "test").await,
             Err(StoreError::NotFound(_))
         ));
         assert!(matches!(
             admin
-                .set_tenant_status(acme.id(), TenantStatus::Active)
+                .update_tenant(
+                    acme.id(),
+                    TenantUpdate {
+                        status: Some(TenantStatus::Active),
+                        ..Default::default()
+                    },
+                    "test"
+                )
                 .await,
             Err(StoreError::NotFound(_))
         ));
@@ -167,7 +191,11 @@ async fn tokens_issue_authenticate_expire_revoke() {
 
         let rev0 = admin.auth_revision().await.unwrap();
         let issued = admin
-            .issue_token(&acme, token("entra", &[Scope::ScimWrite, Scope::ScimRead]))
+            .issue_token(
+                &acme,
+                token("entra", &[Scope::ScimWrite, Scope::ScimRead]),
+                "test",
+            )
             .await
             .unwrap();
         assert!(issued.secret.starts_with("sgt_"));
@@ -207,6 +235,7 @@ async fn tokens_issue_authenticate_expire_revoke() {
                     scopes: vec![Scope::ScimRead],
                     expires_at: Some(Utc::now() - Duration::seconds(1)),
                 },
+                "test",
             )
             .await
             .unwrap();
@@ -220,6 +249,7 @@ async fn tokens_issue_authenticate_expire_revoke() {
                     scopes: vec![Scope::ScimRead],
                     expires_at: Some(later),
                 },
+                "test",
             )
             .await
             .unwrap();
@@ -236,27 +266,40 @@ async fn tokens_issue_authenticate_expire_revoke() {
 
         // Another tenant cannot revoke it.
         assert!(matches!(
-            admin.revoke_token(&other, issued.info.id).await,
+            admin.revoke_token(&other, issued.info.id, "test").await,
             Err(StoreError::NotFound(_))
         ));
-        let revoked = admin.revoke_token(&acme, issued.info.id).await.unwrap();
+        let revoked = admin
+            .revoke_token(&acme, issued.info.id, "test")
+            .await
+            .unwrap();
         assert!(revoked.revoked_at.is_some());
         assert!(admin.auth_revision().await.unwrap() > rev0);
         assert!(admin.authenticate(&issued.secret).await.unwrap().is_none());
         // Idempotent.
-        let again = admin.revoke_token(&acme, issued.info.id).await.unwrap();
+        let again = admin
+            .revoke_token(&acme, issued.info.id, "test")
+            .await
+            .unwrap();
         assert_eq!(again.revoked_at, revoked.revoked_at);
 
         // A suspended tenant still authenticates (the gateway answers 403).
         admin
-            .set_tenant_status(acme.id(), TenantStatus::Suspended)
+            .update_tenant(
+                acme.id(),
+                TenantUpdate {
+                    status: Some(TenantStatus::Suspended),
+                    ..Default::default()
+                },
+                "test",
+            )
             .await
             .unwrap();
         let a = admin.authenticate(&expiring.secret).await.unwrap().unwrap();
         assert_eq!(a.tenant.status(), TenantStatus::Suspended);
 
         let e = admin
-            .issue_token(&acme, token("none", &[]))
+            .issue_token(&acme, token("none", &[]), "test")
             .await
             .unwrap_err();
         assert!(matches!(e, StoreError::InvalidValue(_)));
@@ -270,12 +313,12 @@ async fn operators() {
         let admin = store.admin();
         assert_eq!(admin.count_operators().await.unwrap(), 0);
         admin
-            .create_operator("Ops@Example.com", "correct horse")
+            .create_operator("Ops@Example.com", "correct horse", "test")
             .await
             .unwrap();
         assert_eq!(admin.count_operators().await.unwrap(), 1);
         let dup = admin
-            .create_operator("ops@example.COM", "x")
+            .create_operator("ops@example.COM", "x", "test")
             .await
             .unwrap_err();
         assert!(
@@ -283,11 +326,11 @@ async fn operators() {
             "{which:?} {dup:?}"
         );
         assert!(matches!(
-            admin.create_operator("not-an-email", "x").await,
+            admin.create_operator("not-an-email", "x", "test").await,
             Err(StoreError::InvalidValue(_))
         ));
         assert!(matches!(
-            admin.create_operator("a@b.c", "").await,
+            admin.create_operator("a@b.c", "", "test").await,
             Err(StoreError::InvalidValue(_))
         ));
         assert_eq!(admin.count_operators().await.unwrap(), 1);

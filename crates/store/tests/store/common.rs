@@ -21,11 +21,14 @@ pub async fn store_with(which: TestDb, options: StoreOptions) -> (TestDatabase, 
 pub async fn tenant(store: &Store, slug: &str) -> Tenant {
     store
         .admin()
-        .create_tenant(NewTenant {
-            slug: slug.into(),
-            name: format!("Tenant {slug}"),
-            kind: TenantKind::Standard,
-        })
+        .create_tenant(
+            NewTenant {
+                slug: slug.into(),
+                name: format!("Tenant {slug}"),
+                kind: TenantKind::Standard,
+            },
+            "test",
+        )
         .await
         .unwrap()
 }

@@ -4,6 +4,7 @@
 // Test helpers outside `#[test]` functions panic on failure by design.
 #![allow(clippy::unwrap_used)]
 
+mod admin_api;
 mod auth;
 mod common;
 mod concurrency;

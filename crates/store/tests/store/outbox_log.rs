@@ -14,20 +14,14 @@ async fn events_follow_committed_changes_only() {
         let (_db, _store, dir) = directory(which).await;
         let u = dir.create_user(user("bjensen")).await.unwrap();
         let ev = dir.outbox_after(0, 100).await.unwrap();
-        assert_eq!(ev.len(), 2);
+        // A tenant that defines no roles derives none: no role event.
+        assert_eq!(ev.len(), 1);
         assert_eq!(ev[0].event_type, "user.created");
         assert_eq!(ev[0].resource_type, "User");
         assert_eq!(ev[0].resource_id, u.id);
         assert_eq!(ev[0].payload["version"], 1);
         assert_eq!(ev[0].payload["document"], u.document);
-        // A new user's first derived roles (none: no policy is stored).
-        assert_eq!(ev[1].event_type, "user.roles_changed");
-        assert_eq!(ev[1].resource_id, u.id);
-        assert_eq!(
-            ev[1].payload,
-            json!({"before": null, "after": {"roles": [], "disabled": false}})
-        );
-        let last = ev[1].id;
+        let last = ev[0].id;
 
         // Failures and no-ops write nothing.
         assert!(dir.create_user(user("BJENSEN")).await.is_err());

@@ -49,14 +49,21 @@ async fn policy_round_trip_and_versions() {
         assert_eq!(empty.policy.mode, Mode::Single);
         assert!(empty.mapping_ids.is_empty());
 
-        let stored = dir.set_role_policy(policy(), Some(0)).await.unwrap();
+        let stored = dir
+            .set_role_policy(policy(), Some(0), "test")
+            .await
+            .unwrap()
+            .stored;
         assert_eq!(stored.version, 1);
         assert_eq!(stored.policy, policy());
         assert_eq!(stored.mapping_ids.len(), 3);
         let read = dir.role_policy().await.unwrap();
         assert_eq!(read, stored, "{which:?}: read back as stored, in order");
 
-        let e = dir.set_role_policy(policy(), Some(0)).await.unwrap_err();
+        let e = dir
+            .set_role_policy(policy(), Some(0), "test")
+            .await
+            .unwrap_err();
         assert!(
             matches!(e, StoreError::PreconditionFailed { current: 1 }),
             "{which:?} {e:?}"
@@ -72,7 +79,11 @@ async fn policy_round_trip_and_versions() {
             "viewer",
             0,
         ));
-        let second = dir.set_role_policy(next.clone(), None).await.unwrap();
+        let second = dir
+            .set_role_policy(next.clone(), None, "test")
+            .await
+            .unwrap()
+            .stored;
         assert_eq!(second.version, 2);
         assert_eq!(second.mapping_ids[0], stored.mapping_ids[0]);
         assert_eq!(second.mapping_ids[1], stored.mapping_ids[2]);
@@ -88,7 +99,11 @@ async fn policy_round_trip_and_versions() {
             mappings: vec![],
             mode: Mode::Single,
         };
-        let third = dir.set_role_policy(cleared.clone(), Some(2)).await.unwrap();
+        let third = dir
+            .set_role_policy(cleared.clone(), Some(2), "test")
+            .await
+            .unwrap()
+            .stored;
         assert_eq!(third.version, 3);
         assert_eq!(dir.role_policy().await.unwrap().policy, cleared);
     }
@@ -98,18 +113,22 @@ async fn policy_round_trip_and_versions() {
 async fn an_invalid_policy_changes_nothing() {
     for which in backends() {
         let (_db, _store, dir) = directory(which).await;
-        let stored = dir.set_role_policy(policy(), None).await.unwrap();
+        let stored = dir
+            .set_role_policy(policy(), None, "test")
+            .await
+            .unwrap()
+            .stored;
 
         let mut bad = policy();
         bad.default_role = Some("root".into());
-        let e = dir.set_role_policy(bad, Some(1)).await.unwrap_err();
+        let e = dir.set_role_policy(bad, Some(1), "test").await.unwrap_err();
         match e {
             StoreError::InvalidValue(m) => assert!(m.contains("defaultRole"), "{m}"),
             other => panic!("{which:?}: {other:?}"),
         }
         let mut bad = policy();
         bad.mappings[2].role = "nobody".into();
-        let e = dir.set_role_policy(bad, None).await.unwrap_err();
+        let e = dir.set_role_policy(bad, None, "test").await.unwrap_err();
         match e {
             StoreError::InvalidValue(m) => assert!(m.contains("mappings[2]"), "{m}"),
             other => panic!("{which:?}: {other:?}"),
@@ -117,7 +136,7 @@ async fn an_invalid_policy_changes_nothing() {
         let mut bad = policy();
         bad.roles.push(role("admin"));
         assert!(matches!(
-            dir.set_role_policy(bad, None).await,
+            dir.set_role_policy(bad, None, "test").await,
             Err(StoreError::InvalidValue(_))
         ));
         assert_eq!(dir.role_policy().await.unwrap(), stored, "{which:?}");
@@ -131,7 +150,7 @@ async fn policies_and_locks_are_scoped_to_their_tenant() {
         let a = store.tenant(&tenant(&store, "a").await);
         let b = store.tenant(&tenant(&store, "b").await);
         let u = a.create_user(user("bjensen")).await.unwrap();
-        a.set_role_policy(policy(), None).await.unwrap();
+        a.set_role_policy(policy(), None, "test").await.unwrap();
         a.lock_user(&u.id, vec!["admin".into()], "vip", "ops")
             .await
             .unwrap();
@@ -144,19 +163,19 @@ async fn policies_and_locks_are_scoped_to_their_tenant() {
                 .unwrap()
                 .is_empty()
         );
-        b.set_role_policy(policy(), None).await.unwrap();
+        b.set_role_policy(policy(), None, "test").await.unwrap();
         let e = b
             .lock_user(&u.id, vec!["admin".into()], "mine", "ops")
             .await
             .unwrap_err();
         assert!(matches!(e, StoreError::NotFound(_)), "{which:?} {e:?}");
-        let e = b.unlock_user(&u.id).await.unwrap_err();
+        let e = b.unlock_user(&u.id, "test").await.unwrap_err();
         assert!(matches!(e, StoreError::NotFound(_)), "{which:?} {e:?}");
 
         // B's writes left A's policy and lock alone.
         let mut other = policy();
         other.mode = Mode::Multi;
-        b.set_role_policy(other, Some(1)).await.unwrap();
+        b.set_role_policy(other, Some(1), "test").await.unwrap();
         let pa = a.role_policy().await.unwrap();
         assert_eq!((pa.version, pa.policy), (1, policy()));
         let locks = a.locks().await.unwrap();
@@ -171,7 +190,7 @@ async fn lock_unlock_and_list() {
         let (_db, _store, dir) = directory(which).await;
         let u1 = dir.create_user(user("alice")).await.unwrap();
         let u2 = dir.create_user(user("bob")).await.unwrap();
-        dir.set_role_policy(policy(), None).await.unwrap();
+        dir.set_role_policy(policy(), None, "test").await.unwrap();
 
         let info = dir
             .lock_user(
@@ -228,11 +247,11 @@ async fn lock_unlock_and_list() {
         assert_eq!(locks.len(), 2);
         assert!(locks.contains(&again));
 
-        dir.unlock_user(&u1.id).await.unwrap();
+        dir.unlock_user(&u1.id, "test").await.unwrap();
         let locks = dir.locks().await.unwrap();
         assert_eq!(locks.len(), 1);
         assert_eq!(locks[0].user_id, u2.id);
-        let e = dir.unlock_user(&u1.id).await.unwrap_err();
+        let e = dir.unlock_user(&u1.id, "test").await.unwrap_err();
         assert!(matches!(e, StoreError::NotFound(_)), "{which:?} {e:?}");
     }
 }
@@ -245,7 +264,7 @@ async fn locks_and_policy_go_with_their_user_and_tenant() {
         let dir = store.tenant(&t);
         let u1 = dir.create_user(user("alice")).await.unwrap();
         let u2 = dir.create_user(user("bob")).await.unwrap();
-        dir.set_role_policy(policy(), None).await.unwrap();
+        dir.set_role_policy(policy(), None, "test").await.unwrap();
         for u in [&u1, &u2] {
             dir.lock_user(&u.id, vec!["admin".into()], "vip", "ops")
                 .await
@@ -263,7 +282,7 @@ async fn locks_and_policy_go_with_their_user_and_tenant() {
                 .is_empty()
         );
 
-        store.admin().delete_tenant(t.id()).await.unwrap();
+        store.admin().delete_tenant(t.id(), "test").await.unwrap();
         assert!(dir.locks().await.unwrap().is_empty(), "{which:?}");
         assert_eq!(dir.role_policy().await.unwrap().version, 0);
         assert!(
@@ -318,7 +337,7 @@ fn set_active(active: bool) -> impl Fn(&store::Resource) -> Result<serde_json::V
 async fn derived_roles_follow_groups_activity_and_locks() {
     for which in backends() {
         let (_db, _store, dir) = directory(which).await;
-        dir.set_role_policy(policy(), None).await.unwrap();
+        dir.set_role_policy(policy(), None, "test").await.unwrap();
         let current = |id: String| {
             let dir = dir.clone();
             async move {
@@ -429,7 +448,7 @@ async fn derived_roles_follow_groups_activity_and_locks() {
         let mut next = policy();
         next.roles.retain(|r| r.name != "admin");
         next.mappings.retain(|m| m.role != "admin");
-        dir.set_role_policy(next, None).await.unwrap();
+        dir.set_role_policy(next, None, "test").await.unwrap();
         dir.modify_user(&u.id, None, set_active(false))
             .await
             .unwrap();
@@ -442,7 +461,7 @@ async fn derived_roles_follow_groups_activity_and_locks() {
         assert_eq!(ev.len(), 2, "only the two activity changes: {ev:?}");
 
         // Unlocked: the roles derived from the new policy.
-        dir.unlock_user(&u.id).await.unwrap();
+        dir.unlock_user(&u.id, "test").await.unwrap();
         assert_eq!(current(u.id.clone()).await, viewer, "{which:?}");
         let (ev, _) = role_events(&dir, last).await;
         assert_eq!(
@@ -456,7 +475,7 @@ async fn derived_roles_follow_groups_activity_and_locks() {
 async fn group_renames_and_deletes_rederive_their_members() {
     for which in backends() {
         let (_db, _store, dir) = directory(which).await;
-        dir.set_role_policy(policy(), None).await.unwrap();
+        dir.set_role_policy(policy(), None, "test").await.unwrap();
         let u1 = dir.create_user(user("alice")).await.unwrap();
         let u2 = dir.create_user(user("bob")).await.unwrap();
         let members = vec![Member::new(u1.id.clone()), Member::new(u2.id.clone())];
@@ -510,7 +529,7 @@ async fn group_renames_and_deletes_rederive_their_members() {
 async fn writes_that_change_no_roles_write_no_role_event() {
     for which in backends() {
         let (_db, _store, dir) = directory(which).await;
-        dir.set_role_policy(policy(), None).await.unwrap();
+        dir.set_role_policy(policy(), None, "test").await.unwrap();
         let u = dir.create_user(user("bjensen")).await.unwrap();
         let (_, last) = role_events(&dir, 0).await;
 
@@ -530,7 +549,7 @@ async fn writes_that_change_no_roles_write_no_role_event() {
         dir.replace_group(&g.id, doc, vec![Member::new(u.id.clone())], None)
             .await
             .unwrap();
-        dir.set_role_policy(policy(), None).await.unwrap();
+        dir.set_role_policy(policy(), None, "test").await.unwrap();
         let (ev, _) = role_events(&dir, last).await;
         assert!(ev.is_empty(), "{which:?}: {ev:?}");
         let map = dir
@@ -547,7 +566,7 @@ async fn a_policy_changed_elsewhere_applies_to_the_next_write() {
         let (db, store) = store(which).await;
         let t = tenant(&store, "acme").await;
         let dir = store.tenant(&t);
-        dir.set_role_policy(policy(), None).await.unwrap();
+        dir.set_role_policy(policy(), None, "test").await.unwrap();
         let u1 = dir.create_user(user("alice")).await.unwrap();
         // Inactive from the start: disabled, with the default role.
         let mut doc = user("bob");
@@ -562,7 +581,7 @@ async fn a_policy_changed_elsewhere_applies_to_the_next_write() {
         next.default_role = Some("editor".into());
         other
             .tenant(&t)
-            .set_role_policy(next, Some(1))
+            .set_role_policy(next, Some(1), "test")
             .await
             .unwrap();
 
@@ -576,9 +595,16 @@ async fn a_policy_changed_elsewhere_applies_to_the_next_write() {
         // ...but every write after it uses it.
         assert_eq!(map[&u3.id].role_names(), ["editor"], "{which:?}");
         dir.lock_user(&u1.id, vec![], "none", "ops").await.unwrap();
-        dir.unlock_user(&u1.id).await.unwrap();
+        dir.unlock_user(&u1.id, "test").await.unwrap();
         let map = dir.effective_roles(&ids).await.unwrap();
         assert_eq!(map[&u1.id].role_names(), ["editor"], "{which:?}");
+
+        // The recompute job the change queued brings the rest in line.
+        let job = store.run_next_role_job().await.unwrap().unwrap();
+        assert_eq!(job.status, store::JobStatus::Done, "{which:?}");
+        let map = dir.effective_roles(&ids).await.unwrap();
+        assert_eq!(map[&u2.id].role_names(), ["editor"], "{which:?}");
+        assert!(map[&u2.id].disabled);
     }
 }
 
@@ -597,7 +623,7 @@ async fn concurrent_joins_of_one_user_all_count() {
                 .collect(),
             mode: Mode::Multi,
         };
-        dir.set_role_policy(multi, None).await.unwrap();
+        dir.set_role_policy(multi, None, "test").await.unwrap();
         let u = dir.create_user(user("bjensen")).await.unwrap();
         let mut tasks = tokio::task::JoinSet::new();
         for n in &names {
@@ -623,7 +649,7 @@ async fn concurrent_locks_of_one_user_all_succeed() {
     const N: usize = 8;
     for which in backends() {
         let (_db, _store, dir) = directory(which).await;
-        dir.set_role_policy(policy(), None).await.unwrap();
+        dir.set_role_policy(policy(), None, "test").await.unwrap();
         let u = dir.create_user(user("bjensen")).await.unwrap();
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..N {
