@@ -104,9 +104,11 @@
 //! # Ok::<(), roles::PolicyError>(())
 //! ```
 
+mod edit;
 mod eval;
 mod policy;
 
+pub use edit::{EditError, PolicyEdit};
 pub use eval::{
     CompiledPolicy, Effective, EffectiveRole, GroupFacts, Lock, Reason, UserFacts, changed,
     evaluate,
