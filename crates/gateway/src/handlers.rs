@@ -1,6 +1,8 @@
 //! HTTP handlers: extract, call [`crate::ops`], render. Each write is
 //! audited (metric + provisioning log) whatever its outcome.
 
+use std::collections::HashMap;
+
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use scim::AttrPath;
@@ -9,7 +11,7 @@ use scim::discovery::{
     schemas_document,
 };
 use scim::projection::Projection;
-use scim::schemas::Registry;
+use scim::schemas::{Registry, SCIMGATE_USER};
 use serde_json::Value;
 use store::{Page, Resource};
 
@@ -79,19 +81,28 @@ fn count_read<R>(auth: &Authorized<R>, kind: Kind, operation: &str, result: &Rep
         .inc();
 }
 
-/// Renders users, loading `groups` (one query for the whole page) only
-/// when the projection shows it.
+/// Renders users, loading `groups` and the effective roles of the scimgate
+/// extension (one query each for the whole page) only when the projection
+/// shows them. A user without stored effective roles gets no extension.
 async fn render_users<R>(
     auth: &Authorized<R>,
     users: &[Resource],
     projection: &Projection,
 ) -> Result<Vec<Value>, ApiError> {
     let schema = Kind::User.schema();
-    let mut groups = if projection.wants(&groups_path(), schema) && !users.is_empty() {
-        let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
-        Some(auth.store.user_groups(&ids).await?)
-    } else {
-        None
+    let with_groups = projection.wants(&groups_path(), schema) && !users.is_empty();
+    let with_roles = projection.wants_schema(SCIMGATE_USER, schema) && !users.is_empty();
+    let ids: Vec<String> = match with_groups || with_roles {
+        true => users.iter().map(|u| u.id.clone()).collect(),
+        false => Vec::new(),
+    };
+    let mut groups = match with_groups {
+        true => Some(auth.store.user_groups(&ids).await?),
+        false => None,
+    };
+    let effective = match with_roles {
+        true => auth.store.effective_roles(&ids).await?,
+        false => HashMap::new(),
     };
     Ok(users
         .iter()
@@ -99,8 +110,9 @@ async fn render_users<R>(
             let extra = groups
                 .as_mut()
                 .map(|g| render::groups(g.remove(&u.id).as_deref().unwrap_or(&[]), &auth.base_url));
+            let roles = effective.get(&u.id);
             projection.apply(
-                &render::resource(u, Kind::User, extra, &auth.base_url),
+                &render::resource(u, Kind::User, extra, roles, &auth.base_url),
                 schema,
             )
         })
@@ -114,7 +126,7 @@ fn render_group<R>(auth: &Authorized<R>, g: &Resource, projection: &Projection) 
         .as_deref()
         .map(|m| render::members(m, &auth.base_url));
     projection.apply(
-        &render::resource(g, Kind::Group, extra, &auth.base_url),
+        &render::resource(g, Kind::Group, extra, None, &auth.base_url),
         Kind::Group.schema(),
     )
 }

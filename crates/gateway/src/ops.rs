@@ -13,7 +13,7 @@ use serde_json::Value;
 use store::{ListQuery, Page, Resource, TenantStore};
 
 use crate::error::ApiError;
-use crate::render::Kind;
+use crate::render::{self, Kind};
 
 /// An `If-Match` header, as far as it can be understood without the
 /// resource.
@@ -72,11 +72,20 @@ impl IfMatch {
     }
 }
 
-/// The stored document: no `id`, `meta` or table-backed attributes.
+/// The stored document: no `id`, `meta` or table-backed attributes
+/// (`members`, `groups`, and the scimgate extension of effective roles,
+/// whose URN also leaves `schemas`). Validation already ignores the
+/// extension's readOnly attributes; this also drops a URN a client listed
+/// and a copy PUT carried over from a document stored before the
+/// extension was defined.
 fn strip(mut doc: Value) -> Value {
     if let Some(o) = doc.as_object_mut() {
         for k in ["id", "meta", "members", "groups"] {
             o.shift_remove(k);
+        }
+        o.retain(|k, _| !render::is_roles_urn(k));
+        if let Some(Value::Array(urns)) = o.get_mut("schemas") {
+            urns.retain(|u| !u.as_str().is_some_and(render::is_roles_urn));
         }
     }
     doc
@@ -316,6 +325,16 @@ mod tests {
     fn documents_are_stored_without_rendered_attributes() {
         let doc = json!({"schemas": [], "id": "x", "meta": {}, "members": [], "displayName": "a"});
         assert_eq!(strip(doc), json!({"schemas": [], "displayName": "a"}));
+        let roles = scim::schemas::SCIMGATE_USER;
+        let user = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", roles.to_uppercase()],
+            "userName": "u",
+            roles: {"locked": true}
+        });
+        assert_eq!(
+            strip(user),
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "u"})
+        );
         let mut g = json!({"displayName": "g", "members": [{"value": "u1", "display": "U"}]});
         let m = take_members(&mut g).unwrap();
         assert_eq!(m.len(), 1);

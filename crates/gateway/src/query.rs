@@ -9,8 +9,13 @@
 //! - a value that is not an integer is `invalidValue`;
 //! - `sortOrder` without `sortBy` is ignored; other than
 //!   ascending/descending (any case) it is `invalidValue`.
+//! - a filter naming the scimgate extension (effective roles) or one of its
+//!   attributes is `invalidFilter`, and sorting by one `invalidValue`:
+//!   responses render it from the roles table, while lists filter and sort
+//!   the stored documents, which never hold it, so the answer would
+//!   silently be wrong.
 
-use scim::filter;
+use scim::filter::{self, Filter};
 use scim::projection::Projection;
 use scim::schemas::{ResourceSchema, SEARCH_REQUEST};
 use scim::{AttrPath, Error};
@@ -18,6 +23,7 @@ use serde_json::Value;
 use store::ListQuery;
 
 use crate::GatewayConfig;
+use crate::render::is_roles_urn;
 
 /// The query string, as ordered name/value pairs.
 #[derive(Debug, Clone, Default)]
@@ -109,6 +115,38 @@ fn json_num(name: &str, v: &Value) -> Result<Option<Num>, Error> {
     }
 }
 
+/// True when `path` is URN-qualified into the scimgate extension, or is the
+/// extension's bare URN. (Unqualified names never resolve into it.)
+fn names_roles_extension(path: &AttrPath) -> bool {
+    path.urn
+        .as_deref()
+        .is_some_and(|urn| is_roles_urn(urn) || is_roles_urn(&format!("{urn}:{}", path.name)))
+}
+
+/// The first resource-level path of `filter` into the scimgate extension;
+/// paths inside a value filter are relative to its attribute and skipped.
+fn roles_extension_path(filter: &Filter) -> Option<&AttrPath> {
+    let mut stack = vec![filter];
+    while let Some(f) = stack.pop() {
+        match f {
+            Filter::Compare { path, .. }
+            | Filter::Present(path)
+            | Filter::ValuePath { path, .. }
+                if names_roles_extension(path) =>
+            {
+                return Some(path);
+            }
+            Filter::Compare { .. } | Filter::Present(_) | Filter::ValuePath { .. } => {}
+            Filter::And(a, b) | Filter::Or(a, b) => {
+                stack.push(a);
+                stack.push(b);
+            }
+            Filter::Not(inner) => stack.push(inner),
+        }
+    }
+    None
+}
+
 fn build(
     raw: Raw,
     projection: Projection,
@@ -119,6 +157,15 @@ fn build(
         Some(f) => {
             let parsed = filter::parse_with(f, &config.filter_limits)?;
             filter::check(&parsed, schema)?;
+            if let Some(path) = roles_extension_path(&parsed) {
+                return Err(Error::filter(
+                    0,
+                    format!(
+                        "'{path}' cannot be filtered on: the effective-roles extension \
+                         is computed, not stored"
+                    ),
+                ));
+            }
             Some(parsed)
         }
         None => None,
@@ -127,6 +174,11 @@ fn build(
         Some(s) if !s.is_empty() => Some(AttrPath::parse(s)?),
         _ => None,
     };
+    if let Some(path) = sort_by.as_ref().filter(|p| names_roles_extension(p)) {
+        return Err(Error::InvalidValue(format!(
+            "cannot sort by '{path}': the effective-roles extension is computed, not stored"
+        )));
+    }
     let descending = match raw.sort_order.as_deref().map(str::trim) {
         None | Some("") => false,
         Some(o) if o.eq_ignore_ascii_case("ascending") => false,
@@ -260,6 +312,12 @@ mod tests {
         from_params(&Params::parse(s), users(), &GatewayConfig::default())
     }
 
+    fn enc(s: &str) -> String {
+        serde_urlencoded::to_string([("x", s)])
+            .map(|e| e.trim_start_matches("x=").to_owned())
+            .unwrap_or_default()
+    }
+
     #[test]
     fn paging_is_bounded_not_refused() {
         let r = q("").unwrap().query;
@@ -318,6 +376,28 @@ mod tests {
             q(&long).unwrap_err().scim_type(),
             Some(ScimType::InvalidFilter)
         );
+    }
+
+    #[test]
+    fn the_roles_extension_cannot_be_filtered_or_sorted_on() {
+        let ext = scim::schemas::SCIMGATE_USER;
+        for f in [
+            format!("{ext}:disabled eq true"),
+            format!("userName sw \"a\" and not ({ext}:locked eq false)"),
+            format!("{ext}:effectiveRoles[value eq \"admin\"]"),
+            format!("{ext}:effectiveRoles.value eq \"admin\""),
+            format!("{ext}:nonsense pr"),
+            format!("{} pr", ext.to_lowercase()),
+        ] {
+            let e = q(&format!("filter={}", enc(&f))).unwrap_err();
+            assert_eq!(e.scim_type(), Some(ScimType::InvalidFilter), "{f}");
+        }
+        let e = q(&format!("sortBy={}", enc(&format!("{ext}:disabled")))).unwrap_err();
+        assert_eq!(e.scim_type(), Some(ScimType::InvalidValue));
+        // Unqualified names are not the extension's: custom attributes, as before.
+        assert!(q("filter=disabled%20eq%20true&sortBy=locked").is_ok());
+        // Inside a value filter, names are the filtered attribute's.
+        assert!(q(&format!("filter={}", enc("emails[value pr]"))).is_ok());
     }
 
     #[test]

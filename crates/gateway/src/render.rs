@@ -1,12 +1,14 @@
 //! Stored resources to SCIM responses: `id`, `meta`, the attributes kept in
-//! tables (`members`, `groups`), projection, headers.
+//! tables (`members`, `groups`, the scimgate extension's effective roles),
+//! projection, headers.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
+use roles::{Effective, Reason};
 use scim::meta::{Meta, etag, location};
 use scim::patch::Member;
-use scim::schemas::LIST_RESPONSE;
+use scim::schemas::{LIST_RESPONSE, SCIMGATE_USER};
 use serde_json::{Map, Value, json};
 use store::{GroupRef, Resource};
 
@@ -62,20 +64,44 @@ pub(crate) fn resource_location(base: &str, kind: Kind, id: &str) -> String {
     location(base, kind.endpoint(), id)
 }
 
+/// True for the URN of scimgate's User extension
+/// ([`SCIMGATE_USER`]), which responses render from the effective-roles
+/// table and stored documents never hold.
+pub(crate) fn is_roles_urn(urn: &str) -> bool {
+    urn.eq_ignore_ascii_case(SCIMGATE_USER)
+}
+
 /// The full representation of a stored resource (before projection):
 /// `schemas`, `id`, the document, the table-backed attribute if loaded,
-/// then `meta`.
-pub(crate) fn resource(res: &Resource, kind: Kind, extra: Option<Value>, base: &str) -> Value {
+/// the scimgate extension if the user has effective roles, then `meta`.
+///
+/// The extension and its URN in `schemas` come only from `roles`: a copy
+/// in the document (a client could store one under the URN before
+/// scimgate defined it) is never shown.
+pub(crate) fn resource(
+    res: &Resource,
+    kind: Kind,
+    extra: Option<Value>,
+    roles: Option<&Effective>,
+    base: &str,
+) -> Value {
     let mut out = Map::new();
     let doc = res.document.as_object();
-    if let Some(s) = doc.and_then(|d| d.get("schemas")) {
-        out.insert("schemas".into(), s.clone());
-    } else {
-        out.insert("schemas".into(), json!([kind.schema().core().id]));
+    let mut schemas = match doc.and_then(|d| d.get("schemas")) {
+        Some(s) => s.clone(),
+        None => json!([kind.schema().core().id]),
+    };
+    if let Value::Array(urns) = &mut schemas {
+        urns.retain(|u| !u.as_str().is_some_and(is_roles_urn));
+        if roles.is_some() {
+            urns.push(Value::String(SCIMGATE_USER.into()));
+        }
     }
+    out.insert("schemas".into(), schemas);
     out.insert("id".into(), Value::String(res.id.clone()));
     for (k, v) in doc.into_iter().flatten() {
-        if !matches!(k.as_str(), "schemas" | "id" | "meta" | "members" | "groups") {
+        let rendered = matches!(k.as_str(), "schemas" | "id" | "meta" | "members" | "groups");
+        if !rendered && !is_roles_urn(k) {
             out.insert(k.clone(), v.clone());
         }
     }
@@ -85,6 +111,9 @@ pub(crate) fn resource(res: &Resource, kind: Kind, extra: Option<Value>, base: &
             Kind::Group => "members",
         };
         out.insert(key.into(), v);
+    }
+    if let Some(e) = roles {
+        out.insert(SCIMGATE_USER.into(), effective_roles(e));
     }
     let meta = Meta {
         resource_type: kind.name().into(),
@@ -111,6 +140,59 @@ pub(crate) fn groups(refs: &[GroupRef], base: &str) -> Value {
             })
             .collect(),
     )
+}
+
+/// A User's scimgate extension object from their stored effective roles:
+///
+/// ```json
+/// {"effectiveRoles": [{"value": "admin", "reason": "mapping",
+///                      "groupId": "7f3a...", "groupDisplay": "Admins"},
+///                     {"value": "viewer", "reason": "default"}],
+///  "disabled": false, "locked": false}
+/// ```
+///
+/// `groupId` and `groupDisplay` name the granting group for reason
+/// `mapping` only. No roles is no `effectiveRoles` (RFC 7643 §2.5: an empty
+/// list is unassigned); `disabled` and `locked` are always there. `locked`
+/// is read off the reasons (every role of a locked user has reason
+/// `locked`), so a lock that pins no role at all shows `false`.
+pub(crate) fn effective_roles(e: &Effective) -> Value {
+    let roles: Vec<Value> = e
+        .roles
+        .iter()
+        .map(|r| {
+            let mut m = Map::new();
+            m.insert("value".into(), Value::String(r.role.clone()));
+            match &r.reason {
+                Reason::Mapping {
+                    group_id,
+                    group_display_name,
+                } => {
+                    m.insert("reason".into(), json!("mapping"));
+                    m.insert("groupId".into(), Value::String(group_id.clone()));
+                    m.insert(
+                        "groupDisplay".into(),
+                        Value::String(group_display_name.clone()),
+                    );
+                }
+                Reason::Default => {
+                    m.insert("reason".into(), json!("default"));
+                }
+                Reason::Locked => {
+                    m.insert("reason".into(), json!("locked"));
+                }
+            }
+            Value::Object(m)
+        })
+        .collect();
+    let mut out = Map::new();
+    if !roles.is_empty() {
+        out.insert("effectiveRoles".into(), Value::Array(roles));
+    }
+    out.insert("disabled".into(), Value::Bool(e.disabled));
+    let locked = e.roles.iter().any(|r| r.reason == Reason::Locked);
+    out.insert("locked".into(), Value::Bool(locked));
+    Value::Object(out)
 }
 
 /// A Group's `members`, with `$ref` filled in where the member's type is
@@ -187,6 +269,7 @@ pub(crate) fn not_modified(version: u64) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use chrono::{TimeZone, Utc};
+    use roles::EffectiveRole;
 
     use super::*;
 
@@ -216,6 +299,7 @@ mod tests {
             &sample(),
             Kind::User,
             Some(groups(&refs, "https://h/scim/v2")),
+            None,
             "https://h/scim/v2",
         );
         assert_eq!(
@@ -239,6 +323,89 @@ mod tests {
                     "version": "W/\"3\""
                 }
             })
+        );
+    }
+
+    #[test]
+    fn renders_the_roles_extension_from_effective_roles_only() {
+        let mut stored = sample();
+        // A client's copy under the URN, stored before scimgate defined it.
+        stored.document = json!({
+            "schemas": [
+                "urn:ietf:params:scim:schemas:core:2.0:User",
+                "urn:ietf:params:scim:schemas:extension:SCIMGATE:2.0:User"
+            ],
+            "userName": "bjensen",
+            "urn:ietf:params:scim:schemas:extension:scimgate:2.0:User": {"locked": true}
+        });
+        let without = resource(&stored, Kind::User, None, None, "https://h/v2");
+        assert_eq!(
+            without["schemas"],
+            json!(["urn:ietf:params:scim:schemas:core:2.0:User"])
+        );
+        assert!(without.get(SCIMGATE_USER).is_none());
+
+        let effective = Effective {
+            roles: vec![
+                EffectiveRole {
+                    role: "admin".into(),
+                    reason: Reason::Mapping {
+                        group_id: "g1".into(),
+                        group_display_name: "Admins".into(),
+                    },
+                },
+                EffectiveRole {
+                    role: "viewer".into(),
+                    reason: Reason::Default,
+                },
+            ],
+            disabled: true,
+        };
+        let with = resource(&stored, Kind::User, None, Some(&effective), "https://h/v2");
+        assert_eq!(
+            with["schemas"],
+            json!(["urn:ietf:params:scim:schemas:core:2.0:User", SCIMGATE_USER])
+        );
+        assert_eq!(
+            with[SCIMGATE_USER],
+            json!({
+                "effectiveRoles": [
+                    {"value": "admin", "reason": "mapping", "groupId": "g1", "groupDisplay": "Admins"},
+                    {"value": "viewer", "reason": "default"}
+                ],
+                "disabled": true,
+                "locked": false
+            })
+        );
+        // The extension sits before `meta`.
+        let keys: Vec<&String> = with
+            .as_object()
+            .map(|o| o.keys().collect())
+            .unwrap_or_default();
+        assert_eq!(keys[keys.len() - 2], SCIMGATE_USER);
+
+        let locked = Effective {
+            roles: vec![EffectiveRole {
+                role: "admin".into(),
+                reason: Reason::Locked,
+            }],
+            disabled: false,
+        };
+        assert_eq!(
+            effective_roles(&locked),
+            json!({
+                "effectiveRoles": [{"value": "admin", "reason": "locked"}],
+                "disabled": false,
+                "locked": true
+            })
+        );
+        let none = Effective {
+            roles: vec![],
+            disabled: false,
+        };
+        assert_eq!(
+            effective_roles(&none),
+            json!({"disabled": false, "locked": false})
         );
     }
 

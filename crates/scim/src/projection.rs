@@ -160,25 +160,15 @@ impl Projection {
     /// the attribute at `path`; a bare extension URN asks about any of the
     /// extension's attributes.
     pub fn wants(&self, path: &AttrPath, schema: ResourceSchema<'_>) -> bool {
-        let r = self.resolve(schema, None);
         if path.sub.is_none() {
             if let Some(urn) = &path.urn {
                 let whole = format!("{urn}:{}", path.name);
-                if let Some(ext) = schema.schema_for_urn(&whole) {
-                    let core = ext.id.eq_ignore_ascii_case(&schema.core().id);
-                    let container = (!core).then_some(ext.id.as_str());
-                    return ext.attributes.iter().any(|a| {
-                        r.shows_attr(
-                            Loc {
-                                container,
-                                name: &a.name,
-                            },
-                            a.returned,
-                        )
-                    });
+                if schema.schema_for_urn(&whole).is_some() {
+                    return self.wants_schema(&whole, schema);
                 }
             }
         }
+        let r = self.resolve(schema, None);
         let (container, def) = locate(path, schema);
         let loc = Loc {
             container: container.as_deref(),
@@ -197,6 +187,28 @@ impl Projection {
                 r.shows_sub(loc, returned, sub, sub_returned)
             }
         }
+    }
+
+    /// True when a response under this projection would contain (some of)
+    /// the attributes of the core or extension schema `urn`; false for a
+    /// URN the resource type does not declare. Lets a caller skip loading
+    /// data the response would drop.
+    pub fn wants_schema(&self, urn: &str, schema: ResourceSchema<'_>) -> bool {
+        let Some(ext) = schema.schema_for_urn(urn) else {
+            return false;
+        };
+        let r = self.resolve(schema, None);
+        let core = ext.id.eq_ignore_ascii_case(&schema.core().id);
+        let container = (!core).then_some(ext.id.as_str());
+        ext.attributes.iter().any(|a| {
+            r.shows_attr(
+                Loc {
+                    container,
+                    name: &a.name,
+                },
+                a.returned,
+            )
+        })
     }
 
     fn resolve(&self, schema: ResourceSchema<'_>, doc: Option<&Map<String, Value>>) -> Resolved {
@@ -364,7 +376,7 @@ fn locate<'a>(
             if let Some(def) = top_level(schema, &path.name) {
                 return (None, Some(def));
             }
-            for ext in schema.extensions() {
+            for ext in schema.lenient_extensions() {
                 if let Some(def) = ext.attribute(&path.name) {
                     return (Some(ext.id.clone()), Some(def));
                 }

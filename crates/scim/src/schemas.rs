@@ -15,6 +15,8 @@ pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 /// Enterprise User extension URN (RFC 7643 §4.3).
 pub const ENTERPRISE_USER: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+/// scimgate's User extension: the user's effective application roles (read-only).
+pub const SCIMGATE_USER: &str = "urn:ietf:params:scim:schemas:extension:scimgate:2.0:User";
 /// ServiceProviderConfig schema URN (RFC 7643 §5).
 pub const SERVICE_PROVIDER_CONFIG: &str =
     "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
@@ -205,6 +207,14 @@ impl Schema {
             .iter()
             .find(|a| a.name.eq_ignore_ascii_case(name))
     }
+
+    /// True when every attribute is readOnly: the service provider alone
+    /// writes the schema's data (scimgate's effective-roles extension).
+    pub fn is_read_only(&self) -> bool {
+        self.attributes
+            .iter()
+            .all(|a| a.mutability == Mutability::ReadOnly)
+    }
 }
 
 /// A resource type (RFC 7643 §6): endpoint, core schema and extensions.
@@ -236,7 +246,8 @@ pub struct Registry {
 static STANDARD: LazyLock<Registry> = LazyLock::new(Registry::build_standard);
 
 impl Registry {
-    /// The registry of RFC 7643 User, Group and Enterprise User.
+    /// The registry of RFC 7643 User, Group and Enterprise User, and
+    /// scimgate's read-only User extension.
     pub fn standard() -> &'static Registry {
         &STANDARD
     }
@@ -263,14 +274,22 @@ impl Registry {
 
     fn build_standard() -> Registry {
         Registry {
-            schemas: vec![user_schema(), group_schema(), enterprise_user_schema()],
+            schemas: vec![
+                user_schema(),
+                group_schema(),
+                enterprise_user_schema(),
+                scimgate_user_schema(),
+            ],
             resource_types: vec![
                 ResourceType {
                     name: "User".into(),
                     endpoint: "/Users".into(),
                     description: "User Account".into(),
                     schema: USER.into(),
-                    schema_extensions: vec![(ENTERPRISE_USER.into(), false)],
+                    schema_extensions: vec![
+                        (ENTERPRISE_USER.into(), false),
+                        (SCIMGATE_USER.into(), false),
+                    ],
                 },
                 ResourceType {
                     name: "Group".into(),
@@ -359,6 +378,16 @@ impl<'a> ResourceSchema<'a> {
             .filter_map(move |(urn, _)| registry.schema(urn))
     }
 
+    /// The extensions an attribute name without a URN may resolve into:
+    /// those a client can write. IdPs omit the URN of extensions they send,
+    /// never of a read-only one the server fills in, so leaving those out
+    /// keeps an IdP's custom top-level attribute (Okta sends them there)
+    /// named `disabled` or `locked` what it was; a read-only extension's
+    /// attributes are reached only by their qualified path.
+    pub fn lenient_extensions(&self) -> impl Iterator<Item = &'a Schema> + 'a {
+        self.extensions().filter(|s| !s.is_read_only())
+    }
+
     /// The core or extension schema of this resource type with that URN.
     pub fn schema_for_urn(&self, urn: &str) -> Option<&'a Schema> {
         let core = self.core();
@@ -403,7 +432,7 @@ impl<'a> ResourceSchema<'a> {
             None => common().or_else(|| {
                 let core = self.core();
                 core.attribute(name).map(|a| (Some(core), a)).or_else(|| {
-                    self.extensions()
+                    self.lenient_extensions()
                         .find_map(|s| s.attribute(name).map(|a| (Some(s), a)))
                 })
             }),
@@ -414,7 +443,8 @@ impl<'a> ResourceSchema<'a> {
     ///
     /// A path without a URN resolves against the common attributes, then the
     /// core schema, then (leniently, as IdPs sometimes omit the URN) the
-    /// extensions in declaration order. Returns `None` for attributes no
+    /// writable extensions in declaration order (see
+    /// [`Self::lenient_extensions`]). Returns `None` for attributes no
     /// known schema defines, e.g. an IdP's custom extension; callers treat
     /// those by their JSON type, case-insensitive, readWrite.
     pub fn resolve(&self, path: &AttrPath) -> Option<AttrRef<'a>> {
@@ -817,6 +847,62 @@ fn enterprise_user_schema() -> Schema {
     }
 }
 
+/// scimgate's User extension (`SCIMGATE_USER`): the roles the tenant's role
+/// policy gives the user, as stored by the last write that changed them.
+/// Every attribute is readOnly: the gateway renders the object from the
+/// effective-roles table and never stores a client's copy. SCIM forbids
+/// complex sub-attributes (RFC 7643 §2.3.8), so the granting group is two
+/// flat strings, present only for reason `mapping`.
+fn scimgate_user_schema() -> Schema {
+    let effective_roles = complex(
+        "effectiveRoles",
+        "The application roles the User has under the tenant's role policy, and why.",
+        vec![
+            string("value", "The role's name.").exact().read_only(),
+            string(
+                "reason",
+                "Why the User has the role: a group mapping, the policy's default role, \
+                 or an administrator's role-lock.",
+            )
+            .canonical(&["mapping", "default", "locked"])
+            .exact()
+            .read_only(),
+            string(
+                "groupId",
+                "For reason 'mapping': the id of the Group whose mapping grants the role.",
+            )
+            .exact()
+            .read_only(),
+            string(
+                "groupDisplay",
+                "For reason 'mapping': the displayName of that Group.",
+            )
+            .read_only(),
+        ],
+    )
+    .multi()
+    .read_only();
+    Schema {
+        id: SCIMGATE_USER.into(),
+        name: "ScimgateUser".into(),
+        description: "Effective application roles scimgate derives for the User (read-only)".into(),
+        attributes: vec![
+            effective_roles,
+            boolean(
+                "disabled",
+                "True when the User is inactive ('active' is false); the roles are kept \
+                 so that reactivation restores them.",
+            )
+            .read_only(),
+            boolean(
+                "locked",
+                "True when an administrator's role-lock sets the User's roles.",
+            )
+            .read_only(),
+        ],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -847,6 +933,29 @@ mod tests {
 
         assert!(u.resolve(&AttrPath::new("nonsense")).is_none());
         assert!(u.resolve(&AttrPath::with_sub("name", "nonsense")).is_none());
+    }
+
+    #[test]
+    fn the_scimgate_extension_is_read_only_and_reached_only_by_its_urn() {
+        let u = ResourceSchema::user();
+        let ext = u.schema_for_urn(SCIMGATE_USER).unwrap();
+        assert!(ext.is_read_only());
+        assert!(!u.schema_for_urn(ENTERPRISE_USER).unwrap().is_read_only());
+        let p = AttrPath::parse(&format!("{SCIMGATE_USER}:effectiveRoles.groupId")).unwrap();
+        let r = u.resolve(&p).unwrap();
+        assert!(r.is_extension(&u));
+        assert!(r.attribute.is_multi_complex());
+        assert_eq!(r.attribute.mutability, Mutability::ReadOnly);
+        assert_eq!(r.leaf().mutability, Mutability::ReadOnly);
+        // Unqualified names do not reach it: a custom top-level `locked`
+        // stays a custom attribute.
+        for name in ["effectiveRoles", "disabled", "locked"] {
+            assert!(u.resolve(&AttrPath::new(name)).is_none(), "{name}");
+        }
+        assert!(
+            u.lenient_extensions()
+                .all(|s| s.id.eq_ignore_ascii_case(ENTERPRISE_USER))
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use scim::discovery::{
     ServiceProviderConfig, resource_type_resource, resource_types_document, schema_resource,
     schemas_document,
 };
-use scim::schemas::{ENTERPRISE_USER, GROUP, LIST_RESPONSE, USER};
+use scim::schemas::{ENTERPRISE_USER, GROUP, LIST_RESPONSE, SCIMGATE_USER, USER};
 use serde_json::{Value, json};
 
 const BASE: &str = "https://scimgate.example.com/scim/v2";
@@ -133,7 +133,7 @@ fn every_attribute_carries_every_characteristic() {
             }
         }
     }
-    // User 21 + 39 sub, Group 2 + 4 sub, Enterprise 6 + 3 sub.
+    // User 21 + 39 sub, Group 2 + 4 sub, Enterprise 6 + 3 sub, scimgate 3 + 4 sub.
     assert!(seen > 60, "only {seen} attributes rendered");
 }
 
@@ -240,6 +240,61 @@ fn group_and_enterprise_schemas_match_rfc7643_8_7() {
 }
 
 #[test]
+fn scimgate_user_extension_is_read_only() {
+    let registry = Registry::standard();
+    let s = schema_resource(registry.schema(SCIMGATE_USER).unwrap(), BASE);
+    let read_only = |a: &Value| {
+        json!({
+            "mutability": a["mutability"],
+            "returned": a["returned"],
+            "uniqueness": a["uniqueness"],
+            "required": a["required"],
+        })
+    };
+    let expected = json!({
+        "mutability": "readOnly",
+        "returned": "default",
+        "uniqueness": "none",
+        "required": false,
+    });
+    assert_eq!(s["name"], "ScimgateUser");
+    assert_eq!(
+        s["meta"]["location"],
+        json!(format!("{BASE}/Schemas/{SCIMGATE_USER}"))
+    );
+    let attributes = s["attributes"].as_array().unwrap();
+    let names: Vec<&str> = attributes
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["effectiveRoles", "disabled", "locked"]);
+    for a in attributes {
+        assert_eq!(read_only(a), expected, "{}", a["name"]);
+    }
+    let roles = attr(&s, "effectiveRoles");
+    assert_eq!(roles["type"], "complex");
+    assert_eq!(roles["multiValued"], true);
+    let subs: Vec<&str> = roles["subAttributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            assert_eq!(read_only(a), expected, "{}", a["name"]);
+            assert_eq!(a["type"], "string", "{}", a["name"]);
+            a["name"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(subs, ["value", "reason", "groupId", "groupDisplay"]);
+    assert_eq!(
+        sub(roles, "reason")["canonicalValues"],
+        json!(["mapping", "default", "locked"])
+    );
+    assert_eq!(sub(roles, "value")["caseExact"], true);
+    assert_eq!(attr(&s, "disabled")["type"], "boolean");
+    assert_eq!(attr(&s, "locked")["type"], "boolean");
+}
+
+#[test]
 fn list_responses_have_the_rfc7644_shape() {
     let registry = Registry::standard();
     for doc in [
@@ -272,7 +327,10 @@ fn resource_types_match_rfc7643_8_6() {
             "endpoint": "/Users",
             "description": "User Account",
             "schema": USER,
-            "schemaExtensions": [{"schema": ENTERPRISE_USER, "required": false}],
+            "schemaExtensions": [
+                {"schema": ENTERPRISE_USER, "required": false},
+                {"schema": SCIMGATE_USER, "required": false}
+            ],
             "meta": {
                 "resourceType": "ResourceType",
                 "location": format!("{BASE}/ResourceTypes/User")

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use scim::patch::{
     Member, MemberChange, OpKind, PatchOutcome, PatchRequest, apply, split_member_changes,
 };
-use scim::schemas::{Mutability, Registry, USER};
+use scim::schemas::{Mutability, Registry, SCIMGATE_USER, USER};
 use scim::{Error, ResourceSchema};
 
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -842,6 +842,38 @@ mod patch_errors {
             ResourceSchema::group(),
         );
         assert!(matches!(e, Error::Mutability(_)), "{e}");
+    }
+
+    #[test]
+    fn the_read_only_scimgate_extension_cannot_be_patched() {
+        let ext = SCIMGATE_USER;
+        let cases = [
+            json!({"op": "add", "path": ext, "value": {"disabled": true}}),
+            json!({"op": "replace", "path": ext, "value": {"locked": false}}),
+            json!({"op": "replace", "path": ext, "value": null}),
+            json!({"op": "remove", "path": ext}),
+            json!({"op": "replace", "path": format!("{ext}:disabled"), "value": true}),
+            json!({"op": "remove", "path": format!("{ext}:locked")}),
+            json!({"op": "add", "path": format!("{ext}:effectiveRoles"),
+                   "value": [{"value": "admin", "reason": "default"}]}),
+            json!({"op": "replace", "path": format!("{ext}:effectiveRoles.value"), "value": "x"}),
+            json!({"op": "remove", "path": format!("{ext}:effectiveRoles[value eq \"admin\"]")}),
+            json!({"op": "add", "value": {ext: {"effectiveRoles": [{"value": "admin"}]}}}),
+            json!({"op": "replace", "value": {ext: {}}}),
+            json!({"op": "replace", "value": {format!("{ext}:locked"): true}}),
+        ];
+        for op in cases {
+            let e = patch_err(&user(), json!([op]), ResourceSchema::user());
+            assert!(matches!(e, Error::Mutability(_)), "{op}: {e}");
+        }
+        // Unqualified, the names are not the extension's (it is reached
+        // only by its URN): unknown attributes, as before.
+        let e = patch_err(
+            &user(),
+            json!([{"op": "replace", "path": "disabled", "value": true}]),
+            ResourceSchema::user(),
+        );
+        assert!(matches!(e, Error::InvalidPath(_)), "{e}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! stored documents, honouring `returned`.
 
 use scim::projection::Projection;
-use scim::schemas::{ENTERPRISE_USER, GROUP, Registry, Returned, USER};
+use scim::schemas::{ENTERPRISE_USER, GROUP, Registry, Returned, SCIMGATE_USER, USER};
 use scim::{AttrPath, Error, ResourceSchema};
 use serde_json::{Value, json};
 
@@ -311,6 +311,61 @@ fn wants_understands_extensions() {
     assert!(!p.wants(&manager, u));
     assert!(!p.wants(&AttrPath::new("employeeNumber"), u));
     assert!(p.wants(&AttrPath::new("userName"), u));
+}
+
+#[test]
+fn scimgate_extension_is_wanted_by_default_and_only_then() {
+    let u = ResourceSchema::user();
+    let wants = |attributes: Option<&str>, excluded: Option<&str>| {
+        Projection::parse(attributes, excluded)
+            .unwrap()
+            .wants_schema(SCIMGATE_USER, u)
+    };
+    assert!(wants(None, None));
+    assert!(wants(None, Some("userName,groups")));
+    assert!(wants(Some(SCIMGATE_USER), None));
+    assert!(wants(
+        Some(&format!("{SCIMGATE_USER}:effectiveRoles.value")),
+        None
+    ));
+    assert!(wants(
+        Some(&format!("userName,{SCIMGATE_USER}:locked")),
+        None
+    ));
+    assert!(!wants(Some("userName"), None));
+    assert!(!wants(None, Some(SCIMGATE_USER)));
+    assert!(!wants(None, Some(&SCIMGATE_USER.to_lowercase())));
+    // Unqualified names are not the extension's (it is read-only).
+    assert!(!wants(Some("effectiveRoles"), None));
+    // `wants` on the bare URN asks the same question.
+    let whole = AttrPath::parse(SCIMGATE_USER).unwrap();
+    let p = Projection::parse(None, Some(SCIMGATE_USER)).unwrap();
+    assert!(!p.wants(&whole, u));
+    assert!(Projection::all().wants(&whole, u));
+    assert!(!Projection::all().wants_schema("urn:example:unknown:2.0:User", u));
+
+    let doc = json!({
+        "schemas": [USER, SCIMGATE_USER],
+        "id": "u1",
+        "userName": "bjensen",
+        SCIMGATE_USER: {
+            "effectiveRoles": [{"value": "admin", "reason": "default"}],
+            "disabled": false,
+            "locked": false
+        }
+    });
+    let p =
+        Projection::parse(Some(&format!("{SCIMGATE_USER}:effectiveRoles.value")), None).unwrap();
+    assert_eq!(
+        p.apply(&doc, u),
+        json!({
+            "schemas": [USER, SCIMGATE_USER],
+            "id": "u1",
+            SCIMGATE_USER: {"effectiveRoles": [{"value": "admin"}]}
+        })
+    );
+    let p = Projection::parse(None, Some(SCIMGATE_USER)).unwrap();
+    assert!(p.apply(&doc, u).get(SCIMGATE_USER).is_none());
 }
 
 /// A registry where some attributes are `returned: request`, which the

@@ -2,7 +2,7 @@
 //! readOnly/writeOnly/immutable handling, and malformed input.
 
 use proptest::prelude::*;
-use scim::schemas::{ENTERPRISE_USER, GROUP, Mutability, Registry, USER};
+use scim::schemas::{ENTERPRISE_USER, GROUP, Mutability, Registry, SCIMGATE_USER, USER};
 use scim::validate::{Mode, Validated, validate_resource};
 use scim::{Error, ResourceSchema};
 use serde_json::{Value, json};
@@ -519,6 +519,32 @@ fn read_only_attributes_are_ignored_on_create() {
             ENTERPRISE_USER: {"manager": {"value": "m"}}
         })
     );
+}
+
+#[test]
+fn the_read_only_scimgate_extension_is_ignored_on_input() {
+    let body = json!({
+        "schemas": [USER],
+        "userName": "u",
+        SCIMGATE_USER: {
+            "effectiveRoles": [{"value": "admin", "reason": "locked"}],
+            "disabled": true
+        },
+        format!("{SCIMGATE_USER}:locked"): true
+    });
+    let doc = create_user(&body).unwrap().document;
+    assert_eq!(doc, json!({"schemas": [USER], "userName": "u"}));
+    let existing = json!({"schemas": [USER], "userName": "u"});
+    let doc = validate_resource(
+        &body,
+        ResourceSchema::user(),
+        Mode::Replace {
+            existing: &existing,
+        },
+    )
+    .unwrap()
+    .document;
+    assert_eq!(doc, existing);
 }
 
 #[test]

@@ -376,7 +376,7 @@ async fn replay(app: &App, legacy: bool) {
     let r = app.call("GET", &format!("/Schemas{q}"), tok, None).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["schemas"], json!([LIST]));
-    assert_eq!(r.body["totalResults"], 3);
+    assert_eq!(r.body["totalResults"], 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,7 @@ mod authn;
 mod bad_input;
 mod common;
 mod concurrency;
+mod effective_roles;
 mod entra;
 mod groups;
 mod isolation;

@@ -49,7 +49,7 @@ async fn discovery_endpoints() {
         );
 
         let schemas = app.call("GET", "/Schemas", &t.token, None).await;
-        assert_eq!(schemas.body["totalResults"], 3);
+        assert_eq!(schemas.body["totalResults"], 4);
         let s = app
             .call("GET", &format!("/Schemas/{USER}"), &t.token, None)
             .await;

@@ -282,6 +282,15 @@ impl<'s> Engine<'s> {
         ext: &ExtensionTarget<'s>,
         value: Option<&Value>,
     ) -> Result<()> {
+        // A read-only extension (scimgate's effective roles) is the service
+        // provider's: no operation may add, replace or remove it, whether
+        // it is named by a path or as a key of a path-less value.
+        if ext.read_only {
+            return Err(Error::Mutability(format!(
+                "extension {} is readOnly",
+                ext.key
+            )));
+        }
         let clears = value.is_none_or(is_clear);
         if kind == OpKind::Remove || (kind == OpKind::Replace && clears) {
             if ext.required {

@@ -46,7 +46,12 @@
 //!   the URN as a key of a path-less value) behave like a complex
 //!   attribute: add/replace apply each attribute in the object, remove
 //!   drops the object; an extension nested in an extension is
-//!   `invalidValue`. A URN the registry does not know names a whole
+//!   `invalidValue`. A read-only extension (every attribute readOnly:
+//!   scimgate's `urn:...:scimgate:2.0:User`, which the server fills in)
+//!   cannot be added, replaced or removed at all: `mutability`, by path or
+//!   as a value key. Its attributes follow the read-only rules above (a
+//!   value key equal to the current value, which is never stored, is only
+//!   an unassigned one). A URN the registry does not know names a whole
 //!   extension when its second-to-last segment is a version
 //!   (`...:CustomExtensionName:2.0:User`), else an attribute of one.
 //! - **remove with a value** on a multi-valued attribute removes only the

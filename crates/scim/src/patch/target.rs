@@ -25,6 +25,9 @@ pub(crate) struct ExtensionTarget<'s> {
     pub key: Cow<'s, str>,
     /// Whether the resource type declares the extension required.
     pub required: bool,
+    /// Whether every attribute of the extension is readOnly, so that no
+    /// operation may touch it.
+    pub read_only: bool,
 }
 
 /// An attribute and where it is stored.
@@ -207,6 +210,7 @@ fn whole_extension<'s>(
         return Ok(Some(ExtensionTarget {
             key: Cow::Borrowed(schema.id.as_str()),
             required,
+            read_only: schema.is_read_only(),
         }));
     }
     if rs.registry.schema(&full).is_some() {
@@ -231,6 +235,7 @@ fn whole_extension<'s>(
         return Ok(Some(ExtensionTarget {
             key: Cow::Owned(existing.unwrap_or(full)),
             required: false,
+            read_only: false,
         }));
     }
     Ok(None)
