@@ -642,10 +642,24 @@ async fn compiled_policy(
     Ok(compiled)
 }
 
+/// Whether a user's access differs between two derivations, `None` being
+/// "no roles stored" (a user of a tenant without roles, or not yet
+/// derived): then only having roles counts, not `disabled`, which the
+/// application learns from the user's own events. This one rule decides
+/// both the `user.roles_changed` events and what a dry run counts, so the
+/// two always agree.
+fn differs(before: Option<&Effective>, after: Option<&Effective>) -> bool {
+    match (before, after) {
+        (Some(b), Some(a)) => changed(b, a),
+        (None, Some(e)) | (Some(e), None) => !e.roles.is_empty(),
+        (None, None) => false,
+    }
+}
+
 /// Derives and stores the roles of a user created by this transaction:
 /// no groups, no lock and no earlier row can exist yet, so only the policy
-/// is read. Returns the user's first `user.roles_changed` event (none when
-/// the tenant defines no roles).
+/// is read. Returns the user's first `user.roles_changed` event when the
+/// user gets a role (see [`differs`]).
 pub(crate) async fn derive_new_user(
     store: &TenantStore,
     txn: &DatabaseTransaction,
@@ -670,13 +684,13 @@ pub(crate) async fn derive_new_user(
     .exec_without_returning(txn)
     .await
     .map_err(dbx)?;
-    Ok(Some(Event::roles_changed(user_id, None, &after)))
+    Ok(differs(None, Some(&after)).then(|| Event::roles_changed(user_id, None, &after)))
 }
 
 /// Re-derives the effective roles of `ids` (users of this tenant; other
 /// ids, such as nested groups, are ignored) inside `txn`, stores the ones
-/// that differ and returns a `user.roles_changed` event for each role or
-/// `disabled` change and each user's first row. Costs a fixed number of
+/// that differ and returns a `user.roles_changed` event for each change
+/// [`differs`] counts. Costs a fixed number of
 /// queries per 500 users, whatever the size of the tenant; nothing but the
 /// policy read when the tenant defines no roles.
 pub(crate) async fn recompute(
@@ -753,7 +767,7 @@ async fn derive(
             }
             // A new reason alone is stored (it is what the admin console
             // shows) but is not an event: the user's access is the same.
-            if before.is_none_or(|b| changed(b, &after)) {
+            if differs(before, Some(&after)) {
                 events.push(Event::roles_changed(&user_id, before, &after));
             }
             let text =
@@ -889,7 +903,7 @@ async fn clear(
         }
         for row in &rows {
             let before = parse_effective(&row.effective, &row.user_id)?;
-            if !before.roles.is_empty() {
+            if differs(Some(&before), None) {
                 let after = Effective {
                     roles: Vec::new(),
                     disabled: before.disabled,
@@ -971,12 +985,7 @@ pub(crate) async fn preview_role_policy(
                     lock: locks.remove(&user_id).map(|roles| Lock { roles }),
                 })
             });
-            let differs = match (&before, &after) {
-                (Some(b), Some(a)) => changed(b, a),
-                (None, Some(e)) | (Some(e), None) => !e.roles.is_empty(),
-                (None, None) => false,
-            };
-            if differs {
+            if differs(before.as_ref(), after.as_ref()) {
                 preview.changed += 1;
                 if preview.sample.len() < sample {
                     preview.sample.push(PreviewChange {

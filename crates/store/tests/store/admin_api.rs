@@ -476,3 +476,27 @@ async fn operator_logins() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_dry_run_predicts_what_the_job_changes() {
+    for which in backends() {
+        let (_db, store, dir) = directory(which).await;
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            ids.push(dir.create_user(user(&format!("u{i}"))).await.unwrap().id);
+        }
+        let admins = ids[..2].iter().cloned().map(Member::new).collect();
+        dir.create_group(group("Admins"), admins).await.unwrap();
+        // No default role: only the two admins get a role.
+        let mut p = policy();
+        p.default_role = None;
+        let preview = dir.preview_role_policy(p.clone(), 10).await.unwrap();
+        assert_eq!((preview.users, preview.changed), (5, 2), "{which:?}");
+        dir.set_role_policy(p, None, "test").await.unwrap();
+        let job = store.run_next_role_job().await.unwrap().unwrap();
+        assert_eq!((job.processed, job.changed), (5, 2), "{which:?}");
+        assert_eq!(role_event_count(&dir).await, 2);
+        // Users with no role still have their (empty) result stored.
+        assert_eq!(dir.effective_roles(&ids).await.unwrap().len(), 5);
+    }
+}
