@@ -2,8 +2,14 @@
 //! database with no tenant, create the `default` tenant and a `scim:write`
 //! token. What was created is shown once (see [`FirstStart::banner`]) and
 //! exists afterwards only as argon2id hashes.
+//!
+//! Also the admin API's session key when none is configured
+//! ([`admin_keys`]): generated once and kept in the data directory, so a
+//! restart does not log everyone out.
 
 use std::fmt;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -106,6 +112,10 @@ impl FirstStart {
             line(" Operator account (for the admin API and console):");
             line(&format!("   Email:         {}", operator.email));
             line(&format!("   Password:      {}", operator.password.expose()));
+            line(&format!(
+                "   Admin API:     {public_url}{}   (POST /login)",
+                tenant_admin::BASE_PATH
+            ));
         }
         line("");
         line(" These secrets are shown only now and stored only as hashes: copy them.");
@@ -173,6 +183,142 @@ async fn create_default_tenant(admin: &AdminStore) -> store::Result<FirstTenant>
     Ok(FirstTenant { tenant, token })
 }
 
+/// The file in the data directory that keeps a generated admin session key.
+pub const ADMIN_KEY_FILE: &str = "admin-jwt.key";
+
+/// Where the admin API's session keys came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminKeySource {
+    /// `admin_jwt_keys` in the configuration.
+    Configured,
+    /// A key generated earlier and kept in this file.
+    File(PathBuf),
+    /// A key generated now and kept in this file.
+    Generated(PathBuf),
+    /// A key generated now for this process only: sessions end at restart.
+    Ephemeral,
+}
+
+/// Why the admin session key file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminKeyError {
+    /// The file could not be read or written.
+    #[error("admin session key file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file does not hold a usable key.
+    #[error(
+        "admin session key file {path} is not valid ({reason}); delete it to generate a new key \
+         (existing admin sessions end)"
+    )]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The admin API's session keys: the configured ones; else the key kept in
+/// `<data_dir>/admin-jwt.key`, generated (mode 0600) on the first start
+/// when the embedded database is in use. With an external database and no
+/// key file, the data directory is not scimgate's to create: the key lives
+/// in memory only, and a warning says so.
+pub fn admin_keys(
+    config: &Config,
+) -> Result<(Vec<tenant_admin::SigningKey>, AdminKeySource), AdminKeyError> {
+    let path = config.data_dir.join(ADMIN_KEY_FILE);
+    let configured = config
+        .admin_signing_keys()
+        .map_err(|e| AdminKeyError::Invalid {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+    if !configured.is_empty() {
+        return Ok((configured, AdminKeySource::Configured));
+    }
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            return Ok((
+                vec![parse_key_file(&path, &text)?],
+                AdminKeySource::File(path),
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => return Err(AdminKeyError::Io { path, source }),
+    }
+    let key = generate_key()?;
+    if config.database_url.is_some() {
+        return Ok((vec![key], AdminKeySource::Ephemeral));
+    }
+    write_key_file(&path, &key)?;
+    Ok((vec![key], AdminKeySource::Generated(path)))
+}
+
+fn parse_key_file(path: &Path, text: &str) -> Result<tenant_admin::SigningKey, AdminKeyError> {
+    let invalid = |reason: String| AdminKeyError::Invalid {
+        path: path.to_owned(),
+        reason,
+    };
+    let line = text.trim();
+    let (kid, secret) = line
+        .split_once(':')
+        .ok_or_else(|| invalid("expected one line kid:secret".into()))?;
+    tenant_admin::SigningKey::new(kid, secret.as_bytes()).map_err(|e| invalid(e.to_string()))
+}
+
+fn generate_key() -> Result<tenant_admin::SigningKey, AdminKeyError> {
+    let mut rng = rand::rng();
+    let kid: String = (&mut rng)
+        .sample_iter(Alphanumeric)
+        .take(8)
+        .map(char::from)
+        .collect();
+    // 48 alphanumeric characters: ~285 bits, text so the same value can be
+    // copied into SCIMGATE_ADMIN_JWT_KEYS for a second instance.
+    let secret: String = rng
+        .sample_iter(Alphanumeric)
+        .take(48)
+        .map(char::from)
+        .collect();
+    tenant_admin::SigningKey::new(format!("local-{kid}"), secret.into_bytes()).map_err(|e| {
+        AdminKeyError::Invalid {
+            path: PathBuf::new(),
+            reason: e.to_string(),
+        }
+    })
+}
+
+/// Writes the key readable by this user only, completely or not at all
+/// (a temporary file renamed into place).
+fn write_key_file(path: &Path, key: &tenant_admin::SigningKey) -> Result<(), AdminKeyError> {
+    let io = |source| AdminKeyError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let temp = path.with_extension("key.tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&temp).map_err(io)?;
+    let mut line = key.kid().as_bytes().to_vec();
+    line.push(b':');
+    line.extend_from_slice(key.secret());
+    line.push(b'\n');
+    file.write_all(&line).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    drop(file);
+    std::fs::rename(&temp, path).map_err(io)
+}
+
 fn generate_password() -> Secret {
     let password: String = rand::rng()
         .sample_iter(Alphanumeric)
@@ -193,6 +339,59 @@ mod tests {
         assert_eq!(a.expose().len(), PASSWORD_LEN);
         assert_ne!(a.expose(), b.expose());
         assert!(a.expose().chars().all(|c| c.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn admin_key_is_generated_once_kept_private_and_reused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Config {
+            data_dir: dir.path().to_owned(),
+            ..Config::default()
+        };
+        let (first, source) = admin_keys(&config).expect("generated");
+        let path = dir.path().join(ADMIN_KEY_FILE);
+        assert_eq!(source, AdminKeySource::Generated(path.clone()));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path)
+                .expect("key file")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let (again, source) = admin_keys(&config).expect("read back");
+        assert_eq!(source, AdminKeySource::File(path.clone()));
+        assert_eq!(again, first);
+        assert!(first[0].secret().len() >= tenant_admin::MIN_SECRET_BYTES);
+
+        std::fs::write(&path, "garbage").expect("write");
+        let e = admin_keys(&config).expect_err("corrupt file");
+        assert!(e.to_string().contains("delete it"), "{e}");
+    }
+
+    #[test]
+    fn configured_keys_win_and_external_databases_get_no_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = "s".repeat(40);
+        let config = Config {
+            data_dir: dir.path().join("unused"),
+            database_url: Some(Secret::new("postgres://h/db")),
+            admin_jwt_keys: crate::config::parse_key_list(&format!("a:{secret},b:{secret}"))
+                .expect("keys"),
+            ..Config::default()
+        };
+        let (keys, source) = admin_keys(&config).expect("configured");
+        assert_eq!(source, AdminKeySource::Configured);
+        assert_eq!(keys.len(), 2);
+        let config = Config {
+            admin_jwt_keys: Vec::new(),
+            ..config
+        };
+        let (keys, source) = admin_keys(&config).expect("ephemeral");
+        assert_eq!(source, AdminKeySource::Ephemeral);
+        assert_eq!(keys.len(), 1);
+        assert!(!dir.path().join("unused").exists());
     }
 
     #[test]

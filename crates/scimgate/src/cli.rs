@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{Flags, Secret};
 
@@ -53,6 +53,28 @@ pub enum Command {
     /// Manage a tenant's SCIM bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage admin logins: operators and tenant administrators.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Show and change a tenant's role policy (roles, default, mode, group mappings).
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// Pin a user to roles, whatever their groups (a role-lock).
+    Lock(LockArgs),
+    /// Remove a user's role-lock.
+    Unlock {
+        /// The tenant's slug.
+        tenant: String,
+        /// The user's id or userName.
+        user: String,
+    },
+    /// List a tenant's role-locks.
+    Locks {
+        /// The tenant's slug.
+        tenant: String,
+    },
+    /// Show the admin audit log, newest first.
+    Audit(AuditArgs),
 }
 
 /// Options of `serve`.
@@ -82,6 +104,236 @@ pub enum TenantCommand {
     },
     /// List tenants.
     List,
+    /// Suspend a tenant: its SCIM endpoint answers 403 until resumed.
+    Suspend {
+        /// The tenant's slug.
+        tenant: String,
+    },
+    /// Resume a suspended tenant.
+    Resume {
+        /// The tenant's slug.
+        tenant: String,
+    },
+    /// Change a tenant's display name (the slug never changes).
+    Rename {
+        /// The tenant's slug.
+        tenant: String,
+        /// The new display name.
+        name: String,
+    },
+    /// Delete a tenant and everything it owns (users, groups, tokens, logins, roles).
+    Delete {
+        /// The tenant's slug.
+        tenant: String,
+        /// Confirm the deletion; it cannot be undone.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// `admin ...`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an operator login (admin API and console, every tenant).
+    CreateOperator {
+        /// The login e-mail address.
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of standard input instead
+        /// of generating one (at least 12 characters).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Create a tenant administrator login (one tenant's roles and logs).
+    CreateTenantAdmin {
+        /// The tenant's slug.
+        tenant: String,
+        /// The login e-mail address.
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of standard input instead
+        /// of generating one (at least 12 characters).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List a tenant's administrator logins (never their passwords).
+    ListTenantAdmins {
+        /// The tenant's slug.
+        tenant: String,
+    },
+    /// Delete a tenant administrator login.
+    DeleteTenantAdmin {
+        /// The tenant's slug.
+        tenant: String,
+        /// The login's id (from `admin list-tenant-admins`) or its e-mail address.
+        admin: String,
+    },
+}
+
+/// `role ...`.
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Show the role policy (roles, default, mode, mappings with their ids)
+    /// and the latest recompute job.
+    Show {
+        /// The tenant's slug.
+        tenant: String,
+    },
+    /// Define a new role.
+    Add {
+        /// The tenant's slug.
+        tenant: String,
+        /// The role's name, as the application sees it.
+        name: String,
+        /// Free text for administrators.
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
+        /// --dry-run, --no-wait.
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// Change a role's description.
+    Describe {
+        /// The tenant's slug.
+        tenant: String,
+        /// The role.
+        name: String,
+        /// Its new description.
+        description: String,
+        /// --dry-run, --no-wait.
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// Remove a role that neither the default nor any mapping uses.
+    Remove {
+        /// The tenant's slug.
+        tenant: String,
+        /// The role.
+        name: String,
+        /// --dry-run, --no-wait.
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// Set the role of users no mapping matches, or with --none give them no role.
+    #[command(group(ArgGroup::new("default_role").required(true).args(["role", "none"])))]
+    Default {
+        /// The tenant's slug.
+        tenant: String,
+        /// The default role.
+        role: Option<String>,
+        /// No default role: users no mapping matches get no role.
+        #[arg(long)]
+        none: bool,
+        /// --dry-run, --no-wait.
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// Give users one mapped role (the highest priority) or every mapped role.
+    Mode {
+        /// The tenant's slug.
+        tenant: String,
+        /// single or multi.
+        #[arg(value_enum)]
+        mode: ModeArg,
+        /// --dry-run, --no-wait.
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// Map a group to a role: its direct members get the role.
+    #[command(group(
+        ArgGroup::new("group").required(true).args(["group_name", "group_id", "group_external_id"])
+    ))]
+    Map {
+        /// The tenant's slug.
+        tenant: String,
+        /// Match the group by displayName (case-insensitive).
+        #[arg(long, value_name = "NAME")]
+        group_name: Option<String>,
+        /// Match the group by its SCIM id.
+        #[arg(long, value_name = "ID")]
+        group_id: Option<String>,
+        /// Match the group by its externalId (case-exact).
+        #[arg(long, value_name = "ID")]
+        group_external_id: Option<String>,
+        /// The role its members get.
+        #[arg(long)]
+        role: String,
+        /// Higher wins in single mode (default 0).
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        priority: i32,
+        /// --dry-run, --no-wait.
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// Remove a mapping by its id (from `role show`).
+    Unmap {
+        /// The tenant's slug.
+        tenant: String,
+        /// The mapping's id.
+        mapping_id: String,
+        /// --dry-run, --no-wait.
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// List the tenant's role recompute jobs, newest first.
+    Jobs {
+        /// The tenant's slug.
+        tenant: String,
+        /// How many (1..=100).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=100))]
+        limit: u64,
+    },
+}
+
+/// What every role policy change command accepts.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ChangeArgs {
+    /// Show how many users would get other roles, and a sample; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Store the change and print the queued recompute job's id without
+    /// running it (a running server's role worker picks it up).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub no_wait: bool,
+}
+
+/// Options of `lock`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("pin").required(true).args(["roles", "no_role"])))]
+pub struct LockArgs {
+    /// The tenant's slug.
+    pub tenant: String,
+    /// The user's id or userName.
+    pub user: String,
+    /// A role the user keeps while locked (repeat for several).
+    #[arg(long = "role", value_name = "ROLE")]
+    pub roles: Vec<String>,
+    /// Lock the user to no role at all.
+    #[arg(long)]
+    pub no_role: bool,
+    /// Why (required; shown in `locks` and the audit log).
+    #[arg(long)]
+    pub reason: String,
+}
+
+/// Options of `audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only this tenant's entries (its slug, or its id once deleted).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// How many entries (1..=1000).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub limit: u64,
+}
+
+/// Role mode on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// Only the mapped role with the highest priority.
+    Single,
+    /// Every mapped role.
+    Multi,
 }
 
 /// `token ...`.
@@ -229,6 +481,113 @@ mod tests {
             scopes,
             [ScopeArg::ScimRead, ScopeArg::ScimWrite, ScopeArg::ScimRead]
         );
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("scimgate").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn role_map_takes_exactly_one_group_and_negative_priorities() {
+        let cli = parse(&[
+            "role",
+            "map",
+            "acme",
+            "--group-external-id",
+            "ext-1",
+            "--role",
+            "admin",
+            "--priority",
+            "-3",
+            "--dry-run",
+        ])
+        .expect("parses");
+        let Command::Role(RoleCommand::Map {
+            group_external_id,
+            group_name,
+            priority,
+            change,
+            ..
+        }) = cli.command
+        else {
+            panic!("not role map");
+        };
+        assert_eq!(group_external_id.as_deref(), Some("ext-1"));
+        assert_eq!(group_name, None);
+        assert_eq!(priority, -3);
+        assert!(change.dry_run && !change.no_wait);
+
+        let none = parse(&["role", "map", "acme", "--role", "admin"]);
+        assert!(none.is_err());
+        let two = parse(&[
+            "role",
+            "map",
+            "acme",
+            "--group-id",
+            "a",
+            "--group-name",
+            "b",
+            "--role",
+            "admin",
+        ]);
+        assert!(two.is_err());
+        let both = parse(&["role", "mode", "acme", "multi", "--dry-run", "--no-wait"]);
+        assert!(both.is_err());
+    }
+
+    #[test]
+    fn role_default_is_a_role_or_none() {
+        let cli = parse(&["role", "default", "acme", "--none"]).expect("parses");
+        assert!(matches!(
+            cli.command,
+            Command::Role(RoleCommand::Default {
+                role: None,
+                none: true,
+                ..
+            })
+        ));
+        assert!(parse(&["role", "default", "acme"]).is_err());
+        assert!(parse(&["role", "default", "acme", "viewer", "--none"]).is_err());
+    }
+
+    #[test]
+    fn lock_needs_a_reason_and_roles_or_no_role() {
+        let cli = parse(&[
+            "lock", "acme", "grace", "--role", "a", "--role", "b", "--reason", "why",
+        ])
+        .expect("parses");
+        let Command::Lock(args) = cli.command else {
+            panic!("not lock");
+        };
+        assert_eq!(args.roles, ["a", "b"]);
+        assert!(!args.no_role);
+        assert!(parse(&["lock", "acme", "grace", "--role", "a"]).is_err());
+        assert!(parse(&["lock", "acme", "grace", "--reason", "why"]).is_err());
+        assert!(
+            parse(&[
+                "lock",
+                "acme",
+                "grace",
+                "--role",
+                "a",
+                "--no-role",
+                "--reason",
+                "why"
+            ])
+            .is_err()
+        );
+        assert!(parse(&["lock", "acme", "grace", "--no-role", "--reason", "why"]).is_ok());
+    }
+
+    #[test]
+    fn audit_limits_are_bounded() {
+        let cli = parse(&["audit", "--tenant", "acme"]).expect("parses");
+        let Command::Audit(args) = cli.command else {
+            panic!("not audit");
+        };
+        assert_eq!(args.limit, 50);
+        assert!(parse(&["audit", "--limit", "0"]).is_err());
+        assert!(parse(&["audit", "--limit", "1001"]).is_err());
     }
 
     #[test]

@@ -1,21 +1,34 @@
-//! Operator commands: `migrate`, `tenant ...`, `token ...`.
+//! Operator commands: `migrate`, `tenant ...`, `token ...`, `admin ...`,
+//! `role ...`, `lock`, `unlock`, `locks`, `audit`.
 //!
 //! Each works directly against the database, so it can run while `serve`
 //! does (SQLite in WAL mode allows it; servers notice revocations through
-//! the store's auth revision). Output is human-readable, or one JSON
-//! document on standard output with `--json`.
+//! the store's auth revision, and role recompute jobs are claimed
+//! atomically by whichever process gets there first). Output is
+//! human-readable, or one JSON document on standard output with `--json`;
+//! docs/cli.md shows every command and its JSON. Every change is audited
+//! as [`cli_actor`].
 
 use std::fmt::Write as _;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use store::{
-    AdminStore, NewTenant, NewToken, Scope, StoreError, Tenant, TenantKind, TenantStatus, TokenInfo,
+    AdminStore, NewTenant, NewToken, Scope, StoreError, Tenant, TenantKind, TenantStatus,
+    TenantUpdate, TokenInfo,
 };
 
 use crate::cli::{KindArg, ScopeArg, TenantCommand, TokenCommand};
 use crate::config::Config;
 use crate::server::{AppError, open_store};
+
+mod audit;
+mod logins;
+mod policy;
+
+pub use audit::audit;
+pub use logins::admin;
+pub use policy::{lock, locks, role, unlock};
 
 /// Page size when listing every tenant.
 const TENANT_PAGE: u64 = 500;
@@ -29,6 +42,41 @@ pub enum CommandError {
     /// No tenant has this slug.
     #[error("no tenant with slug {0:?}")]
     NoSuchTenant(String),
+    /// No user of the tenant has this id or userName.
+    #[error("tenant {tenant:?} has no user with id or userName {user:?}")]
+    NoSuchUser {
+        /// The tenant's slug.
+        tenant: String,
+        /// What was looked for.
+        user: String,
+    },
+    /// The role policy edit does not apply (unknown role, role in use...).
+    #[error("role policy: {0}")]
+    Edit(#[from] roles::EditError),
+    /// Someone else changed the role policy between this command's read
+    /// and its write.
+    #[error(
+        "the role policy changed while this command ran (it is now version {current}); run the command again"
+    )]
+    PolicyChanged {
+        /// The policy's current version.
+        current: u64,
+    },
+    /// The policy change was stored but its recompute job failed.
+    #[error(
+        "role policy version {version} is stored, but recompute job {job} failed: {error}; the next policy change queues a new job"
+    )]
+    JobFailed {
+        /// The stored policy version.
+        version: u64,
+        /// The job's id.
+        job: String,
+        /// Why it failed.
+        error: String,
+    },
+    /// The command refuses to act as given (a missing confirmation, bad input).
+    #[error("{0}")]
+    Refused(String),
     /// The store refused or failed.
     #[error("{0}")]
     Store(#[from] StoreError),
@@ -73,6 +121,83 @@ pub async fn tenant(config: &Config, command: TenantCommand) -> Result<Output, C
             tenant_create(config, &admin, slug, name, kind).await
         }
         TenantCommand::List => tenant_list(&admin).await,
+        TenantCommand::Suspend { tenant } => {
+            let update = TenantUpdate {
+                status: Some(TenantStatus::Suspended),
+                ..TenantUpdate::default()
+            };
+            let tenant = tenant_update(&admin, &tenant, update).await?;
+            Ok(tenant_changed(
+                &tenant,
+                format!(
+                    "Suspended tenant {:?}: its SCIM endpoint answers 403 until `scimgate tenant resume {}`. Running servers refuse its tokens within seconds.",
+                    tenant.slug(),
+                    tenant.slug()
+                ),
+            ))
+        }
+        TenantCommand::Resume { tenant } => {
+            let update = TenantUpdate {
+                status: Some(TenantStatus::Active),
+                ..TenantUpdate::default()
+            };
+            let tenant = tenant_update(&admin, &tenant, update).await?;
+            Ok(tenant_changed(
+                &tenant,
+                format!("Tenant {:?} is active.", tenant.slug()),
+            ))
+        }
+        TenantCommand::Rename { tenant, name } => {
+            let update = TenantUpdate {
+                name: Some(name),
+                ..TenantUpdate::default()
+            };
+            let tenant = tenant_update(&admin, &tenant, update).await?;
+            Ok(tenant_changed(
+                &tenant,
+                format!(
+                    "Tenant {:?} is now named {:?}.",
+                    tenant.slug(),
+                    tenant.name()
+                ),
+            ))
+        }
+        TenantCommand::Delete { tenant, yes } => {
+            let tenant = find_tenant(&admin, &tenant).await?;
+            if !yes {
+                return Err(CommandError::Refused(format!(
+                    "deleting tenant {:?} removes its users, groups, tokens, logins and roles for good; add --yes to confirm",
+                    tenant.slug()
+                )));
+            }
+            admin.delete_tenant(tenant.id(), &cli_actor()).await?;
+            Ok(Output {
+                json: json!({ "deleted": tenant_json(&tenant) }),
+                text: format!(
+                    "Deleted tenant {:?} ({}) and everything it owned.",
+                    tenant.slug(),
+                    tenant.name()
+                ),
+            })
+        }
+    }
+}
+
+async fn tenant_update(
+    admin: &AdminStore,
+    slug: &str,
+    update: TenantUpdate,
+) -> Result<Tenant, CommandError> {
+    let tenant = find_tenant(admin, slug).await?;
+    Ok(admin
+        .update_tenant(tenant.id(), update, &cli_actor())
+        .await?)
+}
+
+fn tenant_changed(tenant: &Tenant, text: String) -> Output {
+    Output {
+        json: json!({ "tenant": tenant_json(tenant) }),
+        text,
     }
 }
 
@@ -200,7 +325,7 @@ pub async fn token(config: &Config, command: TokenCommand) -> Result<Output, Com
 
 /// How the audit log names a change made with the CLI: by the operating
 /// system account that ran it, which is all the CLI knows.
-fn cli_actor() -> String {
+pub(crate) fn cli_actor() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".to_owned());
@@ -305,7 +430,7 @@ async fn tenant_list(admin: &AdminStore) -> Result<Output, CommandError> {
     })
 }
 
-async fn find_tenant(admin: &AdminStore, slug: &str) -> Result<Tenant, CommandError> {
+pub(crate) async fn find_tenant(admin: &AdminStore, slug: &str) -> Result<Tenant, CommandError> {
     admin
         .tenant_by_slug(slug)
         .await?
@@ -324,7 +449,7 @@ pub fn scim_url(base: &str, slug: &str) -> String {
     format!("{base}/tenants/{slug}/scim/v2")
 }
 
-fn tenant_json(t: &Tenant) -> Value {
+pub(crate) fn tenant_json(t: &Tenant) -> Value {
     json!({
         "id": t.id(),
         "slug": t.slug(),
@@ -379,16 +504,16 @@ fn scopes_text(scopes: &[Scope]) -> String {
         .join(",")
 }
 
-fn time(at: DateTime<Utc>) -> String {
+pub(crate) fn time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn opt_time(at: Option<DateTime<Utc>>) -> String {
+pub(crate) fn opt_time(at: Option<DateTime<Utc>>) -> String {
     at.map(time).unwrap_or_else(|| "never".to_owned())
 }
 
 /// Left-aligned columns separated by two spaces.
-fn table<const N: usize>(rows: &[[String; N]]) -> String {
+pub(crate) fn table<const N: usize>(rows: &[[String; N]]) -> String {
     let mut widths = [0usize; N];
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

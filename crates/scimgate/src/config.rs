@@ -21,6 +21,7 @@ use figment::providers::{Format, Toml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 /// Prefix of every configuration environment variable.
 pub const ENV_PREFIX: &str = "SCIMGATE_";
@@ -49,7 +50,14 @@ pub const KEYS: &[&str] = &[
     "db_max_connections",
     "operator_email",
     "group_patch_response",
+    "admin_jwt_keys",
+    "admin_token_ttl_secs",
 ];
+
+/// Shortest and longest admin session lifetimes accepted, in seconds.
+pub const MIN_ADMIN_TOKEN_TTL_SECS: u64 = 60;
+/// See [`MIN_ADMIN_TOKEN_TTL_SECS`]: a week.
+pub const MAX_ADMIN_TOKEN_TTL_SECS: u64 = 7 * 24 * 3600;
 
 /// Name of the SQLite database file inside the data directory.
 pub const SQLITE_FILE_NAME: &str = "scimgate.db";
@@ -133,6 +141,63 @@ pub enum SqliteSynchronous {
     Normal,
 }
 
+/// One admin API session key: tokens name it by `kid`; the secret signs
+/// them (HS256).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminJwtKey {
+    /// The key's id (`A-Z a-z 0-9 . _ -`, at most 64).
+    pub kid: String,
+    /// The HMAC secret, at least 32 bytes.
+    pub secret: Secret,
+}
+
+/// `admin_jwt_keys` as written: a list of `{kid, secret}` tables (TOML), or
+/// `kid:secret,kid2:secret2` (one string, for the environment).
+#[derive(Debug, Clone, Default)]
+struct AdminJwtKeys(Vec<AdminJwtKey>);
+
+impl<'de> Deserialize<'de> for AdminJwtKeys {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> Visitor<'de> for Keys {
+            type Value = AdminJwtKeys;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of {kid, secret} tables, or \"kid:secret,kid2:secret2\"")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<AdminJwtKeys, E> {
+                parse_key_list(text).map(AdminJwtKeys).map_err(E::custom)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AdminJwtKeys, A::Error> {
+                let mut keys = Vec::new();
+                while let Some(key) = seq.next_element::<AdminJwtKey>()? {
+                    keys.push(key);
+                }
+                Ok(AdminJwtKeys(keys))
+            }
+        }
+        d.deserialize_any(Keys)
+    }
+}
+
+/// Parses `kid:secret,kid2:secret2` (the environment's spelling of
+/// `admin_jwt_keys`); a secret may contain `:` but not `,`.
+pub fn parse_key_list(text: &str) -> Result<Vec<AdminJwtKey>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            let (kid, secret) = item
+                .split_once(':')
+                .ok_or_else(|| "each key must be written kid:secret".to_owned())?;
+            Ok(AdminJwtKey {
+                kid: kid.trim().to_owned(),
+                secret: Secret::new(secret),
+            })
+        })
+        .collect()
+}
+
 /// What a successful `PATCH /Groups/{id}` answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -180,6 +245,11 @@ pub struct Config {
     pub operator_email: String,
     /// What a successful group PATCH answers.
     pub group_patch_response: GroupPatchResponse,
+    /// Admin API session keys: the first signs, all verify. Empty: a key
+    /// generated on the first start and kept in the data directory.
+    pub admin_jwt_keys: Vec<AdminJwtKey>,
+    /// How long an admin API session lasts, in seconds.
+    pub admin_token_ttl_secs: u64,
 }
 
 impl Default for Config {
@@ -211,6 +281,8 @@ impl Default for Config {
                 gateway::GroupPatchResponse::Resource => GroupPatchResponse::Resource,
                 gateway::GroupPatchResponse::NoContent => GroupPatchResponse::NoContent,
             },
+            admin_jwt_keys: Vec::new(),
+            admin_token_ttl_secs: tenant_admin::DEFAULT_TOKEN_TTL.as_secs(),
         }
     }
 }
@@ -287,6 +359,8 @@ struct Layer {
     db_max_connections: Option<u32>,
     operator_email: Option<String>,
     group_patch_response: Option<GroupPatchResponse>,
+    admin_jwt_keys: Option<AdminJwtKeys>,
+    admin_token_ttl_secs: Option<u64>,
 }
 
 /// Where the database URL of the winning layer comes from.
@@ -457,8 +531,12 @@ impl Config {
             sqlite_synchronous,
             db_max_connections,
             operator_email,
-            group_patch_response
+            group_patch_response,
+            admin_token_ttl_secs
         );
+        if let Some(keys) = layer.admin_jwt_keys {
+            self.admin_jwt_keys = keys.0;
+        }
         if let Some(url) = layer.public_url {
             self.public_url = Some(url);
         }
@@ -524,6 +602,19 @@ impl Config {
         if self.db_max_connections == 0 {
             return Err(invalid("db_max_connections", "must be greater than 0"));
         }
+        if let Err(e) = self.admin_signing_keys() {
+            return Err(invalid("admin_jwt_keys", e.to_string()));
+        }
+        if !(MIN_ADMIN_TOKEN_TTL_SECS..=MAX_ADMIN_TOKEN_TTL_SECS)
+            .contains(&self.admin_token_ttl_secs)
+        {
+            return Err(invalid(
+                "admin_token_ttl_secs",
+                format!(
+                    "must be between {MIN_ADMIN_TOKEN_TTL_SECS} and {MAX_ADMIN_TOKEN_TTL_SECS} seconds"
+                ),
+            ));
+        }
         let email = self.operator_email.trim();
         if email.is_empty() || !email.contains('@') || email.contains(char::is_whitespace) {
             return Err(invalid("operator_email", "must be an email address"));
@@ -538,6 +629,26 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The configured admin session keys, checked (empty when none is
+    /// configured: see `bootstrap::admin_keys`).
+    pub fn admin_signing_keys(
+        &self,
+    ) -> Result<Vec<tenant_admin::SigningKey>, tenant_admin::AdminConfigError> {
+        let keys = self
+            .admin_jwt_keys
+            .iter()
+            .map(|k| tenant_admin::SigningKey::new(k.kid.clone(), k.secret.expose().as_bytes()))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, key) in keys.iter().enumerate() {
+            if keys[..i].iter().any(|earlier| earlier.kid() == key.kid()) {
+                return Err(tenant_admin::AdminConfigError::DuplicateKid(
+                    key.kid().to_owned(),
+                ));
+            }
+        }
+        Ok(keys)
     }
 
     /// True when the database is SQLite (the embedded default or an explicit `sqlite:` URL).
@@ -887,6 +998,69 @@ mod tests {
             };
             assert!(Config::load(&sources).is_err(), "{key}={value} accepted");
         }
+    }
+
+    #[test]
+    fn admin_jwt_keys_from_file_and_environment() {
+        let a = "a".repeat(32);
+        let b = "b:with-colon".repeat(4);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = write_file(
+            &dir,
+            "c.toml",
+            &format!(
+                "admin_token_ttl_secs = 600\n\
+                 admin_jwt_keys = [{{ kid = \"2026-01\", secret = \"{a}\" }}, \
+                 {{ kid = \"2025-12\", secret = \"{b}\" }}]\n"
+            ),
+        );
+        let from_file = Sources {
+            file: Some(file.clone()),
+            ..Sources::default()
+        };
+        let c = Config::load(&from_file).expect("load").config;
+        assert_eq!(c.admin_token_ttl_secs, 600);
+        let keys = c.admin_signing_keys().expect("valid keys");
+        assert_eq!(
+            keys.iter().map(|k| k.kid()).collect::<Vec<_>>(),
+            ["2026-01", "2025-12"]
+        );
+        assert_eq!(keys[1].secret(), b.as_bytes());
+        assert!(!format!("{c:?}").contains(&a), "secrets never in Debug");
+
+        // The environment's spelling replaces the file's list.
+        let env_form = Sources {
+            file: Some(file),
+            env: env(&[("SCIMGATE_ADMIN_JWT_KEYS", &format!("new:{b}, old:{a}"))]),
+            ..Sources::default()
+        };
+        let c = Config::load(&env_form).expect("load").config;
+        let keys = c.admin_signing_keys().expect("valid keys");
+        assert_eq!(
+            keys.iter().map(|k| k.kid()).collect::<Vec<_>>(),
+            ["new", "old"]
+        );
+        assert_eq!(keys[0].secret(), b.as_bytes());
+
+        for (value, needle) in [
+            ("k:short", "at least 32 bytes"),
+            (&format!("k:{a},k:{a}"), "twice"),
+            (&format!("bad kid:{a}"), "must be 1 to 64"),
+            ("no-colon", "kid:secret"),
+        ] {
+            let sources = Sources {
+                env: env(&[("SCIMGATE_ADMIN_JWT_KEYS", value)]),
+                ..Sources::default()
+            };
+            let e = Config::load(&sources).expect_err(value).to_string();
+            assert!(e.contains(needle), "{value}: {e}");
+            assert!(!e.contains(&a), "the secret is not echoed: {e}");
+        }
+        let sources = Sources {
+            env: env(&[("SCIMGATE_ADMIN_TOKEN_TTL_SECS", "5")]),
+            ..Sources::default()
+        };
+        assert!(Config::load(&sources).is_err());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `scimgate`: see `scimgate --help` and docs/configuration.md.
 
+use std::io::{ErrorKind, Write as _};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -22,7 +23,14 @@ async fn main() -> ExitCode {
     // Operator commands stay quiet unless asked: their output is the point.
     let fallback_level = match cli.command {
         Command::Serve(_) | Command::Migrate => "info",
-        Command::Tenant(_) | Command::Token(_) => "warn",
+        Command::Tenant(_)
+        | Command::Token(_)
+        | Command::Admin(_)
+        | Command::Role(_)
+        | Command::Lock(_)
+        | Command::Unlock { .. }
+        | Command::Locks { .. }
+        | Command::Audit(_) => "warn",
     };
     let directives = telemetry::directives(&config, std::env::var("RUST_LOG").ok(), fallback_level);
     if let Err(e) = telemetry::init(telemetry::format(&config), &directives) {
@@ -37,6 +45,14 @@ async fn main() -> ExitCode {
         Command::Migrate => finish(json, commands::migrate(&config).await),
         Command::Tenant(command) => finish(json, commands::tenant(&config, command).await),
         Command::Token(command) => finish(json, commands::token(&config, command).await),
+        Command::Admin(command) => finish(json, commands::admin(&config, command).await),
+        Command::Role(command) => finish(json, commands::role(&config, command).await),
+        Command::Lock(args) => finish(json, commands::lock(&config, args).await),
+        Command::Unlock { tenant, user } => {
+            finish(json, commands::unlock(&config, &tenant, &user).await)
+        }
+        Command::Locks { tenant } => finish(json, commands::locks(&config, &tenant).await),
+        Command::Audit(args) => finish(json, commands::audit(&config, args).await),
     }
 }
 
@@ -68,19 +84,24 @@ async fn serve(config: Config) -> ExitCode {
 
 fn finish(json: bool, result: Result<Output, CommandError>) -> ExitCode {
     match result {
-        Ok(output) => {
-            println!("{}", output.render(json));
-            ExitCode::SUCCESS
-        }
+        // Not println!, which panics when stdout is closed early
+        // (`scimgate audit | head`).
+        Ok(output) => match writeln!(std::io::stdout().lock(), "{}", output.render(json)) {
+            Ok(()) => ExitCode::SUCCESS,
+            // The reader went away: nothing to tell it.
+            Err(e) if e.kind() == ErrorKind::BrokenPipe => ExitCode::FAILURE,
+            Err(e) => fail(json, &format!("cannot write the output: {e}")),
+        },
         Err(e) => fail(json, &e.to_string()),
     }
 }
 
 fn fail(json: bool, message: &str) -> ExitCode {
-    if json {
-        eprintln!("{}", serde_json::json!({ "error": message }));
+    let mut stderr = std::io::stderr().lock();
+    let _ = if json {
+        writeln!(stderr, "{}", serde_json::json!({ "error": message }))
     } else {
-        eprintln!("scimgate: error: {message}");
-    }
+        writeln!(stderr, "scimgate: error: {message}")
+    };
     ExitCode::FAILURE
 }

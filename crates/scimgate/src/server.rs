@@ -1,4 +1,6 @@
-//! The application `serve` runs, built the same way for `main` and tests.
+//! The application `serve` runs, built the same way for `main` and tests:
+//! the SCIM gateway and the admin API (`/admin/v1`) on one listener, the
+//! role recompute worker, and the background tasks.
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
@@ -8,7 +10,7 @@ use prometheus::{Encoder, IntCounter, IntGauge, Opts, Registry, TextEncoder};
 use store::Store;
 use tokio::task::JoinHandle;
 
-use crate::bootstrap::{self, FirstStart};
+use crate::bootstrap::{self, AdminKeySource, FirstStart};
 use crate::config::Config;
 
 /// How long in-flight requests may take to finish after a stop is asked for.
@@ -42,6 +44,12 @@ pub enum AppError {
     /// The gateway refused its configuration.
     #[error("gateway: {0}")]
     Gateway(#[from] gateway::GatewayError),
+    /// The admin API's session keys could not be loaded or kept.
+    #[error("{0}")]
+    AdminKeys(#[from] bootstrap::AdminKeyError),
+    /// The admin API refused its configuration.
+    #[error("admin API: {0}")]
+    Admin(#[from] tenant_admin::AdminConfigError),
     /// The metrics registry refused a metric (a duplicate name: a bug).
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -78,8 +86,9 @@ pub async fn open_store(config: &Config) -> Result<Store, AppError> {
     Ok(store)
 }
 
-/// A running scimgate: HTTP server, gateway background work and the
-/// provisioning-log retention task.
+/// A running scimgate: HTTP server (SCIM gateway and admin API), gateway
+/// background work, the role recompute worker and the provisioning-log
+/// retention task.
 #[derive(Debug)]
 pub struct App {
     addr: SocketAddr,
@@ -89,6 +98,8 @@ pub struct App {
     server_task: JoinHandle<std::io::Result<()>>,
     gateway: gateway::Gateway,
     gateway_task: JoinHandle<()>,
+    role_worker_stop: tokio::sync::watch::Sender<bool>,
+    role_worker: JoinHandle<()>,
     background: Vec<JoinHandle<()>>,
 }
 
@@ -123,15 +134,26 @@ pub async fn spawn(config: Config) -> Result<App, AppError> {
     registry.register(Box::new(pruned.clone()))?;
 
     let gateway = gateway::Gateway::new(store.clone(), config.gateway_config(), &registry)?;
+    let (keys, key_source) = bootstrap::admin_keys(&config)?;
+    log_admin_key_source(&key_source);
+    let admin = tenant_admin::Admin::new(
+        store.clone(),
+        tenant_admin::AdminConfig {
+            keys,
+            token_ttl: Duration::from_secs(config.admin_token_ttl_secs),
+        },
+    )?;
 
     let metrics_registry = web::Data::new(registry);
     let factory_gateway = gateway.clone();
     let server = actix_web::HttpServer::new(move || {
         let gateway = factory_gateway.clone();
+        let admin = admin.clone();
         actix_web::App::new()
             .app_data(metrics_registry.clone())
             .route("/metrics", web::get().to(metrics))
             .configure(|cfg| gateway.configure(cfg))
+            .configure(|cfg| admin.configure(cfg))
     })
     // Signals are handled by the caller (`App::run_until_signal`) so tests
     // and embedders decide when to stop.
@@ -157,6 +179,13 @@ pub async fn spawn(config: Config) -> Result<App, AppError> {
     let server_task = tokio::spawn(server);
 
     let gateway_task = gateway.spawn_background();
+    // Policy changes made through the admin API (or the CLI, or another
+    // instance) queue recompute jobs; this worker runs them.
+    let (role_worker_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let role_worker = {
+        let store = store.clone();
+        tokio::spawn(async move { store.run_role_worker(stop_rx).await })
+    };
     let mut background = Vec::new();
     if config.provisioning_log_retention_days > 0 {
         background.push(spawn_retention(
@@ -181,8 +210,26 @@ pub async fn spawn(config: Config) -> Result<App, AppError> {
         server_task,
         gateway,
         gateway_task,
+        role_worker_stop,
+        role_worker,
         background,
     })
+}
+
+fn log_admin_key_source(source: &AdminKeySource) {
+    match source {
+        AdminKeySource::Configured => {}
+        AdminKeySource::File(path) | AdminKeySource::Generated(path) => tracing::info!(
+            file = %path.display(),
+            "admin API sessions are signed with the key kept in the data directory; \
+             with more than one instance, set admin_jwt_keys (the same on every instance)"
+        ),
+        AdminKeySource::Ephemeral => tracing::warn!(
+            "no admin_jwt_keys configured: admin API sessions are signed with a key that \
+             lives only in this process (they end at restart and other instances refuse \
+             them); set admin_jwt_keys"
+        ),
+    }
 }
 
 impl App {
@@ -220,6 +267,18 @@ impl App {
         {
             tracing::warn!("provisioning-log drain timed out; remaining entries are lost");
             gateway_task.abort();
+        }
+        // The worker stops between jobs; one still running past the grace
+        // is abandoned mid-batch (its transaction rolls back) and another
+        // worker takes it over once its heartbeat is stale.
+        self.role_worker_stop.send_replace(true);
+        let mut role_worker = self.role_worker;
+        if tokio::time::timeout(DRAIN_GRACE, &mut role_worker)
+            .await
+            .is_err()
+        {
+            tracing::warn!("role recompute job still running at shutdown; abandoned");
+            role_worker.abort();
         }
         for task in &self.background {
             task.abort();

@@ -4,7 +4,12 @@
 
 mod builder;
 mod config;
+mod logins;
 mod operator;
 mod postgres;
+mod role_locks;
+mod role_policy;
+mod seeded;
 mod serve;
 mod support;
+mod tenant_lifecycle;

@@ -1,0 +1,175 @@
+//! The handlers, one module per area, and the conversions from store types
+//! to wire types they share.
+
+use actix_web::HttpRequest;
+use actix_web::http::header;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use store::{LockInfo, Scope, Tenant, TenantKind, TenantStatus, TokenInfo};
+
+use crate::error::AdminError;
+use crate::wire::{LockView, ScopeWire, TenantKindWire, TenantStatusWire, TenantView, TokenView};
+
+pub(crate) mod directory;
+pub(crate) mod logs;
+pub(crate) mod roles;
+pub(crate) mod session;
+pub(crate) mod tenants;
+pub(crate) mod tokens;
+
+/// The `{id}` of a path (the `{tenant}` is resolved by the middleware).
+#[derive(Debug, Deserialize)]
+pub(crate) struct IdPath {
+    pub(crate) id: String,
+}
+
+/// The `{name}` of a role path.
+#[derive(Debug, Deserialize)]
+pub(crate) struct NamePath {
+    pub(crate) name: String,
+}
+
+impl From<scim::Error> for AdminError {
+    fn from(e: scim::Error) -> Self {
+        AdminError::BadRequest(e.to_string())
+    }
+}
+
+pub(crate) fn tenant_view(t: &Tenant) -> TenantView {
+    TenantView {
+        id: t.id().to_string(),
+        slug: t.slug().to_owned(),
+        name: t.name().to_owned(),
+        kind: match t.kind() {
+            TenantKind::Standard => TenantKindWire::Standard,
+            TenantKind::Super => TenantKindWire::Super,
+        },
+        status: match t.status() {
+            TenantStatus::Active => TenantStatusWire::Active,
+            TenantStatus::Suspended => TenantStatusWire::Suspended,
+        },
+        created_at: t.created_at(),
+        scim_path: format!("/tenants/{}/scim/v2", t.slug()),
+    }
+}
+
+pub(crate) fn token_view(t: TokenInfo) -> TokenView {
+    TokenView {
+        id: t.id.to_string(),
+        name: t.name,
+        scopes: t
+            .scopes
+            .into_iter()
+            .map(|s| match s {
+                Scope::ScimWrite => ScopeWire::ScimWrite,
+                Scope::ScimRead => ScopeWire::ScimRead,
+            })
+            .collect(),
+        created_at: t.created_at,
+        expires_at: t.expires_at,
+        revoked_at: t.revoked_at,
+    }
+}
+
+pub(crate) fn lock_view(l: LockInfo) -> LockView {
+    LockView {
+        user_id: l.user_id,
+        roles: l.roles,
+        reason: l.reason,
+        locked_by: l.locked_by,
+        locked_at: l.locked_at,
+    }
+}
+
+/// An RFC 3339 timestamp from a query parameter.
+pub(crate) fn timestamp(
+    name: &str,
+    value: Option<&str>,
+) -> Result<Option<DateTime<Utc>>, AdminError> {
+    value
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v.trim())
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| {
+                    AdminError::BadRequest(format!(
+                        "{name} must be an RFC 3339 timestamp such as 2026-01-31T12:00:00Z"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+/// A page size: `default` when absent, between 1 and `max`.
+pub(crate) fn page_size(value: Option<u64>, default: u64, max: u64) -> u64 {
+    value.unwrap_or(default).clamp(1, max)
+}
+
+/// The version an `If-Match` header names: `"3"`, `W/"3"` or `3`; `*` and
+/// no header mean any version.
+pub(crate) fn if_match(req: &HttpRequest) -> Result<Option<u64>, AdminError> {
+    let Some(value) = req.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let bad = || AdminError::BadRequest("If-Match must name a policy version, e.g. \"3\"".into());
+    let text = value.to_str().map_err(|_| bad())?.trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let text = text.strip_prefix("W/").unwrap_or(text);
+    let inner = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text);
+    inner.parse::<u64>().map(Some).map_err(|_| bad())
+}
+
+/// A required text field that may not be blank.
+pub(crate) fn not_blank(field: &str, value: &str) -> Result<(), AdminError> {
+    if value.trim().is_empty() {
+        return Err(AdminError::BadRequest(format!("{field} must not be empty")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    #[test]
+    fn if_match_spellings() {
+        let with = |v: &str| {
+            if_match(
+                &TestRequest::default()
+                    .insert_header((header::IF_MATCH, v))
+                    .to_http_request(),
+            )
+        };
+        assert_eq!(
+            if_match(&TestRequest::default().to_http_request()).unwrap(),
+            None
+        );
+        assert_eq!(with("\"3\"").unwrap(), Some(3));
+        assert_eq!(with("W/\"3\"").unwrap(), Some(3));
+        assert_eq!(with(" 12 ").unwrap(), Some(12));
+        assert_eq!(with("*").unwrap(), None);
+        for bad in ["\"x\"", "", "\"-1\"", "\"1\", \"2\""] {
+            assert!(matches!(with(bad), Err(AdminError::BadRequest(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn timestamps_and_page_sizes() {
+        let t = timestamp("since", Some("2026-01-31T12:00:00+01:00"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-01-31T11:00:00+00:00");
+        assert!(timestamp("since", None).unwrap().is_none());
+        let e = timestamp("until", Some("yesterday")).unwrap_err();
+        assert!(e.to_string().starts_with("until must be"), "{e}");
+        assert_eq!(page_size(None, 50, 500), 50);
+        assert_eq!(page_size(Some(0), 50, 500), 1);
+        assert_eq!(page_size(Some(9999), 50, 500), 500);
+    }
+}

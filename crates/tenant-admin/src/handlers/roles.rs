@@ -1,0 +1,660 @@
+//! The role policy, its dry runs and recompute jobs, and role-locks.
+//!
+//! Every change is read-modify-write: read the stored policy, apply one
+//! [`PolicyEdit`] (or take the whole new policy), then store it only if the
+//! version read is still current. A concurrent change in between makes the
+//! store refuse; the edit is then applied once more to the newer policy,
+//! and a second refusal is a 409 (the caller retries). With `If-Match`,
+//! the caller's version must be current: 412 otherwise, never a retry.
+//!
+//! A stored change answers 200 with the new policy and the recompute job
+//! it queued: the policy is in force at once for SCIM writes, while the job
+//! brings every existing user in line in the background. `?dryRun=true`
+//! stores nothing and answers what the change would do.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use roles::{EditError, Effective, GroupMatch, Mapping, Mode, Policy, PolicyEdit, Role};
+use store::{JobStatus, PolicyChange, RoleJob, RolePreview, StoreError, StoredPolicy};
+
+use crate::BASE_PATH;
+use crate::auth::{Read, Scoped, Write};
+use crate::error::{AdminError, ErrorBody};
+use crate::handlers::{IdPath, NamePath, if_match, lock_view, page_size};
+use crate::wire::{
+    AddMapping, DescribeRole, DryRunQuery, DryRunView, GroupSelector, IfMatchHeader, JobList,
+    JobListQuery, JobRef, JobView, LockList, LockRequest, LockView, MappingView, ModeWire,
+    PolicyChangeResult, PolicyChangeView, PolicyInput, PolicyView, PreviewUser, RoleWire,
+    SetDefaultRole, SetMode,
+};
+
+/// Users listed in a dry run's sample.
+const SAMPLE: usize = 20;
+
+fn mode_wire(mode: Mode) -> ModeWire {
+    match mode {
+        Mode::Single => ModeWire::Single,
+        Mode::Multi => ModeWire::Multi,
+    }
+}
+
+fn mode_of(mode: ModeWire) -> Mode {
+    match mode {
+        ModeWire::Single => Mode::Single,
+        ModeWire::Multi => Mode::Multi,
+    }
+}
+
+fn selector(group: &GroupMatch) -> GroupSelector {
+    match group {
+        GroupMatch::DisplayName(v) => GroupSelector::DisplayName(v.clone()),
+        GroupMatch::ExternalId(v) => GroupSelector::ExternalId(v.clone()),
+        GroupMatch::Id(v) => GroupSelector::Id(v.clone()),
+    }
+}
+
+fn group_match(group: GroupSelector) -> GroupMatch {
+    match group {
+        GroupSelector::DisplayName(v) => GroupMatch::DisplayName(v),
+        GroupSelector::ExternalId(v) => GroupMatch::ExternalId(v),
+        GroupSelector::Id(v) => GroupMatch::Id(v),
+    }
+}
+
+fn policy_view(stored: &StoredPolicy) -> PolicyView {
+    let policy = &stored.policy;
+    PolicyView {
+        version: stored.version,
+        mode: mode_wire(policy.mode),
+        default_role: policy.default_role.clone(),
+        roles: policy
+            .roles
+            .iter()
+            .map(|r| RoleWire {
+                name: r.name.clone(),
+                description: r.description.clone(),
+            })
+            .collect(),
+        mappings: policy
+            .mappings
+            .iter()
+            .zip(&stored.mapping_ids)
+            .map(|(m, id)| MappingView {
+                id: id.clone(),
+                group: selector(&m.group),
+                role: m.role.clone(),
+                priority: m.priority,
+            })
+            .collect(),
+    }
+}
+
+fn etag(version: u64) -> (header::HeaderName, String) {
+    (header::ETAG, format!("\"{version}\""))
+}
+
+fn job_url(scope: &Scoped<Write>, id: &str) -> String {
+    format!(
+        "{BASE_PATH}/tenants/{}/roles/jobs/{id}",
+        scope.tenant.slug()
+    )
+}
+
+fn names(effective: Option<&Effective>) -> Vec<String> {
+    effective
+        .map(|e| e.roles.iter().map(|r| r.role.clone()).collect())
+        .unwrap_or_default()
+}
+
+fn dry_run_view(preview: RolePreview) -> DryRunView {
+    DryRunView {
+        dry_run: true,
+        users: preview.users,
+        changed: preview.changed,
+        sample: preview
+            .sample
+            .into_iter()
+            .map(|c| PreviewUser {
+                before: names(c.before.as_ref()),
+                after: names(c.after.as_ref()),
+                user_id: c.user_id,
+                user_name: c.user_name,
+            })
+            .collect(),
+    }
+}
+
+fn change_response(scope: &Scoped<Write>, change: PolicyChange) -> HttpResponse {
+    let version = change.stored.version;
+    let url = job_url(scope, &change.job);
+    HttpResponse::Ok()
+        .insert_header(etag(version))
+        .json(PolicyChangeResult::Stored(PolicyChangeView {
+            policy: policy_view(&change.stored),
+            job: JobRef {
+                id: change.job,
+                status: JobStatus::Queued.as_str().to_owned(),
+                url,
+            },
+        }))
+}
+
+/// Whether an edit names its role in the URL, which decides whether an
+/// unknown role is "not found" (the URL names nothing) or a bad body.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Named {
+    InPath,
+    InBody,
+}
+
+fn edit_error(e: EditError, named: Named) -> AdminError {
+    match e {
+        EditError::UnknownRole(name) if named == Named::InPath => {
+            AdminError::NotFound(format!("role {name:?}"))
+        }
+        EditError::UnknownRole(_) | EditError::Invalid(_) => AdminError::BadRequest(e.to_string()),
+        EditError::RoleExists(_) | EditError::RoleInUse { .. } | EditError::DuplicateMapping => {
+            AdminError::Conflict(e.to_string())
+        }
+        EditError::UnknownMapping(_) => AdminError::NotFound("mapping".into()),
+    }
+}
+
+/// Read, change, then store (or preview) a policy; see the module docs.
+async fn change_policy<F>(
+    scope: &Scoped<Write>,
+    expected: Option<u64>,
+    dry_run: bool,
+    edit: F,
+) -> Result<HttpResponse, AdminError>
+where
+    F: Fn(&StoredPolicy) -> Result<Policy, AdminError>,
+{
+    let actor = scope.caller.actor();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let current = scope.store.role_policy().await?;
+        if let Some(expected) = expected {
+            if expected != current.version {
+                return Err(AdminError::PreconditionFailed {
+                    current: current.version,
+                });
+            }
+        }
+        let next = edit(&current)?;
+        if dry_run {
+            let preview = scope.store.preview_role_policy(next, SAMPLE).await?;
+            return Ok(HttpResponse::Ok().json(PolicyChangeResult::DryRun(dry_run_view(preview))));
+        }
+        match scope
+            .store
+            .set_role_policy(next, Some(current.version), &actor)
+            .await
+        {
+            Ok(change) => return Ok(change_response(scope, change)),
+            Err(StoreError::PreconditionFailed { current }) if expected.is_some() => {
+                return Err(AdminError::PreconditionFailed { current });
+            }
+            Err(StoreError::PreconditionFailed { .. }) if attempts < 2 => {}
+            Err(StoreError::PreconditionFailed { .. }) => {
+                return Err(AdminError::Conflict(
+                    "the role policy is being changed concurrently; retry".into(),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The tenant's role policy.
+#[utoipa::path(
+    get,
+    path = "/tenants/{tenant}/roles",
+    tag = "roles",
+    operation_id = "getRolePolicy",
+    params(("tenant" = String, Path, description = "The tenant's slug")),
+    responses((status = 200, description = "The policy (ETag: its version)", body = PolicyView)),
+)]
+pub(crate) async fn get_policy(scope: Scoped<Read>) -> Result<HttpResponse, AdminError> {
+    let stored = scope.store.role_policy().await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(stored.version))
+        .json(policy_view(&stored)))
+}
+
+/// Replaces the whole policy.
+#[utoipa::path(
+    put,
+    path = "/tenants/{tenant}/roles",
+    tag = "roles",
+    operation_id = "putRolePolicy",
+    params(
+        ("tenant" = String, Path, description = "The tenant's slug"),
+        IfMatchHeader,
+        DryRunQuery,
+    ),
+    request_body = PolicyInput,
+    responses(
+        (status = 200, description = "The stored policy and its recompute job, or a dry run's report", body = PolicyChangeResult),
+        (status = 403, description = "The tenant is suspended (tenant admins)", body = ErrorBody),
+        (status = 409, description = "Changed concurrently; retry", body = ErrorBody),
+        (status = 412, description = "If-Match (or `version`) is not the current version", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn put_policy(
+    scope: Scoped<Write>,
+    req: HttpRequest,
+    query: web::Query<DryRunQuery>,
+    body: web::Json<PolicyInput>,
+) -> Result<HttpResponse, AdminError> {
+    let body = body.into_inner();
+    let header_version = if_match(&req)?;
+    let expected = match (header_version, body.version) {
+        (Some(h), Some(b)) if h != b => {
+            return Err(AdminError::BadRequest(format!(
+                "If-Match names version {h} but the body's version is {b}"
+            )));
+        }
+        (h, b) => h.or(b),
+    };
+    let policy = Policy {
+        roles: body
+            .roles
+            .into_iter()
+            .map(|r| Role {
+                name: r.name,
+                description: r.description,
+            })
+            .collect(),
+        default_role: body.default_role,
+        mappings: body
+            .mappings
+            .into_iter()
+            .map(|m| Mapping {
+                group: group_match(m.group),
+                role: m.role,
+                priority: m.priority,
+            })
+            .collect(),
+        mode: mode_of(body.mode),
+    };
+    policy
+        .validate()
+        .map_err(|e| AdminError::BadRequest(e.to_string()))?;
+    change_policy(&scope, expected, query.dry_run, |_| Ok(policy.clone())).await
+}
+
+/// Applies one edit through [`change_policy`].
+async fn edit(
+    scope: &Scoped<Write>,
+    req: &HttpRequest,
+    dry_run: bool,
+    named: Named,
+    make: impl Fn(&StoredPolicy) -> Result<PolicyEdit, AdminError>,
+) -> Result<HttpResponse, AdminError> {
+    let expected = if_match(req)?;
+    change_policy(scope, expected, dry_run, |current| {
+        let edit = make(current)?;
+        current.policy.apply(edit).map_err(|e| edit_error(e, named))
+    })
+    .await
+}
+
+/// Defines a role.
+#[utoipa::path(
+    post,
+    path = "/tenants/{tenant}/roles/roles",
+    tag = "roles",
+    operation_id = "addRole",
+    params(("tenant" = String, Path, description = "The tenant's slug"), IfMatchHeader, DryRunQuery),
+    request_body = RoleWire,
+    responses(
+        (status = 200, description = "The stored policy and its recompute job, or a dry run's report", body = PolicyChangeResult),
+        (status = 403, description = "The tenant is suspended (tenant admins)", body = ErrorBody),
+        (status = 409, description = "The role exists, or a concurrent change", body = ErrorBody),
+        (status = 412, description = "If-Match is not the current version", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn add_role(
+    scope: Scoped<Write>,
+    req: HttpRequest,
+    query: web::Query<DryRunQuery>,
+    body: web::Json<RoleWire>,
+) -> Result<HttpResponse, AdminError> {
+    let role = body.into_inner();
+    edit(&scope, &req, query.dry_run, Named::InBody, |_| {
+        Ok(PolicyEdit::AddRole(Role {
+            name: role.name.clone(),
+            description: role.description.clone(),
+        }))
+    })
+    .await
+}
+
+/// Changes a role's description.
+#[utoipa::path(
+    patch,
+    path = "/tenants/{tenant}/roles/roles/{name}",
+    tag = "roles",
+    operation_id = "describeRole",
+    params(
+        ("tenant" = String, Path, description = "The tenant's slug"),
+        ("name" = String, Path, description = "The role's name"),
+        IfMatchHeader,
+        DryRunQuery,
+    ),
+    request_body = DescribeRole,
+    responses(
+        (status = 200, description = "The stored policy and its recompute job, or a dry run's report", body = PolicyChangeResult),
+        (status = 403, description = "The tenant is suspended (tenant admins)", body = ErrorBody),
+        (status = 409, description = "A concurrent change", body = ErrorBody),
+        (status = 412, description = "If-Match is not the current version", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn describe_role(
+    scope: Scoped<Write>,
+    req: HttpRequest,
+    path: web::Path<NamePath>,
+    query: web::Query<DryRunQuery>,
+    body: web::Json<DescribeRole>,
+) -> Result<HttpResponse, AdminError> {
+    let body = body.into_inner();
+    edit(&scope, &req, query.dry_run, Named::InPath, |_| {
+        Ok(PolicyEdit::DescribeRole {
+            name: path.name.clone(),
+            description: body.description.clone(),
+        })
+    })
+    .await
+}
+
+/// Removes a role that neither the default nor a mapping uses.
+#[utoipa::path(
+    delete,
+    path = "/tenants/{tenant}/roles/roles/{name}",
+    tag = "roles",
+    operation_id = "removeRole",
+    params(
+        ("tenant" = String, Path, description = "The tenant's slug"),
+        ("name" = String, Path, description = "The role's name"),
+        IfMatchHeader,
+        DryRunQuery,
+    ),
+    responses(
+        (status = 200, description = "The stored policy and its recompute job, or a dry run's report", body = PolicyChangeResult),
+        (status = 403, description = "The tenant is suspended (tenant admins)", body = ErrorBody),
+        (status = 409, description = "The role is still in use, or a concurrent change", body = ErrorBody),
+        (status = 412, description = "If-Match is not the current version", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn remove_role(
+    scope: Scoped<Write>,
+    req: HttpRequest,
+    path: web::Path<NamePath>,
+    query: web::Query<DryRunQuery>,
+) -> Result<HttpResponse, AdminError> {
+    edit(&scope, &req, query.dry_run, Named::InPath, |_| {
+        Ok(PolicyEdit::RemoveRole(path.name.clone()))
+    })
+    .await
+}
+
+/// Sets or clears the default role.
+#[utoipa::path(
+    put,
+    path = "/tenants/{tenant}/roles/default",
+    tag = "roles",
+    operation_id = "setDefaultRole",
+    params(("tenant" = String, Path, description = "The tenant's slug"), IfMatchHeader, DryRunQuery),
+    request_body = SetDefaultRole,
+    responses(
+        (status = 200, description = "The stored policy and its recompute job, or a dry run's report", body = PolicyChangeResult),
+        (status = 403, description = "The tenant is suspended (tenant admins)", body = ErrorBody),
+        (status = 409, description = "A concurrent change", body = ErrorBody),
+        (status = 412, description = "If-Match is not the current version", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn set_default(
+    scope: Scoped<Write>,
+    req: HttpRequest,
+    query: web::Query<DryRunQuery>,
+    body: web::Json<SetDefaultRole>,
+) -> Result<HttpResponse, AdminError> {
+    let Some(role) = body.into_inner().role else {
+        return Err(AdminError::BadRequest(
+            "role is required: a role name, or null for no default role".into(),
+        ));
+    };
+    edit(&scope, &req, query.dry_run, Named::InBody, |_| {
+        Ok(PolicyEdit::SetDefault(role.clone()))
+    })
+    .await
+}
+
+/// Switches between single and multi mode.
+#[utoipa::path(
+    put,
+    path = "/tenants/{tenant}/roles/mode",
+    tag = "roles",
+    operation_id = "setRoleMode",
+    params(("tenant" = String, Path, description = "The tenant's slug"), IfMatchHeader, DryRunQuery),
+    request_body = SetMode,
+    responses(
+        (status = 200, description = "The stored policy and its recompute job, or a dry run's report", body = PolicyChangeResult),
+        (status = 403, description = "The tenant is suspended (tenant admins)", body = ErrorBody),
+        (status = 409, description = "A concurrent change", body = ErrorBody),
+        (status = 412, description = "If-Match is not the current version", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn set_mode(
+    scope: Scoped<Write>,
+    req: HttpRequest,
+    query: web::Query<DryRunQuery>,
+    body: web::Json<SetMode>,
+) -> Result<HttpResponse, AdminError> {
+    let mode = mode_of(body.mode);
+    edit(&scope, &req, query.dry_run, Named::InBody, |_| {
+        Ok(PolicyEdit::SetMode(mode))
+    })
+    .await
+}
+
+/// Maps a group to a role.
+#[utoipa::path(
+    post,
+    path = "/tenants/{tenant}/roles/mappings",
+    tag = "roles",
+    operation_id = "addMapping",
+    params(("tenant" = String, Path, description = "The tenant's slug"), IfMatchHeader, DryRunQuery),
+    request_body = AddMapping,
+    responses(
+        (status = 200, description = "The stored policy and its recompute job, or a dry run's report", body = PolicyChangeResult),
+        (status = 403, description = "The tenant is suspended (tenant admins)", body = ErrorBody),
+        (status = 409, description = "The same mapping exists, or a concurrent change", body = ErrorBody),
+        (status = 412, description = "If-Match is not the current version", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn add_mapping(
+    scope: Scoped<Write>,
+    req: HttpRequest,
+    query: web::Query<DryRunQuery>,
+    body: web::Json<AddMapping>,
+) -> Result<HttpResponse, AdminError> {
+    let body = body.into_inner();
+    let mapping = Mapping {
+        group: group_match(body.group),
+        role: body.role,
+        priority: body.priority,
+    };
+    edit(&scope, &req, query.dry_run, Named::InBody, |_| {
+        Ok(PolicyEdit::AddMapping(mapping.clone()))
+    })
+    .await
+}
+
+/// Removes a mapping by id.
+#[utoipa::path(
+    delete,
+    path = "/tenants/{tenant}/roles/mappings/{id}",
+    tag = "roles",
+    operation_id = "removeMapping",
+    params(
+        ("tenant" = String, Path, description = "The tenant's slug"),
+        ("id" = String, Path, description = "The mapping's id"),
+        IfMatchHeader,
+        DryRunQuery,
+    ),
+    responses(
+        (status = 200, description = "The stored policy and its recompute job, or a dry run's report", body = PolicyChangeResult),
+        (status = 403, description = "The tenant is suspended (tenant admins)", body = ErrorBody),
+        (status = 409, description = "A concurrent change", body = ErrorBody),
+        (status = 412, description = "If-Match is not the current version", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn remove_mapping(
+    scope: Scoped<Write>,
+    req: HttpRequest,
+    path: web::Path<IdPath>,
+    query: web::Query<DryRunQuery>,
+) -> Result<HttpResponse, AdminError> {
+    edit(&scope, &req, query.dry_run, Named::InPath, |current| {
+        // Looked up again on a retry: the mapping's position may have moved.
+        let index = current
+            .mapping_ids
+            .iter()
+            .position(|id| *id == path.id)
+            .ok_or_else(|| AdminError::NotFound(format!("mapping {}", path.id)))?;
+        Ok(PolicyEdit::RemoveMapping(index))
+    })
+    .await
+}
+
+fn job_view(job: RoleJob) -> JobView {
+    JobView {
+        id: job.id,
+        status: job.status.as_str().to_owned(),
+        policy_version: job.policy_version,
+        total: job.total,
+        processed: job.processed,
+        changed: job.changed,
+        error: job.error,
+        created_at: job.created_at,
+        started_at: job.started_at,
+        finished_at: job.finished_at,
+    }
+}
+
+/// The tenant's recompute jobs, newest first.
+#[utoipa::path(
+    get,
+    path = "/tenants/{tenant}/roles/jobs",
+    tag = "roles",
+    operation_id = "listRoleJobs",
+    params(("tenant" = String, Path, description = "The tenant's slug"), JobListQuery),
+    responses((status = 200, description = "Jobs, newest first", body = JobList)),
+)]
+pub(crate) async fn list_jobs(
+    scope: Scoped<Read>,
+    query: web::Query<JobListQuery>,
+) -> Result<HttpResponse, AdminError> {
+    let jobs = scope
+        .store
+        .role_jobs(page_size(query.limit, 20, 100))
+        .await?;
+    Ok(HttpResponse::Ok().json(JobList {
+        jobs: jobs.into_iter().map(job_view).collect(),
+    }))
+}
+
+/// One recompute job.
+#[utoipa::path(
+    get,
+    path = "/tenants/{tenant}/roles/jobs/{id}",
+    tag = "roles",
+    operation_id = "getRoleJob",
+    params(
+        ("tenant" = String, Path, description = "The tenant's slug"),
+        ("id" = String, Path, description = "The job's id"),
+    ),
+    responses((status = 200, description = "The job", body = JobView)),
+)]
+pub(crate) async fn get_job(
+    scope: Scoped<Read>,
+    path: web::Path<IdPath>,
+) -> Result<HttpResponse, AdminError> {
+    let job = scope.store.role_job(&path.id).await?;
+    Ok(HttpResponse::Ok().json(job_view(job)))
+}
+
+/// Every role-lock of the tenant.
+#[utoipa::path(
+    get,
+    path = "/tenants/{tenant}/locks",
+    tag = "locks",
+    operation_id = "listLocks",
+    params(("tenant" = String, Path, description = "The tenant's slug")),
+    responses((status = 200, description = "Locks, by user id", body = LockList)),
+)]
+pub(crate) async fn list_locks(scope: Scoped<Read>) -> Result<HttpResponse, AdminError> {
+    let locks = scope.store.locks().await?;
+    Ok(HttpResponse::Ok().json(LockList {
+        locks: locks.into_iter().map(lock_view).collect(),
+    }))
+}
+
+/// Locks a user to roles (replacing any earlier lock); they keep exactly
+/// these roles through every sync and policy change until unlocked.
+#[utoipa::path(
+    put,
+    path = "/tenants/{tenant}/users/{id}/lock",
+    tag = "locks",
+    operation_id = "lockUser",
+    params(
+        ("tenant" = String, Path, description = "The tenant's slug"),
+        ("id" = String, Path, description = "The user's SCIM id"),
+    ),
+    request_body = LockRequest,
+    responses(
+        (status = 200, description = "The lock", body = LockView),
+        (status = 403, description = "The tenant is suspended (tenant admins)", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn lock_user(
+    scope: Scoped<Write>,
+    path: web::Path<IdPath>,
+    body: web::Json<LockRequest>,
+) -> Result<HttpResponse, AdminError> {
+    let body = body.into_inner();
+    let lock = scope
+        .store
+        .lock_user(&path.id, body.roles, &body.reason, &scope.caller.actor())
+        .await?;
+    Ok(HttpResponse::Ok().json(lock_view(lock)))
+}
+
+/// Removes a user's lock; their derived roles apply again at once.
+#[utoipa::path(
+    delete,
+    path = "/tenants/{tenant}/users/{id}/lock",
+    tag = "locks",
+    operation_id = "unlockUser",
+    params(
+        ("tenant" = String, Path, description = "The tenant's slug"),
+        ("id" = String, Path, description = "The user's SCIM id"),
+    ),
+    responses(
+        (status = 204, description = "Unlocked"),
+        (status = 403, description = "The tenant is suspended (tenant admins)", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn unlock_user(
+    scope: Scoped<Write>,
+    path: web::Path<IdPath>,
+) -> Result<HttpResponse, AdminError> {
+    scope
+        .store
+        .unlock_user(&path.id, &scope.caller.actor())
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,145 @@
+//! The admin API of scimgate, served under `/admin/v1`: operators manage
+//! tenants, tenant admins manage their own tenant (tokens, logins, role
+//! policy, role-locks) and read its directory, provisioning log and audit
+//! log. JSON in and out, camelCase keys; sessions are HS256 JWTs from
+//! `POST /login`.
+//!
+//! The crate is a thin translation, like the gateway: extract (session →
+//! caller → tenant in scope → [`store::TenantStore`]), call the store or
+//! the `roles` crate (every fine-grained policy edit is
+//! [`roles::Policy::apply`], so the CLI and the API agree on what an edit
+//! means), and map the result.
+//!
+//! - **Routes** live in one table (module `routes`) that both registers
+//!   them and names the handlers the OpenAPI document is derived from; a
+//!   test compares the two ([`routes`], [`openapi`]).
+//! - **Permissions** (module `auth`): operators see every tenant. A tenant
+//!   admin sees only their tenant: every route naming another tenant
+//!   answers 404, exactly like a tenant that does not exist. Operator-only
+//!   routes (list/create/delete tenants, change a tenant's status, the
+//!   global audit log) answer 403 to tenant admins. A suspended tenant's
+//!   admins can log in and read, but change nothing until an operator
+//!   reactivates the tenant (403).
+//! - **Errors** (module `error`): one body shape, `{"error", "message"}`,
+//!   for every failure, including actix's own (malformed JSON, bad query
+//!   strings, oversized bodies); internal causes are logged, not shown.
+//! - **Audit**: the store writes every change to the audit log in the
+//!   change's own transaction; the actor is `operator:<email>` or
+//!   `tenant-admin:<email>`.
+
+use std::fmt;
+use std::time::Duration;
+
+use actix_web::web::{self, ServiceConfig};
+use store::Store;
+
+mod auth;
+mod error;
+mod handlers;
+mod routes;
+mod wire;
+
+pub use auth::{MIN_SECRET_BYTES, SigningKey};
+pub use error::{AdminError, ErrorBody};
+pub use routes::{RouteInfo, openapi, routes};
+
+/// Where the admin API is mounted.
+pub const BASE_PATH: &str = "/admin/v1";
+
+/// The `iss` of every session token.
+pub const ISSUER: &str = "scimgate";
+
+/// How long a session lasts unless configured otherwise.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
+
+/// The largest accepted request body; larger ones get 413. The biggest
+/// legitimate body, a whole role policy, is far smaller.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Settings of the admin API.
+#[derive(Clone)]
+pub struct AdminConfig {
+    /// Session keys: the first signs, all verify (rotation).
+    pub keys: Vec<SigningKey>,
+    /// How long a session token is valid.
+    pub token_ttl: Duration,
+}
+
+impl fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("keys", &self.keys)
+            .field("token_ttl", &self.token_ttl)
+            .finish()
+    }
+}
+
+/// Why the admin API refused its configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminConfigError {
+    /// No session key is configured.
+    #[error("at least one admin JWT key is needed")]
+    NoKeys,
+    /// A key id is empty, too long or has characters outside `A-Za-z0-9._-`.
+    #[error("admin JWT key id {0:?} must be 1 to 64 of A-Z a-z 0-9 . _ -")]
+    BadKid(String),
+    /// A secret is too short for HS256.
+    #[error(
+        "admin JWT key {kid:?} has a {len}-byte secret; at least {MIN_SECRET_BYTES} bytes are needed"
+    )]
+    ShortSecret {
+        /// The key's id.
+        kid: String,
+        /// The secret's length in bytes.
+        len: usize,
+    },
+    /// Two keys share an id.
+    #[error("admin JWT key id {0:?} is configured twice")]
+    DuplicateKid(String),
+    /// The session lifetime is zero.
+    #[error("the admin session lifetime must be at least one second")]
+    ZeroTtl,
+}
+
+/// State shared by every request.
+pub(crate) struct State {
+    pub(crate) store: Store,
+    pub(crate) keys: auth::Keys,
+    pub(crate) token_ttl: Duration,
+}
+
+/// The admin API; cheap to clone.
+#[derive(Clone)]
+pub struct Admin {
+    state: web::Data<State>,
+}
+
+impl fmt::Debug for Admin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Admin")
+            .field("token_ttl", &self.state.token_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Admin {
+    /// The admin API over `store`.
+    pub fn new(store: Store, config: AdminConfig) -> Result<Admin, AdminConfigError> {
+        if config.token_ttl.is_zero() {
+            return Err(AdminConfigError::ZeroTtl);
+        }
+        let keys = auth::Keys::new(&config.keys)?;
+        Ok(Admin {
+            state: web::Data::new(State {
+                store,
+                keys,
+                token_ttl: config.token_ttl,
+            }),
+        })
+    }
+
+    /// Mounts every admin route under [`BASE_PATH`].
+    pub fn configure(&self, cfg: &mut ServiceConfig) {
+        cfg.service(routes::scope(self.state.clone()));
+    }
+}

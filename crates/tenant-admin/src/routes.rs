@@ -1,0 +1,276 @@
+//! The route table: the one list of (method, path, handler) that both
+//! registers the routes and names the handlers the OpenAPI document is
+//! built from, so a route cannot be served undocumented or documented
+//! unserved (a test compares [`routes`] with [`openapi`]'s paths, which
+//! also catches a handler whose `#[utoipa::path]` disagrees with its row).
+
+use actix_web::middleware::from_fn;
+use actix_web::{HttpRequest, Resource, web};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{Content, OpenApi as Document, Ref, RefOr};
+use utoipa::{Modify, OpenApi};
+
+use crate::error::{self, AdminError};
+use crate::handlers::{directory, logs, roles, session, tenants, tokens};
+use crate::{BASE_PATH, MAX_BODY_BYTES, State, auth};
+
+/// One route of the admin API, relative to [`BASE_PATH`](crate::BASE_PATH).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteInfo {
+    /// The HTTP method, lower case as in OpenAPI (`get`, `post`, ...).
+    pub method: &'static str,
+    /// The path template, actix and OpenAPI syntax (`/tenants/{tenant}`).
+    pub path: &'static str,
+    /// True for the routes that need no session (`/login`, the document).
+    pub public: bool,
+}
+
+struct Route {
+    info: RouteInfo,
+    add: fn(Resource) -> Resource,
+}
+
+macro_rules! route_table {
+    (@public public) => { true };
+    (@public bearer) => { false };
+    ($( $auth:ident $method:ident $path:literal => $($handler:ident)::+ ; )*) => {
+        static ROUTES: &[Route] = &[
+            $(Route {
+                info: RouteInfo {
+                    method: stringify!($method),
+                    path: $path,
+                    public: route_table!(@public $auth),
+                },
+                add: |r| r.route(web::$method().to($($handler)::+)),
+            },)*
+        ];
+
+        #[derive(OpenApi)]
+        #[openapi(
+            info(
+                title = "scimgate admin API",
+                description = "Tenants, SCIM tokens, tenant admins, role policy, role-locks, \
+                               directory, provisioning and audit logs. See docs/tenant-admin-api.md.",
+            ),
+            servers((url = "/admin/v1")),
+            paths($($($handler)::+),*),
+            components(schemas(error::ErrorBody)),
+            modifiers(&Conventions),
+            tags(
+                (name = "session", description = "Log in, who am I, this document"),
+                (name = "tenants", description = "Tenants (operators create, list and delete them)"),
+                (name = "admins", description = "A tenant's admin logins"),
+                (name = "tokens", description = "A tenant's SCIM bearer tokens"),
+                (name = "roles", description = "Role policy, dry runs and recompute jobs"),
+                (name = "locks", description = "Role-locks on users"),
+                (name = "directory", description = "Users and groups, read-only"),
+                (name = "logs", description = "Provisioning and audit logs"),
+            ),
+        )]
+        struct ApiDoc;
+    };
+}
+
+route_table! {
+    public post "/login" => session::login;
+    public get "/openapi.json" => session::openapi_json;
+    bearer get "/me" => session::me;
+    bearer get "/audit" => logs::global_audit;
+
+    bearer get "/tenants" => tenants::list_tenants;
+    bearer post "/tenants" => tenants::create_tenant;
+    bearer get "/tenants/{tenant}" => tenants::get_tenant;
+    bearer patch "/tenants/{tenant}" => tenants::update_tenant;
+    bearer delete "/tenants/{tenant}" => tenants::delete_tenant;
+
+    bearer get "/tenants/{tenant}/admins" => tenants::list_admins;
+    bearer post "/tenants/{tenant}/admins" => tenants::create_admin;
+    bearer delete "/tenants/{tenant}/admins/{id}" => tenants::delete_admin;
+
+    bearer get "/tenants/{tenant}/tokens" => tokens::list_tokens;
+    bearer post "/tenants/{tenant}/tokens" => tokens::issue_token;
+    bearer delete "/tenants/{tenant}/tokens/{id}" => tokens::revoke_token;
+
+    bearer get "/tenants/{tenant}/roles" => roles::get_policy;
+    bearer put "/tenants/{tenant}/roles" => roles::put_policy;
+    bearer post "/tenants/{tenant}/roles/roles" => roles::add_role;
+    bearer patch "/tenants/{tenant}/roles/roles/{name}" => roles::describe_role;
+    bearer delete "/tenants/{tenant}/roles/roles/{name}" => roles::remove_role;
+    bearer put "/tenants/{tenant}/roles/default" => roles::set_default;
+    bearer put "/tenants/{tenant}/roles/mode" => roles::set_mode;
+    bearer post "/tenants/{tenant}/roles/mappings" => roles::add_mapping;
+    bearer delete "/tenants/{tenant}/roles/mappings/{id}" => roles::remove_mapping;
+    bearer get "/tenants/{tenant}/roles/jobs" => roles::list_jobs;
+    bearer get "/tenants/{tenant}/roles/jobs/{id}" => roles::get_job;
+
+    bearer get "/tenants/{tenant}/locks" => roles::list_locks;
+    bearer put "/tenants/{tenant}/users/{id}/lock" => roles::lock_user;
+    bearer delete "/tenants/{tenant}/users/{id}/lock" => roles::unlock_user;
+
+    bearer get "/tenants/{tenant}/users" => directory::list_users;
+    bearer get "/tenants/{tenant}/users/{id}" => directory::get_user;
+    bearer get "/tenants/{tenant}/groups" => directory::list_groups;
+    bearer get "/tenants/{tenant}/groups/{id}" => directory::get_group;
+
+    bearer get "/tenants/{tenant}/provisioning-log" => logs::provisioning_log;
+    bearer get "/tenants/{tenant}/audit" => logs::tenant_audit;
+}
+
+/// Every route the admin API serves, in table order.
+pub fn routes() -> Vec<RouteInfo> {
+    ROUTES.iter().map(|r| r.info).collect()
+}
+
+/// The OpenAPI 3 document of the admin API (what `GET
+/// /admin/v1/openapi.json` serves).
+pub fn openapi() -> Document {
+    ApiDoc::openapi()
+}
+
+/// The `/admin/v1` scope: every route, the shared extractor settings and a
+/// JSON 404 for paths that are not routes.
+pub(crate) fn scope(state: web::Data<State>) -> actix_web::Scope {
+    let mut scope = web::scope(BASE_PATH)
+        .app_data(state)
+        .app_data(
+            web::JsonConfig::default()
+                .limit(MAX_BODY_BYTES)
+                .error_handler(error::json_error),
+        )
+        .app_data(web::QueryConfig::default().error_handler(error::query_error))
+        .app_data(web::PathConfig::default().error_handler(error::path_error))
+        .default_service(web::to(no_route));
+    // One resource per path, so a known path with an unknown method is 405
+    // (with Allow) rather than a 404.
+    let mut paths: Vec<&'static str> = Vec::new();
+    for route in ROUTES {
+        if !paths.contains(&route.info.path) {
+            paths.push(route.info.path);
+        }
+    }
+    for path in paths {
+        let rows: Vec<&Route> = ROUTES.iter().filter(|r| r.info.path == path).collect();
+        let allow = rows
+            .iter()
+            .map(|r| r.info.method.to_ascii_uppercase())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let public = rows.iter().all(|r| r.info.public);
+        let resource = rows
+            .iter()
+            .fold(web::resource(path), |resource, row| (row.add)(resource))
+            .default_service(web::to(move |req: HttpRequest| {
+                let allow = allow.clone();
+                async move {
+                    Err::<actix_web::HttpResponse, _>(AdminError::MethodNotAllowed {
+                        method: req.method().to_string(),
+                        allow,
+                    })
+                }
+            }));
+        scope = if public {
+            scope.service(resource)
+        } else {
+            scope.service(resource.wrap(from_fn(auth::authenticate)))
+        };
+    }
+    scope
+}
+
+async fn no_route(req: HttpRequest) -> Result<actix_web::HttpResponse, AdminError> {
+    Err(AdminError::NotFound(format!(
+        "admin API endpoint {}",
+        req.path()
+    )))
+}
+
+/// Applies what holds for every operation, from the route table, so the
+/// handlers' annotations only say what is particular to them: the bearer
+/// scheme (and which operations need no session), and the error answers
+/// every operation of a kind can give.
+struct Conventions;
+
+impl Modify for Conventions {
+    fn modify(&self, doc: &mut Document) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("A session token from POST /login"))
+                    .build(),
+            ),
+        );
+        for route in ROUTES {
+            let Some(item) = doc.paths.paths.get_mut(route.info.path) else {
+                continue;
+            };
+            let operation = match route.info.method {
+                "get" => item.get.as_mut(),
+                "post" => item.post.as_mut(),
+                "put" => item.put.as_mut(),
+                "patch" => item.patch.as_mut(),
+                "delete" => item.delete.as_mut(),
+                _ => None,
+            };
+            let Some(operation) = operation else {
+                continue;
+            };
+            apply_conventions(operation, route.info);
+        }
+    }
+}
+
+fn apply_conventions(operation: &mut Operation, route: RouteInfo) {
+    let error = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+                )
+                .build(),
+        )
+    };
+    let mut add = |status: &str, description: &str| {
+        operation
+            .responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| error(description));
+    };
+    if route.path == "/openapi.json" {
+        return;
+    }
+    add(
+        "400",
+        "Invalid input: malformed JSON, an unknown field, a wrong type or an invalid value",
+    );
+    if !route.public {
+        add(
+            "401",
+            "No valid session: missing, malformed, tampered or expired token",
+        );
+    }
+    if route.path.contains('{') {
+        add(
+            "404",
+            "No such tenant or resource, or a tenant the caller may not see",
+        );
+    }
+    if matches!(route.method, "post" | "put" | "patch") {
+        add("413", "The request body is larger than 64 KiB");
+        add("415", "The request body is not JSON");
+    }
+    add("503", "The database is unavailable; retry later");
+    operation.security = Some(if route.public {
+        Vec::new()
+    } else {
+        vec![SecurityRequirement::new("bearer", Vec::<String>::new())]
+    });
+}

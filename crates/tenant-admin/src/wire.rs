@@ -1,0 +1,928 @@
+//! What goes over the wire: request and response bodies and query strings.
+//!
+//! Every JSON key is camelCase, as in SCIM. Request bodies reject unknown
+//! fields (`deny_unknown_fields`), so a typo ("prority") is a 400 naming
+//! the field instead of a silently ignored setting. Query strings reject
+//! unknown parameters for the same reason.
+//!
+//! These types are the API's own, not the store's: the store may grow
+//! fields without the wire format changing by accident, and the OpenAPI
+//! document is derived from exactly what is serialized here.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+// ---------------------------------------------------------------------------
+// Sessions
+
+/// `POST /login`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The login e-mail address.
+    pub email: String,
+    /// The password.
+    pub password: String,
+    /// A tenant's slug for a tenant-admin login; absent for an operator.
+    #[serde(default)]
+    pub tenant: Option<String>,
+}
+
+/// Who a session belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalKind {
+    /// An operator: every tenant.
+    Operator,
+    /// A tenant administrator: their own tenant only.
+    TenantAdmin,
+}
+
+/// The logged-in principal.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrincipalView {
+    /// Operator or tenant admin.
+    pub kind: PrincipalKind,
+    /// The login's id.
+    pub id: String,
+    /// The login e-mail address.
+    pub email: String,
+    /// The tenant admin's tenant slug.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+}
+
+/// A new session.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginResponse {
+    /// The bearer token (a JWT) for `Authorization: Bearer ...`.
+    pub token: String,
+    /// When the token stops working.
+    pub expires_at: DateTime<Utc>,
+    /// Who logged in.
+    pub principal: PrincipalView,
+}
+
+/// `GET /me`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MeResponse {
+    /// Who the token belongs to.
+    pub principal: PrincipalView,
+    /// The tenant admin's tenant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<TenantView>,
+    /// When the token expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+// ---------------------------------------------------------------------------
+// Tenants
+
+/// Standard or super tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TenantKindWire {
+    /// An ordinary tenant.
+    #[default]
+    Standard,
+    /// An MSP super tenant that fans out to child tenants.
+    Super,
+}
+
+/// Whether a tenant's SCIM endpoint serves requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TenantStatusWire {
+    /// Serving.
+    Active,
+    /// SCIM calls get 403; admins can still log in and read.
+    Suspended,
+}
+
+/// A tenant.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantView {
+    /// The tenant's id.
+    pub id: String,
+    /// The URL slug.
+    pub slug: String,
+    /// The display name.
+    pub name: String,
+    /// Standard or super.
+    pub kind: TenantKindWire,
+    /// Active or suspended.
+    pub status: TenantStatusWire,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// The tenant's SCIM base path (prefix it with the server's origin).
+    pub scim_path: String,
+}
+
+/// `GET /tenants`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantList {
+    /// All tenants, regardless of paging.
+    pub total: u64,
+    /// The offset of this page.
+    pub offset: u64,
+    /// The page size asked for.
+    pub limit: u64,
+    /// This page, by slug.
+    pub tenants: Vec<TenantView>,
+}
+
+/// Paging of `GET /tenants`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TenantListQuery {
+    /// Tenants to skip (default 0).
+    #[serde(default)]
+    pub offset: Option<u64>,
+    /// Page size (default 50, at most 500).
+    #[serde(default)]
+    pub limit: Option<u64>,
+}
+
+/// `POST /tenants`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateTenant {
+    /// URL slug: lowercase letters, digits and `-`, 1 to 63 characters.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Standard (default) or super.
+    #[serde(default)]
+    pub kind: TenantKindWire,
+    /// Also issue a first `scim:write` token (its secret is in the answer,
+    /// once).
+    #[serde(default)]
+    pub issue_token: bool,
+}
+
+/// The answer to `POST /tenants`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedTenant {
+    /// The new tenant.
+    pub tenant: TenantView,
+    /// The first token, when `issueToken` was true.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<IssuedTokenView>,
+}
+
+/// `PATCH /tenants/{tenant}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateTenant {
+    /// A new display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Suspend or reactivate (operators only).
+    #[serde(default)]
+    pub status: Option<TenantStatusWire>,
+}
+
+/// `DELETE /tenants/{tenant}?confirm=<slug>`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteTenantQuery {
+    /// Must repeat the tenant's slug: deletion removes its whole directory.
+    #[serde(default)]
+    pub confirm: Option<String>,
+}
+
+// ---------------------------------------------------------------------------
+// Tenant admins
+
+/// A tenant admin login (never its password).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantAdminView {
+    /// The login's id.
+    pub id: String,
+    /// The login e-mail address.
+    pub email: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// `GET /tenants/{tenant}/admins`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantAdminList {
+    /// The tenant's admin logins, by e-mail.
+    pub admins: Vec<TenantAdminView>,
+}
+
+/// `POST /tenants/{tenant}/admins`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateTenantAdmin {
+    /// The login e-mail address.
+    pub email: String,
+    /// The password, at least 12 characters.
+    pub password: String,
+}
+
+// ---------------------------------------------------------------------------
+// Tokens
+
+/// A SCIM token scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum ScopeWire {
+    /// Read and write the directory (what an IdP needs).
+    #[serde(rename = "scim:write")]
+    ScimWrite,
+    /// Read the directory (for the tenant's application).
+    #[serde(rename = "scim:read")]
+    ScimRead,
+}
+
+/// A SCIM token as listed: never its secret.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenView {
+    /// The token's id.
+    pub id: String,
+    /// Its label.
+    pub name: String,
+    /// What it may do.
+    pub scopes: Vec<ScopeWire>,
+    /// When it was issued.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A new token with its secret, shown only in this answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuedTokenView {
+    /// The stored facts.
+    #[serde(flatten)]
+    pub token: TokenView,
+    /// The bearer token for the IdP; stored only hashed, never shown again.
+    pub secret: String,
+}
+
+/// `GET /tenants/{tenant}/tokens`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenList {
+    /// The tenant's tokens, revoked ones included.
+    pub tokens: Vec<TokenView>,
+}
+
+/// `POST /tenants/{tenant}/tokens`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateToken {
+    /// A label ("entra-prod").
+    pub name: String,
+    /// At least one scope.
+    pub scopes: Vec<ScopeWire>,
+    /// When it stops working (RFC 3339); absent for never.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+// ---------------------------------------------------------------------------
+// Roles
+
+/// Single or multi mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ModeWire {
+    /// Only the mapped role with the highest priority.
+    Single,
+    /// Every mapped role.
+    Multi,
+}
+
+/// Which group identifier a mapping matches: exactly one key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum GroupSelector {
+    /// The group's `displayName` (case-insensitive).
+    DisplayName(String),
+    /// The group's `externalId` (case-exact).
+    ExternalId(String),
+    /// The group's SCIM `id` (case-exact).
+    Id(String),
+}
+
+/// A role.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoleWire {
+    /// The role's name, as the application sees it.
+    pub name: String,
+    /// Free text for administrators.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// A stored mapping.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MappingView {
+    /// The mapping's id (kept while the mapping is unchanged).
+    pub id: String,
+    /// The group it matches.
+    pub group: GroupSelector,
+    /// The role it grants.
+    pub role: String,
+    /// Higher wins.
+    pub priority: i32,
+}
+
+/// A tenant's role policy.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyView {
+    /// Bumped by every change; what `If-Match` names.
+    pub version: u64,
+    /// Single or multi.
+    pub mode: ModeWire,
+    /// The role of users no mapping matches.
+    pub default_role: Option<String>,
+    /// The roles, in stored order.
+    pub roles: Vec<RoleWire>,
+    /// The group-to-role mappings, in stored order.
+    pub mappings: Vec<MappingView>,
+}
+
+/// A recompute job, as referenced by a policy change.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobRef {
+    /// The job's id.
+    pub id: String,
+    /// Where it is (`queued` when the change commits).
+    pub status: String,
+    /// Where to follow it.
+    pub url: String,
+}
+
+/// The answer to a stored policy change.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyChangeView {
+    /// The policy as stored.
+    #[serde(flatten)]
+    pub policy: PolicyView,
+    /// The job that brings every user's roles in line with it.
+    pub job: JobRef,
+}
+
+/// One user a proposed change would affect.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewUser {
+    /// The user's id.
+    pub user_id: String,
+    /// The user's userName.
+    pub user_name: String,
+    /// Their role names now.
+    pub before: Vec<String>,
+    /// Their role names under the proposed policy.
+    pub after: Vec<String>,
+}
+
+/// The answer to a dry run: nothing was changed.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DryRunView {
+    /// Always true.
+    pub dry_run: bool,
+    /// Users in the tenant.
+    pub users: u64,
+    /// Users whose roles would change.
+    pub changed: u64,
+    /// The first of them (at most 20), by user id.
+    pub sample: Vec<PreviewUser>,
+}
+
+/// What a role change answers: the stored change, or with `?dryRun=true`
+/// the report of what it would do.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum PolicyChangeResult {
+    /// The change was stored.
+    Stored(PolicyChangeView),
+    /// A dry run: nothing was stored.
+    DryRun(DryRunView),
+}
+
+/// The `If-Match` header every role change accepts (documentation only:
+/// handlers read the header themselves, to answer 400 for a malformed one).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Header)]
+#[expect(dead_code, reason = "describes a header for the OpenAPI document")]
+pub struct IfMatchHeader {
+    /// The policy version the change is based on, e.g. `"3"`; 412 when it
+    /// is no longer the current one.
+    #[param(rename = "If-Match")]
+    pub if_match: Option<String>,
+}
+
+/// `?dryRun=true` (also spelled `dry_run`) on every role change.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DryRunQuery {
+    /// Report what the change would do instead of doing it.
+    #[serde(default, rename = "dryRun", alias = "dry_run")]
+    pub dry_run: bool,
+}
+
+/// A mapping in a policy being stored.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MappingInput {
+    /// Accepted so a policy read with GET can be sent back; ignored (a
+    /// mapping keeps its id while it is unchanged).
+    #[serde(default)]
+    #[expect(dead_code, reason = "accepted for round trips, never used")]
+    pub id: Option<String>,
+    /// The group it matches.
+    pub group: GroupSelector,
+    /// The role it grants.
+    pub role: String,
+    /// Higher wins (default 0).
+    #[serde(default)]
+    pub priority: i32,
+}
+
+/// `PUT /tenants/{tenant}/roles`: the whole policy.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyInput {
+    /// When present, the change applies only if this is still the current
+    /// version (like `If-Match`).
+    #[serde(default)]
+    pub version: Option<u64>,
+    /// Single (default) or multi.
+    #[serde(default = "single")]
+    pub mode: ModeWire,
+    /// The role of users no mapping matches (default: none).
+    #[serde(default)]
+    pub default_role: Option<String>,
+    /// The roles.
+    pub roles: Vec<RoleWire>,
+    /// The mappings (default: none).
+    #[serde(default)]
+    pub mappings: Vec<MappingInput>,
+}
+
+fn single() -> ModeWire {
+    ModeWire::Single
+}
+
+/// `PATCH /tenants/{tenant}/roles/roles/{name}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DescribeRole {
+    /// The new description.
+    pub description: String,
+}
+
+/// `PUT /tenants/{tenant}/roles/default`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetDefaultRole {
+    /// A role name, or null for no default role. Required.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(required = true, nullable = true, value_type = Option<String>)]
+    pub role: Option<Option<String>>,
+}
+
+/// Tells "absent" (`None`) from "null" (`Some(None)`).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// `PUT /tenants/{tenant}/roles/mode`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetMode {
+    /// Single or multi.
+    pub mode: ModeWire,
+}
+
+/// `POST /tenants/{tenant}/roles/mappings`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AddMapping {
+    /// The group it matches.
+    pub group: GroupSelector,
+    /// The role it grants.
+    pub role: String,
+    /// Higher wins (default 0).
+    #[serde(default)]
+    pub priority: i32,
+}
+
+/// A role recompute job.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobView {
+    /// The job's id.
+    pub id: String,
+    /// `queued`, `running`, `done` or `failed`.
+    pub status: String,
+    /// The policy version it applies.
+    pub policy_version: u64,
+    /// Users in the tenant when it started.
+    pub total: u64,
+    /// Users done so far.
+    pub processed: u64,
+    /// Users whose roles changed.
+    pub changed: u64,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// When it (last) started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it finished.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// `GET /tenants/{tenant}/roles/jobs`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobList {
+    /// Newest first.
+    pub jobs: Vec<JobView>,
+}
+
+/// Paging of the job list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct JobListQuery {
+    /// How many (default 20, at most 100).
+    #[serde(default)]
+    pub limit: Option<u64>,
+}
+
+// ---------------------------------------------------------------------------
+// Locks
+
+/// A role-lock.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LockView {
+    /// The locked user's id.
+    pub user_id: String,
+    /// The roles the user keeps while locked.
+    pub roles: Vec<String>,
+    /// Why.
+    pub reason: String,
+    /// Who locked the user (`operator:<email>` or `tenant-admin:<email>`).
+    pub locked_by: String,
+    /// When.
+    pub locked_at: DateTime<Utc>,
+}
+
+/// `GET /tenants/{tenant}/locks`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LockList {
+    /// Every lock, by user id.
+    pub locks: Vec<LockView>,
+}
+
+/// `PUT /tenants/{tenant}/users/{id}/lock`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LockRequest {
+    /// The roles to pin the user to (may be empty: no role at all).
+    pub roles: Vec<String>,
+    /// Why (required, not blank).
+    pub reason: String,
+}
+
+// ---------------------------------------------------------------------------
+// Directory
+
+/// A group reference.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupRefView {
+    /// The group's id.
+    pub id: String,
+    /// Its displayName.
+    pub display: String,
+}
+
+/// Why a user has a role.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ReasonWire {
+    /// A group mapping (see `group`).
+    Mapping,
+    /// The default role.
+    Default,
+    /// A role-lock.
+    Locked,
+}
+
+/// One role a user has, and why.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EffectiveRoleView {
+    /// The role.
+    pub role: String,
+    /// Why.
+    pub reason: ReasonWire,
+    /// The group whose mapping granted it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupRefView>,
+}
+
+/// A user's roles.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserRolesView {
+    /// The effective roles, by name.
+    pub effective: Vec<EffectiveRoleView>,
+    /// The user is deactivated (`active: false`); roles are kept.
+    pub disabled: bool,
+    /// The role-lock, if any.
+    pub locked: Option<LockView>,
+}
+
+/// A directory user.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    /// The SCIM id.
+    pub id: String,
+    /// The userName.
+    pub user_name: String,
+    /// The IdP's id for the user.
+    pub external_id: Option<String>,
+    /// The displayName, if set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// The SCIM `name` object, if set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub name: Option<Value>,
+    /// SCIM `active`.
+    pub active: bool,
+    /// The groups the user is a direct member of.
+    pub groups: Vec<GroupRefView>,
+    /// Effective roles, disabled flag and lock.
+    pub roles: UserRolesView,
+    /// When created.
+    pub created: DateTime<Utc>,
+    /// When last changed.
+    pub last_modified: DateTime<Utc>,
+}
+
+/// A page of users.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserList {
+    /// All matches.
+    pub total: u64,
+    /// 1-based index of the first user on this page.
+    pub start_index: u64,
+    /// This page, by userName.
+    pub users: Vec<UserView>,
+}
+
+/// A group member.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberView {
+    /// The member's id.
+    pub value: String,
+    /// `User` or `Group`, when known.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The display text the IdP sent, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display: Option<String>,
+}
+
+/// A directory group.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupView {
+    /// The SCIM id.
+    pub id: String,
+    /// The displayName.
+    pub display_name: String,
+    /// The IdP's id for the group.
+    pub external_id: Option<String>,
+    /// How many members (single-group reads only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member_count: Option<u64>,
+    /// The members (single-group reads only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<MemberView>>,
+    /// When created.
+    pub created: DateTime<Utc>,
+    /// When last changed.
+    pub last_modified: DateTime<Utc>,
+}
+
+/// A page of groups.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupList {
+    /// All matches.
+    pub total: u64,
+    /// 1-based index of the first group on this page.
+    pub start_index: u64,
+    /// This page, by displayName (without members).
+    pub groups: Vec<GroupView>,
+}
+
+/// A directory search.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DirectoryQuery {
+    /// A SCIM filter (RFC 7644 §3.4.2.2), e.g. `userName sw "a"`.
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// 1-based index of the first result (default 1).
+    #[serde(default)]
+    pub start_index: Option<u64>,
+    /// Page size (default 50, at most 200).
+    #[serde(default)]
+    pub count: Option<u64>,
+}
+
+// ---------------------------------------------------------------------------
+// Logs
+
+/// One provisioning-log entry.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvisioningEntryView {
+    /// The entry's id (for `beforeId` paging).
+    pub id: i64,
+    /// When the request arrived.
+    pub at: DateTime<Utc>,
+    /// HTTP method.
+    pub method: String,
+    /// `User` or `Group`.
+    pub resource_type: String,
+    /// The resource id, when known.
+    pub resource_id: Option<String>,
+    /// userName, displayName or externalId.
+    pub identifier: Option<String>,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// HTTP status returned.
+    pub status: u16,
+    /// How long the request took.
+    pub duration_ms: u64,
+    /// The request id (also in logs).
+    pub request_id: String,
+    /// The SCIM error detail for failures.
+    pub detail: Option<String>,
+}
+
+/// A page of the provisioning log.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvisioningLog {
+    /// Newest first.
+    pub entries: Vec<ProvisioningEntryView>,
+    /// Pass as `beforeId` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_before_id: Option<i64>,
+}
+
+/// Filters of the provisioning log.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ProvisioningLogQuery {
+    /// Only entries at or after this time (RFC 3339).
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Only entries before this time (RFC 3339).
+    #[serde(default)]
+    pub until: Option<String>,
+    /// `success` or `failure`.
+    #[serde(default)]
+    pub outcome: Option<String>,
+    /// `User` or `Group`.
+    #[serde(default)]
+    pub resource_type: Option<String>,
+    /// One resource's entries.
+    #[serde(default)]
+    pub resource_id: Option<String>,
+    /// Entries older than this id (the previous page's `nextBeforeId`).
+    #[serde(default)]
+    pub before_id: Option<i64>,
+    /// Page size (default 100, at most 1000).
+    #[serde(default)]
+    pub limit: Option<u64>,
+}
+
+/// One audit-log entry.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntryView {
+    /// The entry's id (for `beforeId` paging).
+    pub id: i64,
+    /// The tenant concerned, if any.
+    pub tenant_id: Option<String>,
+    /// When the change committed.
+    pub at: DateTime<Utc>,
+    /// Who made it.
+    pub actor: String,
+    /// What was done (`roles.lock`, `tenant.update`, ...).
+    pub action: String,
+    /// What it was done to.
+    pub target: String,
+    /// Before/after values and other facts.
+    #[schema(value_type = Object)]
+    pub detail: Value,
+}
+
+/// A page of the audit log.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditLog {
+    /// Newest first.
+    pub entries: Vec<AuditEntryView>,
+    /// Pass as `beforeId` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_before_id: Option<i64>,
+}
+
+/// Filters of a tenant's audit log.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQueryParams {
+    /// Only this actor's entries (`operator:<email>`, ...).
+    #[serde(default)]
+    pub actor: Option<String>,
+    /// Only this action.
+    #[serde(default)]
+    pub action: Option<String>,
+    /// Only entries at or after this time (RFC 3339).
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Only entries before this time (RFC 3339).
+    #[serde(default)]
+    pub until: Option<String>,
+    /// Entries older than this id.
+    #[serde(default)]
+    pub before_id: Option<i64>,
+    /// Page size (default 100, at most 1000).
+    #[serde(default)]
+    pub limit: Option<u64>,
+}
+
+/// Filters of the global audit log.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct GlobalAuditQueryParams {
+    /// Only this tenant's entries: its slug, or its id (which also finds
+    /// entries of deleted tenants).
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Only this actor's entries.
+    #[serde(default)]
+    pub actor: Option<String>,
+    /// Only this action.
+    #[serde(default)]
+    pub action: Option<String>,
+    /// Only entries at or after this time (RFC 3339).
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Only entries before this time (RFC 3339).
+    #[serde(default)]
+    pub until: Option<String>,
+    /// Entries older than this id.
+    #[serde(default)]
+    pub before_id: Option<i64>,
+    /// Page size (default 100, at most 1000).
+    #[serde(default)]
+    pub limit: Option<u64>,
+}
