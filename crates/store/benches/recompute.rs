@@ -8,7 +8,9 @@
 //! written). SQLite in a temporary directory by default; set
 //! `SCIMGATE_BENCH_DATABASE_URL=postgres://...` for PostgreSQL (an empty
 //! database). `SCIMGATE_BENCH_USERS` and `SCIMGATE_BENCH_GROUPS` change
-//! the sizes.
+//! the sizes; `SCIMGATE_BENCH_PAUSE_SECS` waits between seeding and the
+//! jobs (time for PostgreSQL's autovacuum to gather statistics, as it has
+//! on a live database).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -139,6 +141,13 @@ fn main() {
             .unwrap();
         let dir = store.tenant(&tenant);
         seed(&dir, users, groups).await;
+        // A live database has statistics on what it stores; a freshly
+        // seeded one gets them from autovacuum within a minute or so.
+        let pause = env_usize("SCIMGATE_BENCH_PAUSE_SECS", 0);
+        if pause > 0 {
+            eprintln!("pausing {pause} s before the jobs");
+            tokio::time::sleep(std::time::Duration::from_secs(pause as u64)).await;
+        }
         println!(
             "role recompute job, {users} users, {groups} groups, {:?}",
             store.backend()
