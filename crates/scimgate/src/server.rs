@@ -143,6 +143,8 @@ pub async fn spawn(config: Config) -> Result<App, AppError> {
             token_ttl: Duration::from_secs(config.admin_token_ttl_secs),
         },
     )?;
+    let invalidate = gateway.clone();
+    admin.on_auth_change(move || invalidate.invalidate_tokens());
 
     let metrics_registry = web::Data::new(registry);
     let factory_gateway = gateway.clone();

@@ -106,6 +106,22 @@ pub(crate) struct State {
     pub(crate) store: Store,
     pub(crate) keys: auth::Keys,
     pub(crate) token_ttl: Duration,
+    /// Told when a change may invalidate SCIM bearer tokens (a revocation,
+    /// a suspension, a deletion), so this process's gateway forgets its
+    /// cached verifications at once instead of at its next poll.
+    auth_changed: std::sync::OnceLock<AuthListener>,
+}
+
+/// See [`Admin::on_auth_change`].
+type AuthListener = Box<dyn Fn() + Send + Sync>;
+
+impl State {
+    /// Tells the listener, if any, that tokens may have stopped working.
+    pub(crate) fn auth_changed(&self) {
+        if let Some(listener) = self.auth_changed.get() {
+            listener();
+        }
+    }
 }
 
 /// The admin API; cheap to clone.
@@ -134,8 +150,17 @@ impl Admin {
                 store,
                 keys,
                 token_ttl: config.token_ttl,
+                auth_changed: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Calls `listener` after every change that can stop SCIM tokens from
+    /// working (token revoked, tenant suspended or deleted); the server
+    /// passes its gateway's cache invalidation. Other processes notice
+    /// through the store's auth revision. Only the first listener is kept.
+    pub fn on_auth_change(&self, listener: impl Fn() + Send + Sync + 'static) {
+        let _ = self.state.auth_changed.set(Box::new(listener));
     }
 
     /// Mounts every admin route under [`BASE_PATH`].

@@ -138,6 +138,7 @@ pub(crate) async fn get_tenant(scope: Scoped<Read>) -> HttpResponse {
 )]
 pub(crate) async fn update_tenant(
     scope: Scoped<Write>,
+    state: web::Data<State>,
     body: web::Json<UpdateTenant>,
 ) -> Result<HttpResponse, AdminError> {
     let body = body.into_inner();
@@ -160,6 +161,9 @@ pub(crate) async fn update_tenant(
         .admin
         .update_tenant(scope.tenant.id(), update, &scope.caller.actor())
         .await?;
+    if tenant.status() != scope.tenant.status() {
+        state.auth_changed();
+    }
     Ok(HttpResponse::Ok().json(tenant_view(&tenant)))
 }
 
@@ -178,6 +182,7 @@ pub(crate) async fn update_tenant(
 )]
 pub(crate) async fn delete_tenant(
     scope: Scoped<OperatorOnly>,
+    state: web::Data<State>,
     query: web::Query<DeleteTenantQuery>,
 ) -> Result<HttpResponse, AdminError> {
     let slug = scope.tenant.slug();
@@ -190,6 +195,7 @@ pub(crate) async fn delete_tenant(
         .admin
         .delete_tenant(scope.tenant.id(), &scope.caller.actor())
         .await?;
+    state.auth_changed();
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -9,6 +9,7 @@ use chrono::Utc;
 use store::{NewToken, Scope};
 use uuid::Uuid;
 
+use crate::State;
 use crate::auth::{Read, Scoped, Write};
 use crate::error::{AdminError, ErrorBody};
 use crate::handlers::{IdPath, not_blank, token_view};
@@ -101,6 +102,7 @@ pub(crate) async fn issue_token(
 )]
 pub(crate) async fn revoke_token(
     scope: Scoped<Write>,
+    state: web::Data<State>,
     path: web::Path<IdPath>,
 ) -> Result<HttpResponse, AdminError> {
     let id = Uuid::parse_str(&path.id)
@@ -109,5 +111,6 @@ pub(crate) async fn revoke_token(
         .admin
         .revoke_token(&scope.tenant, id, &scope.caller.actor())
         .await?;
+    state.auth_changed();
     Ok(HttpResponse::Ok().json(token_view(info)))
 }
