@@ -153,9 +153,8 @@ pub(crate) fn groups(refs: &[GroupRef], base: &str) -> Value {
 ///
 /// `groupId` and `groupDisplay` name the granting group for reason
 /// `mapping` only. No roles is no `effectiveRoles` (RFC 7643 §2.5: an empty
-/// list is unassigned); `disabled` and `locked` are always there. `locked`
-/// is read off the reasons (every role of a locked user has reason
-/// `locked`), so a lock that pins no role at all shows `false`.
+/// list is unassigned); `disabled` and `locked` are always there, `locked`
+/// also for a lock that pins no role at all.
 pub(crate) fn effective_roles(e: &Effective) -> Value {
     let roles: Vec<Value> = e
         .roles
@@ -190,8 +189,7 @@ pub(crate) fn effective_roles(e: &Effective) -> Value {
         out.insert("effectiveRoles".into(), Value::Array(roles));
     }
     out.insert("disabled".into(), Value::Bool(e.disabled));
-    let locked = e.roles.iter().any(|r| r.reason == Reason::Locked);
-    out.insert("locked".into(), Value::Bool(locked));
+    out.insert("locked".into(), Value::Bool(e.locked));
     Value::Object(out)
 }
 
@@ -360,6 +358,7 @@ mod tests {
                 },
             ],
             disabled: true,
+            locked: false,
         };
         let with = resource(&stored, Kind::User, None, Some(&effective), "https://h/v2");
         assert_eq!(
@@ -390,6 +389,7 @@ mod tests {
                 reason: Reason::Locked,
             }],
             disabled: false,
+            locked: true,
         };
         assert_eq!(
             effective_roles(&locked),
@@ -402,10 +402,20 @@ mod tests {
         let none = Effective {
             roles: vec![],
             disabled: false,
+            locked: false,
         };
         assert_eq!(
             effective_roles(&none),
             json!({"disabled": false, "locked": false})
+        );
+        // A lock to no role at all still shows as a lock.
+        let pinned = Effective {
+            locked: true,
+            ..none
+        };
+        assert_eq!(
+            effective_roles(&pinned),
+            json!({"disabled": false, "locked": true})
         );
     }
 

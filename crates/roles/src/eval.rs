@@ -98,6 +98,15 @@ pub struct Effective {
     /// `!active`: the gateway shows the user as disabled but keeps the roles,
     /// so reactivation restores them without a recompute.
     pub disabled: bool,
+    /// The roles come from a role-lock (also when the lock pins no role,
+    /// which `roles` alone cannot show). Absent from JSON when false, so
+    /// results stored before the flag existed read back unchanged.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub locked: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Effective {
@@ -276,7 +285,11 @@ impl CompiledPolicy {
                     reason: Reason::Locked,
                 })
                 .collect();
-            return Effective { roles, disabled };
+            return Effective {
+                roles,
+                disabled,
+                locked: true,
+            };
         }
 
         let mapped = match self.mode {
@@ -294,7 +307,11 @@ impl CompiledPolicy {
         } else {
             mapped
         };
-        Effective { roles, disabled }
+        Effective {
+            roles,
+            disabled,
+            locked: false,
+        }
     }
 
     fn single(&self, user: &UserFacts) -> Vec<EffectiveRole> {

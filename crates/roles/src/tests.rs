@@ -118,6 +118,7 @@ fn lifecycle_mapping_default_disable_lock_unlock() {
     let locked_admin = Effective {
         roles: only("admin", Reason::Locked),
         disabled: false,
+        locked: true,
     };
     assert_eq!(eval(&policy, &u), locked_admin);
     assert_eq!(locked_admin.roles[0].reason.to_string(), "locked");
@@ -173,7 +174,11 @@ fn lock_roles_are_deduplicated_and_sorted_and_may_be_empty() {
 
     // An empty lock pins the user to no role, not to the derived ones.
     u.lock = locked(&[]);
-    assert_eq!(eval(&policy, &u).roles, vec![]);
+    let pinned = eval(&policy, &u);
+    assert_eq!(pinned.roles, vec![]);
+    assert!(pinned.locked, "still shown as locked");
+    u.lock = None;
+    assert!(!eval(&policy, &u).locked);
 }
 
 #[test]

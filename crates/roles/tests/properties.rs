@@ -159,7 +159,11 @@ fn reference(policy: &Policy, user: &UserFacts) -> Effective {
                 reason: Reason::Locked,
             })
             .collect();
-        return Effective { roles, disabled };
+        return Effective {
+            roles,
+            disabled,
+            locked: true,
+        };
     }
     let mut candidates = reference_candidates(policy, user);
     // Best first: priority high to low, then role, group id, displayName.
@@ -196,7 +200,11 @@ fn reference(policy: &Policy, user: &UserFacts) -> Effective {
             });
         }
     }
-    Effective { roles, disabled }
+    Effective {
+        roles,
+        disabled,
+        locked: false,
+    }
 }
 
 proptest! {

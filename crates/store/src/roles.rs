@@ -907,6 +907,7 @@ async fn clear(
                 let after = Effective {
                     roles: Vec::new(),
                     disabled: before.disabled,
+                    locked: false,
                 };
                 events.push(Event::roles_changed(&row.user_id, Some(&before), &after));
             }

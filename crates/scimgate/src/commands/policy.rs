@@ -760,6 +760,7 @@ mod tests {
                 })
                 .collect(),
             disabled,
+            locked: false,
         }
     }
 

@@ -322,6 +322,8 @@ fn effective(roles: &[(&str, Reason)], disabled: bool) -> Effective {
             })
             .collect(),
         disabled,
+        // As evaluation marks them: a lock's roles all have reason Locked.
+        locked: roles.iter().any(|(_, reason)| *reason == Reason::Locked),
     }
 }
 
