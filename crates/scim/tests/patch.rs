@@ -859,12 +859,22 @@ mod patch_errors {
             json!({"op": "replace", "path": format!("{ext}:effectiveRoles.value"), "value": "x"}),
             json!({"op": "remove", "path": format!("{ext}:effectiveRoles[value eq \"admin\"]")}),
             json!({"op": "add", "value": {ext: {"effectiveRoles": [{"value": "admin"}]}}}),
-            json!({"op": "replace", "value": {ext: {}}}),
             json!({"op": "replace", "value": {format!("{ext}:locked"): true}}),
         ];
         for op in cases {
             let e = patch_err(&user(), json!([op]), ResourceSchema::user());
             assert!(matches!(e, Error::Mutability(_)), "{op}: {e}");
+        }
+        // An empty object names no sub-attribute: a change of nothing.
+        for op in [
+            json!({"op": "add", "path": ext, "value": {}}),
+            json!({"op": "replace", "path": ext, "value": {}}),
+            json!({"op": "replace", "value": {ext: {}}}),
+            json!({"op": "add", "path": ext, "value": {"schemas": [ext]}}),
+        ] {
+            let out = patch(&user(), json!([op]), ResourceSchema::user());
+            assert_eq!(out.document, user(), "{op}");
+            assert!(changed(&out).is_empty(), "{op}");
         }
         // Unqualified, the names are not the extension's (it is reached
         // only by its URN): unknown attributes, as before.

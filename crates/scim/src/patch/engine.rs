@@ -284,8 +284,20 @@ impl<'s> Engine<'s> {
     ) -> Result<()> {
         // A read-only extension (scimgate's effective roles) is the service
         // provider's: no operation may add, replace or remove it, whether
-        // it is named by a path or as a key of a path-less value.
+        // it is named by a path or as a key of a path-less value. Adding or
+        // replacing with an object that names no sub-attribute (empty, or
+        // only the extension's own `schemas`, which client libraries put
+        // in every extension object) is, by RFC 7644 §3.5.2.1/.3, a change
+        // of nothing, so it is a no-op: it is what a client sends when it
+        // fills an extension with every attribute it may write, none.
         if ext.read_only {
+            let empty = value.is_some_and(|v| {
+                v.as_object()
+                    .is_some_and(|o| o.keys().all(|k| k.eq_ignore_ascii_case("schemas")))
+            });
+            if empty && kind != OpKind::Remove {
+                return Ok(());
+            }
             return Err(Error::Mutability(format!(
                 "extension {} is readOnly",
                 ext.key
