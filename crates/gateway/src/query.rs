@@ -15,15 +15,14 @@
 //!   the stored documents, which never hold it, so the answer would
 //!   silently be wrong.
 
-use scim::filter::{self, Filter};
+use scim::filter;
 use scim::projection::Projection;
-use scim::schemas::{ResourceSchema, SEARCH_REQUEST};
+use scim::schemas::{ResourceSchema, SEARCH_REQUEST, names_scimgate_user};
 use scim::{AttrPath, Error};
 use serde_json::Value;
 use store::ListQuery;
 
 use crate::GatewayConfig;
-use crate::render::is_roles_urn;
 
 /// The query string, as ordered name/value pairs.
 #[derive(Debug, Clone, Default)]
@@ -115,38 +114,6 @@ fn json_num(name: &str, v: &Value) -> Result<Option<Num>, Error> {
     }
 }
 
-/// True when `path` is URN-qualified into the scimgate extension, or is the
-/// extension's bare URN. (Unqualified names never resolve into it.)
-fn names_roles_extension(path: &AttrPath) -> bool {
-    path.urn
-        .as_deref()
-        .is_some_and(|urn| is_roles_urn(urn) || is_roles_urn(&format!("{urn}:{}", path.name)))
-}
-
-/// The first resource-level path of `filter` into the scimgate extension;
-/// paths inside a value filter are relative to its attribute and skipped.
-fn roles_extension_path(filter: &Filter) -> Option<&AttrPath> {
-    let mut stack = vec![filter];
-    while let Some(f) = stack.pop() {
-        match f {
-            Filter::Compare { path, .. }
-            | Filter::Present(path)
-            | Filter::ValuePath { path, .. }
-                if names_roles_extension(path) =>
-            {
-                return Some(path);
-            }
-            Filter::Compare { .. } | Filter::Present(_) | Filter::ValuePath { .. } => {}
-            Filter::And(a, b) | Filter::Or(a, b) => {
-                stack.push(a);
-                stack.push(b);
-            }
-            Filter::Not(inner) => stack.push(inner),
-        }
-    }
-    None
-}
-
 fn build(
     raw: Raw,
     projection: Projection,
@@ -157,7 +124,7 @@ fn build(
         Some(f) => {
             let parsed = filter::parse_with(f, &config.filter_limits)?;
             filter::check(&parsed, schema)?;
-            if let Some(path) = roles_extension_path(&parsed) {
+            if let Some(path) = parsed.find_path(names_scimgate_user) {
                 return Err(Error::filter(
                     0,
                     format!(
@@ -174,7 +141,7 @@ fn build(
         Some(s) if !s.is_empty() => Some(AttrPath::parse(s)?),
         _ => None,
     };
-    if let Some(path) = sort_by.as_ref().filter(|p| names_roles_extension(p)) {
+    if let Some(path) = sort_by.as_ref().filter(|p| names_scimgate_user(p)) {
         return Err(Error::InvalidValue(format!(
             "cannot sort by '{path}': the effective-roles extension is computed, not stored"
         )));

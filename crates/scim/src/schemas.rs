@@ -17,6 +17,16 @@ pub const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub const ENTERPRISE_USER: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 /// scimgate's User extension: the user's effective application roles (read-only).
 pub const SCIMGATE_USER: &str = "urn:ietf:params:scim:schemas:extension:scimgate:2.0:User";
+
+/// Whether `path` names scimgate's computed roles extension
+/// ([`SCIMGATE_USER`]) or one of its attributes: lists filter and sort the
+/// stored documents, which never hold it, so callers refuse such paths.
+pub fn names_scimgate_user(path: &AttrPath) -> bool {
+    path.urn.as_deref().is_some_and(|urn| {
+        urn.eq_ignore_ascii_case(SCIMGATE_USER)
+            || format!("{urn}:{}", path.name).eq_ignore_ascii_case(SCIMGATE_USER)
+    })
+}
 /// ServiceProviderConfig schema URN (RFC 7643 §5).
 pub const SERVICE_PROVIDER_CONFIG: &str =
     "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";

@@ -319,7 +319,9 @@ fn write_key_file(path: &Path, key: &tenant_admin::SigningKey) -> Result<(), Adm
     std::fs::rename(&temp, path).map_err(io)
 }
 
-fn generate_password() -> Secret {
+/// A random alphanumeric password (30 characters, about 178 bits): the
+/// first start's operator password and the CLI's generated ones.
+pub(crate) fn generate_password() -> Secret {
     let password: String = rand::rng()
         .sample_iter(Alphanumeric)
         .take(PASSWORD_LEN)

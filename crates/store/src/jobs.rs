@@ -36,15 +36,6 @@ pub(crate) const BATCH: u64 = 2_000;
 /// worker takes it over.
 const STALE: Duration = Duration::from_secs(60);
 
-fn status_str(status: JobStatus) -> &'static str {
-    match status {
-        JobStatus::Queued => "queued",
-        JobStatus::Running => "running",
-        JobStatus::Done => "done",
-        JobStatus::Failed => "failed",
-    }
-}
-
 fn job_from_row(row: role_jobs::Model) -> Result<RoleJob> {
     let status = match row.status.as_str() {
         "queued" => JobStatus::Queued,
@@ -90,7 +81,7 @@ pub(crate) async fn enqueue(
         .select_only()
         .column(role_jobs::Column::Id)
         .filter(role_jobs::Column::TenantId.eq(tenant.clone()))
-        .filter(role_jobs::Column::Status.eq(status_str(JobStatus::Queued)))
+        .filter(role_jobs::Column::Status.eq(JobStatus::Queued.as_str()))
         .into_tuple()
         .all(txn)
         .await
@@ -109,7 +100,7 @@ pub(crate) async fn enqueue(
     role_jobs::Entity::insert(role_jobs::ActiveModel {
         id: Set(id.clone()),
         tenant_id: Set(tenant),
-        status: Set(status_str(JobStatus::Queued).to_owned()),
+        status: Set(JobStatus::Queued.as_str().to_owned()),
         policy_version: Set(version),
         total: Set(0),
         processed: Set(0),
@@ -130,10 +121,10 @@ pub(crate) async fn enqueue(
 /// stopped sending heartbeats.
 fn claimable(cutoff: DateTime<Utc>) -> Condition {
     Condition::any()
-        .add(role_jobs::Column::Status.eq(status_str(JobStatus::Queued)))
+        .add(role_jobs::Column::Status.eq(JobStatus::Queued.as_str()))
         .add(
             Condition::all()
-                .add(role_jobs::Column::Status.eq(status_str(JobStatus::Running)))
+                .add(role_jobs::Column::Status.eq(JobStatus::Running.as_str()))
                 .add(role_jobs::Column::HeartbeatAt.lt(cutoff)),
         )
 }
@@ -157,7 +148,7 @@ async fn claim(inner: &Inner) -> Result<Option<role_jobs::Model>> {
         let claimed = write_txn!(inner, [], [id], txn => {
             let at = now();
             let updated = role_jobs::Entity::update_many()
-                .col_expr(role_jobs::Column::Status, Expr::value(status_str(JobStatus::Running)))
+                .col_expr(role_jobs::Column::Status, Expr::value(JobStatus::Running.as_str()))
                 .col_expr(role_jobs::Column::StartedAt, Expr::value(at))
                 .col_expr(role_jobs::Column::HeartbeatAt, Expr::value(at))
                 .col_expr(role_jobs::Column::Processed, Expr::value(0i64))
@@ -198,7 +189,7 @@ pub(crate) async fn run_next(store: &Store) -> Result<Option<RoleJob>> {
     let finished = id.clone();
     write_txn!(inner, [], [finished, error], txn => {
         role_jobs::Entity::update_many()
-            .col_expr(role_jobs::Column::Status, Expr::value(status_str(status)))
+            .col_expr(role_jobs::Column::Status, Expr::value(status.as_str()))
             .col_expr(role_jobs::Column::Error, Expr::value(error.clone()))
             .col_expr(role_jobs::Column::FinishedAt, Expr::value(now()))
             .filter(role_jobs::Column::Id.eq(finished.clone()))

@@ -72,6 +72,32 @@ pub enum Filter {
     },
 }
 
+impl Filter {
+    /// The first resource-level attribute path for which `wanted` holds;
+    /// paths inside a value filter are relative to its attribute and are
+    /// not visited.
+    pub fn find_path(&self, wanted: impl Fn(&AttrPath) -> bool) -> Option<&AttrPath> {
+        let mut stack = vec![self];
+        while let Some(f) = stack.pop() {
+            match f {
+                Filter::Compare { path, .. }
+                | Filter::Present(path)
+                | Filter::ValuePath { path, .. } => {
+                    if wanted(path) {
+                        return Some(path);
+                    }
+                }
+                Filter::And(a, b) | Filter::Or(a, b) => {
+                    stack.push(b);
+                    stack.push(a);
+                }
+                Filter::Not(inner) => stack.push(inner),
+            }
+        }
+        None
+    }
+}
+
 /// A PATCH operation path (RFC 7644 §3.5.2):
 /// `PATH = attrPath / valuePath [subAttr]`.
 ///

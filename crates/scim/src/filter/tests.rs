@@ -705,3 +705,27 @@ fn malformed_patch_paths_are_invalid_path_errors() {
         }
     }
 }
+
+#[test]
+fn find_path_visits_resource_level_paths_only() {
+    let ext = crate::schemas::SCIMGATE_USER;
+    let wanted = crate::schemas::names_scimgate_user;
+    let f = parse(&format!(
+        r#"userName eq "a" or not ({ext}:disabled eq true)"#
+    ))
+    .expect("parses");
+    assert_eq!(
+        f.find_path(wanted).map(ToString::to_string),
+        Some(format!("{ext}:disabled"))
+    );
+    let f = parse(&format!(r#"{ext}:effectiveRoles[value eq "admin"]"#)).expect("parses");
+    assert!(f.find_path(wanted).is_some());
+    // Inside a value filter, paths are relative to the attribute.
+    let f = parse(r#"emails[type eq "work"] and active eq true"#).expect("parses");
+    assert_eq!(f.find_path(wanted), None);
+    assert_eq!(
+        f.find_path(|p| p.name == "active").map(ToString::to_string),
+        Some("active".into())
+    );
+    assert_eq!(f.find_path(|p| p.name == "type"), None);
+}

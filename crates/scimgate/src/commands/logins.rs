@@ -7,13 +7,12 @@
 use std::fmt::Write as _;
 use std::io::BufRead as _;
 
-use rand::Rng as _;
-use rand::distr::Alphanumeric;
 use serde_json::{Value, json};
 use store::{AdminStore, Tenant, TenantAdminInfo};
 use uuid::Uuid;
 
 use super::{CommandError, Output, cli_actor, find_tenant, table, time};
+use crate::bootstrap::generate_password;
 use crate::cli::AdminCommand;
 use crate::config::{Config, Secret};
 use crate::server::open_store;
@@ -21,9 +20,6 @@ use crate::server::open_store;
 /// The shortest password accepted (the store's rule for tenant admins,
 /// applied by the CLI to operators too).
 pub const MIN_PASSWORD_CHARS: usize = 12;
-
-/// Length of a generated password (alphanumeric: ~178 bits).
-const GENERATED_PASSWORD_LEN: usize = 30;
 
 /// `scimgate admin ...`.
 pub async fn admin(config: &Config, command: AdminCommand) -> Result<Output, CommandError> {
@@ -144,16 +140,6 @@ fn password(from_stdin: bool) -> Result<(Secret, bool), CommandError> {
     Ok((Secret::new(password), false))
 }
 
-/// A random alphanumeric password, as strong as the first start's.
-pub fn generate_password() -> Secret {
-    let password: String = rand::rng()
-        .sample_iter(Alphanumeric)
-        .take(GENERATED_PASSWORD_LEN)
-        .map(char::from)
-        .collect();
-    Secret::new(password)
-}
-
 /// Adds a generated password to both forms of the output; a password the
 /// operator typed is never echoed.
 fn shown_once(text: &mut String, json: &mut Value, password: &Secret, generated: bool) {
@@ -209,7 +195,7 @@ mod tests {
     fn generated_passwords_are_long_and_distinct() {
         let a = generate_password();
         let b = generate_password();
-        assert_eq!(a.expose().len(), GENERATED_PASSWORD_LEN);
+        // The first start's generator, which must meet the CLI's own rule.
         assert!(a.expose().len() >= MIN_PASSWORD_CHARS);
         assert_ne!(a.expose(), b.expose());
         assert!(a.expose().chars().all(|c| c.is_ascii_alphanumeric()));

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use actix_web::{HttpResponse, web};
 use roles::Reason;
 use scim::filter::{self, Filter};
-use scim::schemas::SCIMGATE_USER;
+use scim::schemas::names_scimgate_user;
 use scim::{AttrPath, ResourceSchema};
 use serde_json::Value;
 use store::{ListQuery, Resource, TenantStore};
@@ -27,40 +27,16 @@ use crate::wire::{
 const DEFAULT_COUNT: u64 = 50;
 const MAX_COUNT: u64 = 200;
 
-/// True when a filter path names scimgate's computed roles extension.
-fn names_roles_extension(path: &AttrPath) -> bool {
-    let urn = SCIMGATE_USER.to_ascii_lowercase();
-    path.urn.as_deref().is_some_and(|u| {
-        let u = u.to_ascii_lowercase();
-        u == urn || format!("{u}:{}", path.name.to_ascii_lowercase()) == urn
-    })
-}
-
 /// Refuses filters on the effective-roles extension: lists filter stored
 /// documents, which never hold it, so such a filter would silently match
 /// nothing (the gateway refuses them for the same reason).
 fn refuse_roles_extension(filter: &Filter) -> Result<(), AdminError> {
-    let mut stack = vec![filter];
-    while let Some(f) = stack.pop() {
-        match f {
-            Filter::Compare { path, .. }
-            | Filter::Present(path)
-            | Filter::ValuePath { path, .. }
-                if names_roles_extension(path) =>
-            {
-                return Err(AdminError::BadRequest(format!(
-                    "'{path}' cannot be filtered on: effective roles are computed, not stored"
-                )));
-            }
-            Filter::Compare { .. } | Filter::Present(_) | Filter::ValuePath { .. } => {}
-            Filter::And(a, b) | Filter::Or(a, b) => {
-                stack.push(a);
-                stack.push(b);
-            }
-            Filter::Not(inner) => stack.push(inner),
-        }
+    match filter.find_path(names_scimgate_user) {
+        Some(path) => Err(AdminError::BadRequest(format!(
+            "'{path}' cannot be filtered on: effective roles are computed, not stored"
+        ))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn list_query(
