@@ -167,7 +167,10 @@ fn sigterm_lets_an_in_flight_request_finish() {
     // Warm the token cache so the request below does not wait on argon2.
     assert_list_response(&http().get(&format!("{}/Users", banner.scim_url), Some(&banner.token)));
 
-    // Half a request: headers and part of the body, then SIGTERM.
+    // Half a request: headers and part of the body, then SIGTERM. The
+    // request asks for `100 Continue`, which the server sends once a worker
+    // has parsed the head: only then is the request surely in flight (a
+    // connection still waiting in the listen queue is rightly dropped).
     let body = user("inflight@example.com").to_string();
     let (head, tail) = body.split_at(body.len() / 2);
     let mut stream = std::net::TcpStream::connect(server.addr()).expect("connect");
@@ -177,16 +180,28 @@ fn sigterm_lets_an_in_flight_request_finish() {
     write!(
         stream,
         "POST {path}/Users HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: application/scim+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{head}",
+         Content-Type: application/scim+json\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\
+         Connection: close\r\n\r\n",
         server.addr(),
         banner.token,
         body.len()
     )
     .expect("write head");
     stream.flush().expect("flush");
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut interim = [0u8; 25];
+    stream.read_exact(&mut interim).expect("read 100 Continue");
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    stream.write_all(head.as_bytes()).expect("write first half");
+    stream.flush().expect("flush");
     server.proc.signal("TERM");
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        eventually(STOP, || server
+            .proc
+            .stderr()
+            .contains("graceful worker shutdown")),
+        "{}",
+        server.proc.output()
+    );
 
     // The server is stopping but still finishes this request.
     stream.write_all(tail.as_bytes()).expect("write tail");
