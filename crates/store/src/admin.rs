@@ -253,7 +253,7 @@ pub(crate) async fn update_tenant(
 }
 
 pub(crate) async fn delete_tenant(inner: &Inner, id: Uuid, actor: &str) -> Result<()> {
-    write_txn!(inner, [actor], [], txn => {
+    write_txn!(barrier: inner, [actor], [], txn => {
         let Some(row) = tenants::Entity::find_by_id(id.to_string())
             .lock_exclusive()
             .one(txn)

@@ -132,8 +132,30 @@ impl Inner {
         T: Send + 'static,
         F: for<'t> Fn(&'t S, &'t DatabaseTransaction) -> TxFuture<'t, T> + Send + Sync + 'static,
     {
+        self.write_ordered(false, state, body).await
+    }
+
+    /// [`Inner::write`] for a transaction that deletes a tenant: on SQLite
+    /// the outbox rows the writer's batch holds so far are inserted first,
+    /// so the tenant's own go with it (`ON DELETE CASCADE`) as they would
+    /// have, and no row is left pointing at a deleted tenant.
+    pub(crate) async fn write_barrier<S, F, T>(&self, state: S, body: F) -> Result<T>
+    where
+        S: Send + Sync + 'static,
+        T: Send + 'static,
+        F: for<'t> Fn(&'t S, &'t DatabaseTransaction) -> TxFuture<'t, T> + Send + Sync + 'static,
+    {
+        self.write_ordered(true, state, body).await
+    }
+
+    async fn write_ordered<S, F, T>(&self, barrier: bool, state: S, body: F) -> Result<T>
+    where
+        S: Send + Sync + 'static,
+        T: Send + 'static,
+        F: for<'t> Fn(&'t S, &'t DatabaseTransaction) -> TxFuture<'t, T> + Send + Sync + 'static,
+    {
         if let Some(writer) = &self.writer {
-            return writer.write(state, body).await;
+            return writer.write(barrier, state, body).await;
         }
         let mut attempts = 0usize;
         loop {

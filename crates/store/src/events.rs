@@ -126,18 +126,26 @@ pub(crate) async fn write(
     if events.is_empty() {
         return Ok(());
     }
-    store.inner.outbox_order_lock(txn, store.tenant.id).await?;
     let at = now();
     let tenant_id = store.tenant.id.to_string();
-    let rows = events.into_iter().map(|e| outbox::ActiveModel {
-        id: NotSet,
-        tenant_id: Set(tenant_id.clone()),
-        event_type: Set(e.event_type.to_owned()),
-        resource_type: Set(e.resource_type.to_owned()),
-        resource_id: Set(e.resource_id),
-        payload: Set(e.payload.to_string()),
-        created_at: Set(at),
-    });
+    let rows: Vec<outbox::ActiveModel> = events
+        .into_iter()
+        .map(|e| outbox::ActiveModel {
+            id: NotSet,
+            tenant_id: Set(tenant_id.clone()),
+            event_type: Set(e.event_type.to_owned()),
+            resource_type: Set(e.resource_type.to_owned()),
+            resource_id: Set(e.resource_id),
+            payload: Set(e.payload.to_string()),
+            created_at: Set(at),
+        })
+        .collect();
+    // On SQLite's writer the batch inserts every job's rows in one
+    // statement before its commit, saving a round trip per write.
+    let Err(rows) = crate::writer::defer_events(rows) else {
+        return Ok(());
+    };
+    store.inner.outbox_order_lock(txn, store.tenant.id).await?;
     outbox::Entity::insert_many(rows)
         .exec_without_returning(txn)
         .await

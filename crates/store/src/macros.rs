@@ -12,7 +12,22 @@
 /// in; `Copy` values are copied in. The block may run more than once (a transient
 /// conflict retries it), so it must have no effects outside the
 /// transaction.
+///
+/// `write_txn!(barrier: inner, ...)` runs it through
+/// [`crate::db::Inner::write_barrier`] (a transaction that deletes a tenant).
 macro_rules! write_txn {
+    (barrier: $inner:expr, [$($cap:ident),* $(,)?], [$($own:ident),* $(,)?], $txn:ident => $body:block) => {{
+        let inner: &$crate::db::Inner = &$inner;
+        $( let $cap = ::std::borrow::ToOwned::to_owned(&*$cap); )*
+        inner
+            .write_barrier(
+                ($($cap,)* $($own,)*),
+                move |($($cap,)* $($own,)*), $txn| -> $crate::writer::TxFuture<'_, _> {
+                    ::std::boxed::Box::pin(async move { $body })
+                },
+            )
+            .await
+    }};
     ($inner:expr, [$($cap:ident),* $(,)?], [$($own:ident),* $(,)?], $txn:ident => $body:block) => {{
         let inner: &$crate::db::Inner = &$inner;
         $( let $cap = ::std::borrow::ToOwned::to_owned(&*$cap); )*

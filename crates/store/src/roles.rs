@@ -230,6 +230,9 @@ async fn replace_policy(
     policy: &Policy,
     expected_version: Option<u64>,
 ) -> Result<StoredPolicy, TxError> {
+    // Later jobs of this writer batch must read the new policy (and, if
+    // this job rolls back, the old one again).
+    store.inner.role_policies.forget(store.tenant.id);
     let tenant = store.tenant.id.to_string();
     let settings = find_settings(store, txn, true).await.map_err(dbx)?;
     let current = match &settings {
@@ -583,40 +586,86 @@ type PolicyStamp = (i64, DateTime<Utc>);
 
 /// Compiled role policies by tenant; see [`crate::db::Inner`].
 #[derive(Default)]
-pub(crate) struct PolicyCache(Mutex<HashMap<Uuid, (PolicyStamp, Managed)>>);
+pub(crate) struct PolicyCache(Mutex<HashMap<Uuid, CachedPolicy>>);
+
+/// One tenant's entry of [`PolicyCache`].
+struct CachedPolicy {
+    /// What `policy` was compiled from; `None`: the tenant had no policy.
+    stamp: Option<PolicyStamp>,
+    policy: Managed,
+    /// The SQLite writer batch that last read the stamp (see
+    /// [`crate::writer::current_batch`]): later jobs of that batch trust
+    /// the entry without reading it again.
+    batch: Option<u64>,
+}
 
 /// A tenant's compiled policy, or `None` when the tenant defines no roles
 /// (then no user has stored roles and SCIM writes derive nothing).
 pub(crate) type Managed = Option<Arc<CompiledPolicy>>;
 
 impl PolicyCache {
-    fn get(&self, tenant: Uuid, stamp: PolicyStamp) -> Option<Managed> {
-        // A panic elsewhere cannot leave the map half-updated: inserts are
-        // single calls. So a poisoned lock is still safe to use.
-        let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        map.get(&tenant)
-            .filter(|(s, _)| *s == stamp)
-            .map(|(_, p)| p.clone())
+    // A panic elsewhere cannot leave the map half-updated: changes are
+    // single calls. So a poisoned lock is still safe to use.
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, CachedPolicy>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn put(&self, tenant: Uuid, stamp: PolicyStamp, policy: Managed) {
-        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        map.insert(tenant, (stamp, policy));
+    /// The policy compiled from `stamp`, noting that `batch` read it.
+    fn get(&self, tenant: Uuid, stamp: PolicyStamp, batch: Option<u64>) -> Option<Managed> {
+        let mut map = self.map();
+        let entry = map.get_mut(&tenant).filter(|e| e.stamp == Some(stamp))?;
+        if batch.is_some() {
+            entry.batch = batch;
+        }
+        Some(entry.policy.clone())
+    }
+
+    /// The policy an earlier job of writer batch `batch` read.
+    fn checked_in(&self, tenant: Uuid, batch: u64) -> Option<Managed> {
+        self.map()
+            .get(&tenant)
+            .filter(|e| e.batch == Some(batch))
+            .map(|e| e.policy.clone())
+    }
+
+    fn put(&self, tenant: Uuid, stamp: Option<PolicyStamp>, policy: Managed, batch: Option<u64>) {
+        self.map().insert(
+            tenant,
+            CachedPolicy {
+                stamp,
+                policy,
+                batch,
+            },
+        );
+    }
+
+    /// Drops a tenant's entry: its policy is being changed.
+    fn forget(&self, tenant: Uuid) {
+        self.map().remove(&tenant);
     }
 }
 
 /// The tenant's current policy, compiled (`None` when it defines no
-/// roles): one primary-key read when the cached copy is current.
+/// roles): one primary-key read when the cached copy is current, and none
+/// for the later writes of the tenant in one SQLite writer batch.
 async fn compiled_policy(
     store: &TenantStore,
     txn: &DatabaseTransaction,
 ) -> Result<Managed, TxError> {
+    let tenant = store.tenant.id;
+    let cache = &store.inner.role_policies;
+    let batch = crate::writer::current_batch();
+    if let Some(policy) = batch.and_then(|b| cache.checked_in(tenant, b)) {
+        return Ok(policy);
+    }
     let Some(settings) = find_settings(store, txn, false).await.map_err(dbx)? else {
+        if batch.is_some() {
+            cache.put(tenant, None, None, batch);
+        }
         return Ok(None);
     };
     let stamp = (settings.policy_version, settings.updated_at);
-    let tenant = store.tenant.id;
-    if let Some(policy) = store.inner.role_policies.get(tenant, stamp) {
+    if let Some(policy) = cache.get(tenant, stamp, batch) {
         return Ok(policy);
     }
     let role_rows = find_roles(store, txn).await.map_err(dbx)?;
@@ -635,10 +684,7 @@ async fn compiled_policy(
             StoreError::Internal(format!("stored role policy is invalid: {e}"))
         })?))
     };
-    store
-        .inner
-        .role_policies
-        .put(tenant, stamp, compiled.clone());
+    cache.put(tenant, Some(stamp), compiled.clone(), batch);
     Ok(compiled)
 }
 

@@ -16,6 +16,7 @@
 //! panics poisons only its batch: the batch rolls back and every job in it
 //! gets `Internal`.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -23,16 +24,90 @@ use std::pin::Pin;
 
 use futures_util::FutureExt;
 use sea_orm::{
-    DatabaseConnection, DatabaseTransaction, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{MAX_ATTEMPTS, TxError, contended, db};
+use crate::entity::outbox;
 use crate::{Result, StoreError};
 
 /// One attempt of a write transaction body.
 pub(crate) type TxFuture<'t, T> = Pin<Box<dyn Future<Output = Result<T, TxError>> + Send + 't>>;
+
+/// The batch the writer thread is running, seen from the jobs it runs
+/// (`None` on every other thread, and between batches).
+struct Batch {
+    /// Numbers batches, so per-batch memos (the role policy cache) know
+    /// which batch checked them.
+    id: u64,
+    /// Outbox rows the batch's jobs wrote, inserted in one statement before
+    /// the commit: in the same transaction as the changes they describe.
+    events: Vec<outbox::ActiveModel>,
+}
+
+thread_local! {
+    static BATCH: RefCell<Option<Batch>> = const { RefCell::new(None) };
+}
+
+/// The number of the batch the calling writer thread is running, if any.
+/// Within one batch no other process can write (the batch holds SQLite's
+/// write lock from `BEGIN IMMEDIATE` to `COMMIT`), so what a job read in
+/// this batch stays true for the rest of it unless a job of the batch
+/// changes it.
+pub(crate) fn current_batch() -> Option<u64> {
+    BATCH.with(|b| b.borrow().as_ref().map(|b| b.id))
+}
+
+/// Queues outbox rows for the running batch; hands them back when the
+/// caller is not a job of the writer (then it inserts them itself).
+pub(crate) fn defer_events(
+    rows: Vec<outbox::ActiveModel>,
+) -> std::result::Result<(), Vec<outbox::ActiveModel>> {
+    BATCH.with(|b| match b.borrow_mut().as_mut() {
+        Some(batch) => {
+            batch.events.extend(rows);
+            Ok(())
+        }
+        None => Err(rows),
+    })
+}
+
+/// How many outbox rows the running batch holds (a job's starting mark).
+fn events_mark() -> usize {
+    BATCH.with(|b| b.borrow().as_ref().map_or(0, |b| b.events.len()))
+}
+
+/// Drops the outbox rows a rolled-back job queued.
+fn drop_events_after(mark: usize) {
+    BATCH.with(|b| {
+        if let Some(batch) = b.borrow_mut().as_mut() {
+            batch.events.truncate(mark);
+        }
+    });
+}
+
+/// Outbox rows per `INSERT`: 7 columns each stays far below SQLite's
+/// bound-parameter limit.
+const EVENT_CHUNK: usize = 500;
+
+/// Inserts the batch's queued outbox rows into `txn`.
+async fn flush_events(txn: &DatabaseTransaction) -> Result<(), String> {
+    let rows = BATCH.with(|b| {
+        b.borrow_mut()
+            .as_mut()
+            .map(|b| std::mem::take(&mut b.events))
+            .unwrap_or_default()
+    });
+    for chunk in rows.chunks(EVENT_CHUNK) {
+        outbox::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(txn)
+            .await
+            .map_err(|e| db(e).to_string())?;
+    }
+    Ok(())
+}
 
 /// Most jobs one transaction takes: bounds how long other processes (the
 /// CLI) wait for the lock and how much work one failed commit undoes.
@@ -59,9 +134,14 @@ trait Job: Send {
     fn answer(self: Box<Self>, committed: std::result::Result<(), String>);
     /// Records a failure that happened around the body (savepoint, panic).
     fn fail(&mut self, error: StoreError);
+    /// Whether the outbox rows queued before this job must be inserted
+    /// before it runs (a job that deletes a tenant would otherwise leave
+    /// them pointing at nothing).
+    fn barrier(&self) -> bool;
 }
 
 struct Typed<S, F, T> {
+    barrier: bool,
     state: S,
     body: F,
     attempts: usize,
@@ -113,6 +193,10 @@ where
     fn fail(&mut self, error: StoreError) {
         self.outcome = Some(Err(error));
     }
+
+    fn barrier(&self) -> bool {
+        self.barrier
+    }
 }
 
 /// The handle the store keeps: a queue into the writer thread.
@@ -136,8 +220,10 @@ impl Writer {
     }
 
     /// Runs `body` with `state` in a write transaction on the writer thread
-    /// and returns its result once the transaction has committed.
-    pub(crate) async fn write<S, F, T>(&self, state: S, body: F) -> Result<T>
+    /// and returns its result once the transaction has committed. A
+    /// `barrier` job has the outbox rows of the jobs before it inserted
+    /// first.
+    pub(crate) async fn write<S, F, T>(&self, barrier: bool, state: S, body: F) -> Result<T>
     where
         S: Send + Sync + 'static,
         T: Send + 'static,
@@ -145,6 +231,7 @@ impl Writer {
     {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Typed {
+            barrier,
             state,
             body,
             attempts: 0,
@@ -165,29 +252,68 @@ async fn begin(conn: &DatabaseConnection) -> Result<DatabaseTransaction> {
     conn.begin_with_options(options).await.map_err(db)
 }
 
+/// The savepoint around each job. Between two jobs one round trip both
+/// releases the last job's savepoint and opens the next job's.
+const SAVEPOINT: &str = "SAVEPOINT job";
+const NEXT_SAVEPOINT: &str = "RELEASE job; SAVEPOINT job";
+const ROLLBACK_TO: &str = "ROLLBACK TO job";
+
+/// Where the savepoint around jobs stands.
+#[derive(Clone, Copy, PartialEq)]
+enum Savepoint {
+    /// None open yet in this transaction.
+    None,
+    /// Open, and nothing has been written since it was set (or rolled
+    /// back to): the next job can run inside it as it is.
+    Fresh,
+    /// Open around a job that succeeded: release it and open another.
+    Used,
+}
+
 /// Runs one job in a savepoint of `txn`, retrying transient conflicts.
 /// `Err` means the transaction itself is broken and must roll back.
-async fn run_job(txn: &DatabaseTransaction, job: &mut Box<dyn Job>) -> Result<bool, String> {
+async fn run_job(
+    txn: &DatabaseTransaction,
+    job: &mut Box<dyn Job>,
+    savepoint: &mut Savepoint,
+) -> Result<bool, String> {
+    if job.barrier() {
+        // Outside this job's savepoint: its rollback must not undo them.
+        flush_events(txn).await?;
+    }
+    let open = match *savepoint {
+        Savepoint::None => Some(SAVEPOINT),
+        Savepoint::Used => Some(NEXT_SAVEPOINT),
+        Savepoint::Fresh => None,
+    };
+    if let Some(sql) = open {
+        txn.execute_unprepared(sql)
+            .await
+            .map_err(|e| db(e).to_string())?;
+        *savepoint = Savepoint::Fresh;
+    }
+    let mark = events_mark();
     loop {
-        let savepoint = txn.begin().await.map_err(|e| db(e).to_string())?;
-        let attempt = AssertUnwindSafe(job.attempt(&savepoint))
-            .catch_unwind()
-            .await;
+        let attempt = AssertUnwindSafe(job.attempt(txn)).catch_unwind().await;
         match attempt {
             Ok(Attempt::Done) => {
-                savepoint.commit().await.map_err(|e| db(e).to_string())?;
+                *savepoint = Savepoint::Used;
                 return Ok(true);
             }
-            Ok(Attempt::Retry) => {
-                savepoint.rollback().await.map_err(|e| db(e).to_string())?;
-            }
-            Ok(Attempt::Failed) => {
-                savepoint.rollback().await.map_err(|e| db(e).to_string())?;
-                return Ok(false);
+            Ok(Attempt::Retry) | Ok(Attempt::Failed) => {
+                // `ROLLBACK TO` keeps the savepoint open, as it was when
+                // set: the retry (or the next job) runs inside it again.
+                txn.execute_unprepared(ROLLBACK_TO)
+                    .await
+                    .map_err(|e| db(e).to_string())?;
+                drop_events_after(mark);
+                if matches!(attempt, Ok(Attempt::Failed)) {
+                    return Ok(false);
+                }
             }
             Err(_) => {
                 job.fail(StoreError::Internal("a write failed unexpectedly".into()));
-                // The savepoint is dropped (rolled back) with the batch.
+                // The batch rolls back, savepoint and all.
                 return Err("a write in the same batch failed unexpectedly".into());
             }
         }
@@ -196,6 +322,7 @@ async fn run_job(txn: &DatabaseTransaction, job: &mut Box<dyn Job>) -> Result<bo
 
 async fn run(conn: DatabaseConnection, mut jobs: mpsc::Receiver<Box<dyn Job>>) {
     let mut pending: VecDeque<Box<dyn Job>> = VecDeque::new();
+    let mut batches: u64 = 0;
     loop {
         if pending.is_empty() {
             match jobs.recv().await {
@@ -203,6 +330,7 @@ async fn run(conn: DatabaseConnection, mut jobs: mpsc::Receiver<Box<dyn Job>>) {
                 None => return,
             }
         }
+        batches += 1;
         let txn = match begin(&conn).await {
             Ok(txn) => txn,
             Err(e) => {
@@ -213,6 +341,13 @@ async fn run(conn: DatabaseConnection, mut jobs: mpsc::Receiver<Box<dyn Job>>) {
                 continue;
             }
         };
+        BATCH.with(|b| {
+            *b.borrow_mut() = Some(Batch {
+                id: batches,
+                events: Vec::new(),
+            })
+        });
+        let mut savepoint = Savepoint::None;
         let mut done: Vec<Box<dyn Job>> = Vec::new();
         let mut broken: Option<String> = None;
         while done.len() < MAX_BATCH {
@@ -225,7 +360,7 @@ async fn run(conn: DatabaseConnection, mut jobs: mpsc::Receiver<Box<dyn Job>>) {
             let Some(mut job) = pending.pop_front() else {
                 break;
             };
-            match run_job(&txn, &mut job).await {
+            match run_job(&txn, &mut job, &mut savepoint).await {
                 Ok(true) => done.push(job),
                 // Its answer does not depend on the commit.
                 Ok(false) => job.answer(Ok(())),
@@ -236,11 +371,16 @@ async fn run(conn: DatabaseConnection, mut jobs: mpsc::Receiver<Box<dyn Job>>) {
                 }
             }
         }
+        if broken.is_none() {
+            broken = flush_events(&txn).await.err();
+        }
+        BATCH.with(|b| b.borrow_mut().take());
         let committed = match broken {
             Some(why) => {
                 let _ = txn.rollback().await;
                 Err(why)
             }
+            // `COMMIT` also ends the savepoint still open.
             None => txn.commit().await.map_err(|e| db(e).to_string()),
         };
         for job in done {

@@ -148,3 +148,64 @@ fn futures_are_send() {
         assert_send(&s.migrate());
     };
 }
+
+/// On SQLite one commit carries many writes, and their outbox rows are
+/// inserted together before it: a tenant deleted among them must not take
+/// the batch down, failed writes must leave no event, and every write that
+/// succeeded keeps exactly its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_sharing_a_commit_with_a_tenant_delete_keep_exactly_their_events() {
+    for which in backends() {
+        let (_db, store) = store(which).await;
+        let kept = store.tenant(&tenant(&store, "kept").await);
+        let doomed_tenant = tenant(&store, "doomed").await;
+        let doomed = store.tenant(&doomed_tenant);
+        let mut creates = JoinSet::new();
+        let mut others = JoinSet::new();
+        for i in 0..N {
+            let dir = kept.clone();
+            // Every odd one is the same userName: all but one of them fail.
+            let name = if i % 2 == 0 {
+                format!("u{i}")
+            } else {
+                "twin".to_owned()
+            };
+            creates.spawn(async move { dir.create_user(user(&name)).await });
+            let dir = doomed.clone();
+            others.spawn(async move { dir.create_user(user(&format!("d{i}"))).await.is_ok() });
+        }
+        let admin = store.admin();
+        let id = doomed_tenant.id();
+        let deleted = tokio::spawn(async move { admin.delete_tenant(id, "test").await });
+        let mut created = BTreeSet::new();
+        let mut taken = 0;
+        while let Some(r) = creates.join_next().await {
+            match r.unwrap() {
+                Ok(u) => {
+                    created.insert(u.id);
+                }
+                Err(StoreError::Uniqueness(_)) => taken += 1,
+                Err(other) => panic!("{which:?}: {other:?}"),
+            }
+        }
+        deleted.await.unwrap().unwrap();
+        while others.join_next().await.is_some() {}
+        assert_eq!((created.len(), taken), (N / 2 + 1, N / 2 - 1), "{which:?}");
+        let events = kept.outbox_after(0, 1000).await.unwrap();
+        let ids: Vec<&str> = events.iter().map(|e| e.resource_id.as_str()).collect();
+        assert!(
+            events.iter().all(|e| e.event_type == "user.created"),
+            "{which:?}: {events:?}"
+        );
+        assert_eq!(ids.len(), created.len(), "{which:?}: one event per create");
+        assert_eq!(
+            ids.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>(),
+            created,
+            "{which:?}"
+        );
+        assert!(
+            store.admin().tenant_by_id(id).await.unwrap().is_none(),
+            "{which:?}: the tenant is gone"
+        );
+    }
+}
