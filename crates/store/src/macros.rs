@@ -16,23 +16,17 @@
 /// `write_txn!(barrier: inner, ...)` runs it through
 /// [`crate::db::Inner::write_barrier`] (a transaction that deletes a tenant).
 macro_rules! write_txn {
-    (barrier: $inner:expr, [$($cap:ident),* $(,)?], [$($own:ident),* $(,)?], $txn:ident => $body:block) => {{
+    (barrier: $inner:expr, [$($cap:ident),* $(,)?], [$($own:ident),* $(,)?], $txn:ident => $body:block) => {
+        write_txn!(@via write_barrier, $inner, [$($cap),*], [$($own),*], $txn => $body)
+    };
+    ($inner:expr, [$($cap:ident),* $(,)?], [$($own:ident),* $(,)?], $txn:ident => $body:block) => {
+        write_txn!(@via write, $inner, [$($cap),*], [$($own),*], $txn => $body)
+    };
+    (@via $method:ident, $inner:expr, [$($cap:ident),*], [$($own:ident),*], $txn:ident => $body:block) => {{
         let inner: &$crate::db::Inner = &$inner;
         $( let $cap = ::std::borrow::ToOwned::to_owned(&*$cap); )*
         inner
-            .write_barrier(
-                ($($cap,)* $($own,)*),
-                move |($($cap,)* $($own,)*), $txn| -> $crate::writer::TxFuture<'_, _> {
-                    ::std::boxed::Box::pin(async move { $body })
-                },
-            )
-            .await
-    }};
-    ($inner:expr, [$($cap:ident),* $(,)?], [$($own:ident),* $(,)?], $txn:ident => $body:block) => {{
-        let inner: &$crate::db::Inner = &$inner;
-        $( let $cap = ::std::borrow::ToOwned::to_owned(&*$cap); )*
-        inner
-            .write(
+            .$method(
                 ($($cap,)* $($own,)*),
                 move |($($cap,)* $($own,)*), $txn| -> $crate::writer::TxFuture<'_, _> {
                     ::std::boxed::Box::pin(async move { $body })
