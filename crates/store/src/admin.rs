@@ -33,12 +33,24 @@ const TOKEN_PREFIX: &str = "sgt_";
 pub(crate) async fn migrate(inner: &Inner) -> Result<()> {
     // Each step is its own transaction; the pool is idle at this point
     // (start-up, or the CLI), and other processes wait on SQLite's lock.
-    migrations::Migrator::up(&inner.conn, None)
-        .await
-        .map_err(|e| match e {
-            sea_orm::DbErr::Migration(m) => StoreError::Internal(format!("migration failed: {m}")),
-            other => db(other),
-        })
+    let failed = |e| match e {
+        sea_orm::DbErr::Migration(m) => StoreError::Internal(format!("migration failed: {m}")),
+        other => db(other),
+    };
+    match &inner.migrate {
+        // SQLite: on a connection of their own, which runs the migrations'
+        // transactions; the final ping returns a COMMIT that failed.
+        Some(opener) => {
+            let conn = crate::sqlite::connection(crate::sqlite::Dedicated::new(opener)?).await?;
+            migrations::Migrator::up(&conn, None)
+                .await
+                .map_err(failed)?;
+            conn.ping().await.map_err(db)
+        }
+        None => migrations::Migrator::up(&inner.conn, None)
+            .await
+            .map_err(failed),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -443,7 +455,7 @@ pub(crate) async fn issue_token(
         tokens::Entity::insert(am.clone())
             .exec_without_returning(txn)
             .await
-            .map_err(|e| match e.sql_err() {
+            .map_err(|e| match crate::db::sql_err(&e) {
                 Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => TxError::Fail(
                     StoreError::NotFound(format!("tenant {tenant_id}")),
                 ),
@@ -717,7 +729,7 @@ pub(crate) async fn create_tenant_admin(
         tenant_admins::Entity::insert(am.clone())
             .exec_without_returning(txn)
             .await
-            .map_err(|e| match e.sql_err() {
+            .map_err(|e| match crate::db::sql_err(&e) {
                 Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => TxError::Fail(
                     StoreError::NotFound(format!("tenant {tenant_id}")),
                 ),

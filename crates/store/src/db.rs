@@ -15,7 +15,6 @@
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
     RuntimeErr, Statement, TransactionTrait,
@@ -44,6 +43,9 @@ const SQLITE_CACHE_KIB: i64 = -16 * 1024;
 /// The shared state behind [`crate::Store`] and its handles.
 pub(crate) struct Inner {
     pub(crate) conn: DatabaseConnection,
+    /// SQLite only: how migrations connect (`conn` runs no transactions
+    /// there).
+    pub(crate) migrate: Option<crate::sqlite::Opener>,
     /// SQLite only: the group-commit writer, which owns the one connection
     /// every write runs on. That connection's page cache stays valid across
     /// its own commits (SQLite empties a connection's cache when *another*
@@ -72,6 +74,31 @@ impl Inner {
                 "database URL must start with sqlite:// or postgres://".into(),
             ));
         };
+        if backend == Backend::Sqlite {
+            let opener = crate::sqlite::Opener::from_url(
+                url,
+                options.sqlite_synchronous_full,
+                SQLITE_BUSY_TIMEOUT,
+                SQLITE_MMAP_SIZE,
+                SQLITE_CACHE_KIB,
+            )?;
+            let writer = Writer::start(
+                crate::sqlite::connection(crate::sqlite::Dedicated::new(&opener)?).await?,
+            )?;
+            let readers = crate::sqlite::Readers::new(
+                opener.clone(),
+                options.max_connections.max(1) as usize,
+            )?;
+            return Ok(Inner {
+                conn: crate::sqlite::connection(readers).await?,
+                migrate: Some(opener),
+                writer: Some(writer),
+                backend,
+                options,
+                role_policies: crate::roles::PolicyCache::default(),
+                role_jobs: tokio::sync::Notify::new(),
+            });
+        }
         let mut opts = ConnectOptions::new(url.to_owned());
         opts.max_connections(options.max_connections.max(1))
             .min_connections(0)
@@ -80,40 +107,11 @@ impl Inner {
             // Statement logging would put SQL (and in debug builds, values)
             // into the logs; the gateway logs what matters with request ids.
             .sqlx_logging(false);
-        if backend == Backend::Sqlite {
-            let full = options.sqlite_synchronous_full;
-            opts.map_sqlx_sqlite_opts(move |o| {
-                o.journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(if full {
-                        SqliteSynchronous::Full
-                    } else {
-                        SqliteSynchronous::Normal
-                    })
-                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
-                    .foreign_keys(true)
-                    // Reads through a memory map instead of a `pread` into
-                    // each connection's private cache, which SQLite empties
-                    // whenever another connection commits.
-                    .pragma("mmap_size", SQLITE_MMAP_SIZE.to_string())
-                    .pragma("cache_size", SQLITE_CACHE_KIB.to_string())
-                    .pragma("temp_store", "memory")
-            });
-        }
-        let writer_opts = (backend == Backend::Sqlite).then(|| {
-            let mut w = opts.clone();
-            w.max_connections(1).min_connections(1);
-            w
-        });
         let conn = Database::connect(opts).await.map_err(connect_error)?;
-        let writer = match writer_opts {
-            Some(w) => Some(Writer::start(
-                Database::connect(w).await.map_err(connect_error)?,
-            )?),
-            None => None,
-        };
         Ok(Inner {
             conn,
-            writer,
+            migrate: None,
+            writer: None,
             backend,
             options,
             role_policies: crate::roles::PolicyCache::default(),
@@ -280,12 +278,31 @@ pub(crate) fn dbx(e: DbErr) -> TxError {
 /// anything else as [`dbx`].
 pub(crate) fn unique_or(e: DbErr, message: impl FnOnce() -> String) -> TxError {
     if matches!(
-        e.sql_err(),
+        sql_err(&e),
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
     ) {
         TxError::Fail(StoreError::Uniqueness(message()))
     } else {
         dbx(e)
+    }
+}
+
+/// The constraint a statement violated, whichever driver ran it (sea-orm's
+/// own `DbErr::sql_err` only knows sqlx's SQLite errors, not those of
+/// [`crate::sqlite`]).
+pub(crate) fn sql_err(e: &DbErr) -> Option<sea_orm::SqlErr> {
+    use sea_orm::sqlx::error::ErrorKind;
+    match sqlx_error(e) {
+        Some(sea_orm::sqlx::Error::Database(d)) => match d.kind() {
+            ErrorKind::UniqueViolation => Some(sea_orm::SqlErr::UniqueConstraintViolation(
+                d.message().to_owned(),
+            )),
+            ErrorKind::ForeignKeyViolation => Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(
+                d.message().to_owned(),
+            )),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -322,9 +339,7 @@ fn is_unavailable(e: &DbErr) -> bool {
         Some(X::Io(_) | X::Tls(_) | X::PoolTimedOut | X::PoolClosed | X::WorkerCrashed) => true,
         Some(X::Database(d)) => {
             let code = d.code().unwrap_or_default();
-            if d.try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>()
-                .is_some()
-            {
+            if d.try_downcast_ref::<crate::sqlite::SqliteError>().is_some() {
                 // BUSY (5) / LOCKED (6) after busy_timeout; the code is the
                 // extended one, whose low byte is the primary code.
                 code.parse::<i64>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))

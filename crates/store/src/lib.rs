@@ -59,6 +59,7 @@ mod jobs;
 mod list;
 mod log;
 mod roles;
+mod sqlite;
 mod translate;
 mod writer;
 

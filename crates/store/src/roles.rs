@@ -288,7 +288,7 @@ async fn replace_policy(
                 .await
                 .map_err(|e| {
                     if matches!(
-                        e.sql_err(),
+                        crate::db::sql_err(&e),
                         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
                     ) {
                         TxError::Retry

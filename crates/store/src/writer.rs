@@ -24,8 +24,7 @@ use std::pin::Pin;
 
 use futures_util::FutureExt;
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, TransactionTrait,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -244,12 +243,21 @@ impl Writer {
     }
 }
 
+/// Opens the batch's transaction (`BEGIN IMMEDIATE`: see
+/// [`crate::sqlite::Dedicated`]); a `BEGIN` that failed fails the first
+/// statement of the batch.
 async fn begin(conn: &DatabaseConnection) -> Result<DatabaseTransaction> {
-    let options = TransactionOptions {
-        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-        ..TransactionOptions::default()
-    };
-    conn.begin_with_options(options).await.map_err(db)
+    conn.begin().await.map_err(db)
+}
+
+/// Commits the batch; `Err` carries why it did not. `COMMIT` is sent as a
+/// statement, whose error the proxy connection can return.
+async fn commit(txn: DatabaseTransaction) -> std::result::Result<(), String> {
+    txn.execute_unprepared("COMMIT")
+        .await
+        .map_err(|e| db(e).to_string())?;
+    // Only ends sea-orm's view of the transaction: SQLite's has ended.
+    txn.commit().await.map_err(|e| db(e).to_string())
 }
 
 /// The savepoint around each job. Between two jobs one round trip both
@@ -381,7 +389,7 @@ async fn run(conn: DatabaseConnection, mut jobs: mpsc::Receiver<Box<dyn Job>>) {
                 Err(why)
             }
             // `COMMIT` also ends the savepoint still open.
-            None => txn.commit().await.map_err(|e| db(e).to_string()),
+            None => commit(txn).await,
         };
         for job in done {
             job.answer(committed.clone());

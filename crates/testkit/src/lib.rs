@@ -406,22 +406,35 @@ mod tests {
         assert_eq!(with_database("postgres://h:1", "x"), "postgres://h:1/x");
     }
 
+    /// Creates a table in the database at `url`: through sea-orm's sqlx
+    /// driver on PostgreSQL, through rusqlite on SQLite (the store's own
+    /// SQLite driver, which sqlx no longer provides).
+    async fn create_probe_table(url: &str) {
+        match url.strip_prefix("sqlite://") {
+            Some(rest) => {
+                let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+                let conn = rusqlite::Connection::open(path).unwrap();
+                conn.execute_batch("CREATE TABLE probe (x INTEGER)")
+                    .unwrap();
+            }
+            None => {
+                let conn = Database::connect(url).await.unwrap();
+                conn.execute_unprepared("CREATE TABLE probe (x INTEGER)")
+                    .await
+                    .unwrap();
+                conn.close().await.unwrap();
+            }
+        }
+    }
+
     #[tokio::test]
     async fn both_backends_give_a_usable_empty_database() {
         for which in backends() {
             let db = fresh_database(which).await;
-            let conn = Database::connect(db.url.as_str()).await.unwrap();
-            conn.execute_unprepared("CREATE TABLE probe (x INTEGER)")
-                .await
-                .unwrap();
-            conn.close().await.unwrap();
+            create_probe_table(db.url.as_str()).await;
             // A second fresh database does not see the first one's table.
             let other = fresh_database(which).await;
-            let conn = Database::connect(other.url.as_str()).await.unwrap();
-            conn.execute_unprepared("CREATE TABLE probe (x INTEGER)")
-                .await
-                .unwrap();
-            conn.close().await.unwrap();
+            create_probe_table(other.url.as_str()).await;
         }
     }
 }

@@ -1,0 +1,663 @@
+//! SQLite without a driver thread: sea-orm builds every statement as it
+//! does for any engine, and this module runs it on a `rusqlite` connection
+//! on the calling thread.
+//!
+//! sqlx gives each SQLite connection a thread of its own and sends every
+//! statement and every row across a channel to it. For a database in the
+//! same process that hand-off (a futex wake and a context switch each way)
+//! cost more CPU than SQLite's own work: a `userName eq` lookup spent about
+//! a fifth of the server's time waking threads and a hundredth in SQLite's
+//! VM. Here a statement is a function call.
+//!
+//! Two kinds of connection are handed to sea-orm as proxy databases:
+//! - [`Readers`], a pool for reads outside transactions. A statement takes
+//!   an idle connection (opening one if none is idle), runs, and gives it
+//!   back; it never waits, so the pool holds about one connection per
+//!   thread that queries. It runs no transactions: on SQLite every write
+//!   transaction is the writer's.
+//! - [`Dedicated`], the writer's one connection, which runs its
+//!   transactions (`BEGIN IMMEDIATE`, savepoints and `COMMIT` are statements
+//!   the writer sends itself, so their errors reach it).
+//!
+//! Values are bound the way sqlx binds them (the same text for timestamps,
+//! integers for booleans), so databases written by either read the same.
+//! Rows reach sea-orm as typed values: the type of each result column comes
+//! from the entity that declares the column it originates from (SQLite
+//! reports it), else from the value's storage class.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use rusqlite::types::{ToSqlOutput, Value as Sql, ValueRef};
+use rusqlite::{Connection, OpenFlags};
+use sea_orm::sqlx::error::{DatabaseError, ErrorKind};
+use sea_orm::{
+    ColumnTrait, ColumnType, DbErr, EntityTrait, IdenStatic, Iterable, ProxyDatabaseTrait,
+    ProxyExecResult, ProxyRow, RuntimeErr, Statement, Value,
+};
+
+use crate::{Result, StoreError};
+
+/// How a connection is opened: the file and the settings every connection
+/// of the process gets.
+#[derive(Debug, Clone)]
+pub(crate) struct Opener {
+    path: PathBuf,
+    flags: OpenFlags,
+    synchronous_full: bool,
+    busy_timeout: Duration,
+    mmap_size: u64,
+    cache_kib: i64,
+}
+
+/// Prepared statements each connection keeps: the store issues a few
+/// dozen distinct statements, each prepared once per connection.
+const STATEMENT_CACHE: usize = 256;
+
+impl Opener {
+    /// Reads `sqlite://PATH[?mode=rwc|rw|ro]` (the URL form sqlx accepts
+    /// and the configuration documents).
+    pub(crate) fn from_url(
+        url: &str,
+        synchronous_full: bool,
+        busy_timeout: Duration,
+        mmap_size: u64,
+        cache_kib: i64,
+    ) -> Result<Opener> {
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| StoreError::InvalidValue("not a sqlite: URL".into()))?;
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        if path.is_empty() || path == ":memory:" || path.starts_with(":memory:") {
+            return Err(StoreError::InvalidValue(
+                "an in-memory SQLite database is not supported; name a file".into(),
+            ));
+        }
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("mode", "rwc")) => {
+                    flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+                }
+                Some(("mode", "rw")) => flags = OpenFlags::SQLITE_OPEN_READ_WRITE,
+                Some(("mode", "ro")) => flags = OpenFlags::SQLITE_OPEN_READ_ONLY,
+                _ => {
+                    return Err(StoreError::InvalidValue(format!(
+                        "unsupported SQLite URL parameter {pair:?} (only mode=rwc|rw|ro)"
+                    )));
+                }
+            }
+        }
+        // Each connection is used by one thread at a time (behind a mutex
+        // or taken out of the pool), which is what SQLite's multi-thread
+        // mode requires.
+        flags |= OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        flags.remove(OpenFlags::SQLITE_OPEN_FULL_MUTEX);
+        Ok(Opener {
+            path: PathBuf::from(path),
+            flags,
+            synchronous_full,
+            busy_timeout,
+            mmap_size,
+            cache_kib,
+        })
+    }
+
+    /// Opens one connection with the process's settings.
+    pub(crate) fn open(&self) -> std::result::Result<Connection, DbErr> {
+        let conn = Connection::open_with_flags(&self.path, self.flags).map_err(conn_err)?;
+        conn.busy_timeout(self.busy_timeout).map_err(conn_err)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let synchronous = if self.synchronous_full {
+            "FULL"
+        } else {
+            "NORMAL"
+        };
+        // Reads go through a memory map instead of a `pread` into each
+        // connection's private cache, which SQLite empties whenever another
+        // connection commits.
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
+             PRAGMA foreign_keys = ON; PRAGMA mmap_size = {}; \
+             PRAGMA cache_size = {}; PRAGMA temp_store = MEMORY;",
+            self.mmap_size, self.cache_kib
+        ))
+        .map_err(conn_err)?;
+        Ok(conn)
+    }
+}
+
+/// The pool of connections reads run on.
+#[derive(Debug)]
+pub(crate) struct Readers {
+    opener: Opener,
+    idle: Mutex<Vec<Connection>>,
+    max_idle: usize,
+}
+
+impl Readers {
+    /// A pool keeping at most `max_idle` idle connections; one is opened
+    /// now, so a bad path or permission fails here and not on first use.
+    pub(crate) fn new(opener: Opener, max_idle: usize) -> Result<Readers> {
+        let first = opener.open().map_err(crate::db::db)?;
+        Ok(Readers {
+            opener,
+            idle: Mutex::new(vec![first]),
+            max_idle: max_idle.max(1),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> std::result::Result<T, DbErr>,
+    ) -> std::result::Result<T, DbErr> {
+        let taken = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let conn = match taken {
+            Some(conn) => conn,
+            None => self.opener.open()?,
+        };
+        let result = f(&conn);
+        // A connection left inside a transaction (a statement that began
+        // one) must not serve the next caller.
+        if conn.is_autocommit() {
+            if let Ok(mut idle) = self.idle.lock() {
+                if idle.len() < self.max_idle {
+                    idle.push(conn);
+                }
+            }
+        }
+        result
+    }
+}
+
+#[sea_orm::prelude::async_trait::async_trait]
+impl ProxyDatabaseTrait for Readers {
+    async fn query(&self, statement: Statement) -> std::result::Result<Vec<ProxyRow>, DbErr> {
+        self.with(|conn| query(conn, &statement))
+    }
+
+    async fn execute(&self, statement: Statement) -> std::result::Result<ProxyExecResult, DbErr> {
+        self.with(|conn| execute(conn, &statement))
+    }
+
+    async fn ping(&self) -> std::result::Result<(), DbErr> {
+        self.with(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(query_err)
+        })
+    }
+}
+
+/// One connection for one user at a time: the writer's, and the one
+/// migrations run on.
+///
+/// sea-orm's proxy `begin`/`commit`/`rollback` cannot return an error, so
+/// one that fails here is kept and returned by the next statement: a
+/// transaction that did not begin, or a commit that did not happen, is
+/// never taken for done. (The writer also sends `COMMIT` as a statement of
+/// its own, so it sees a failed commit at once.)
+#[derive(Debug)]
+pub(crate) struct Dedicated {
+    conn: Mutex<Connection>,
+    failed: Mutex<Option<DbErr>>,
+}
+
+impl Dedicated {
+    /// Opens the connection.
+    pub(crate) fn new(opener: &Opener) -> Result<Dedicated> {
+        Ok(Dedicated {
+            conn: Mutex::new(opener.open().map_err(crate::db::db)?),
+            failed: Mutex::new(None),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> std::result::Result<T, DbErr>,
+    ) -> std::result::Result<T, DbErr> {
+        if let Some(e) = self.failed.lock().ok().and_then(|mut f| f.take()) {
+            return Err(e);
+        }
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| DbErr::Conn(RuntimeErr::Internal("the connection is poisoned".into())))?;
+        f(&conn)
+    }
+
+    /// Runs a transaction-control statement, keeping its error for the
+    /// next statement. `only_if_open` skips it when no transaction is open
+    /// (the writer may have ended it with a statement of its own).
+    fn control(&self, sql: &str, only_if_open: bool) {
+        let result = self.with(|conn| {
+            if !(only_if_open && conn.is_autocommit()) {
+                conn.execute_batch(sql).map_err(exec_err)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            if let Ok(mut failed) = self.failed.lock() {
+                *failed = Some(e);
+            }
+        }
+    }
+}
+
+#[sea_orm::prelude::async_trait::async_trait]
+impl ProxyDatabaseTrait for Dedicated {
+    async fn query(&self, statement: Statement) -> std::result::Result<Vec<ProxyRow>, DbErr> {
+        self.with(|conn| query(conn, &statement))
+    }
+
+    async fn execute(&self, statement: Statement) -> std::result::Result<ProxyExecResult, DbErr> {
+        self.with(|conn| execute(conn, &statement))
+    }
+
+    // IMMEDIATE takes the write lock at once (waiting up to busy_timeout
+    // for another process's writer), so no statement of the transaction
+    // can fail to upgrade a read lock later.
+    async fn begin(&self) {
+        self.control("BEGIN IMMEDIATE", false);
+    }
+
+    async fn commit(&self) {
+        self.control("COMMIT", true);
+    }
+
+    async fn rollback(&self) {
+        self.control("ROLLBACK", true);
+    }
+
+    fn start_rollback(&self) {
+        self.control("ROLLBACK", true);
+    }
+
+    async fn ping(&self) -> std::result::Result<(), DbErr> {
+        self.with(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(query_err)
+        })
+    }
+}
+
+/// Runs a statement that changes rows. A statement without values may hold
+/// several (`RELEASE job; SAVEPOINT job`).
+fn execute(
+    conn: &Connection,
+    statement: &Statement,
+) -> std::result::Result<ProxyExecResult, DbErr> {
+    let values = statement.values.as_ref().map_or(&[][..], |v| &v.0[..]);
+    if values.is_empty() && statement.sql.contains(';') {
+        conn.execute_batch(&statement.sql).map_err(exec_err)?;
+    } else {
+        let mut stmt = conn.prepare_cached(&statement.sql).map_err(exec_err)?;
+        bind_all(&mut stmt, values)?;
+        stmt.raw_execute().map_err(exec_err)?;
+    }
+    Ok(ProxyExecResult {
+        last_insert_id: u64::try_from(conn.last_insert_rowid()).unwrap_or(0),
+        rows_affected: conn.changes(),
+    })
+}
+
+/// Runs a query and returns its rows.
+fn query(conn: &Connection, statement: &Statement) -> std::result::Result<Vec<ProxyRow>, DbErr> {
+    let values = statement.values.as_ref().map_or(&[][..], |v| &v.0[..]);
+    let mut stmt = conn.prepare_cached(&statement.sql).map_err(query_err)?;
+    bind_all(&mut stmt, values)?;
+    let columns: Vec<(String, Option<Kind>)> = stmt
+        .columns_with_metadata()
+        .iter()
+        .map(|c| {
+            let kind = match (c.table_name(), c.origin_name()) {
+                (Some(table), Some(column)) => declared_kind(table, column),
+                _ => None,
+            };
+            (c.name().to_owned(), kind)
+        })
+        .collect();
+    // sea-orm reads a proxy row by name, or by position as the n-th entry
+    // of its (sorted) map: each value is stored under its name and under a
+    // key that sorts before every name, in column order.
+    let positions: Vec<String> = (0..columns.len()).map(|i| format!("\u{1}{i:05}")).collect();
+    let mut rows = stmt.raw_query();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(query_err)? {
+        let mut values = BTreeMap::new();
+        for (i, (name, kind)) in columns.iter().enumerate() {
+            let raw = row.get_ref(i).map_err(query_err)?;
+            let value =
+                decode(raw, *kind).map_err(|why| DbErr::Type(format!("column {name:?}: {why}")))?;
+            values.insert(positions[i].clone(), value.clone());
+            values.insert(name.clone(), value);
+        }
+        out.push(ProxyRow { values });
+    }
+    Ok(out)
+}
+
+fn bind_all(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    values: &[Value],
+) -> std::result::Result<(), DbErr> {
+    for (i, value) in values.iter().enumerate() {
+        stmt.raw_bind_parameter(i + 1, encode(value)?)
+            .map_err(query_err)?;
+    }
+    Ok(())
+}
+
+/// A value bound as sqlx binds it for SQLite.
+fn encode(value: &Value) -> std::result::Result<ToSqlOutput<'_>, DbErr> {
+    use ToSqlOutput::{Borrowed, Owned};
+    fn int(v: Option<i64>) -> ToSqlOutput<'static> {
+        Owned(v.map_or(Sql::Null, Sql::Integer))
+    }
+    Ok(match value {
+        Value::Bool(v) => int(v.map(i64::from)),
+        Value::TinyInt(v) => int(v.map(i64::from)),
+        Value::SmallInt(v) => int(v.map(i64::from)),
+        Value::Int(v) => int(v.map(i64::from)),
+        Value::BigInt(v) => int(*v),
+        Value::TinyUnsigned(v) => int(v.map(i64::from)),
+        Value::SmallUnsigned(v) => int(v.map(i64::from)),
+        Value::Unsigned(v) => int(v.map(i64::from)),
+        Value::BigUnsigned(v) => match v {
+            Some(v) => int(Some(i64::try_from(*v).map_err(|_| {
+                DbErr::Type(format!("{v} does not fit a SQLite integer"))
+            })?)),
+            None => int(None),
+        },
+        Value::Float(v) => Owned(v.map_or(Sql::Null, |f| Sql::Real(f64::from(f)))),
+        Value::Double(v) => Owned(v.map_or(Sql::Null, Sql::Real)),
+        Value::String(v) => match v {
+            Some(s) => Borrowed(ValueRef::Text(s.as_bytes())),
+            None => Owned(Sql::Null),
+        },
+        Value::Char(v) => Owned(v.map_or(Sql::Null, |c| Sql::Text(c.to_string()))),
+        Value::Bytes(v) => match v {
+            Some(b) => Borrowed(ValueRef::Blob(b)),
+            None => Owned(Sql::Null),
+        },
+        Value::Json(v) => Owned(v.as_ref().map_or(Sql::Null, |j| Sql::Text(j.to_string()))),
+        Value::ChronoDateTimeUtc(v) => Owned(v.map_or(Sql::Null, |t| {
+            Sql::Text(t.to_rfc3339_opts(SecondsFormat::AutoSi, false))
+        })),
+        Value::ChronoDateTimeWithTimeZone(v) => Owned(v.map_or(Sql::Null, |t| {
+            Sql::Text(t.to_rfc3339_opts(SecondsFormat::AutoSi, false))
+        })),
+        Value::ChronoDateTime(v) => {
+            Owned(v.map_or(Sql::Null, |t| Sql::Text(t.format("%F %T%.f").to_string())))
+        }
+        Value::Uuid(v) => Owned(v.map_or(Sql::Null, |u| Sql::Blob(u.as_bytes().to_vec()))),
+        other => {
+            return Err(DbErr::Type(format!(
+                "a {other:?} value cannot be bound for SQLite"
+            )));
+        }
+    })
+}
+
+/// The value type sea-orm expects for a column.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Bool,
+    Int,
+    BigInt,
+    Text,
+    Timestamp,
+    Real,
+    Bytes,
+}
+
+/// The kind of `table.column` as its entity declares it.
+fn declared_kind(table: &str, column: &str) -> Option<Kind> {
+    static KINDS: OnceLock<HashMap<(String, String), Kind>> = OnceLock::new();
+    KINDS
+        .get_or_init(|| {
+            use crate::entity::*;
+            let mut kinds = HashMap::new();
+            add::<tenants::Entity>(&mut kinds);
+            add::<tokens::Entity>(&mut kinds);
+            add::<auth_revision::Entity>(&mut kinds);
+            add::<operators::Entity>(&mut kinds);
+            add::<users::Entity>(&mut kinds);
+            add::<user_emails::Entity>(&mut kinds);
+            add::<groups::Entity>(&mut kinds);
+            add::<memberships::Entity>(&mut kinds);
+            add::<provisioning_log::Entity>(&mut kinds);
+            add::<outbox::Entity>(&mut kinds);
+            add::<role_settings::Entity>(&mut kinds);
+            add::<roles::Entity>(&mut kinds);
+            add::<role_mappings::Entity>(&mut kinds);
+            add::<role_locks::Entity>(&mut kinds);
+            add::<user_roles::Entity>(&mut kinds);
+            add::<tenant_admins::Entity>(&mut kinds);
+            add::<admin_audit::Entity>(&mut kinds);
+            add::<role_jobs::Entity>(&mut kinds);
+            kinds
+        })
+        .get(&(table.to_owned(), column.to_owned()))
+        .copied()
+}
+
+fn add<E: EntityTrait>(kinds: &mut HashMap<(String, String), Kind>) {
+    let table = E::default().table_name().to_owned();
+    for column in E::Column::iter() {
+        let kind = match column.def().get_column_type() {
+            ColumnType::Boolean => Kind::Bool,
+            ColumnType::TinyInteger | ColumnType::SmallInteger | ColumnType::Integer => Kind::Int,
+            ColumnType::BigInteger => Kind::BigInt,
+            ColumnType::TimestampWithTimeZone | ColumnType::Timestamp | ColumnType::DateTime => {
+                Kind::Timestamp
+            }
+            ColumnType::Float | ColumnType::Double => Kind::Real,
+            ColumnType::Binary(_) | ColumnType::VarBinary(_) | ColumnType::Blob => Kind::Bytes,
+            _ => Kind::Text,
+        };
+        kinds.insert((table.clone(), column.as_str().to_owned()), kind);
+    }
+}
+
+/// A SQLite value as the sea-orm value of `kind` (or, for a computed
+/// column, of its storage class).
+fn decode(raw: ValueRef<'_>, kind: Option<Kind>) -> std::result::Result<Value, String> {
+    let text = |b: &[u8]| {
+        std::str::from_utf8(b)
+            .map(str::to_owned)
+            .map_err(|_| "text that is not UTF-8".to_owned())
+    };
+    Ok(match (kind, raw) {
+        (Some(Kind::Bool), ValueRef::Null) => Value::Bool(None),
+        (Some(Kind::Int), ValueRef::Null) => Value::Int(None),
+        (Some(Kind::BigInt), ValueRef::Null) => Value::BigInt(None),
+        (Some(Kind::Timestamp), ValueRef::Null) => Value::ChronoDateTimeUtc(None),
+        (Some(Kind::Real), ValueRef::Null) => Value::Double(None),
+        (Some(Kind::Bytes), ValueRef::Null) => Value::Bytes(None),
+        (Some(Kind::Text) | None, ValueRef::Null) => Value::String(None),
+        (Some(Kind::Bool), ValueRef::Integer(i)) => Value::Bool(Some(i != 0)),
+        (Some(Kind::Int), ValueRef::Integer(i)) => Value::Int(Some(
+            i32::try_from(i).map_err(|_| format!("{i} does not fit a 32-bit integer"))?,
+        )),
+        (Some(Kind::BigInt) | None, ValueRef::Integer(i)) => Value::BigInt(Some(i)),
+        (Some(Kind::Timestamp), ValueRef::Text(t)) => {
+            Value::ChronoDateTimeUtc(Some(timestamp(&text(t)?)?))
+        }
+        (Some(Kind::Timestamp), ValueRef::Integer(secs)) => Value::ChronoDateTimeUtc(Some(
+            DateTime::from_timestamp(secs, 0).ok_or_else(|| format!("bad timestamp {secs}"))?,
+        )),
+        (Some(Kind::Real) | None, ValueRef::Real(f)) => Value::Double(Some(f)),
+        (Some(Kind::Real), ValueRef::Integer(i)) => Value::Double(Some(i as f64)),
+        (Some(Kind::Text) | None, ValueRef::Text(t)) => Value::String(Some(text(t)?)),
+        (Some(Kind::Text), ValueRef::Integer(i)) => Value::String(Some(i.to_string())),
+        (Some(Kind::Bytes) | None, ValueRef::Blob(b)) => Value::Bytes(Some(b.to_vec())),
+        (kind, raw) => {
+            return Err(format!(
+                "a {:?} value where {kind:?} was expected",
+                raw.data_type()
+            ));
+        }
+    })
+}
+
+/// Parses a stored timestamp: RFC 3339 as sqlx writes it, or the
+/// `YYYY-MM-DD HH:MM:SS[.fff]` form SQLite's own functions produce.
+fn timestamp(s: &str) -> std::result::Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for format in ["%F %T%.f%:z", "%F %T%.f%#z"] {
+        if let Ok(t) = DateTime::parse_from_str(s, format) {
+            return Ok(t.with_timezone(&Utc));
+        }
+    }
+    for format in ["%F %T%.f", "%FT%T%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
+            return Ok(t.and_utc());
+        }
+    }
+    Err(format!("unreadable timestamp {s:?}"))
+}
+
+/// A SQLite error as sea-orm carries driver errors, so one classification
+/// (`db::db`, `db::sql_err`) serves both drivers.
+#[derive(Debug)]
+pub(crate) struct SqliteError {
+    /// SQLite's extended result code.
+    code: i32,
+    message: String,
+}
+
+impl std::fmt::Display for SqliteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "(code: {}) {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for SqliteError {}
+
+impl DatabaseError for SqliteError {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn code(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Owned(self.code.to_string()))
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self.code {
+            // SQLITE_CONSTRAINT_UNIQUE, _PRIMARYKEY
+            2067 | 1555 => ErrorKind::UniqueViolation,
+            // SQLITE_CONSTRAINT_FOREIGNKEY
+            787 => ErrorKind::ForeignKeyViolation,
+            // SQLITE_CONSTRAINT_NOTNULL
+            1299 => ErrorKind::NotNullViolation,
+            // SQLITE_CONSTRAINT_CHECK
+            275 => ErrorKind::CheckViolation,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+fn driver_error(e: rusqlite::Error) -> Arc<sea_orm::sqlx::Error> {
+    let error = match e {
+        rusqlite::Error::SqliteFailure(code, message) => SqliteError {
+            code: code.extended_code,
+            message: message.unwrap_or_else(|| code.to_string()),
+        },
+        // Misuse of the API (a type, a column index): not SQLite's.
+        other => return Arc::new(sea_orm::sqlx::Error::Protocol(other.to_string())),
+    };
+    Arc::new(sea_orm::sqlx::Error::Database(Box::new(error)))
+}
+
+fn query_err(e: rusqlite::Error) -> DbErr {
+    DbErr::Query(RuntimeErr::SqlxError(driver_error(e)))
+}
+
+fn exec_err(e: rusqlite::Error) -> DbErr {
+    DbErr::Exec(RuntimeErr::SqlxError(driver_error(e)))
+}
+
+fn conn_err(e: rusqlite::Error) -> DbErr {
+    DbErr::Conn(RuntimeErr::SqlxError(driver_error(e)))
+}
+
+/// Wraps a proxy as the connection sea-orm runs statements on.
+pub(crate) async fn connection(
+    proxy: impl ProxyDatabaseTrait + 'static,
+) -> Result<sea_orm::DatabaseConnection> {
+    sea_orm::Database::connect_proxy(sea_orm::DbBackend::Sqlite, Arc::new(Box::new(proxy)))
+        .await
+        .map_err(crate::db::db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_read_back_as_written() {
+        let t = crate::db::now();
+        let Value::ChronoDateTimeUtc(Some(back)) = decode(
+            ValueRef::Text(t.to_rfc3339_opts(SecondsFormat::AutoSi, false).as_bytes()),
+            Some(Kind::Timestamp),
+        )
+        .expect("decodes") else {
+            panic!("not a timestamp");
+        };
+        assert_eq!(back, t);
+        assert_eq!(
+            timestamp("2026-11-23 03:04:05.678").expect("parses"),
+            DateTime::parse_from_rfc3339("2026-11-23T03:04:05.678Z").expect("valid")
+        );
+        assert!(timestamp("yesterday").is_err());
+    }
+
+    #[test]
+    fn integers_take_the_width_their_entity_declares() {
+        assert_eq!(declared_kind("users", "version"), Some(Kind::BigInt));
+        assert_eq!(declared_kind("user_emails", "position"), Some(Kind::Int));
+        assert_eq!(declared_kind("users", "active"), Some(Kind::Bool));
+        assert_eq!(declared_kind("users", "created_at"), Some(Kind::Timestamp));
+        assert_eq!(declared_kind("users", "nope"), None);
+        assert!(decode(ValueRef::Integer(1 << 40), Some(Kind::Int)).is_err());
+        assert_eq!(
+            decode(ValueRef::Null, Some(Kind::Bool)).expect("null"),
+            Value::Bool(None)
+        );
+    }
+
+    #[test]
+    fn urls_name_a_file_and_a_mode() {
+        let open = |url| Opener::from_url(url, true, Duration::from_secs(1), 0, -1024);
+        assert_eq!(
+            open("sqlite:///tmp/x.db?mode=rwc").expect("valid").path,
+            PathBuf::from("/tmp/x.db")
+        );
+        assert_eq!(
+            open("sqlite://./x.db").expect("valid").path,
+            PathBuf::from("./x.db")
+        );
+        assert!(open("sqlite::memory:").is_err());
+        assert!(open("sqlite:///x.db?cache=shared").is_err());
+    }
+}
