@@ -3,10 +3,11 @@
 //! SQLite allows one writer at a time. A deferred transaction that reads
 //! and then writes can fail with `SQLITE_BUSY` when another connection
 //! wrote in between, and the busy handler cannot help it; so on SQLite
-//! every write transaction of this process holds one async mutex and starts
-//! `IMMEDIATE` (taking the write lock at `BEGIN`, where `busy_timeout`
-//! waits for writers of other processes, e.g. the CLI). Reads take no lock
-//! and run concurrently (WAL).
+//! every write transaction of this process runs on the writer thread
+//! (`crate::writer`) and starts `IMMEDIATE` (taking the write lock at
+//! `BEGIN`, where `busy_timeout` waits for writers of other processes, e.g.
+//! the CLI). Reads take no lock and run concurrently (WAL). Both run through
+//! `crate::sqlite`, on the calling thread; PostgreSQL goes through sqlx.
 //!
 //! On PostgreSQL write transactions run at READ COMMITTED and lock the rows
 //! they read-modify-write (`SELECT ... FOR UPDATE`); deadlocks and

@@ -116,7 +116,8 @@ pub enum Backend {
 /// Connection and behaviour settings.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
-    /// Maximum pooled connections (PostgreSQL; SQLite readers).
+    /// Maximum pooled connections (PostgreSQL); on SQLite, the most idle
+    /// reader connections kept.
     pub max_connections: u32,
     /// SQLite `synchronous=FULL` (true, default: no acknowledged write is
     /// lost on power failure) or `NORMAL` (faster; may lose the last

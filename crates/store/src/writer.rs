@@ -3,13 +3,14 @@
 //!
 //! SQLite has one write lock per database, so writes are serial whatever
 //! the pool size. What limits their rate is the time the lock is held per
-//! write: `BEGIN`, the statements, `COMMIT` and its fsync, each a round trip
-//! to the driver's connection thread. The writer takes the jobs that are
-//! queued, runs each inside a savepoint of one transaction (so each job
-//! stays atomic on its own: a failed job rolls back to its savepoint and
-//! the others go on), commits once, and only then answers: an answer
+//! write: `BEGIN`, the statements, `COMMIT` and its fsync. The writer takes
+//! the jobs that are queued, runs each inside a savepoint of one
+//! transaction (so each job stays atomic on its own: a failed job rolls
+//! back to its savepoint and the others go on), commits once, and only
+//! then answers: an answer
 //! always means "durable". One fsync serves the whole batch, and the writer
-//! runs on its own thread, so its round trips never wait behind HTTP work.
+//! runs on its own thread (its connection runs statements on that thread,
+//! see `crate::sqlite`), so its work never waits behind HTTP work.
 //!
 //! A job runs to its end even if the request that queued it is gone (a
 //! client that disconnects cannot leave half a write behind). A job that
