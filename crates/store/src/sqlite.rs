@@ -647,6 +647,100 @@ mod tests {
     }
 
     #[test]
+    fn values_are_bound_as_sqlx_bound_them() {
+        let t = DateTime::parse_from_rfc3339("2026-11-23T03:04:05.678Z")
+            .expect("valid")
+            .with_timezone(&Utc);
+        let text = |v: &Value| match encode(v).expect("encodes") {
+            ToSqlOutput::Owned(Sql::Text(s)) => s,
+            other => panic!("not text: {other:?}"),
+        };
+        assert_eq!(
+            text(&Value::ChronoDateTimeUtc(Some(t))),
+            "2026-11-23T03:04:05.678+00:00"
+        );
+        assert!(matches!(
+            encode(&Value::Bool(Some(true))).expect("encodes"),
+            ToSqlOutput::Owned(Sql::Integer(1))
+        ));
+        assert!(matches!(
+            encode(&Value::BigUnsigned(Some(u64::MAX))),
+            Err(DbErr::Type(_))
+        ));
+    }
+
+    fn opener(dir: &tempfile::TempDir, busy_ms: u64) -> Opener {
+        let url = format!("sqlite://{}/t.db?mode=rwc", dir.path().display());
+        Opener::from_url(&url, true, Duration::from_millis(busy_ms), 0, -1024).expect("valid")
+    }
+
+    #[tokio::test]
+    async fn a_begin_that_failed_fails_the_next_statement() {
+        use sea_orm::{ConnectionTrait, TransactionTrait};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let open = opener(&dir, 50);
+        let conn = connection(Dedicated::new(&open).expect("opens"))
+            .await
+            .expect("connects");
+        conn.execute_unprepared("CREATE TABLE t (x INTEGER)")
+            .await
+            .expect("creates");
+        // Another connection holds the write lock past the busy timeout.
+        let other = open.open().expect("opens");
+        other.execute_batch("BEGIN IMMEDIATE").expect("locks");
+        let txn = conn
+            .begin()
+            .await
+            .expect("sea-orm's begin cannot fail here");
+        // A read would succeed outside a transaction (WAL readers do not
+        // wait for the writer): only the kept error makes it fail.
+        let err = txn
+            .query_all_raw(Statement::from_string(
+                sea_orm::DbBackend::Sqlite,
+                "SELECT x FROM t",
+            ))
+            .await
+            .expect_err("the transaction never began");
+        assert!(
+            matches!(crate::db::db(err), StoreError::Unavailable(_)),
+            "BUSY is reported as unavailable"
+        );
+        drop(txn);
+        other.execute_batch("ROLLBACK").expect("unlocks");
+        // The error was reported once; the connection works again.
+        let txn = conn.begin().await.expect("begins");
+        txn.execute_unprepared("INSERT INTO t VALUES (2)")
+            .await
+            .expect("inserts");
+        txn.commit().await.expect("commits");
+        let n: i64 = other
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .expect("counts");
+        assert_eq!(n, 1);
+    }
+
+    #[tokio::test]
+    async fn a_reader_left_in_a_transaction_is_not_reused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let readers = Readers::new(opener(&dir, 50), 4).expect("opens");
+        let stmt = |sql: &str| Statement::from_string(sea_orm::DbBackend::Sqlite, sql);
+        readers
+            .execute(stmt("CREATE TABLE t (x INTEGER)"))
+            .await
+            .expect("creates");
+        readers.execute(stmt("BEGIN")).await.expect("begins");
+        assert_eq!(readers.idle.lock().expect("lock").len(), 0);
+        readers
+            .execute(stmt("INSERT INTO t VALUES (1)"))
+            .await
+            .expect("inserts outside any transaction");
+        assert_eq!(readers.idle.lock().expect("lock").len(), 1);
+        let rows = readers.query(stmt("SELECT x FROM t")).await.expect("reads");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].try_get::<i64, _>("x").expect("x"), 1);
+    }
+
+    #[test]
     fn urls_name_a_file_and_a_mode() {
         let open = |url| Opener::from_url(url, true, Duration::from_secs(1), 0, -1024);
         assert_eq!(
