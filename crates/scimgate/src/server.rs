@@ -3,6 +3,8 @@
 //! role recompute worker, and the background tasks.
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
@@ -101,6 +103,37 @@ pub struct App {
     role_worker_stop: tokio::sync::watch::Sender<bool>,
     role_worker: JoinHandle<()>,
     background: Vec<JoinHandle<()>>,
+    in_flight: InFlight,
+}
+
+/// Requests being handled right now, counted by a guard that lives as long
+/// as the request's future (a cancelled request counts down too).
+///
+/// A graceful stop waits for it to reach zero before it asks actix to stop:
+/// actix-server wakes its accept thread before it tells the workers, and a
+/// worker that sees the accept thread gone first ends at once, dropping the
+/// requests it was serving.
+#[derive(Clone, Default, Debug)]
+struct InFlight(Arc<AtomicUsize>);
+
+/// Counts one request until dropped.
+struct InFlightGuard(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(&self) -> InFlightGuard {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard(self.0.clone())
+    }
+
+    fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Builds and starts the application `scimgate serve` runs: opens and
@@ -148,10 +181,22 @@ pub async fn spawn(config: Config) -> Result<App, AppError> {
 
     let metrics_registry = web::Data::new(registry);
     let factory_gateway = gateway.clone();
+    let in_flight = InFlight::default();
+    let factory_in_flight = in_flight.clone();
     let server = actix_web::HttpServer::new(move || {
         let gateway = factory_gateway.clone();
         let admin = admin.clone();
+        let in_flight = factory_in_flight.clone();
         actix_web::App::new()
+            .wrap_fn(move |req, srv| {
+                let guard = in_flight.enter();
+                let call = actix_web::dev::Service::call(srv, req);
+                async move {
+                    let response = call.await;
+                    drop(guard);
+                    response
+                }
+            })
             .app_data(metrics_registry.clone())
             .route("/metrics", web::get().to(metrics))
             .configure(|cfg| gateway.configure(cfg))
@@ -215,6 +260,7 @@ pub async fn spawn(config: Config) -> Result<App, AppError> {
         role_worker_stop,
         role_worker,
         background,
+        in_flight,
     })
 }
 
@@ -255,6 +301,15 @@ impl App {
     /// the provisioning-log entries still queued (up to [`DRAIN_GRACE`]) and
     /// background tasks end.
     pub async fn stop(self, graceful: bool) -> Result<(), AppError> {
+        if graceful {
+            // No new connections; the requests in flight finish before
+            // actix is told to stop (see [`InFlight`]).
+            self.server.pause().await;
+            let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+            while self.in_flight.count() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
         self.server.stop(graceful).await;
         let result = match self.server_task.await {
             Ok(result) => result.map_err(AppError::Server),

@@ -194,11 +194,13 @@ fn sigterm_lets_an_in_flight_request_finish() {
     stream.write_all(head.as_bytes()).expect("write first half");
     stream.flush().expect("flush");
     server.proc.signal("TERM");
+    // The stop waits for this request: it is in flight (counted from when
+    // the service was called, which is before `100 Continue` is sent).
     assert!(
         eventually(STOP, || server
             .proc
             .stderr()
-            .contains("graceful worker shutdown")),
+            .contains("shutting down: finishing in-flight requests")),
         "{}",
         server.proc.output()
     );
