@@ -186,10 +186,7 @@ impl ProxyDatabaseTrait for Readers {
     }
 
     async fn ping(&self) -> std::result::Result<(), DbErr> {
-        self.with(|conn| {
-            conn.query_row("SELECT 1", [], |_| Ok(()))
-                .map_err(query_err)
-        })
+        self.with(ping)
     }
 }
 
@@ -278,11 +275,14 @@ impl ProxyDatabaseTrait for Dedicated {
     }
 
     async fn ping(&self) -> std::result::Result<(), DbErr> {
-        self.with(|conn| {
-            conn.query_row("SELECT 1", [], |_| Ok(()))
-                .map_err(query_err)
-        })
+        self.with(ping)
     }
+}
+
+/// Checks the connection answers.
+fn ping(conn: &Connection) -> std::result::Result<(), DbErr> {
+    conn.query_row("SELECT 1", [], |_| Ok(()))
+        .map_err(query_err)
 }
 
 /// Runs a statement that changes rows. A statement without values may hold
@@ -415,9 +415,10 @@ enum Kind {
     Bytes,
 }
 
-/// The kind of `table.column` as its entity declares it.
+/// The kind of `table.column` as its entity declares it. Looked up for
+/// every result column of every query, so by borrowed names.
 fn declared_kind(table: &str, column: &str) -> Option<Kind> {
-    static KINDS: OnceLock<HashMap<(String, String), Kind>> = OnceLock::new();
+    static KINDS: OnceLock<HashMap<String, HashMap<String, Kind>>> = OnceLock::new();
     KINDS
         .get_or_init(|| {
             use crate::entity::*;
@@ -442,12 +443,15 @@ fn declared_kind(table: &str, column: &str) -> Option<Kind> {
             add::<role_jobs::Entity>(&mut kinds);
             kinds
         })
-        .get(&(table.to_owned(), column.to_owned()))
+        .get(table)?
+        .get(column)
         .copied()
 }
 
-fn add<E: EntityTrait>(kinds: &mut HashMap<(String, String), Kind>) {
-    let table = E::default().table_name().to_owned();
+fn add<E: EntityTrait>(kinds: &mut HashMap<String, HashMap<String, Kind>>) {
+    let columns = kinds
+        .entry(E::default().table_name().to_owned())
+        .or_default();
     for column in E::Column::iter() {
         let kind = match column.def().get_column_type() {
             ColumnType::Boolean => Kind::Bool,
@@ -460,7 +464,7 @@ fn add<E: EntityTrait>(kinds: &mut HashMap<(String, String), Kind>) {
             ColumnType::Binary(_) | ColumnType::VarBinary(_) | ColumnType::Blob => Kind::Bytes,
             _ => Kind::Text,
         };
-        kinds.insert((table.clone(), column.as_str().to_owned()), kind);
+        columns.insert(column.as_str().to_owned(), kind);
     }
 }
 
