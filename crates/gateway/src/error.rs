@@ -156,7 +156,7 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        res.body(body.to_string())
+        res.body(crate::render::encode(&body))
     }
 }
 

@@ -86,7 +86,7 @@ fn count_read<R>(auth: &Authorized<R>, kind: Kind, operation: &str, result: &Rep
 /// shows them. A user without stored effective roles gets no extension.
 async fn render_users<R>(
     auth: &Authorized<R>,
-    users: &[Resource],
+    users: Vec<Resource>,
     projection: &Projection,
 ) -> Result<Vec<Value>, ApiError> {
     let schema = Kind::User.schema();
@@ -105,14 +105,14 @@ async fn render_users<R>(
         false => HashMap::new(),
     };
     Ok(users
-        .iter()
+        .into_iter()
         .map(|u| {
             let extra = groups
                 .as_mut()
                 .map(|g| render::groups(g.remove(&u.id).as_deref().unwrap_or(&[]), &auth.base_url));
             let roles = effective.get(&u.id);
             projection.apply(
-                &render::resource(u, Kind::User, extra, roles, &auth.base_url),
+                render::resource(u, Kind::User, extra, roles, &auth.base_url),
                 schema,
             )
         })
@@ -120,13 +120,10 @@ async fn render_users<R>(
 }
 
 /// Renders a group with whatever members were loaded.
-fn render_group<R>(auth: &Authorized<R>, g: &Resource, projection: &Projection) -> Value {
-    let extra = g
-        .members
-        .as_deref()
-        .map(|m| render::members(m, &auth.base_url));
+fn render_group<R>(auth: &Authorized<R>, mut g: Resource, projection: &Projection) -> Value {
+    let extra = g.members.take().map(|m| render::members(m, &auth.base_url));
     projection.apply(
-        &render::resource(g, Kind::Group, extra, None, &auth.base_url),
+        render::resource(g, Kind::Group, extra, None, &auth.base_url),
         Kind::Group.schema(),
     )
 }
@@ -141,8 +138,9 @@ fn list_reply(page: &Page, request: &ListRequest, resources: Vec<Value>) -> Http
 // ---------------------------------------------------------------- Users
 
 async fn user_list<R>(auth: &Authorized<R>, request: ListRequest) -> Reply {
-    let page = ops::list_users(&auth.store, &request.query).await?;
-    let resources = render_users(auth, &page.resources, &request.projection).await?;
+    let mut page = ops::list_users(&auth.store, &request.query).await?;
+    let users = std::mem::take(&mut page.resources);
+    let resources = render_users(auth, users, &request.projection).await?;
     Ok(list_reply(&page, &request, resources))
 }
 
@@ -185,12 +183,13 @@ pub(crate) async fn get_user(
                 return Ok(render::not_modified(user.version));
             }
         }
-        let mut body = render_users(&auth, std::slice::from_ref(&user), &projection).await?;
+        let version = user.version;
+        let mut body = render_users(&auth, vec![user], &projection).await?;
         let body = body.pop().unwrap_or(Value::Null);
         Ok(render::resource_response(
             StatusCode::OK,
             &body,
-            user.version,
+            version,
             None,
         ))
     }
@@ -212,13 +211,14 @@ pub(crate) async fn create_user(
         let projection = params(&req).projection()?;
         let user = ops::create_user(&auth.store, &body).await?;
         audit.id(&user.id);
-        let mut rendered = render_users(&auth, std::slice::from_ref(&user), &projection).await?;
-        let rendered = rendered.pop().unwrap_or(Value::Null);
         let location = render::resource_location(&auth.base_url, Kind::User, &user.id);
+        let version = user.version;
+        let mut rendered = render_users(&auth, vec![user], &projection).await?;
+        let rendered = rendered.pop().unwrap_or(Value::Null);
         Ok(render::resource_response(
             StatusCode::CREATED,
             &rendered,
-            user.version,
+            version,
             Some(location),
         ))
     }
@@ -240,12 +240,13 @@ pub(crate) async fn replace_user(
         audit.identify(&body);
         let projection = params(&req).projection()?;
         let user = ops::replace_user(&auth.store, &id, &body, &if_match(&req)).await?;
-        let mut rendered = render_users(&auth, std::slice::from_ref(&user), &projection).await?;
+        let version = user.version;
+        let mut rendered = render_users(&auth, vec![user], &projection).await?;
         let rendered = rendered.pop().unwrap_or(Value::Null);
         Ok(render::resource_response(
             StatusCode::OK,
             &rendered,
-            user.version,
+            version,
             None,
         ))
     }
@@ -267,12 +268,13 @@ pub(crate) async fn patch_user(
         let projection = params(&req).projection()?;
         let user = ops::patch_user(&auth.store, &id, &body, &if_match(&req)).await?;
         audit.identify(&user.document);
-        let mut rendered = render_users(&auth, std::slice::from_ref(&user), &projection).await?;
+        let version = user.version;
+        let mut rendered = render_users(&auth, vec![user], &projection).await?;
         let rendered = rendered.pop().unwrap_or(Value::Null);
         Ok(render::resource_response(
             StatusCode::OK,
             &rendered,
-            user.version,
+            version,
             None,
         ))
     }
@@ -303,10 +305,9 @@ async fn group_list<R>(auth: &Authorized<R>, mut request: ListRequest) -> Reply 
     request.query.with_members = request
         .projection
         .wants(&members_path(), Kind::Group.schema());
-    let page = ops::list_groups(&auth.store, &request.query).await?;
-    let resources = page
-        .resources
-        .iter()
+    let mut page = ops::list_groups(&auth.store, &request.query).await?;
+    let resources = std::mem::take(&mut page.resources)
+        .into_iter()
         .map(|g| render_group(auth, g, &request.projection))
         .collect();
     Ok(list_reply(&page, &request, resources))
@@ -352,11 +353,12 @@ pub(crate) async fn get_group(
                 return Ok(render::not_modified(group.version));
             }
         }
-        let body = render_group(&auth, &group, &projection);
+        let version = group.version;
+        let body = render_group(&auth, group, &projection);
         Ok(render::resource_response(
             StatusCode::OK,
             &body,
-            group.version,
+            version,
             None,
         ))
     }
@@ -379,12 +381,13 @@ pub(crate) async fn create_group(
         let (mut group, members) = ops::create_group(&auth.store, &body).await?;
         audit.id(&group.id);
         group.members.get_or_insert(members);
-        let rendered = render_group(&auth, &group, &projection);
         let location = render::resource_location(&auth.base_url, Kind::Group, &group.id);
+        let version = group.version;
+        let rendered = render_group(&auth, group, &projection);
         Ok(render::resource_response(
             StatusCode::CREATED,
             &rendered,
-            group.version,
+            version,
             Some(location),
         ))
     }
@@ -408,11 +411,12 @@ pub(crate) async fn replace_group(
         let (mut group, members) =
             ops::replace_group(&auth.store, &id, &body, &if_match(&req)).await?;
         group.members.get_or_insert(members);
-        let rendered = render_group(&auth, &group, &projection);
+        let version = group.version;
+        let rendered = render_group(&auth, group, &projection);
         Ok(render::resource_response(
             StatusCode::OK,
             &rendered,
-            group.version,
+            version,
             None,
         ))
     }
@@ -449,11 +453,12 @@ pub(crate) async fn patch_group(
         } else {
             None
         };
-        let rendered = render_group(&auth, &group, &projection);
+        let version = group.version;
+        let rendered = render_group(&auth, group, &projection);
         Ok(render::resource_response(
             StatusCode::OK,
             &rendered,
-            group.version,
+            version,
             None,
         ))
     }

@@ -79,15 +79,18 @@ pub(crate) fn is_roles_urn(urn: &str) -> bool {
 /// in the document (a client could store one under the URN before
 /// scimgate defined it) is never shown.
 pub(crate) fn resource(
-    res: &Resource,
+    res: Resource,
     kind: Kind,
     extra: Option<Value>,
     roles: Option<&Effective>,
     base: &str,
 ) -> Value {
-    let mut out = Map::new();
-    let doc = res.document.as_object();
-    let mut schemas = match doc.and_then(|d| d.get("schemas")) {
+    let doc = match res.document {
+        Value::Object(doc) => doc,
+        _ => Map::new(),
+    };
+    let mut out = Map::with_capacity(doc.len() + 4);
+    let mut schemas = match doc.get("schemas") {
         Some(s) => s.clone(),
         None => json!([kind.schema().core().id]),
     };
@@ -98,11 +101,12 @@ pub(crate) fn resource(
         }
     }
     out.insert("schemas".into(), schemas);
-    out.insert("id".into(), Value::String(res.id.clone()));
-    for (k, v) in doc.into_iter().flatten() {
+    let location = resource_location(base, kind, &res.id);
+    out.insert("id".into(), Value::String(res.id));
+    for (k, v) in doc {
         let rendered = matches!(k.as_str(), "schemas" | "id" | "meta" | "members" | "groups");
-        if !rendered && !is_roles_urn(k) {
-            out.insert(k.clone(), v.clone());
+        if !rendered && !is_roles_urn(&k) {
+            out.insert(k, v);
         }
     }
     if let Some(v) = extra {
@@ -119,7 +123,7 @@ pub(crate) fn resource(
         resource_type: kind.name().into(),
         created: res.created,
         last_modified: res.last_modified,
-        location: resource_location(base, kind, &res.id),
+        location,
         version: res.version,
     };
     out.insert("meta".into(), meta.to_json());
@@ -195,12 +199,11 @@ pub(crate) fn effective_roles(e: &Effective) -> Value {
 
 /// A Group's `members`, with `$ref` filled in where the member's type is
 /// known and the client sent none.
-pub(crate) fn members(members: &[Member], base: &str) -> Value {
+pub(crate) fn members(members: Vec<Member>, base: &str) -> Value {
     Value::Array(
         members
-            .iter()
-            .map(|m| {
-                let mut m = m.clone();
+            .into_iter()
+            .map(|mut m| {
                 if m.reference.is_none() {
                     let kind = match m.r#type.as_deref() {
                         Some(t) if t.eq_ignore_ascii_case("User") => Some(Kind::User),
@@ -209,7 +212,7 @@ pub(crate) fn members(members: &[Member], base: &str) -> Value {
                     };
                     m.reference = kind.map(|k| resource_location(base, k, &m.value));
                 }
-                m.to_json()
+                m.into_json()
             })
             .collect(),
     )
@@ -226,11 +229,18 @@ pub(crate) fn list(total: u64, start_index: u64, resources: Vec<Value>) -> Value
     })
 }
 
+/// A response body's bytes. Straight into a byte buffer: `to_string`
+/// goes through `fmt::Write` a piece at a time.
+pub(crate) fn encode(body: &Value) -> Vec<u8> {
+    // Serializing a `Value` cannot fail: its map keys are strings.
+    serde_json::to_vec(body).unwrap_or_default()
+}
+
 /// A SCIM JSON response.
 pub(crate) fn json_response(status: StatusCode, body: &Value) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((header::CONTENT_TYPE, SCIM_CONTENT_TYPE))
-        .body(body.to_string())
+        .body(encode(body))
 }
 
 /// A response carrying one resource, with its `ETag` (and `Location` for
@@ -247,7 +257,7 @@ pub(crate) fn resource_response(
     if let Some(l) = location {
         b.insert_header((header::LOCATION, l));
     }
-    b.body(body.to_string())
+    b.body(encode(body))
 }
 
 /// `204 No Content` after a write, with the resource's new `ETag`.
@@ -294,7 +304,7 @@ mod tests {
             display: "Admins".into(),
         }];
         let v = resource(
-            &sample(),
+            sample(),
             Kind::User,
             Some(groups(&refs, "https://h/scim/v2")),
             None,
@@ -336,7 +346,7 @@ mod tests {
             "userName": "bjensen",
             "urn:ietf:params:scim:schemas:extension:scimgate:2.0:User": {"locked": true}
         });
-        let without = resource(&stored, Kind::User, None, None, "https://h/v2");
+        let without = resource(stored.clone(), Kind::User, None, None, "https://h/v2");
         assert_eq!(
             without["schemas"],
             json!(["urn:ietf:params:scim:schemas:core:2.0:User"])
@@ -360,7 +370,7 @@ mod tests {
             disabled: true,
             locked: false,
         };
-        let with = resource(&stored, Kind::User, None, Some(&effective), "https://h/v2");
+        let with = resource(stored, Kind::User, None, Some(&effective), "https://h/v2");
         assert_eq!(
             with["schemas"],
             json!(["urn:ietf:params:scim:schemas:core:2.0:User", SCIMGATE_USER])
@@ -423,7 +433,7 @@ mod tests {
     fn member_refs_are_filled_only_when_the_type_is_known() {
         let mut typed = Member::new("u9");
         typed.r#type = Some("User".into());
-        let v = members(&[typed, Member::new("x")], "https://h/v2");
+        let v = members(vec![typed, Member::new("x")], "https://h/v2");
         assert_eq!(
             v,
             json!([

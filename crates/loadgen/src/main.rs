@@ -78,6 +78,10 @@ fn targets(args: &Args) -> Result<Vec<Target>, String> {
     Ok(targets)
 }
 
+/// mimalloc, as the server uses: the load tool shares the machine's cores.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();

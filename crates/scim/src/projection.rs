@@ -114,43 +114,48 @@ impl Projection {
         Projection::default()
     }
 
-    /// Projects a stored document for a response.
-    pub fn apply(&self, doc: &Value, schema: ResourceSchema<'_>) -> Value {
-        let Some(obj) = doc.as_object() else {
-            return doc.clone();
+    /// Projects a stored document for a response. Takes the document by
+    /// value: what is kept is moved, not copied (a group's members can be
+    /// most of a response).
+    pub fn apply(&self, doc: Value, schema: ResourceSchema<'_>) -> Value {
+        let Value::Object(obj) = doc else {
+            return doc;
         };
-        let r = self.resolve(schema, Some(obj));
+        let r = self.resolve(schema, Some(&obj));
         let mut out = Map::with_capacity(obj.len());
         for (key, value) in obj {
             if key.eq_ignore_ascii_case("schemas") {
-                out.insert(key.clone(), value.clone());
+                out.insert(key, value);
                 continue;
             }
-            if let (true, Value::Object(inner)) = (starts_with_urn(key), value) {
-                let ext = schema.schema_for_urn(key);
-                let mut kept = Map::new();
-                for (name, v) in inner {
-                    let def = ext.and_then(|s| s.attribute(name));
-                    let loc = Loc {
-                        container: Some(key),
-                        name,
-                    };
-                    if let Some(v) = r.project(loc, def, v) {
-                        kept.insert(name.clone(), v);
+            let value = match value {
+                Value::Object(inner) if starts_with_urn(&key) => {
+                    let ext = schema.schema_for_urn(&key);
+                    let mut kept = Map::new();
+                    for (name, v) in inner {
+                        let def = ext.and_then(|s| s.attribute(&name));
+                        let loc = Loc {
+                            container: Some(&key),
+                            name: &name,
+                        };
+                        if let Some(v) = r.project(loc, def, v) {
+                            kept.insert(name, v);
+                        }
                     }
+                    if !kept.is_empty() {
+                        out.insert(key, Value::Object(kept));
+                    }
+                    continue;
                 }
-                if !kept.is_empty() {
-                    out.insert(key.clone(), Value::Object(kept));
-                }
-                continue;
-            }
-            let def = top_level(schema, key);
+                other => other,
+            };
+            let def = top_level(schema, &key);
             let loc = Loc {
                 container: None,
-                name: key,
+                name: &key,
             };
             if let Some(v) = r.project(loc, def, value) {
-                out.insert(key.clone(), v);
+                out.insert(key, v);
             }
         }
         Value::Object(out)
@@ -224,7 +229,7 @@ impl Projection {
 
 impl Resolved {
     /// The projected value of one attribute, or `None` to leave it out.
-    fn project(&self, loc: Loc<'_>, def: Option<&Attribute>, value: &Value) -> Option<Value> {
+    fn project(&self, loc: Loc<'_>, def: Option<&Attribute>, value: Value) -> Option<Value> {
         let returned = def.map_or(Returned::Default, |d| d.returned);
         if !self.shows_attr(loc, returned) {
             return None;
@@ -235,31 +240,23 @@ impl Resolved {
                 .map_or(Returned::Default, |s| s.returned);
             self.shows_sub(loc, returned, name, sub_returned)
         };
-        let filter = |m: &Map<String, Value>| -> Map<String, Value> {
-            m.iter()
-                .filter(|(k, _)| keep_sub(k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
+        let filter = |mut m: Map<String, Value>| -> Option<Value> {
+            m.retain(|k, _| keep_sub(k));
+            (!m.is_empty()).then_some(Value::Object(m))
         };
         match value {
-            Value::Object(m) => {
-                let kept = filter(m);
-                (!kept.is_empty()).then_some(Value::Object(kept))
-            }
+            Value::Object(m) => filter(m),
             Value::Array(items) if items.iter().any(Value::is_object) => {
                 let kept: Vec<Value> = items
-                    .iter()
+                    .into_iter()
                     .filter_map(|item| match item {
-                        Value::Object(m) => {
-                            let kept = filter(m);
-                            (!kept.is_empty()).then_some(Value::Object(kept))
-                        }
-                        other => Some(other.clone()),
+                        Value::Object(m) => filter(m),
+                        other => Some(other),
                     })
                     .collect();
                 (!kept.is_empty()).then_some(Value::Array(kept))
             }
-            other => Some(other.clone()),
+            other => Some(other),
         }
     }
 

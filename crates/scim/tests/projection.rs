@@ -55,7 +55,7 @@ fn stored_group() -> Value {
 fn project(attributes: Option<&str>, excluded: Option<&str>) -> Value {
     Projection::parse(attributes, excluded)
         .expect("valid projection")
-        .apply(&stored_user(), ResourceSchema::user())
+        .apply(stored_user(), ResourceSchema::user())
 }
 
 fn without(mut v: Value, keys: &[&str]) -> Value {
@@ -69,7 +69,7 @@ fn without(mut v: Value, keys: &[&str]) -> Value {
 
 #[test]
 fn the_default_set_is_everything_but_returned_never() {
-    let out = Projection::all().apply(&stored_user(), ResourceSchema::user());
+    let out = Projection::all().apply(stored_user(), ResourceSchema::user());
     assert_eq!(out, without(stored_user(), &["password"]));
     let parsed = Projection::parse(None, None).unwrap();
     assert_eq!(parsed, Projection::all());
@@ -280,7 +280,7 @@ fn excluded_members_are_not_wanted() {
     assert!(!excluded.wants(&members, g));
     assert!(excluded.wants(&AttrPath::new("displayName"), g));
     assert!(excluded.wants(&AttrPath::new("id"), g));
-    let out = excluded.apply(&stored_group(), g);
+    let out = excluded.apply(stored_group(), g);
     assert_eq!(out, without(stored_group(), &["members"]));
 
     let narrowed = Projection::parse(Some("displayName"), None).unwrap();
@@ -292,7 +292,7 @@ fn excluded_members_are_not_wanted() {
     assert!(values.wants(&AttrPath::with_sub("members", "value"), g));
     assert!(!values.wants(&AttrPath::with_sub("members", "display"), g));
     assert_eq!(
-        values.apply(&stored_group(), g)["members"],
+        values.apply(stored_group(), g)["members"],
         json!([{"value": "2819c223"}, {"value": "902c246b"}])
     );
 }
@@ -357,7 +357,7 @@ fn scimgate_extension_is_wanted_by_default_and_only_then() {
     let p =
         Projection::parse(Some(&format!("{SCIMGATE_USER}:effectiveRoles.value")), None).unwrap();
     assert_eq!(
-        p.apply(&doc, u),
+        p.apply(doc.clone(), u),
         json!({
             "schemas": [USER, SCIMGATE_USER],
             "id": "u1",
@@ -365,7 +365,7 @@ fn scimgate_extension_is_wanted_by_default_and_only_then() {
         })
     );
     let p = Projection::parse(None, Some(SCIMGATE_USER)).unwrap();
-    assert!(p.apply(&doc, u).get(SCIMGATE_USER).is_none());
+    assert!(p.apply(doc.clone(), u).get(SCIMGATE_USER).is_none());
 }
 
 /// A registry where some attributes are `returned: request`, which the
@@ -396,9 +396,8 @@ fn registry_with_request_attributes() -> Registry {
 fn returned_request_only_when_named() {
     let registry = registry_with_request_attributes();
     let u = registry.view("User").unwrap();
-    let apply = |a: Option<&str>, e: Option<&str>| {
-        Projection::parse(a, e).unwrap().apply(&stored_user(), u)
-    };
+    let apply =
+        |a: Option<&str>, e: Option<&str>| Projection::parse(a, e).unwrap().apply(stored_user(), u);
 
     let default = apply(None, None);
     assert!(default.get("nickName").is_none());
@@ -433,7 +432,7 @@ fn returned_request_only_when_named() {
 fn non_object_documents_pass_through() {
     let p = Projection::parse(Some("userName"), None).unwrap();
     assert_eq!(
-        p.apply(&json!([1, 2]), ResourceSchema::user()),
+        p.apply(json!([1, 2]), ResourceSchema::user()),
         json!([1, 2])
     );
 }
@@ -478,7 +477,7 @@ mod robustness {
         ) {
             if let Ok(p) = Projection::parse(attributes.as_deref(), excluded.as_deref()) {
                 for rs in [ResourceSchema::user(), ResourceSchema::group()] {
-                    let out = p.apply(&doc, rs);
+                    let out = p.apply(doc.clone(), rs);
                     // Projection only ever removes.
                     if let (Some(o), Some(d)) = (out.as_object(), doc.as_object()) {
                         prop_assert!(o.keys().all(|k| d.contains_key(k)));

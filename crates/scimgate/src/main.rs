@@ -9,6 +9,10 @@ use scimgate::commands::{self, CommandError, Output};
 use scimgate::config::{Config, Sources};
 use scimgate::{server, telemetry};
 
+/// mimalloc rather than glibc malloc: see the note on the dependency.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -34,9 +34,13 @@ pub(crate) const MAX_ATTEMPTS: usize = 16;
 /// process's lock before failing.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Bytes of the database file SQLite maps into memory (address space, not
-/// resident memory: the kernel's page cache backs it).
-const SQLITE_MMAP_SIZE: u64 = 1 << 30;
+/// Bytes of the database file SQLite maps into memory: none. A reader
+/// whose snapshot is older than the last commit unmaps its whole mapping
+/// and faults every page back in, and with a steady stream of writes that
+/// happens on nearly every read: the unmapping and page faults cost more
+/// than the `pread`s they replace (steady mix +11 %, lookups alone -8 %;
+/// docs/benchmarks.md).
+const SQLITE_MMAP_SIZE: u64 = 0;
 
 /// Each connection's page cache, as SQLite's negative "KiB" form.
 const SQLITE_CACHE_KIB: i64 = -16 * 1024;

@@ -79,15 +79,20 @@ impl Member {
 
     /// The element as stored in a Group document.
     pub fn to_json(&self) -> Value {
-        let mut o = Map::new();
-        o.insert("value".into(), Value::String(self.value.clone()));
+        self.clone().into_json()
+    }
+
+    /// The element as stored in a Group document, moving its strings.
+    pub fn into_json(self) -> Value {
+        let mut o = Map::with_capacity(4);
+        o.insert("value".into(), Value::String(self.value));
         for (k, v) in [
-            ("display", &self.display),
-            ("type", &self.r#type),
-            ("$ref", &self.reference),
+            ("display", self.display),
+            ("type", self.r#type),
+            ("$ref", self.reference),
         ] {
             if let Some(v) = v {
-                o.insert(k.into(), Value::String(v.clone()));
+                o.insert(k.into(), Value::String(v));
             }
         }
         Value::Object(o)
