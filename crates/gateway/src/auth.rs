@@ -156,7 +156,10 @@ async fn authorize<R: Requirement>(req: &HttpRequest) -> Result<Authorized<R>, A
             ));
         }
     }
-    tracing::Span::current().record("tenant", auth.tenant.slug());
+    // For the request's log line (see `observe`), not recorded into its
+    // span: that would re-format the span's fields.
+    actix_web::HttpMessage::extensions_mut(req)
+        .insert(crate::observe::LogTenant(auth.tenant.slug().to_owned()));
     if auth.tenant.status() == TenantStatus::Suspended {
         return Err(fail(
             "suspended",

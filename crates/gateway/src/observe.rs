@@ -24,6 +24,10 @@ pub fn current_request_id() -> String {
         .unwrap_or_else(|_| "-".to_owned())
 }
 
+/// The tenant a request was authenticated for, named on its log line.
+#[derive(Debug, Clone)]
+pub(crate) struct LogTenant(pub(crate) String);
+
 /// Marks a request no route matched, so its metrics label is not the
 /// enclosing scope's pattern.
 #[derive(Debug, Clone, Copy)]
@@ -133,7 +137,6 @@ pub(crate) async fn middleware(
         "request",
         request_id = %id,
         method = %method,
-        tenant = tracing::field::Empty,
     );
     let result = CURRENT_REQUEST_ID
         .scope(id.clone(), next.call(req).instrument(span.clone()))
@@ -162,13 +165,15 @@ pub(crate) async fn middleware(
             if let Ok(v) = HeaderValue::from_str(&id) {
                 res.headers_mut().insert(REQUEST_ID, v);
             }
-            // Route and status go on this one event, not into the span:
-            // the JSON formatter re-parses and re-writes a span's fields on
-            // every `record`, which cost more than the line itself.
+            // Route, status and tenant go on this one event, not into the
+            // span: the JSON formatter re-parses and re-writes a span's
+            // fields on every `record`, which cost more than the line itself.
+            let tenant = res.request().extensions().get::<LogTenant>().cloned();
             span.in_scope(|| {
                 tracing::info!(
                     route = route.as_str(),
                     status,
+                    tenant = tenant.as_ref().map(|t| t.0.as_str()),
                     duration_ms = elapsed.as_millis() as u64,
                     "request completed"
                 );

@@ -82,7 +82,7 @@ fn targets(args: &Args) -> Result<Vec<Target>, String> {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = Args::parse();
     let targets = match targets(&args) {

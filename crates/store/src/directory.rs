@@ -229,28 +229,44 @@ async fn update_user(
     let tenant = store.tenant_key();
     let new_version = row.version + 1;
     let at = now();
-    let updated = users::Entity::update_many()
-        .col_expr(users::Column::UserName, Expr::value(cols.user_name.clone()))
-        .col_expr(
-            users::Column::UserNameNorm,
-            Expr::value(cols.user_name_norm.clone()),
-        )
-        .col_expr(
-            users::Column::ExternalId,
-            Expr::value(cols.external_id.clone()),
-        )
-        .col_expr(
-            users::Column::DisplayName,
-            Expr::value(cols.display_name.clone()),
-        )
-        .col_expr(
-            users::Column::DisplayNameNorm,
-            Expr::value(cols.display_name_norm.clone()),
-        )
-        .col_expr(users::Column::Active, Expr::value(cols.active))
+    // Only the columns whose value changes: SQLite rewrites the index entry
+    // of every indexed column a `SET` names, changed or not, and each
+    // rewritten entry is another page in the commit.
+    let mut update = users::Entity::update_many()
         .col_expr(users::Column::Document, Expr::value(document.to_string()))
         .col_expr(users::Column::Version, Expr::value(new_version))
-        .col_expr(users::Column::UpdatedAt, Expr::value(at))
+        .col_expr(users::Column::UpdatedAt, Expr::value(at));
+    if cols.user_name != row.user_name {
+        update = update.col_expr(users::Column::UserName, Expr::value(cols.user_name.clone()));
+    }
+    if cols.user_name_norm != row.user_name_norm {
+        update = update.col_expr(
+            users::Column::UserNameNorm,
+            Expr::value(cols.user_name_norm.clone()),
+        );
+    }
+    if cols.external_id != row.external_id {
+        update = update.col_expr(
+            users::Column::ExternalId,
+            Expr::value(cols.external_id.clone()),
+        );
+    }
+    if cols.display_name != row.display_name {
+        update = update.col_expr(
+            users::Column::DisplayName,
+            Expr::value(cols.display_name.clone()),
+        );
+    }
+    if cols.display_name_norm != row.display_name_norm {
+        update = update.col_expr(
+            users::Column::DisplayNameNorm,
+            Expr::value(cols.display_name_norm.clone()),
+        );
+    }
+    if cols.active != row.active {
+        update = update.col_expr(users::Column::Active, Expr::value(cols.active));
+    }
+    let updated = update
         .filter(users::Column::TenantId.eq(tenant.clone()))
         .filter(users::Column::Id.eq(row.id.clone()))
         .filter(users::Column::Version.eq(row.version))
@@ -993,21 +1009,27 @@ async fn update_group(
     let mut update = groups::Entity::update_many()
         .col_expr(groups::Column::Version, Expr::value(new_version))
         .col_expr(groups::Column::UpdatedAt, Expr::value(at));
+    // As for users: only the indexed columns whose value changes.
     if let Some(cols) = &cols {
-        update = update
-            .col_expr(
+        update = update.col_expr(groups::Column::Document, Expr::value(document.to_string()));
+        if cols.display_name != row.display_name {
+            update = update.col_expr(
                 groups::Column::DisplayName,
                 Expr::value(cols.display_name.clone()),
-            )
-            .col_expr(
+            );
+        }
+        if cols.display_name_norm != row.display_name_norm {
+            update = update.col_expr(
                 groups::Column::DisplayNameNorm,
                 Expr::value(cols.display_name_norm.clone()),
-            )
-            .col_expr(
+            );
+        }
+        if cols.external_id != row.external_id {
+            update = update.col_expr(
                 groups::Column::ExternalId,
                 Expr::value(cols.external_id.clone()),
-            )
-            .col_expr(groups::Column::Document, Expr::value(document.to_string()));
+            );
+        }
     }
     let updated = update
         .filter(groups::Column::TenantId.eq(store.tenant_key()))
