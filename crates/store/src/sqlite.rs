@@ -118,9 +118,6 @@ impl Opener {
         } else {
             "NORMAL"
         };
-        // Reads go through a memory map instead of a `pread` into each
-        // connection's private cache, which SQLite empties whenever another
-        // connection commits.
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
              PRAGMA foreign_keys = ON; PRAGMA mmap_size = {}; \

@@ -81,6 +81,69 @@ async fn create_with_members_and_read_back() {
     }
 }
 
+/// Members come back from the database as one JSON array per group: every
+/// display survives the trip (quotes, backslashes, control characters,
+/// non-ASCII, none at all), in member-id order, for one group and for a
+/// page of groups, an empty group included.
+#[tokio::test]
+async fn members_read_back_in_order_whatever_their_display() {
+    for which in backends() {
+        let (_db, _store, dir) = directory(which).await;
+        let displays = [
+            Some("Quote \" and back\\slash"),
+            Some("tab\tnew\nline \u{1}"),
+            Some("Zoë Åström 山田"),
+            None,
+        ];
+        let mut added = Vec::new();
+        for (i, display) in displays.iter().enumerate() {
+            let u = dir.create_user(user(&format!("m{i}"))).await.unwrap();
+            added.push(Member {
+                display: display.map(str::to_owned),
+                ..Member::new(u.id.clone())
+            });
+        }
+        let g = dir
+            .create_group(group("Displays"), added.clone())
+            .await
+            .unwrap();
+        let empty = dir.create_group(group("Empty"), vec![]).await.unwrap();
+
+        let members = dir.group_members(&g.id).await.unwrap();
+        let mut expected = added.clone();
+        expected.sort_by(|a, b| a.value.cmp(&b.value));
+        assert_eq!(ids(&members), ids(&expected), "{which:?}");
+        let in_order: Vec<&str> = members.iter().map(|m| m.value.as_str()).collect();
+        let sorted_ids: Vec<&str> = expected.iter().map(|m| m.value.as_str()).collect();
+        assert_eq!(in_order, sorted_ids, "{which:?}: member-id order");
+        for m in &members {
+            let sent = added.iter().find(|a| a.value == m.value).unwrap();
+            assert_eq!(m.display, sent.display, "{which:?}");
+            assert_eq!(m.r#type.as_deref(), Some("User"), "{which:?}");
+        }
+
+        let page = dir
+            .list_groups(&store::ListQuery {
+                filter: None,
+                sort_by: None,
+                descending: false,
+                start_index: 1,
+                count: 10,
+                with_members: true,
+            })
+            .await
+            .unwrap();
+        let listed = |id: &str| {
+            page.resources
+                .iter()
+                .find(|r| r.id == id)
+                .and_then(|r| r.members.clone())
+        };
+        assert_eq!(listed(&g.id), Some(members.clone()), "{which:?}");
+        assert_eq!(listed(&empty.id), Some(vec![]), "{which:?}");
+    }
+}
+
 #[tokio::test]
 async fn unknown_members_and_names_are_refused_atomically() {
     for which in backends() {

@@ -203,6 +203,54 @@ async fn user_name_is_unique_per_tenant_ignoring_case() {
     }
 }
 
+/// An update names only the indexed columns that change; every column that
+/// does change still reaches its index: filters find the new values and no
+/// longer the old ones, and a freed userName can be taken again.
+#[tokio::test]
+async fn indexed_columns_follow_each_kind_of_change() {
+    for which in backends() {
+        let (_db, _store, dir) = directory(which).await;
+        let u = dir.create_user(user("first")).await.unwrap();
+        let found = |filter: &'static str| {
+            let dir = dir.clone();
+            async move {
+                dir.list_users(&by_filter(filter))
+                    .await
+                    .unwrap()
+                    .resources
+                    .len()
+            }
+        };
+        // Only displayName changes.
+        let mut doc = user("first");
+        doc["displayName"] = json!("Shown Name");
+        dir.replace_user(&u.id, doc.clone(), None).await.unwrap();
+        assert_eq!(found("displayName eq \"Shown Name\"").await, 1, "{which:?}");
+        assert_eq!(found("userName eq \"first\"").await, 1, "{which:?}");
+        // Only externalId changes.
+        doc["externalId"] = json!("ext-9");
+        dir.replace_user(&u.id, doc.clone(), None).await.unwrap();
+        assert_eq!(found("externalId eq \"ext-9\"").await, 1, "{which:?}");
+        assert_eq!(found("displayName eq \"Shown Name\"").await, 1, "{which:?}");
+        // Only userName changes: the old name is free again.
+        doc["userName"] = json!("second");
+        dir.replace_user(&u.id, doc.clone(), None).await.unwrap();
+        assert_eq!(found("userName eq \"second\"").await, 1, "{which:?}");
+        assert_eq!(found("userName eq \"first\"").await, 0, "{which:?}");
+        assert_eq!(found("externalId eq \"ext-9\"").await, 1, "{which:?}");
+        dir.create_user(user("first")).await.unwrap();
+        assert!(matches!(
+            dir.create_user(user("SECOND")).await,
+            Err(StoreError::Uniqueness(_))
+        ));
+        // Only active changes.
+        doc["active"] = json!(false);
+        dir.replace_user(&u.id, doc.clone(), None).await.unwrap();
+        assert_eq!(found("active eq false").await, 1, "{which:?}");
+        assert_eq!(found("userName eq \"second\"").await, 1, "{which:?}");
+    }
+}
+
 #[tokio::test]
 async fn external_id_lookups_are_case_exact() {
     for which in backends() {
