@@ -529,9 +529,10 @@ struct MemberJson {
 }
 
 /// The members of each group, in member-id order, in one query per 500
-/// groups; every group asked for has an entry. The database builds each group's list as one JSON array
-/// (one row per group, not per member): decoding a row per member through
-/// the ORM cost about twenty times the index scan that found them.
+/// groups; every group asked for has an entry. The database builds each
+/// group's list as one JSON array (one row per group, not per member):
+/// decoding a row per member through the ORM cost about twenty times the
+/// index scan that found them.
 pub(crate) async fn load_members(
     store: &TenantStore,
     conn: &impl ConnectionTrait,
