@@ -574,25 +574,22 @@ pub(crate) async fn load_members(
 /// The aggregate query of [`load_members`] for `n` group ids: tenant id
 /// first, then the group ids.
 fn members_sql(backend: sea_orm::DbBackend, n: usize) -> String {
-    let (array, object, cast) = match backend {
-        sea_orm::DbBackend::Postgres => ("json_agg", "json_build_object", "::text"),
-        _ => ("json_group_array", "json_object", ""),
+    let pg = backend == sea_orm::DbBackend::Postgres;
+    let (array, object, cast) = match pg {
+        true => ("json_agg", "json_build_object", "::text"),
+        false => ("json_group_array", "json_object", ""),
     };
-    let placeholders: Vec<String> = (0..n)
-        .map(|i| match backend {
-            sea_orm::DbBackend::Postgres => format!("${}", i + 2),
-            _ => "?".to_owned(),
-        })
-        .collect();
-    let tenant = match backend {
-        sea_orm::DbBackend::Postgres => "$1",
-        _ => "?",
+    let param = |i: usize| match pg {
+        true => format!("${i}"),
+        false => "?".to_owned(),
     };
+    let groups: Vec<String> = (2..n + 2).map(param).collect();
     format!(
         "SELECT group_id, {array}({object}('value', member_id, 'type', member_type, \
          'display', display) ORDER BY member_id){cast} AS members FROM memberships \
-         WHERE tenant_id = {tenant} AND group_id IN ({}) GROUP BY group_id",
-        placeholders.join(", ")
+         WHERE tenant_id = {} AND group_id IN ({}) GROUP BY group_id",
+        param(1),
+        groups.join(", ")
     )
 }
 
