@@ -13,9 +13,10 @@ mod m0001_initial;
 mod m0002_membership_indexes;
 mod m0003_roles;
 mod m0004_admin;
+mod m0005_membership_cover;
 
 /// The schema version this build expects: the number of migration steps.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// All of scimgate's migrations, in order.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_membership_indexes::Migration),
             Box::new(m0003_roles::Migration),
             Box::new(m0004_admin::Migration),
+            Box::new(m0005_membership_cover::Migration),
         ]
     }
 }
