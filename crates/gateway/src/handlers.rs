@@ -13,6 +13,7 @@ use scim::discovery::{
 use scim::projection::Projection;
 use scim::schemas::{Registry, SCIMGATE_USER};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use store::{Page, Resource};
 
 use crate::auth::{AnyScope, Authorized, ScimRead, ScimWrite};
@@ -126,6 +127,40 @@ fn render_group<R>(auth: &Authorized<R>, mut g: Resource, projection: &Projectio
         render::resource(g, Kind::Group, extra, None, &auth.base_url),
         Kind::Group.schema(),
     )
+}
+
+/// A group response's body. Under the default projection the members come
+/// from the database as JSON text, spliced in without being parsed and
+/// re-encoded (for a large group they are most of the response);
+/// otherwise they are read only if the projection keeps some of them, and
+/// projected like any attribute.
+async fn group_body<R>(
+    auth: &Authorized<R>,
+    mut group: Resource,
+    projection: &Projection,
+) -> Result<Vec<u8>, ApiError> {
+    if group.members.is_none() && projection.is_default() {
+        let text = auth
+            .store
+            .group_members_json(
+                &group.id,
+                &render::location_prefix(&auth.base_url, Kind::User),
+                &render::location_prefix(&auth.base_url, Kind::Group),
+            )
+            .await?;
+        let members = RawValue::from_string(text).map_err(|e| {
+            ApiError::Store(store::StoreError::Internal(format!(
+                "members of group {}: {e}",
+                group.id
+            )))
+        })?;
+        let body = render_group(auth, group, projection);
+        return Ok(render::encode_with_members(&body, &members));
+    }
+    if group.members.is_none() && projection.wants(&members_path(), Kind::Group.schema()) {
+        group.members = Some(auth.store.group_members(&group.id).await?);
+    }
+    Ok(render::encode(&render_group(auth, group, projection)))
 }
 
 fn list_reply(page: &Page, request: &ListRequest, resources: Vec<Value>) -> HttpResponse {
@@ -346,18 +381,17 @@ pub(crate) async fn get_group(
 ) -> Reply {
     let result = async {
         let projection = params(&req).projection()?;
-        let with_members = projection.wants(&members_path(), Kind::Group.schema());
-        let group = ops::get_group(&auth.store, &id, with_members).await?;
+        let group = ops::get_group(&auth.store, &id, false).await?;
         if let Some(h) = req.headers().get(header::IF_NONE_MATCH) {
             if !scim::meta::if_none_match(h.to_str().unwrap_or(""), group.version) {
                 return Ok(render::not_modified(group.version));
             }
         }
         let version = group.version;
-        let body = render_group(&auth, group, &projection);
-        Ok(render::resource_response(
+        let body = group_body(&auth, group, &projection).await?;
+        Ok(render::encoded_resource_response(
             StatusCode::OK,
-            &body,
+            body,
             version,
             None,
         ))
@@ -442,22 +476,16 @@ pub(crate) async fn patch_group(
         let body = body?.0;
         let params = params(&req);
         let projection = params.projection()?;
-        let mut group = ops::patch_group(&auth.store, &id, &body, &if_match(&req)).await?;
+        let group = ops::patch_group(&auth.store, &id, &body, &if_match(&req)).await?;
         audit.identify(&group.document);
         if auth.shared.config.group_patch_response == crate::GroupPatchResponse::NoContent {
             return Ok(render::no_content(group.version));
         }
-        let asked = projection.wants(&members_path(), Kind::Group.schema());
-        group.members = if asked {
-            Some(auth.store.group_members(&group.id).await?)
-        } else {
-            None
-        };
         let version = group.version;
-        let rendered = render_group(&auth, group, &projection);
-        Ok(render::resource_response(
+        let body = group_body(&auth, group, &projection).await?;
+        Ok(render::encoded_resource_response(
             StatusCode::OK,
-            &rendered,
+            body,
             version,
             None,
         ))

@@ -9,6 +9,8 @@ use roles::{Effective, Reason};
 use scim::meta::{Meta, etag, location};
 use scim::patch::Member;
 use scim::schemas::{LIST_RESPONSE, SCIMGATE_USER};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use store::{GroupRef, Resource};
 
@@ -62,6 +64,13 @@ impl Kind {
 /// The absolute URI of a resource.
 pub(crate) fn resource_location(base: &str, kind: Kind, id: &str) -> String {
     location(base, kind.endpoint(), id)
+}
+
+/// What a resource's location is its id appended to.
+pub(crate) fn location_prefix(base: &str, kind: Kind) -> String {
+    let mut prefix = resource_location(base, kind, "");
+    prefix.push('/');
+    prefix
 }
 
 /// True for the URN of scimgate's User extension
@@ -229,6 +238,38 @@ pub(crate) fn list(total: u64, start_index: u64, resources: Vec<Value>) -> Value
     })
 }
 
+/// A group's body with its `members` array spliced in as the database
+/// wrote it, where [`resource`] would have put it (before `meta`).
+pub(crate) fn encode_with_members(group: &Value, members: &RawValue) -> Vec<u8> {
+    /// Serializes the group's entries with `members` inserted.
+    struct Spliced<'a> {
+        group: &'a Map<String, Value>,
+        members: &'a RawValue,
+    }
+    impl Serialize for Spliced<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut map = s.serialize_map(Some(self.group.len() + 1))?;
+            let mut placed = false;
+            for (k, v) in self.group {
+                if !placed && k == "meta" {
+                    map.serialize_entry("members", self.members)?;
+                    placed = true;
+                }
+                if k != "members" {
+                    map.serialize_entry(k, v)?;
+                }
+            }
+            if !placed {
+                map.serialize_entry("members", self.members)?;
+            }
+            map.end()
+        }
+    }
+    let empty = Map::new();
+    let group = group.as_object().unwrap_or(&empty);
+    serde_json::to_vec(&Spliced { group, members }).unwrap_or_default()
+}
+
 /// A response body's bytes. Straight into a byte buffer: `to_string`
 /// goes through `fmt::Write` a piece at a time.
 pub(crate) fn encode(body: &Value) -> Vec<u8> {
@@ -251,13 +292,23 @@ pub(crate) fn resource_response(
     version: u64,
     location: Option<String>,
 ) -> HttpResponse {
+    encoded_resource_response(status, encode(body), version, location)
+}
+
+/// [`resource_response`] for a body already encoded.
+pub(crate) fn encoded_resource_response(
+    status: StatusCode,
+    body: Vec<u8>,
+    version: u64,
+    location: Option<String>,
+) -> HttpResponse {
     let mut b = HttpResponse::build(status);
     b.insert_header((header::CONTENT_TYPE, SCIM_CONTENT_TYPE))
         .insert_header((header::ETAG, etag(version)));
     if let Some(l) = location {
         b.insert_header((header::LOCATION, l));
     }
-    b.body(encode(body))
+    b.body(body)
 }
 
 /// `204 No Content` after a write, with the resource's new `ETag`.

@@ -114,6 +114,12 @@ impl Projection {
         Projection::default()
     }
 
+    /// True when neither parameter selects anything: every attribute is
+    /// returned as the schema says, each one whole.
+    pub fn is_default(&self) -> bool {
+        self.attributes.is_none() && self.excluded.is_empty()
+    }
+
     /// Projects a stored document for a response. Takes the document by
     /// value: what is kept is moved, not copied (a group's members can be
     /// most of a response).

@@ -888,6 +888,18 @@ impl TenantStore {
     pub async fn group_members(&self, group_id: &str) -> Result<Vec<Member>> {
         directory::group_members(self, group_id).await
     }
+    /// A group's members as a response's JSON array, built by the database
+    /// (`$ref` is the member id after `user_ref` or `group_ref`).
+    pub async fn group_members_json(
+        &self,
+        group_id: &str,
+        user_ref: &str,
+        group_ref: &str,
+    ) -> Result<String> {
+        directory::group_members_json(self, group_id, user_ref, group_ref)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("Group {group_id}")))
+    }
 
     /// The tenant's role policy; an empty one (no roles, mode single,
     /// version 0) when none was stored.

@@ -311,3 +311,139 @@ async fn group_patch_can_answer_no_content() {
     })
     .await;
 }
+
+/// Under the default projection a group's members are spliced into the
+/// reply as the database wrote them; under any other they are parsed and
+/// projected. Both give the same array: same members, same keys, same
+/// `$ref`s, same member-id order, for users and groups, with and without
+/// a display, whatever characters the display holds. On GET and on the
+/// PATCH reply alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spliced_and_projected_members_are_the_same() {
+    each_backend(|app: App| async move {
+        let t = app.tenant("acme").await;
+        let mut sent = Vec::new();
+        let displays = [
+            Some("Quote \" back\\slash"),
+            Some("Zoë 山田 \u{1}"),
+            None,
+            Some("plain"),
+        ];
+        for (i, d) in displays.iter().enumerate() {
+            let id = make_user(&app, &t.token, &format!("m{i}")).await;
+            let mut m = json!({"value": id});
+            if let Some(d) = d {
+                m["display"] = json!(d);
+            }
+            sent.push(m);
+        }
+        let inner = app
+            .call(
+                "POST",
+                "/Groups",
+                &t.token,
+                Some(json!({"schemas": [GROUP], "displayName": "Inner"})),
+            )
+            .await;
+        assert_eq!(inner.status, 201, "{}", inner.body);
+        let inner_id = inner.body["id"].as_str().unwrap().to_owned();
+        sent.push(json!({"value": inner_id, "display": "Inner"}));
+        let r = app
+            .call(
+                "POST",
+                "/Groups",
+                &t.token,
+                Some(json!({"schemas": [GROUP], "displayName": "Outer", "members": sent})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let id = r.body["id"].as_str().unwrap().to_owned();
+
+        let spliced = app
+            .call("GET", &format!("/Groups/{id}"), &t.token, None)
+            .await;
+        let projected = app
+            .call(
+                "GET",
+                &format!("/Groups/{id}?excludedAttributes=externalId"),
+                &t.token,
+                None,
+            )
+            .await;
+        assert_eq!(spliced.status, 200, "{}", spliced.body);
+        assert_eq!(projected.status, 200, "{}", projected.body);
+        let members = spliced.body["members"].clone();
+        assert_eq!(members, projected.body["members"]);
+        assert_eq!(members.as_array().map(Vec::len), Some(5), "{members}");
+        let order: Vec<&str> = members
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["value"].as_str().unwrap())
+            .collect();
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(order, sorted, "member-id order");
+        for m in members.as_array().unwrap() {
+            let value = m["value"].as_str().unwrap();
+            let is_group = value == inner_id;
+            let (kind, endpoint) = if is_group {
+                ("Group", "Groups")
+            } else {
+                ("User", "Users")
+            };
+            assert_eq!(m["type"], kind, "{m}");
+            assert_eq!(
+                m["$ref"],
+                format!("{}/{endpoint}/{value}", app.scim()),
+                "{m}"
+            );
+            let at = sent.iter().find(|s| s["value"] == value).unwrap();
+            assert_eq!(m.get("display"), at.get("display"), "{m}");
+            let keys: Vec<&str> = m.as_object().unwrap().keys().map(String::as_str).collect();
+            let expected: Vec<&str> = if at.get("display").is_some() {
+                vec!["value", "display", "type", "$ref"]
+            } else {
+                vec!["value", "type", "$ref"]
+            };
+            assert_eq!(keys, expected, "{m}");
+        }
+        // The rest of the document is the same too (externalId aside).
+        assert_eq!(spliced.body["meta"], projected.body["meta"]);
+        assert_eq!(spliced.body["displayName"], "Outer");
+
+        // A PATCH reply splices the members as they are after the change.
+        let gone = order[0].to_owned();
+        let r = app
+            .call(
+                "PATCH",
+                &format!("/Groups/{id}"),
+                &t.token,
+                patch(json!([{"op": "remove", "path": format!("members[value eq \"{gone}\"]")}])),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let after: Vec<Value> = members
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["value"] != gone.as_str())
+            .cloned()
+            .collect();
+        assert_eq!(r.body["members"], Value::Array(after));
+        assert_eq!(r.body["meta"]["version"], r.header("etag").unwrap_or(""));
+
+        // An empty group has an empty array either way.
+        let r = app
+            .call(
+                "PATCH",
+                &format!("/Groups/{inner_id}"),
+                &t.token,
+                patch(json!([{"op": "replace", "path": "displayName", "value": "Inner 2"}])),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["members"], json!([]));
+    })
+    .await;
+}
