@@ -574,30 +574,66 @@ pub(crate) async fn load_members(
     Ok(out)
 }
 
+/// How each engine spells the JSON aggregate of a group's members.
+struct MembersDialect {
+    pg: bool,
+}
+
+impl MembersDialect {
+    fn of(backend: sea_orm::DbBackend) -> MembersDialect {
+        MembersDialect {
+            pg: backend == sea_orm::DbBackend::Postgres,
+        }
+    }
+
+    /// The `i`-th bound parameter (1-based).
+    fn param(&self, i: usize) -> String {
+        match self.pg {
+            true => format!("${i}"),
+            false => format!("?{i}"),
+        }
+    }
+
+    /// A JSON object of `key, value` SQL pairs.
+    fn object(&self, pairs: &str) -> String {
+        let f = if self.pg {
+            "json_build_object"
+        } else {
+            "json_object"
+        };
+        format!("{f}({pairs})")
+    }
+
+    /// A scalar subquery: the JSON array (text, `[]` when empty) of `item`
+    /// over the memberships of group `g`. `order` is a sort clause only
+    /// PostgreSQL gets: SQLite aggregates the covering index's rows in the
+    /// index's (member-id, bytewise) order, and an `ORDER BY` inside its
+    /// aggregate would sort them again in a temporary b-tree.
+    fn array(&self, item: &str, order: &str) -> String {
+        let agg = match self.pg {
+            true => format!("coalesce(json_agg({item}{order}), '[]'::json)::text"),
+            false => format!("json_group_array({item})"),
+        };
+        format!(
+            "(SELECT {agg} FROM memberships m \
+             WHERE m.tenant_id = g.tenant_id AND m.group_id = g.id)"
+        )
+    }
+}
+
 /// The query of [`load_members`] for `n` group ids: tenant id first, then
 /// the group ids. One row per group found, its members aggregated by a
-/// subquery (an empty array for a group without members).
+/// subquery (an empty array for a group without members); the caller sorts
+/// them.
 fn members_sql(backend: sea_orm::DbBackend, n: usize) -> String {
-    let pg = backend == sea_orm::DbBackend::Postgres;
-    let (array, object, close) = match pg {
-        true => (
-            "coalesce(json_agg",
-            "json_build_object",
-            ", '[]'::json)::text",
-        ),
-        false => ("json_group_array", "json_object", ""),
-    };
-    let param = |i: usize| match pg {
-        true => format!("${i}"),
-        false => "?".to_owned(),
-    };
-    let groups: Vec<String> = (2..n + 2).map(param).collect();
+    let d = MembersDialect::of(backend);
+    let item = d.object("'value', m.member_id, 'type', m.member_type, 'display', m.display");
+    let groups: Vec<String> = (2..n + 2).map(|i| d.param(i)).collect();
     format!(
-        "SELECT g.id AS group_id, (SELECT {array}({object}('value', m.member_id, \
-         'type', m.member_type, 'display', m.display)){close} FROM memberships m \
-         WHERE m.tenant_id = g.tenant_id AND m.group_id = g.id) AS members \
-         FROM groups g WHERE g.tenant_id = {} AND g.id IN ({})",
-        param(1),
+        "SELECT g.id AS group_id, {} AS members FROM groups g \
+         WHERE g.tenant_id = {} AND g.id IN ({})",
+        d.array(&item, ""),
+        d.param(1),
         groups.join(", ")
     )
 }
@@ -606,14 +642,13 @@ fn members_sql(backend: sea_orm::DbBackend, n: usize) -> String {
 /// database: `value`, `display` (when set), `type` and `$ref` (the
 /// member's id after `user_ref` or `group_ref`, by its type), in member-id
 /// order. Nothing is decoded or re-encoded on the way: a member-`PATCH`
-/// reply of a large group is mostly this array. `None` if the group does
-/// not exist.
+/// reply of a large group is mostly this array.
 pub(crate) async fn group_members_json(
     store: &TenantStore,
     group_id: &str,
     user_ref: &str,
     group_ref: &str,
-) -> Result<Option<String>> {
+) -> Result<String> {
     let conn = &store.inner.conn;
     let backend = conn.get_database_backend();
     let values: Vec<sea_orm::Value> = vec![
@@ -631,42 +666,36 @@ pub(crate) async fn group_members_json(
         .await
         .map_err(db)?
         .into_iter()
-        .next();
-    match row {
-        Some(row) => Ok(Some(row.try_get("", "members").map_err(db)?)),
-        None => Ok(None),
-    }
+        .next()
+        .ok_or_else(|| not_found("Group", group_id))?;
+    row.try_get("", "members").map_err(db)
 }
 
 /// The query of [`group_members_json`]: tenant id, group id, then the two
-/// reference prefixes. SQLite aggregates the covering index's rows in the
-/// index's (member-id, bytewise) order; an `ORDER BY` inside its aggregate
-/// would sort them again in a temporary b-tree. PostgreSQL is told the
-/// order, in bytes ("C") whatever the database's collation.
-fn members_json_sql(backend: sea_orm::DbBackend) -> &'static str {
-    match backend {
-        sea_orm::DbBackend::Postgres => {
-            "SELECT (SELECT coalesce(json_agg(CASE WHEN m.display IS NULL \
-             THEN json_build_object('value', m.member_id, 'type', m.member_type, \
-             '$ref', CASE m.member_type WHEN 'Group' THEN $4 ELSE $3 END || m.member_id) \
-             ELSE json_build_object('value', m.member_id, 'display', m.display, \
-             'type', m.member_type, \
-             '$ref', CASE m.member_type WHEN 'Group' THEN $4 ELSE $3 END || m.member_id) \
-             END ORDER BY m.member_id COLLATE \"C\"), '[]'::json)::text \
-             FROM memberships m WHERE m.tenant_id = g.tenant_id AND m.group_id = g.id) \
-             AS members FROM groups g WHERE g.tenant_id = $1 AND g.id = $2"
-        }
-        _ => {
-            "SELECT (SELECT json_group_array(CASE WHEN m.display IS NULL \
-             THEN json_object('value', m.member_id, 'type', m.member_type, \
-             '$ref', CASE m.member_type WHEN 'Group' THEN ?4 ELSE ?3 END || m.member_id) \
-             ELSE json_object('value', m.member_id, 'display', m.display, \
-             'type', m.member_type, \
-             '$ref', CASE m.member_type WHEN 'Group' THEN ?4 ELSE ?3 END || m.member_id) \
-             END) FROM memberships m WHERE m.tenant_id = g.tenant_id AND m.group_id = g.id) \
-             AS members FROM groups g WHERE g.tenant_id = ?1 AND g.id = ?2"
-        }
-    }
+/// reference prefixes. PostgreSQL is told the order, in bytes ("C")
+/// whatever the database's collation; SQLite's index gives it.
+fn members_json_sql(backend: sea_orm::DbBackend) -> String {
+    let d = MembersDialect::of(backend);
+    let reference = format!(
+        "'$ref', CASE m.member_type WHEN 'Group' THEN {} ELSE {} END || m.member_id",
+        d.param(4),
+        d.param(3)
+    );
+    let item = format!(
+        "CASE WHEN m.display IS NULL THEN {} ELSE {} END",
+        d.object(&format!(
+            "'value', m.member_id, 'type', m.member_type, {reference}"
+        )),
+        d.object(&format!(
+            "'value', m.member_id, 'display', m.display, 'type', m.member_type, {reference}"
+        )),
+    );
+    format!(
+        "SELECT {} AS members FROM groups g WHERE g.tenant_id = {} AND g.id = {}",
+        d.array(&item, " ORDER BY m.member_id COLLATE \"C\""),
+        d.param(1),
+        d.param(2)
+    )
 }
 
 /// A group's members; `None` if the group does not exist.
@@ -1250,28 +1279,30 @@ mod tests {
             .await
             .unwrap();
         store.migrate().await.unwrap();
-        let sql = format!(
-            "EXPLAIN QUERY PLAN {}",
-            members_sql(sea_orm::DbBackend::Sqlite, 2)
-        );
-        let rows = store
-            .inner
-            .conn
-            .query_all_raw(sea_orm::Statement::from_string(
-                sea_orm::DbBackend::Sqlite,
-                sql,
-            ))
-            .await
-            .unwrap();
-        let plan: Vec<String> = rows
-            .iter()
-            .map(|r| r.try_get::<String>("", "detail").unwrap())
-            .collect();
-        assert!(
-            plan.iter()
-                .any(|d| d.contains("COVERING INDEX ix_memberships_group")),
-            "{plan:?}"
-        );
-        assert!(!plan.iter().any(|d| d.contains("TEMP B-TREE")), "{plan:?}");
+        let sqlite = sea_orm::DbBackend::Sqlite;
+        for query in [members_sql(sqlite, 2), members_json_sql(sqlite)] {
+            let rows = store
+                .inner
+                .conn
+                .query_all_raw(sea_orm::Statement::from_string(
+                    sqlite,
+                    format!("EXPLAIN QUERY PLAN {query}"),
+                ))
+                .await
+                .unwrap();
+            let plan: Vec<String> = rows
+                .iter()
+                .map(|r| r.try_get::<String>("", "detail").unwrap())
+                .collect();
+            assert!(
+                plan.iter()
+                    .any(|d| d.contains("COVERING INDEX ix_memberships_group")),
+                "{query}: {plan:?}"
+            );
+            assert!(
+                !plan.iter().any(|d| d.contains("TEMP B-TREE")),
+                "{query}: {plan:?}"
+            );
+        }
     }
 }

@@ -896,9 +896,7 @@ impl TenantStore {
         user_ref: &str,
         group_ref: &str,
     ) -> Result<String> {
-        directory::group_members_json(self, group_id, user_ref, group_ref)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("Group {group_id}")))
+        directory::group_members_json(self, group_id, user_ref, group_ref).await
     }
 
     /// The tenant's role policy; an empty one (no roles, mode single,
