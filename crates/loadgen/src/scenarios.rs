@@ -5,17 +5,17 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use http::Method;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
 
+use crate::client::{Conn, Endpoint, Request};
 use crate::report::{InitialSummary, Report, Stats};
-use crate::{LoadError, Options, Scenario, Target};
+use crate::{LoadError, Options, Scenario};
 
-const SCIM_JSON: &str = "application/scim+json";
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -89,62 +89,37 @@ fn user_patch(display_name: &str, active: bool) -> Value {
     ]})
 }
 
-/// The HTTP client and the request shapes.
-struct Http {
-    client: reqwest::Client,
+/// A `userName eq` lookup of user `i`.
+fn filter_users(target: &Endpoint, i: usize) -> Request<'_> {
+    let filter = format!("userName eq \"{}\"", user_name(i));
+    target.get(&format!("/Users?filter={}", encode(&filter)))
 }
 
-impl Http {
-    fn new(concurrency: usize) -> Result<Http, LoadError> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(concurrency)
-            // Below the server's 5 s keep-alive: a connection idle longer may
-            // be closed by the server just as it is reused, which would show
-            // up as a transport error that says nothing about the server.
-            .pool_idle_timeout(Duration::from_secs(4))
-            .build()
-            .map_err(|e| LoadError(format!("HTTP client: {e}")))?;
-        Ok(Http { client })
-    }
+/// A `displayName eq` lookup of group `g`, without its members.
+fn filter_groups(target: &Endpoint, g: usize) -> Request<'_> {
+    let filter = format!("displayName eq \"{}\"", group_name(g));
+    target.get(&format!(
+        "/Groups?filter={}&excludedAttributes=members",
+        encode(&filter)
+    ))
+}
 
-    fn get(&self, target: &Target, path: &str) -> RequestBuilder {
-        self.client
-            .get(format!("{}{path}", target.scim_url))
-            .bearer_auth(&target.token)
-            .header("accept", SCIM_JSON)
-    }
+/// A request with `body` as its JSON.
+fn send<'a>(target: &'a Endpoint, method: Method, path: &str, body: &Value) -> Request<'a> {
+    target.send(method, path, body.to_string().into_bytes())
+}
 
-    fn send(&self, method: Method, target: &Target, path: &str, body: &Value) -> RequestBuilder {
-        self.client
-            .request(method, format!("{}{path}", target.scim_url))
-            .bearer_auth(&target.token)
-            .header("accept", SCIM_JSON)
-            .header("content-type", SCIM_JSON)
-            .body(body.to_string())
-    }
-
-    fn filter_users(&self, target: &Target, i: usize) -> RequestBuilder {
-        let filter = format!("userName eq \"{}\"", user_name(i));
-        self.get(target, &format!("/Users?filter={}", encode(&filter)))
-    }
-
-    fn filter_groups(&self, target: &Target, g: usize) -> RequestBuilder {
-        let filter = format!("displayName eq \"{}\"", group_name(g));
-        self.get(
-            target,
-            &format!(
-                "/Groups?filter={}&excludedAttributes=members",
-                encode(&filter)
-            ),
-        )
-    }
+/// What one worker owns: its connection and its figures.
+#[derive(Default)]
+struct Worker {
+    conn: Conn,
+    stats: Stats,
 }
 
 /// Sends a request, records it under `op` and returns the parsed body of a
 /// 2xx reply (`Null` when empty).
-async fn call(stats: &mut Stats, op: &'static str, request: RequestBuilder) -> Option<Value> {
-    let body = exchange(stats, op, request).await?;
+async fn call(worker: &mut Worker, op: &'static str, request: Request<'_>) -> Option<Value> {
+    let body = exchange(worker, op, request).await?;
     Some(if body.is_empty() {
         Value::Null
     } else {
@@ -156,26 +131,21 @@ async fn call(stats: &mut Stats, op: &'static str, request: RequestBuilder) -> O
 /// and says whether it succeeded. Skipping the parse keeps the load tool's
 /// own CPU (it shares the machine with the server) off large replies such
 /// as a group with all its members.
-async fn call_ok(stats: &mut Stats, op: &'static str, request: RequestBuilder) -> bool {
-    exchange(stats, op, request).await.is_some()
+async fn call_ok(worker: &mut Worker, op: &'static str, request: Request<'_>) -> bool {
+    exchange(worker, op, request).await.is_some()
 }
 
 /// Sends a request, records it under `op` and returns the raw body of a
 /// 2xx reply.
 async fn exchange(
-    stats: &mut Stats,
+    worker: &mut Worker,
     op: &'static str,
-    request: RequestBuilder,
+    request: Request<'_>,
 ) -> Option<bytes::Bytes> {
     let start = Instant::now();
-    let result = async {
-        let reply = request.send().await?;
-        let status = reply.status().as_u16();
-        let body = reply.bytes().await?;
-        Ok::<_, reqwest::Error>((status, body))
-    }
-    .await;
+    let result = worker.conn.exchange(request).await;
     let latency = start.elapsed();
+    let stats = &mut worker.stats;
     match result {
         Ok((status, body)) if (200..300).contains(&status) => {
             stats.record(op, latency, None);
@@ -200,17 +170,20 @@ fn first_of_list(list: &Value) -> (u64, Option<String>) {
 }
 
 pub(crate) async fn run(options: Options) -> Result<Report, LoadError> {
-    let http = Arc::new(Http::new(options.concurrency)?);
+    let endpoints = options
+        .targets
+        .iter()
+        .map(|t| Endpoint::new(&t.scim_url, &t.token))
+        .collect::<Result<Vec<_>, _>>()?;
     match options.scenario {
-        Scenario::Initial => initial(http, options).await,
-        Scenario::Steady | Scenario::Lookup => mixed(http, options).await,
+        Scenario::Initial => initial(endpoints, options).await,
+        Scenario::Steady | Scenario::Lookup => mixed(endpoints, options).await,
     }
 }
 
 /// State the initial cycle's workers share.
 struct Initial {
-    http: Arc<Http>,
-    targets: Vec<Target>,
+    targets: Vec<Endpoint>,
     users: usize,
     groups: usize,
     deadline: Instant,
@@ -233,17 +206,11 @@ impl Initial {
         (k < total).then_some(k)
     }
 
-    async fn user(&self, stats: &mut Stats, k: usize) {
+    async fn user(&self, worker: &mut Worker, k: usize) {
         let t = k % self.targets.len();
         let i = k / self.targets.len();
         let target = &self.targets[t];
-        let Some(list) = call(
-            stats,
-            "get_user_by_userName",
-            self.http.filter_users(target, i),
-        )
-        .await
-        else {
+        let Some(list) = call(worker, "get_user_by_userName", filter_users(target, i)).await else {
             return;
         };
         let (total, id) = first_of_list(&list);
@@ -252,10 +219,9 @@ impl Initial {
             id
         } else {
             let created = call(
-                stats,
+                worker,
                 "post_user",
-                self.http
-                    .send(Method::POST, target, "/Users", &user_body(t, i)),
+                send(target, Method::POST, "/Users", &user_body(t, i)),
             )
             .await;
             let id = created.and_then(|c| c["id"].as_str().map(str::to_string));
@@ -269,16 +235,11 @@ impl Initial {
         }
     }
 
-    async fn group(&self, stats: &mut Stats, k: usize) {
+    async fn group(&self, worker: &mut Worker, k: usize) {
         let t = k % self.targets.len();
         let g = k / self.targets.len();
         let target = &self.targets[t];
-        let Some(list) = call(
-            stats,
-            "get_group_by_displayName",
-            self.http.filter_groups(target, g),
-        )
-        .await
+        let Some(list) = call(worker, "get_group_by_displayName", filter_groups(target, g)).await
         else {
             return;
         };
@@ -287,10 +248,9 @@ impl Initial {
             id
         } else {
             let created = call(
-                stats,
+                worker,
                 "post_group",
-                self.http
-                    .send(Method::POST, target, "/Groups", &group_body(t, g)),
+                send(target, Method::POST, "/Groups", &group_body(t, g)),
             )
             .await;
             let id = created.and_then(|c| c["id"].as_str().map(str::to_string));
@@ -312,9 +272,9 @@ impl Initial {
             let path = format!("/Groups/{group_id}");
             let body = member_patch("Add", batch);
             if call_ok(
-                stats,
+                worker,
                 "patch_group_add_members",
-                self.http.send(Method::PATCH, target, &path, &body),
+                send(target, Method::PATCH, &path, &body),
             )
             .await
             {
@@ -325,15 +285,14 @@ impl Initial {
     }
 }
 
-async fn initial(http: Arc<Http>, options: Options) -> Result<Report, LoadError> {
+async fn initial(endpoints: Vec<Endpoint>, options: Options) -> Result<Report, LoadError> {
     let start = Instant::now();
-    let targets = options.targets.len();
+    let targets = endpoints.len();
     let shared = Arc::new(Initial {
-        http,
         ids: (0..targets)
             .map(|_| (0..options.users).map(|_| OnceLock::new()).collect())
             .collect(),
-        targets: options.targets,
+        targets: endpoints,
         users: options.users,
         groups: options.groups,
         deadline: start + options.duration,
@@ -350,11 +309,11 @@ async fn initial(http: Arc<Http>, options: Options) -> Result<Report, LoadError>
         .map(|_| {
             let shared = Arc::clone(&shared);
             tokio::spawn(async move {
-                let mut stats = Stats::default();
+                let mut worker = Worker::default();
                 while let Some(k) = shared.take(user_items) {
-                    shared.user(&mut stats, k).await;
+                    shared.user(&mut worker, k).await;
                 }
-                stats
+                worker.stats
             })
         })
         .collect();
@@ -373,11 +332,11 @@ async fn initial(http: Arc<Http>, options: Options) -> Result<Report, LoadError>
         .map(|_| {
             let shared = Arc::clone(&shared);
             tokio::spawn(async move {
-                let mut stats = Stats::default();
+                let mut worker = Worker::default();
                 while let Some(k) = shared.take(group_items) {
-                    shared.group(&mut stats, k).await;
+                    shared.group(&mut worker, k).await;
                 }
-                stats
+                worker.stats
             })
         })
         .collect();
@@ -419,7 +378,7 @@ struct Sample {
     groups: Vec<String>,
 }
 
-async fn sample(http: &Http, target: &Target, with_groups: bool) -> Result<Sample, LoadError> {
+async fn sample(target: &Endpoint, with_groups: bool) -> Result<Sample, LoadError> {
     let ids = |list: Option<Value>| -> Vec<String> {
         list.and_then(|l| l["Resources"].as_array().cloned())
             .unwrap_or_default()
@@ -427,24 +386,22 @@ async fn sample(http: &Http, target: &Target, with_groups: bool) -> Result<Sampl
             .filter_map(|r| r["id"].as_str().map(str::to_string))
             .collect()
     };
-    let mut scratch = Stats::default();
+    let mut scratch = Worker::default();
     let users = ids(call(
         &mut scratch,
         "sample",
-        http.get(
-            target,
-            &format!("/Users?startIndex=1&count={SAMPLE}&attributes=userName"),
-        ),
+        target.get(&format!(
+            "/Users?startIndex=1&count={SAMPLE}&attributes=userName"
+        )),
     )
     .await);
     let groups = if with_groups {
         ids(call(
             &mut scratch,
             "sample",
-            http.get(
-                target,
-                &format!("/Groups?startIndex=1&count={SAMPLE}&attributes=displayName"),
-            ),
+            target.get(&format!(
+                "/Groups?startIndex=1&count={SAMPLE}&attributes=displayName"
+            )),
         )
         .await)
     } else {
@@ -453,32 +410,31 @@ async fn sample(http: &Http, target: &Target, with_groups: bool) -> Result<Sampl
     if users.is_empty() {
         return Err(LoadError(format!(
             "{}: no users found; run the initial scenario first",
-            target.scim_url
+            target.url
         )));
     }
     Ok(Sample { users, groups })
 }
 
-async fn mixed(http: Arc<Http>, options: Options) -> Result<Report, LoadError> {
+async fn mixed(endpoints: Vec<Endpoint>, options: Options) -> Result<Report, LoadError> {
     let steady = options.scenario == Scenario::Steady;
-    let mut samples = Vec::with_capacity(options.targets.len());
+    let mut samples = Vec::with_capacity(endpoints.len());
     if steady {
-        for target in &options.targets {
-            samples.push(sample(&http, target, true).await?);
+        for target in &endpoints {
+            samples.push(sample(target, true).await?);
         }
     }
     let samples = Arc::new(samples);
-    let targets = Arc::new(options.targets.clone());
+    let targets = Arc::new(endpoints);
     let start = Instant::now();
     let deadline = start + options.duration;
     let workers: Vec<_> = (0..options.concurrency)
         .map(|w| {
-            let http = Arc::clone(&http);
             let samples = Arc::clone(&samples);
             let targets = Arc::clone(&targets);
             let users = options.users;
             tokio::spawn(async move {
-                let mut stats = Stats::default();
+                let mut worker = Worker::default();
                 let mut rng = StdRng::seed_from_u64(0x5c17 + w as u64);
                 for _ in 0..MAX_ITERATIONS_PER_WORKER {
                     if Instant::now() >= deadline {
@@ -491,10 +447,10 @@ async fn mixed(http: Arc<Http>, options: Options) -> Result<Report, LoadError> {
                         // Entra's lookup before every change: expect exactly one user.
                         let i = rng.random_range(0..users);
                         let op = "get_user_by_userName";
-                        if let Some(list) = call(&mut stats, op, http.filter_users(target, i)).await
+                        if let Some(list) = call(&mut worker, op, filter_users(target, i)).await
                             && first_of_list(&list).0 != 1
                         {
-                            stats.mark_error(op, "unexpected");
+                            worker.stats.mark_error(op, "unexpected");
                         }
                     } else if roll < 85 || samples[t].groups.is_empty() {
                         let users = &samples[t].users;
@@ -503,9 +459,9 @@ async fn mixed(http: Arc<Http>, options: Options) -> Result<Report, LoadError> {
                             user_patch(&format!("Load User {}", rng.random::<u32>()), rng.random());
                         let path = format!("/Users/{id}");
                         call_ok(
-                            &mut stats,
+                            &mut worker,
                             "patch_user",
-                            http.send(Method::PATCH, target, &path, &body),
+                            send(target, Method::PATCH, &path, &body),
                         )
                         .await;
                     } else {
@@ -515,21 +471,21 @@ async fn mixed(http: Arc<Http>, options: Options) -> Result<Report, LoadError> {
                         let path = format!("/Groups/{group}");
                         let add = member_patch("Add", &[user]);
                         call_ok(
-                            &mut stats,
+                            &mut worker,
                             "patch_group_members",
-                            http.send(Method::PATCH, target, &path, &add),
+                            send(target, Method::PATCH, &path, &add),
                         )
                         .await;
                         let remove = member_patch("Remove", &[user]);
                         call_ok(
-                            &mut stats,
+                            &mut worker,
                             "patch_group_members",
-                            http.send(Method::PATCH, target, &path, &remove),
+                            send(target, Method::PATCH, &path, &remove),
                         )
                         .await;
                     }
                 }
-                stats
+                worker.stats
             })
         })
         .collect();
