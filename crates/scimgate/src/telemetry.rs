@@ -3,8 +3,8 @@
 //! Logs go to standard error so that standard output carries only what a
 //! command prints for its user (the first-start banner, `--json` documents).
 
-use std::fmt::{self, Write as _};
-use std::io::IsTerminal;
+use std::fmt;
+use std::io::{IsTerminal, Write as _};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
@@ -100,23 +100,23 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let meta = event.metadata();
-        let mut line = String::with_capacity(256);
-        line.push_str("{\"timestamp\":\"");
-        let now = chrono::Utc::now();
-        let _ = write!(line, "{}", now.format("%Y-%m-%dT%H:%M:%S%.6fZ"));
-        line.push_str("\",\"level\":\"");
-        line.push_str(meta.level().as_str());
-        line.push('"');
+        let mut line: Vec<u8> = Vec::with_capacity(256);
+        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ");
+        let _ = write!(
+            line,
+            "{{\"timestamp\":\"{now}\",\"level\":\"{}\"",
+            meta.level()
+        );
         event.record(&mut FieldsVisitor { out: &mut line });
-        line.push_str(",\"target\":");
-        push_json_str(&mut line, meta.target());
+        line.extend_from_slice(b",\"target\":");
+        json(&mut line, meta.target());
         if let Some(scope) = ctx.event_scope() {
-            line.push_str(",\"spans\":[");
+            line.extend_from_slice(b",\"spans\":[");
             for (i, span) in scope.from_root().enumerate() {
                 if i > 0 {
-                    line.push(',');
+                    line.push(b',');
                 }
-                line.push('{');
+                line.push(b'{');
                 let extensions = span.extensions();
                 if let Some(fields) = extensions.get::<FormattedFields<JsonFields>>() {
                     let inner = fields
@@ -127,103 +127,78 @@ where
                         .unwrap_or("")
                         .trim();
                     if !inner.is_empty() {
-                        line.push_str(inner);
-                        line.push(',');
+                        line.extend_from_slice(inner.as_bytes());
+                        line.push(b',');
                     }
                 }
-                line.push_str("\"name\":");
-                push_json_str(&mut line, span.name());
-                line.push('}');
+                line.extend_from_slice(b"\"name\":");
+                json(&mut line, span.name());
+                line.push(b'}');
             }
-            line.push(']');
+            line.push(b']');
         }
-        line.push_str("}\n");
-        writer.write_str(&line)
+        line.extend_from_slice(b"}\n");
+        writer.write_str(std::str::from_utf8(&line).map_err(|_| fmt::Error)?)
     }
+}
+
+/// Appends `value` as JSON (serde_json's encoding: escapes, and `null` for
+/// a NaN or infinite float).
+fn json(out: &mut Vec<u8>, value: impl serde::Serialize) {
+    // Writing to a Vec cannot fail, and these values always serialise.
+    let _ = serde_json::to_writer(out, &value);
 }
 
 /// Writes an event's fields as `,"name":value` pairs.
 struct FieldsVisitor<'a> {
-    out: &'a mut String,
+    out: &'a mut Vec<u8>,
 }
 
 impl FieldsVisitor<'_> {
-    fn key(&mut self, field: &Field) {
-        self.out.push(',');
-        push_json_str(self.out, field.name());
-        self.out.push(':');
+    fn field(&mut self, field: &Field, value: impl serde::Serialize) {
+        self.out.push(b',');
+        json(self.out, field.name());
+        self.out.push(b':');
+        json(self.out, value);
     }
 }
 
 impl Visit for FieldsVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.key(field);
-        push_json_str(self.out, value);
+        self.field(field, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.key(field);
-        self.out.push_str(if value { "true" } else { "false" });
+        self.field(field, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.key(field);
-        let _ = write!(self.out, "{value}");
+        self.field(field, value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.key(field);
-        let _ = write!(self.out, "{value}");
+        self.field(field, value);
     }
 
     fn record_i128(&mut self, field: &Field, value: i128) {
-        self.key(field);
-        let _ = write!(self.out, "{value}");
+        self.field(field, value);
     }
 
     fn record_u128(&mut self, field: &Field, value: u128) {
-        self.key(field);
-        let _ = write!(self.out, "{value}");
+        self.field(field, value);
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.key(field);
-        // JSON has no NaN or infinity.
-        if value.is_finite() {
-            let _ = write!(self.out, "{value}");
-        } else {
-            self.out.push_str("null");
-        }
+        self.field(field, value);
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.key(field);
-        push_json_str(self.out, &value.to_string());
+        self.field(field, value.to_string());
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.key(field);
-        push_json_str(self.out, &format!("{value:?}"));
+        self.field(field, format!("{value:?}"));
     }
-}
-
-/// Appends `s` as a JSON string (RFC 8259 escapes).
-fn push_json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]
