@@ -14,9 +14,10 @@ mod m0002_membership_indexes;
 mod m0003_roles;
 mod m0004_admin;
 mod m0005_membership_cover;
+mod m0006_event_log;
 
 /// The schema version this build expects: the number of migration steps.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// All of scimgate's migrations, in order.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_roles::Migration),
             Box::new(m0004_admin::Migration),
             Box::new(m0005_membership_cover::Migration),
+            Box::new(m0006_event_log::Migration),
         ]
     }
 }

@@ -13,8 +13,8 @@ use migrations::MigratorTrait;
 use rand::RngCore;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -265,7 +265,8 @@ pub(crate) async fn update_tenant(
 }
 
 pub(crate) async fn delete_tenant(inner: &Inner, id: Uuid, actor: &str) -> Result<()> {
-    write_txn!(barrier: inner, [actor], [], txn => {
+    let backend = inner.backend;
+    write_txn!(inner, [actor], [], txn => {
         let Some(row) = tenants::Entity::find_by_id(id.to_string())
             .lock_exclusive()
             .one(txn)
@@ -274,7 +275,11 @@ pub(crate) async fn delete_tenant(inner: &Inner, id: Uuid, actor: &str) -> Resul
         else {
             return Err(StoreError::NotFound(format!("tenant {id}")).into());
         };
-        // Everything the tenant owns goes with it (ON DELETE CASCADE).
+        // Its applications learn that every user and group is gone; the
+        // events outlive the tenant (the log has no foreign key to it).
+        let events = farewell_events(txn, id).await?;
+        crate::events::write_for(backend, txn, id, events).await?;
+        // Everything else the tenant owns goes with it (ON DELETE CASCADE).
         tenants::Entity::delete_many()
             .filter(tenants::Column::Id.eq(id.to_string()))
             .exec(txn)
@@ -284,6 +289,67 @@ pub(crate) async fn delete_tenant(inner: &Inner, id: Uuid, actor: &str) -> Resul
         let detail = json!({"slug": row.slug, "name": row.name});
         audit::write(txn, Some(id), actor, "tenant.delete", &row.slug, detail).await
     })
+}
+
+/// A `group.deleted` for each of the tenant's groups, then a
+/// `user.deleted` for each user, marked `"reason": "tenant_deleted"`.
+async fn farewell_events(
+    txn: &DatabaseTransaction,
+    tenant: Uuid,
+) -> Result<Vec<crate::events::Event>, TxError> {
+    use crate::entity::{groups, users};
+    use crate::events::{Event, ResourceKind};
+    let key = tenant.to_string();
+    let reason = || json!({"reason": "tenant_deleted"});
+    let parse = |text: &str| serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
+    let mut out = Vec::new();
+    let groups: Vec<(String, i64, String)> = groups::Entity::find()
+        .select_only()
+        .columns([
+            groups::Column::Id,
+            groups::Column::Version,
+            groups::Column::Document,
+        ])
+        .filter(groups::Column::TenantId.eq(key.clone()))
+        .order_by_asc(groups::Column::Id)
+        .into_tuple()
+        .all(txn)
+        .await
+        .map_err(dbx)?;
+    for (gid, version, doc) in groups {
+        let version = crate::directory::version(version, "group")?;
+        out.push(Event::deleted(
+            ResourceKind::Group,
+            &gid,
+            version,
+            &parse(&doc),
+            reason(),
+        ));
+    }
+    let users: Vec<(String, i64, String)> = users::Entity::find()
+        .select_only()
+        .columns([
+            users::Column::Id,
+            users::Column::Version,
+            users::Column::Document,
+        ])
+        .filter(users::Column::TenantId.eq(key))
+        .order_by_asc(users::Column::Id)
+        .into_tuple()
+        .all(txn)
+        .await
+        .map_err(dbx)?;
+    for (uid, version, doc) in users {
+        let version = crate::directory::version(version, "user")?;
+        out.push(Event::deleted(
+            ResourceKind::User,
+            &uid,
+            version,
+            &parse(&doc),
+            reason(),
+        ));
+    }
+    Ok(out)
 }
 
 async fn bump_auth_revision(txn: &impl ConnectionTrait) -> Result<(), TxError> {

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
-    RuntimeErr, Statement, TransactionTrait,
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr,
+    TransactionTrait,
 };
 
 use crate::writer::{TxFuture, Writer};
@@ -65,6 +65,10 @@ pub(crate) struct Inner {
     /// Woken when this process queues a role recompute job, so the worker
     /// starts at once instead of at its next poll.
     pub(crate) role_jobs: tokio::sync::Notify,
+    /// Woken after every committed write of this process, so an
+    /// in-process delivery worker reads new events at once instead of at
+    /// its next poll.
+    pub(crate) committed: tokio::sync::Notify,
 }
 
 impl Inner {
@@ -102,6 +106,7 @@ impl Inner {
                 options,
                 role_policies: crate::roles::PolicyCache::default(),
                 role_jobs: tokio::sync::Notify::new(),
+                committed: tokio::sync::Notify::new(),
             });
         }
         let mut opts = ConnectOptions::new(url.to_owned());
@@ -121,6 +126,7 @@ impl Inner {
             options,
             role_policies: crate::roles::PolicyCache::default(),
             role_jobs: tokio::sync::Notify::new(),
+            committed: tokio::sync::Notify::new(),
         })
     }
 
@@ -135,30 +141,21 @@ impl Inner {
         T: Send + 'static,
         F: for<'t> Fn(&'t S, &'t DatabaseTransaction) -> TxFuture<'t, T> + Send + Sync + 'static,
     {
-        self.write_ordered(false, state, body).await
+        let done = self.write_once(state, body).await;
+        if done.is_ok() {
+            self.committed.notify_waiters();
+        }
+        done
     }
 
-    /// [`Inner::write`] for a transaction that deletes a tenant: on SQLite
-    /// the outbox rows the writer's batch holds so far are inserted first,
-    /// so the tenant's own go with it (`ON DELETE CASCADE`) as they would
-    /// have, and no row is left pointing at a deleted tenant.
-    pub(crate) async fn write_barrier<S, F, T>(&self, state: S, body: F) -> Result<T>
-    where
-        S: Send + Sync + 'static,
-        T: Send + 'static,
-        F: for<'t> Fn(&'t S, &'t DatabaseTransaction) -> TxFuture<'t, T> + Send + Sync + 'static,
-    {
-        self.write_ordered(true, state, body).await
-    }
-
-    async fn write_ordered<S, F, T>(&self, barrier: bool, state: S, body: F) -> Result<T>
+    async fn write_once<S, F, T>(&self, state: S, body: F) -> Result<T>
     where
         S: Send + Sync + 'static,
         T: Send + 'static,
         F: for<'t> Fn(&'t S, &'t DatabaseTransaction) -> TxFuture<'t, T> + Send + Sync + 'static,
     {
         if let Some(writer) = &self.writer {
-            return writer.write(barrier, state, body).await;
+            return writer.write(state, body).await;
         }
         let mut attempts = 0usize;
         loop {
@@ -196,30 +193,6 @@ impl Inner {
                 Some(Err(e))
             }
         }
-    }
-
-    /// PostgreSQL: serializes the tail of one tenant's write transactions
-    /// so that outbox ids commit in increasing order (a consumer reading
-    /// "ids after N" never skips a row committed late). Held from the
-    /// outbox insert to the commit only. SQLite writers are serial anyway.
-    pub(crate) async fn outbox_order_lock(
-        &self,
-        txn: &DatabaseTransaction,
-        tenant_id: uuid::Uuid,
-    ) -> Result<(), TxError> {
-        if self.backend != Backend::Postgres {
-            return Ok(());
-        }
-        let bytes = tenant_id.as_bytes();
-        let mut key = [0u8; 8];
-        key.copy_from_slice(&bytes[..8]);
-        let stmt = Statement::from_sql_and_values(
-            txn.get_database_backend(),
-            "SELECT pg_advisory_xact_lock($1)",
-            [i64::from_be_bytes(key).into()],
-        );
-        txn.query_one_raw(stmt).await.map_err(dbx)?;
-        Ok(())
     }
 }
 

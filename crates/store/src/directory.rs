@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::columns::{GroupColumns, UserColumns, changed_attributes, group_columns, user_columns};
 use crate::db::{TxError, db, dbx, now, unique_or};
 use crate::entity::{groups, memberships, user_emails, users};
-use crate::events::{self, Event};
+use crate::events::{self, Event, ResourceKind};
 use crate::roles as role_store;
 use crate::{GroupRef, Resource, Result, StoreError, TenantStore};
 
@@ -184,7 +184,7 @@ pub(crate) async fn create_user(store: &TenantStore, document: Value) -> Result<
     let at = now();
     let text = document.to_string();
     let tenant = store.tenant_key();
-    let event = Event::created("User", &id, 1, &document);
+    let event = Event::created(ResourceKind::User, &id, 1, &document);
     write_txn!(store.inner, [store, id], [cols, text, tenant, event], txn => {
         users::Entity::insert(user_active_model(tenant, id, cols, text, 1, at, at))
             .exec_without_returning(txn)
@@ -285,7 +285,12 @@ async fn update_user(
     let version = version(new_version, "user")?;
     let changed = changed_attributes(&current.document, &document);
     let mut events = vec![Event::updated(
-        "User", &row.id, version, &changed, &document,
+        ResourceKind::User,
+        &row.id,
+        version,
+        &changed,
+        &current.document,
+        &document,
     )];
     // Only `active` and group membership feed role derivation (users
     // written before the tenant had roles get theirs from the recompute
@@ -358,7 +363,14 @@ pub(crate) async fn delete_user(
         check_if_match(if_match, current)?;
         let mut events = remove_from_all_groups(store, txn, id).await?;
         let left: Vec<&String> = events.iter().map(|e| &e.resource_id).collect();
-        let deleted = Event::deleted("User", id, current, json!({ "groups": left }));
+        let last = user_resource(&row)?.document;
+        let deleted = Event::deleted(
+            ResourceKind::User,
+            id,
+            current,
+            &last,
+            json!({ "groups": left }),
+        );
         users::Entity::delete_many()
             .filter(users::Column::TenantId.eq(store.tenant_key()))
             .filter(users::Column::Id.eq(id))
@@ -371,7 +383,7 @@ pub(crate) async fn delete_user(
 }
 
 /// Removes `member_id` from every group of the tenant it belongs to,
-/// bumping those groups' versions; returns their `members_changed` events.
+/// bumping those groups' versions; returns their `members_removed` events.
 async fn remove_from_all_groups(
     store: &TenantStore,
     txn: &DatabaseTransaction,
@@ -423,7 +435,7 @@ async fn remove_from_all_groups(
             .await
             .map_err(dbx)?;
         for (gid, v) in versions {
-            events.push(Event::members_changed(
+            events.extend(Event::members_changed(
                 &gid,
                 version(v, "group")?,
                 &[],
@@ -883,7 +895,7 @@ impl Delta {
     fn is_empty(&self) -> bool {
         self.added.is_empty() && self.removed.is_empty()
     }
-    fn event(&self, group_id: &str, version: u64) -> Event {
+    fn events(&self, group_id: &str, version: u64) -> Vec<Event> {
         let added: Vec<String> = self.added.iter().cloned().collect();
         let removed: Vec<String> = self.removed.iter().cloned().collect();
         Event::members_changed(group_id, version, &added, &removed)
@@ -1037,7 +1049,7 @@ pub(crate) async fn create_group(
     let at = now();
     let text = document.to_string();
     let tenant = store.tenant_key();
-    let created = Event::created("Group", &id, 1, &document);
+    let created = Event::created(ResourceKind::Group, &id, 1, &document);
     let members = write_txn!(store.inner, [store, id, members], [cols, text, tenant, created], txn => {
         groups::Entity::insert(group_active_model(tenant, id, cols, text, at))
             .exec_without_returning(txn)
@@ -1047,7 +1059,7 @@ pub(crate) async fn create_group(
         add_members(store, txn, id, members.clone(), &mut delta).await?;
         let mut events = vec![created.clone()];
         if !delta.is_empty() {
-            events.push(delta.event(id, 1));
+            events.extend(delta.events(id, 1));
         }
         let added: Vec<String> = delta.added.iter().cloned().collect();
         events.extend(role_store::recompute(store, txn, &added).await?);
@@ -1166,11 +1178,16 @@ async fn update_group(
     if doc_changed {
         let changed = changed_attributes(&current.document, &document);
         events.push(Event::updated(
-            "Group", &row.id, version, &changed, &document,
+            ResourceKind::Group,
+            &row.id,
+            version,
+            &changed,
+            &current.document,
+            &document,
         ));
     }
     if !delta.is_empty() {
-        events.push(delta.event(&row.id, version));
+        events.extend(delta.events(&row.id, version));
     }
     let mut affected: Vec<String> = delta.added.iter().chain(&delta.removed).cloned().collect();
     // Mappings match a group by id, externalId or displayName: a change of
@@ -1257,7 +1274,11 @@ pub(crate) async fn delete_group(
             .exec(txn)
             .await
             .map_err(dbx)?;
-        events.insert(0, Event::deleted("Group", id, current, json!({})));
+        let last = group_resource(&row, None)?.document;
+        events.insert(
+            0,
+            Event::deleted(ResourceKind::Group, id, current, &last, json!({})),
+        );
         events.extend(role_store::recompute(store, txn, &members).await?);
         events::write(store, txn, events).await
     })

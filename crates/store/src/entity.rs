@@ -189,19 +189,21 @@ pub mod provisioning_log {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-pub mod outbox {
+pub mod event_log {
     use sea_orm::entity::prelude::*;
 
     #[sea_orm::model]
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "outbox")]
+    #[sea_orm(table_name = "event_log")]
     pub struct Model {
         #[sea_orm(primary_key)]
         pub id: i64,
+        pub position: Option<i64>,
         pub tenant_id: String,
         pub event_type: String,
         pub resource_type: String,
         pub resource_id: String,
+        pub schema_version: i32,
         pub payload: String,
         pub created_at: DateTimeUtc,
     }

@@ -54,7 +54,7 @@ mod columns;
 mod db;
 mod directory;
 mod entity;
-mod events;
+pub mod events;
 mod jobs;
 mod list;
 mod log;
@@ -62,6 +62,8 @@ mod roles;
 mod sqlite;
 mod translate;
 mod writer;
+
+pub use events::{EventQuery, EventType, ResourceKind, StoredEvent, UnknownEventType};
 
 /// The schema version this build migrates to (see the `migrations` crate).
 pub const SCHEMA_VERSION: u32 = migrations::SCHEMA_VERSION;
@@ -385,26 +387,6 @@ pub struct LogQuery {
     pub limit: u64,
 }
 
-/// An outbox event, written in the same transaction as the change it
-/// describes; the sync worker delivers them in id order per resource.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutboxEvent {
-    /// Monotonic id; the delivery idempotency key derives from it.
-    pub id: i64,
-    /// e.g. `user.created`, `user.updated`, `user.deleted`,
-    /// `group.created`, `group.updated`, `group.deleted`,
-    /// `group.members_changed`.
-    pub event_type: String,
-    /// "User" or "Group".
-    pub resource_type: String,
-    /// The resource id.
-    pub resource_id: String,
-    /// Event data: version, changed attributes, member delta, document.
-    pub payload: Value,
-    /// When committed.
-    pub created_at: DateTime<Utc>,
-}
-
 /// A tenant's stored role policy and its version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredPolicy {
@@ -625,6 +607,12 @@ impl Store {
     /// tenant isolation is the caller's responsibility.
     pub fn admin(&self) -> AdminStore {
         AdminStore {
+            inner: self.inner.clone(),
+        }
+    }
+    /// The event log of every tenant (the delivery worker's reader).
+    pub fn event_log(&self) -> EventLog {
+        EventLog {
             inner: self.inner.clone(),
         }
     }
@@ -988,9 +976,62 @@ impl TenantStore {
     ) -> Result<Vec<(i64, ProvisioningEntry)>> {
         log::read(self, query).await
     }
-    /// Outbox events after `after_id`, oldest first.
-    pub async fn outbox_after(&self, after_id: i64, limit: u64) -> Result<Vec<OutboxEvent>> {
-        events::after(self, after_id, limit).await
+    /// This tenant's events after position `after`, in commit order.
+    pub async fn events_after(&self, after: i64, limit: u64) -> Result<Vec<StoredEvent>> {
+        self.events(&EventQuery {
+            after,
+            limit,
+            ..EventQuery::default()
+        })
+        .await
+    }
+    /// This tenant's events matching `query` (its `tenant` is ignored: it
+    /// is always this tenant), in commit order.
+    pub async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>> {
+        let query = EventQuery {
+            tenant: Some(self.tenant.id),
+            ..query.clone()
+        };
+        events::read(&self.inner, &query).await
+    }
+    /// The events of one user or group, oldest first (the newest
+    /// [`events::MAX_READ`] of them).
+    pub async fn resource_events(&self, resource_id: &str) -> Result<Vec<StoredEvent>> {
+        events::of_resource(self, resource_id).await
+    }
+}
+
+/// The whole event log, across tenants: for the delivery worker and
+/// retention, never for a request (tenant-scoped reads go through
+/// [`TenantStore::events`]).
+#[derive(Clone)]
+pub struct EventLog {
+    inner: Arc<db::Inner>,
+}
+
+impl EventLog {
+    /// Events after position `after` of every tenant, in commit order.
+    pub async fn read(&self, query: &EventQuery) -> Result<Vec<StoredEvent>> {
+        events::read(&self.inner, query).await
+    }
+    /// The largest position a reader can see (0 when empty).
+    pub async fn head(&self) -> Result<i64> {
+        events::head(&self.inner).await
+    }
+    /// PostgreSQL: numbers newly committed events now (reads do this
+    /// too); a no-op on SQLite. Returns how many it numbered.
+    pub async fn sequence(&self) -> Result<u64> {
+        events::sequence(&self.inner).await
+    }
+    /// Deletes events created before `before` at positions up to `up_to`
+    /// (what every consumer is done with); returns how many.
+    pub async fn prune(&self, before: DateTime<Utc>, up_to: i64) -> Result<u64> {
+        events::prune(&self.inner, before, up_to).await
+    }
+    /// Resolves after the next write this process commits (events may
+    /// have been written): lets an in-process reader wake without polling.
+    pub async fn committed(&self) {
+        self.inner.committed.notified().await;
     }
 }
 

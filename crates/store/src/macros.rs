@@ -12,13 +12,7 @@
 /// in; `Copy` values are copied in. The block may run more than once (a transient
 /// conflict retries it), so it must have no effects outside the
 /// transaction.
-///
-/// `write_txn!(barrier: inner, ...)` runs it through
-/// [`crate::db::Inner::write_barrier`] (a transaction that deletes a tenant).
 macro_rules! write_txn {
-    (barrier: $inner:expr, [$($cap:ident),* $(,)?], [$($own:ident),* $(,)?], $txn:ident => $body:block) => {
-        write_txn!(@via write_barrier, $inner, [$($cap),*], [$($own),*], $txn => $body)
-    };
     ($inner:expr, [$($cap:ident),* $(,)?], [$($own:ident),* $(,)?], $txn:ident => $body:block) => {
         write_txn!(@via write, $inner, [$($cap),*], [$($own),*], $txn => $body)
     };

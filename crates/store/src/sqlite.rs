@@ -429,7 +429,7 @@ fn declared_kind(table: &str, column: &str) -> Option<Kind> {
             add::<groups::Entity>(&mut kinds);
             add::<memberships::Entity>(&mut kinds);
             add::<provisioning_log::Entity>(&mut kinds);
-            add::<outbox::Entity>(&mut kinds);
+            add::<event_log::Entity>(&mut kinds);
             add::<role_settings::Entity>(&mut kinds);
             add::<roles::Entity>(&mut kinds);
             add::<role_mappings::Entity>(&mut kinds);

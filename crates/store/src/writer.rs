@@ -24,13 +24,11 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 
 use futures_util::FutureExt;
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{MAX_ATTEMPTS, TxError, contended, db};
-use crate::entity::outbox;
+use crate::entity::event_log;
 use crate::{Result, StoreError};
 
 /// One attempt of a write transaction body.
@@ -44,7 +42,7 @@ struct Batch {
     id: u64,
     /// Outbox rows the batch's jobs wrote, inserted in one statement before
     /// the commit: in the same transaction as the changes they describe.
-    events: Vec<outbox::ActiveModel>,
+    events: Vec<event_log::ActiveModel>,
 }
 
 thread_local! {
@@ -63,8 +61,8 @@ pub(crate) fn current_batch() -> Option<u64> {
 /// Queues outbox rows for the running batch; hands them back when the
 /// caller is not a job of the writer (then it inserts them itself).
 pub(crate) fn defer_events(
-    rows: Vec<outbox::ActiveModel>,
-) -> std::result::Result<(), Vec<outbox::ActiveModel>> {
+    rows: Vec<event_log::ActiveModel>,
+) -> std::result::Result<(), Vec<event_log::ActiveModel>> {
     BATCH.with(|b| match b.borrow_mut().as_mut() {
         Some(batch) => {
             batch.events.extend(rows);
@@ -88,10 +86,6 @@ fn drop_events_after(mark: usize) {
     });
 }
 
-/// Outbox rows per `INSERT`: 7 columns each stays far below SQLite's
-/// bound-parameter limit.
-const EVENT_CHUNK: usize = 500;
-
 /// Inserts the batch's queued outbox rows into `txn`.
 async fn flush_events(txn: &DatabaseTransaction) -> Result<(), String> {
     let rows = BATCH.with(|b| {
@@ -100,13 +94,9 @@ async fn flush_events(txn: &DatabaseTransaction) -> Result<(), String> {
             .map(|b| std::mem::take(&mut b.events))
             .unwrap_or_default()
     });
-    for chunk in rows.chunks(EVENT_CHUNK) {
-        outbox::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(txn)
-            .await
-            .map_err(|e| db(e).to_string())?;
-    }
-    Ok(())
+    crate::events::insert(crate::Backend::Sqlite, txn, rows)
+        .await
+        .map_err(|e| db(e).to_string())
 }
 
 /// Most jobs one transaction takes: bounds how long other processes (the
@@ -134,14 +124,9 @@ trait Job: Send {
     fn answer(self: Box<Self>, committed: std::result::Result<(), String>);
     /// Records a failure that happened around the body (savepoint, panic).
     fn fail(&mut self, error: StoreError);
-    /// Whether the outbox rows queued before this job must be inserted
-    /// before it runs (a job that deletes a tenant would otherwise leave
-    /// them pointing at nothing).
-    fn barrier(&self) -> bool;
 }
 
 struct Typed<S, F, T> {
-    barrier: bool,
     state: S,
     body: F,
     attempts: usize,
@@ -193,10 +178,6 @@ where
     fn fail(&mut self, error: StoreError) {
         self.outcome = Some(Err(error));
     }
-
-    fn barrier(&self) -> bool {
-        self.barrier
-    }
 }
 
 /// The handle the store keeps: a queue into the writer thread.
@@ -220,10 +201,8 @@ impl Writer {
     }
 
     /// Runs `body` with `state` in a write transaction on the writer thread
-    /// and returns its result once the transaction has committed. A
-    /// `barrier` job has the outbox rows of the jobs before it inserted
-    /// first.
-    pub(crate) async fn write<S, F, T>(&self, barrier: bool, state: S, body: F) -> Result<T>
+    /// and returns its result once the transaction has committed.
+    pub(crate) async fn write<S, F, T>(&self, state: S, body: F) -> Result<T>
     where
         S: Send + Sync + 'static,
         T: Send + 'static,
@@ -231,7 +210,6 @@ impl Writer {
     {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Typed {
-            barrier,
             state,
             body,
             attempts: 0,
@@ -286,10 +264,6 @@ async fn run_job(
     job: &mut Box<dyn Job>,
     savepoint: &mut Savepoint,
 ) -> Result<bool, String> {
-    if job.barrier() {
-        // Outside this job's savepoint: its rollback must not undo them.
-        flush_events(txn).await?;
-    }
     let open = match *savepoint {
         Savepoint::None => Some(SAVEPOINT),
         Savepoint::Used => Some(NEXT_SAVEPOINT),

@@ -20,11 +20,11 @@ fn no_roles() -> Policy {
 }
 
 async fn role_event_count(dir: &store::TenantStore) -> usize {
-    dir.outbox_after(0, 10_000)
+    dir.events_after(0, 10_000)
         .await
         .unwrap()
         .iter()
-        .filter(|e| e.event_type == "user.roles_changed")
+        .filter(|e| e.event_type.as_str() == "user.roles_changed")
         .count()
 }
 

@@ -52,13 +52,13 @@ async fn concurrent_member_adds_on_one_group_all_land() {
             1 + N as u64,
             "{which:?}: one version per change"
         );
-        // One members_changed event per PATCH, each with its own version.
+        // One members_added event per PATCH, each with its own version.
         let versions: BTreeSet<u64> = dir
-            .outbox_after(0, 1000)
+            .events_after(0, 1000)
             .await
             .unwrap()
             .into_iter()
-            .filter(|e| e.event_type == "group.members_changed")
+            .filter(|e| e.event_type == store::EventType::GroupMembersAdded)
             .map(|e| e.payload["version"].as_u64().unwrap())
             .collect();
         assert_eq!(versions, (2..=1 + N as u64).collect());
@@ -85,7 +85,7 @@ async fn concurrent_creates_of_one_user_name_admit_exactly_one() {
             }
         }
         assert_eq!((ok, taken), (1, N - 1), "{which:?}");
-        let events = dir.outbox_after(0, 1000).await.unwrap();
+        let events = dir.events_after(0, 1000).await.unwrap();
         let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
         assert_eq!(
             types,
@@ -191,10 +191,12 @@ async fn writes_sharing_a_commit_with_a_tenant_delete_keep_exactly_their_events(
         deleted.await.unwrap().unwrap();
         while others.join_next().await.is_some() {}
         assert_eq!((created.len(), taken), (N / 2 + 1, N / 2 - 1), "{which:?}");
-        let events = kept.outbox_after(0, 1000).await.unwrap();
+        let events = kept.events_after(0, 1000).await.unwrap();
         let ids: Vec<&str> = events.iter().map(|e| e.resource_id.as_str()).collect();
         assert!(
-            events.iter().all(|e| e.event_type == "user.created"),
+            events
+                .iter()
+                .all(|e| e.event_type.as_str() == "user.created"),
             "{which:?}: {events:?}"
         );
         assert_eq!(ids.len(), created.len(), "{which:?}: one event per create");

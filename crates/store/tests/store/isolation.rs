@@ -108,7 +108,7 @@ async fn every_method_is_scoped_to_its_tenant() {
         q.filter = Some(scim::filter::parse(&format!("id eq \"{}\"", u.id)).unwrap());
         assert_eq!(b.list_users(&q).await.unwrap().total, 0);
         assert!(b.user_groups(std::slice::from_ref(&u.id)).await.unwrap()[&u.id].is_empty());
-        assert!(b.outbox_after(0, 100).await.unwrap().is_empty());
+        assert!(b.events_after(0, 100).await.unwrap().is_empty());
         assert!(
             b.provisioning_log(&LogQuery::default())
                 .await
@@ -154,8 +154,8 @@ async fn every_method_is_scoped_to_its_tenant() {
                 .len(),
             1
         );
-        // user.created, group.created, group.members_changed (A defines
+        // user.created, group.created, group.members_added (A defines
         // no roles, so none are derived).
-        assert_eq!(a.outbox_after(0, 100).await.unwrap().len(), 3);
+        assert_eq!(a.events_after(0, 100).await.unwrap().len(), 3);
     }
 }

@@ -297,15 +297,15 @@ async fn locks_and_policy_go_with_their_user_and_tenant() {
     }
 }
 
-/// The `user.roles_changed` events after `after_id`, and the last event id.
+/// The `user.roles_changed` events after position `after_id`, and the last position.
 async fn role_events(dir: &store::TenantStore, after_id: i64) -> (Vec<serde_json::Value>, i64) {
-    let all = dir.outbox_after(after_id, 1000).await.unwrap();
-    let last = all.last().map_or(after_id, |e| e.id);
+    let all = dir.events_after(after_id, 1000).await.unwrap();
+    let last = all.last().map_or(after_id, |e| e.position);
     let changes = all
         .into_iter()
-        .filter(|e| e.event_type == "user.roles_changed")
+        .filter(|e| e.event_type.as_str() == "user.roles_changed")
         .map(|e| {
-            assert_eq!(e.resource_type, "User");
+            assert_eq!(e.event_type.resource_kind(), store::ResourceKind::User);
             json!({"user": e.resource_id, "payload": e.payload})
         })
         .collect();
