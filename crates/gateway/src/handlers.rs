@@ -108,12 +108,10 @@ async fn render_users<R>(
     Ok(users
         .into_iter()
         .map(|u| {
-            let extra = groups
-                .as_mut()
-                .map(|g| render::groups(g.remove(&u.id).as_deref().unwrap_or(&[]), &auth.base_url));
+            let refs = groups.as_mut().map(|g| g.remove(&u.id).unwrap_or_default());
             let roles = effective.get(&u.id);
             projection.apply(
-                render::resource(u, Kind::User, extra, roles, &auth.base_url),
+                store::render::user(u, refs.as_deref(), roles, &auth.base_url),
                 schema,
             )
         })
@@ -121,10 +119,9 @@ async fn render_users<R>(
 }
 
 /// Renders a group with whatever members were loaded.
-fn render_group<R>(auth: &Authorized<R>, mut g: Resource, projection: &Projection) -> Value {
-    let extra = g.members.take().map(|m| render::members(m, &auth.base_url));
+fn render_group<R>(auth: &Authorized<R>, g: Resource, projection: &Projection) -> Value {
     projection.apply(
-        render::resource(g, Kind::Group, extra, None, &auth.base_url),
+        store::render::group(g, &auth.base_url),
         Kind::Group.schema(),
     )
 }

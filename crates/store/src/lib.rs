@@ -58,6 +58,7 @@ mod events;
 mod jobs;
 mod list;
 mod log;
+pub mod render;
 mod roles;
 mod sqlite;
 mod translate;
