@@ -676,12 +676,69 @@ impl Config {
         }
     }
 
-    /// Creates `data_dir` when the embedded SQLite database is in use.
-    pub fn prepare_data_dir(&self) -> std::io::Result<()> {
-        if self.database_url.is_none() {
-            std::fs::create_dir_all(&self.data_dir)?;
+    /// Prepares `data_dir` when the embedded SQLite database is in use: the
+    /// directory is created readable by this user only (0700: it holds every
+    /// tenant's directory and the admin session key), and so is a fresh
+    /// database file (0600, created empty here because SQLite would create
+    /// it 0644; SQLite gives its `-wal` and `-shm` files the database's
+    /// mode). Existing ones are left as they are; what other local accounts
+    /// can read is returned as warnings to log.
+    pub fn prepare_data_dir(&self) -> std::io::Result<Vec<String>> {
+        if self.database_url.is_some() {
+            return Ok(Vec::new());
         }
-        Ok(())
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt as _;
+            builder.mode(0o700);
+        }
+        builder.create(&self.data_dir)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.mode(0o600);
+        }
+        match options.open(self.sqlite_path()) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        Ok(self.data_dir_exposure())
+    }
+
+    /// Warnings for the data directory and the database files when group or
+    /// other users have any access to them.
+    fn data_dir_exposure(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let db = self.sqlite_path();
+            let mut paths = vec![(self.data_dir.clone(), "700")];
+            for suffix in ["", "-wal", "-shm"] {
+                let mut name = db.clone().into_os_string();
+                name.push(suffix);
+                paths.push((PathBuf::from(name), "600"));
+            }
+            for (path, wanted) in paths {
+                let Ok(meta) = std::fs::metadata(&path) else {
+                    continue;
+                };
+                let mode = meta.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    warnings.push(format!(
+                        "{} is accessible to other local accounts (mode {mode:04o}); \
+                         it holds every tenant's directory: chmod {wanted} it",
+                        path.display()
+                    ));
+                }
+            }
+        }
+        warnings
     }
 
     /// The database URL with any password replaced, for logs and messages.
