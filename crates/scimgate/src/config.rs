@@ -50,6 +50,7 @@ pub const KEYS: &[&str] = &[
     "db_max_connections",
     "operator_email",
     "group_patch_response",
+    "group_patch_no_content_above",
     "admin_jwt_keys",
     "admin_token_ttl_secs",
 ];
@@ -202,7 +203,12 @@ pub fn parse_key_list(text: &str) -> Result<Vec<AdminJwtKey>, String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GroupPatchResponse {
-    /// `200 OK` with the group and its members (the RFC's first choice).
+    /// By size (the default): `204` for a member-only PATCH of a group with
+    /// more than `group_patch_no_content_above` members, unless the request
+    /// names `attributes`/`excludedAttributes`; `200` with the group
+    /// otherwise.
+    Auto,
+    /// Always `200 OK` with the group and its members.
     Resource,
     /// `204 No Content` with the new ETag: no member list read or sent.
     NoContent,
@@ -245,6 +251,9 @@ pub struct Config {
     pub operator_email: String,
     /// What a successful group PATCH answers.
     pub group_patch_response: GroupPatchResponse,
+    /// Under `auto`, the group size (members) above which member-only
+    /// PATCHes answer 204.
+    pub group_patch_no_content_above: u64,
     /// Admin API session keys: the first signs, all verify. Empty: a key
     /// generated on the first start and kept in the data directory.
     pub admin_jwt_keys: Vec<AdminJwtKey>,
@@ -278,9 +287,11 @@ impl Default for Config {
             db_max_connections: store.max_connections,
             operator_email: "admin@localhost".to_owned(),
             group_patch_response: match gateway.group_patch_response {
+                gateway::GroupPatchResponse::Auto => GroupPatchResponse::Auto,
                 gateway::GroupPatchResponse::Resource => GroupPatchResponse::Resource,
                 gateway::GroupPatchResponse::NoContent => GroupPatchResponse::NoContent,
             },
+            group_patch_no_content_above: gateway.group_patch_no_content_above,
             admin_jwt_keys: Vec::new(),
             admin_token_ttl_secs: tenant_admin::DEFAULT_TOKEN_TTL.as_secs(),
         }
@@ -359,6 +370,7 @@ struct Layer {
     db_max_connections: Option<u32>,
     operator_email: Option<String>,
     group_patch_response: Option<GroupPatchResponse>,
+    group_patch_no_content_above: Option<u64>,
     admin_jwt_keys: Option<AdminJwtKeys>,
     admin_token_ttl_secs: Option<u64>,
 }
@@ -532,6 +544,7 @@ impl Config {
             db_max_connections,
             operator_email,
             group_patch_response,
+            group_patch_no_content_above,
             admin_token_ttl_secs
         );
         if let Some(keys) = layer.admin_jwt_keys {
@@ -769,9 +782,11 @@ impl Config {
             rate_limit_burst: self.rate_limit_burst,
             token_cache_ttl: Duration::from_secs(self.token_cache_ttl_secs),
             group_patch_response: match self.group_patch_response {
+                GroupPatchResponse::Auto => gateway::GroupPatchResponse::Auto,
                 GroupPatchResponse::Resource => gateway::GroupPatchResponse::Resource,
                 GroupPatchResponse::NoContent => gateway::GroupPatchResponse::NoContent,
             },
+            group_patch_no_content_above: self.group_patch_no_content_above,
             ..gateway::GatewayConfig::default()
         }
     }
@@ -888,8 +903,29 @@ mod tests {
     fn group_patch_response_is_configurable_and_reaches_the_gateway() {
         assert_eq!(
             Config::default().gateway_config().group_patch_response,
+            gateway::GroupPatchResponse::Auto
+        );
+        assert_eq!(
+            Config::default()
+                .gateway_config()
+                .group_patch_no_content_above,
+            1_000
+        );
+        let sources = Sources {
+            env: env(&[
+                ("SCIMGATE_GROUP_PATCH_RESPONSE", "resource"),
+                ("SCIMGATE_GROUP_PATCH_NO_CONTENT_ABOVE", "50"),
+            ]),
+            ..Sources::default()
+        };
+        let loaded = Config::load(&sources).expect("load");
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let gw = loaded.config.gateway_config();
+        assert_eq!(
+            gw.group_patch_response,
             gateway::GroupPatchResponse::Resource
         );
+        assert_eq!(gw.group_patch_no_content_above, 50);
         let sources = Sources {
             env: env(&[("SCIMGATE_GROUP_PATCH_RESPONSE", "no_content")]),
             ..Sources::default()

@@ -889,6 +889,12 @@ impl TenantStore {
     pub async fn group_members(&self, group_id: &str) -> Result<Vec<Member>> {
         directory::group_members(self, group_id).await
     }
+    /// Whether a group has more than `n` members, from the membership
+    /// index and reading at most `n + 1` of its entries, so the answer costs
+    /// the same for any group larger than `n`. False for a missing group.
+    pub async fn group_has_more_members_than(&self, group_id: &str, n: u64) -> Result<bool> {
+        directory::group_has_more_members_than(self, group_id, n).await
+    }
     /// A group's members as a response's JSON array, built by the database
     /// (`$ref` is the member id after `user_ref` or `group_ref`).
     pub async fn group_members_json(
