@@ -11,14 +11,18 @@
 //! run the whole test suite.
 //!
 //! How it works, in brief (details at the top of each module):
-//! - **Writes** run in one transaction each, with the resource's row locked
-//!   (`FOR UPDATE` on PostgreSQL; on SQLite one in-process async mutex plus
-//!   `BEGIN IMMEDIATE`, because SQLite has one writer and a deferred
-//!   transaction cannot safely upgrade). The row is then written with
-//!   `WHERE version = <read>`; a conflict, a deadlock or a serialization
-//!   failure reruns the transaction, at most 16 times, after which the
-//!   caller gets `Unavailable`. The outbox event is inserted by the same
-//!   transaction ([`OutboxEvent`]).
+//! - **Writes** are atomic one by one. On PostgreSQL each runs in its own
+//!   transaction with the resource's row locked (`FOR UPDATE`). On SQLite,
+//!   which has one writer and whose deferred transactions cannot safely
+//!   upgrade, every write of the process goes to one writer thread
+//!   (module `writer`): it takes the writes that are queued, runs each in a
+//!   savepoint of one `BEGIN IMMEDIATE` transaction (a failed write rolls
+//!   back to its savepoint alone), commits once for the batch (group
+//!   commit: one fsync) and only then answers each. Either way the row is
+//!   written with `WHERE version = <read>`; a conflict, a deadlock or a
+//!   serialization failure reruns the write, at most 16 times, after which
+//!   the caller gets `Unavailable`. The outbox event is inserted by the
+//!   same transaction ([`OutboxEvent`]).
 //! - **Members** are rows (`memberships`), changed by inserts and deletes
 //!   under the group's row lock: concurrent member PATCHes on one group
 //!   serialize and all land, in O(change).
