@@ -108,12 +108,10 @@ async fn render_users<R>(
     Ok(users
         .into_iter()
         .map(|u| {
-            let extra = groups
-                .as_mut()
-                .map(|g| render::groups(g.remove(&u.id).as_deref().unwrap_or(&[]), &auth.base_url));
+            let refs = groups.as_mut().map(|g| g.remove(&u.id).unwrap_or_default());
             let roles = effective.get(&u.id);
             projection.apply(
-                render::resource(u, Kind::User, extra, roles, &auth.base_url),
+                store::render::user(u, refs.as_deref(), roles, &auth.base_url),
                 schema,
             )
         })
@@ -121,10 +119,9 @@ async fn render_users<R>(
 }
 
 /// Renders a group with whatever members were loaded.
-fn render_group<R>(auth: &Authorized<R>, mut g: Resource, projection: &Projection) -> Value {
-    let extra = g.members.take().map(|m| render::members(m, &auth.base_url));
+fn render_group<R>(auth: &Authorized<R>, g: Resource, projection: &Projection) -> Value {
     projection.apply(
-        render::resource(g, Kind::Group, extra, None, &auth.base_url),
+        store::render::group(g, &auth.base_url),
         Kind::Group.schema(),
     )
 }
@@ -461,10 +458,9 @@ pub(crate) async fn replace_group(
 
 /// PATCH /Groups/{id}. RFC 7644 §3.5.2: a 200 response carries "the entire
 /// resource ... subject to the `attributes` query parameter", so `members`
-/// are returned unless the client excludes them (`excludedAttributes=members`
-/// or an `attributes` list without them). The write itself stays O(change);
-/// only the response reads the member set, and a client patching large
-/// groups can opt out of that read.
+/// are returned unless the client excludes them; 204 is the other answer
+/// it allows. Which one is [`answers_no_content`]'s choice. The write
+/// itself stays O(change); only a 200 reads the member set.
 pub(crate) async fn patch_group(
     auth: Authorized<ScimWrite>,
     PathId(id): PathId,
@@ -476,9 +472,10 @@ pub(crate) async fn patch_group(
         let body = body?.0;
         let params = params(&req);
         let projection = params.projection()?;
-        let group = ops::patch_group(&auth.store, &id, &body, &if_match(&req)).await?;
+        let patched = ops::patch_group(&auth.store, &id, &body, &if_match(&req)).await?;
+        let group = patched.group;
         audit.identify(&group.document);
-        if auth.shared.config.group_patch_response == crate::GroupPatchResponse::NoContent {
+        if answers_no_content(&auth, &group.id, patched.members_only, &params).await? {
             return Ok(render::no_content(group.version));
         }
         let version = group.version;
@@ -493,6 +490,35 @@ pub(crate) async fn patch_group(
     .await;
     audit.finish(&auth, &result);
     result
+}
+
+/// Whether a successful group PATCH answers 204 rather than 200 with the
+/// group: always or never when configured so; by default, for a PATCH of
+/// members only, without `attributes`/`excludedAttributes` (a client that
+/// names them wants a representation), on a group larger than the
+/// threshold, where a full reply per member change would make building the
+/// group quadratic. The size comes from the membership index, counted no
+/// further than the threshold, so it costs the same for any larger group.
+async fn answers_no_content(
+    auth: &Authorized<ScimWrite>,
+    group_id: &str,
+    members_only: bool,
+    params: &Params,
+) -> Result<bool, ApiError> {
+    let config = &auth.shared.config;
+    match config.group_patch_response {
+        crate::GroupPatchResponse::NoContent => Ok(true),
+        crate::GroupPatchResponse::Resource => Ok(false),
+        crate::GroupPatchResponse::Auto => {
+            if !members_only || params.names_projection() {
+                return Ok(false);
+            }
+            Ok(auth
+                .store
+                .group_has_more_members_than(group_id, config.group_patch_no_content_above)
+                .await?)
+        }
+    }
 }
 
 /// DELETE /Groups/{id}

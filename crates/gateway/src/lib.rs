@@ -17,11 +17,15 @@
 //!
 //! Decisions where RFC 7644 leaves room (each is also noted where it is
 //! implemented):
-//! - **PATCH responses**: 200 with the resource (Users with `groups`).
-//!   A Group comes back *without* `members` unless the `attributes`
-//!   parameter asks for them, so a membership delta stays O(change); Entra
-//!   and Okta both document that they do not need the members back (§3.5.2
-//!   would even allow 204).
+//! - **PATCH responses**: a User comes back 200 with the resource (with
+//!   `groups`). A Group comes back 200 with the resource, `members`
+//!   included unless `attributes`/`excludedAttributes` leave them out,
+//!   except (by default, [`GroupPatchResponse::Auto`]) a PATCH whose every
+//!   operation touches only `members`, on a group of more than
+//!   [`GatewayConfig::group_patch_no_content_above`] members, without
+//!   `attributes`/`excludedAttributes`: that gets 204 with the new `ETag`
+//!   (§3.5.2 allows it; Microsoft asks for it), so building a large group a
+//!   few members at a time costs O(change) per request, reply included.
 //! - **Rendered attributes**: `members` (Groups) and `groups` (Users) are
 //!   always present when shown, as `[]` when empty, as Entra's and Okta's
 //!   examples show them; member `$ref`s are filled in when the type is known.
@@ -89,15 +93,25 @@ pub struct GatewayConfig {
     pub filter_limits: scim::filter::Limits,
     /// What a successful `PATCH /Groups/{id}` answers.
     pub group_patch_response: GroupPatchResponse,
+    /// Under [`GroupPatchResponse::Auto`], member-only PATCHes of groups
+    /// with more members than this answer 204.
+    pub group_patch_no_content_above: u64,
 }
 
 /// The answer to a successful `PATCH /Groups/{id}` (RFC 7644 §3.5.2 allows
-/// either).
+/// 200 with the resource or 204).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GroupPatchResponse {
-    /// `200 OK` with the group, members included unless the request's
-    /// `attributes`/`excludedAttributes` leave them out.
+    /// By size: `204 No Content` with the new `ETag` when every operation
+    /// touches only `members`, the group has more than
+    /// [`GatewayConfig::group_patch_no_content_above`] members and the
+    /// request names no `attributes`/`excludedAttributes`; otherwise as
+    /// [`GroupPatchResponse::Resource`]. A full reply per member change
+    /// makes building a group of n members O(n²) in work and bytes sent.
     #[default]
+    Auto,
+    /// Always `200 OK` with the group, members included unless the
+    /// request's `attributes`/`excludedAttributes` leave them out.
     Resource,
     /// `204 No Content` with the new `ETag`: no member list is read or sent,
     /// which matters for large groups that IdPs change a few members at a
@@ -117,10 +131,15 @@ impl Default for GatewayConfig {
             token_cache_ttl: Duration::from_secs(60),
             auth_poll_interval: Duration::from_secs(2),
             filter_limits: scim::filter::Limits::default(),
-            group_patch_response: GroupPatchResponse::Resource,
+            group_patch_response: GroupPatchResponse::Auto,
+            group_patch_no_content_above: DEFAULT_GROUP_PATCH_NO_CONTENT_ABOVE,
         }
     }
 }
+
+/// The default of [`GatewayConfig::group_patch_no_content_above`]: above
+/// this a full reply is tens of kilobytes per member change.
+pub const DEFAULT_GROUP_PATCH_NO_CONTENT_ABOVE: u64 = 1_000;
 
 /// Why the gateway could not be built.
 #[derive(Debug, thiserror::Error)]

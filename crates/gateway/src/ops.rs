@@ -239,6 +239,14 @@ pub(crate) async fn replace_group(
     Ok((res, members))
 }
 
+/// A patched group, and whether every operation touched only `members`.
+pub(crate) struct PatchedGroup {
+    /// The group as written (without members).
+    pub(crate) group: Resource,
+    /// No operation touched anything but `members`.
+    pub(crate) members_only: bool,
+}
+
 /// PATCH /Groups/{id}: member operations become a delta the store applies
 /// in O(change); the rest is applied to the member-less document.
 pub(crate) async fn patch_group(
@@ -246,10 +254,11 @@ pub(crate) async fn patch_group(
     id: &str,
     body: &Value,
     if_match: &IfMatch,
-) -> Result<Resource, ApiError> {
+) -> Result<PatchedGroup, ApiError> {
     let schema = Kind::Group.schema();
     let req = PatchRequest::from_json(body)?;
     let (rest, changes) = patch::split_member_changes(&req, schema)?;
+    let members_only = rest.operations.is_empty() && !changes.is_empty();
     let current = match if_match.needs_current() {
         true => Some(dir.get_group(id, false).await?.version),
         false => None,
@@ -269,7 +278,10 @@ pub(crate) async fn patch_group(
             Ok((strip(v.document), changes.clone()))
         })
         .await?;
-    Ok(res)
+    Ok(PatchedGroup {
+        group: res,
+        members_only,
+    })
 }
 
 /// DELETE /Groups/{id}

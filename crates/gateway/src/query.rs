@@ -42,6 +42,12 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
+    /// True when the request names `attributes` or `excludedAttributes`,
+    /// even empty: the client asked for a representation.
+    pub fn names_projection(&self) -> bool {
+        self.get("attributes").is_some() || self.get("excludedAttributes").is_some()
+    }
+
     /// The `attributes` / `excludedAttributes` projection.
     pub fn projection(&self) -> Result<Projection, Error> {
         Projection::parse(self.get("attributes"), self.get("excludedAttributes"))

@@ -37,6 +37,10 @@ pub enum Scenario {
     Steady,
     /// Only `userName eq` lookups of existing users.
     Lookup,
+    /// One group of every user, built as Entra builds "All employees": the
+    /// users' initial cycle, then the group's lookup, POST and member
+    /// PATCHes, ten members each, one at a time.
+    LargeGroup,
 }
 
 impl Scenario {
@@ -46,6 +50,7 @@ impl Scenario {
             Scenario::Initial => "initial",
             Scenario::Steady => "steady",
             Scenario::Lookup => "lookup",
+            Scenario::LargeGroup => "large-group",
         }
     }
 }

@@ -15,6 +15,8 @@ enum ScenarioArg {
     Steady,
     /// For --duration: only `userName eq` lookups of existing users.
     Lookup,
+    /// One group of all --users: the initial cycle's users, then one group PATCHed 10 members per request, in sequence.
+    LargeGroup,
 }
 
 /// Drives Entra-shaped SCIM traffic at scimgate tenants on this machine and
@@ -99,6 +101,7 @@ async fn main() -> ExitCode {
             ScenarioArg::Initial => Scenario::Initial,
             ScenarioArg::Steady => Scenario::Steady,
             ScenarioArg::Lookup => Scenario::Lookup,
+            ScenarioArg::LargeGroup => Scenario::LargeGroup,
         },
         users: args.users,
         groups: args.groups,

@@ -16,6 +16,7 @@ pub struct OpStats {
     histogram: Histogram<u64>,
     count: u64,
     errors: BTreeMap<String, u64>,
+    max_reply_bytes: u64,
 }
 
 impl Default for OpStats {
@@ -25,6 +26,7 @@ impl Default for OpStats {
                 .expect("valid histogram bounds"),
             count: 0,
             errors: BTreeMap::new(),
+            max_reply_bytes: 0,
         }
     }
 }
@@ -42,6 +44,16 @@ impl OpStats {
         }
     }
 
+    /// Notes the size of a reply's body.
+    pub fn reply_bytes(&mut self, bytes: u64) {
+        self.max_reply_bytes = self.max_reply_bytes.max(bytes);
+    }
+
+    /// The largest reply body seen, in bytes.
+    pub fn max_reply_bytes(&self) -> u64 {
+        self.max_reply_bytes
+    }
+
     /// Counts an already recorded request as failed, e.g. a 200 with an unexpected result.
     pub fn mark_error(&mut self, kind: &str) {
         *self.errors.entry(kind.to_string()).or_default() += 1;
@@ -53,6 +65,7 @@ impl OpStats {
             .add(&other.histogram)
             .expect("histograms share their bounds");
         self.count += other.count;
+        self.max_reply_bytes = self.max_reply_bytes.max(other.max_reply_bytes);
         for (kind, n) in &other.errors {
             *self.errors.entry(kind.clone()).or_default() += n;
         }
@@ -97,6 +110,11 @@ impl Stats {
         self.ops.entry(op).or_default().record(latency, error);
     }
 
+    /// Notes the size of a reply to `op`.
+    pub fn reply_bytes(&mut self, op: &'static str, bytes: u64) {
+        self.ops.entry(op).or_default().reply_bytes(bytes);
+    }
+
     /// Counts an already recorded request of `op` as failed.
     pub fn mark_error(&mut self, op: &'static str, kind: &str) {
         self.ops.entry(op).or_default().mark_error(kind);
@@ -136,6 +154,8 @@ pub struct OpReport {
     pub p99_ms: f64,
     /// Largest latency in milliseconds.
     pub max_ms: f64,
+    /// Largest reply body in bytes.
+    pub max_reply_bytes: u64,
 }
 
 /// What the initial cycle created.
@@ -155,6 +175,8 @@ pub struct InitialSummary {
     pub groups_phase_secs: f64,
     /// Users provisioned (created or found) per second of the whole cycle.
     pub users_per_sec: f64,
+    /// Requests per second of the group phase.
+    pub groups_phase_requests_per_sec: f64,
 }
 
 /// The result of one run.
@@ -176,6 +198,8 @@ pub struct Report {
     pub total_errors: u64,
     /// Requests per second, all operations.
     pub requests_per_sec: f64,
+    /// Largest reply body in bytes, all operations.
+    pub max_reply_bytes: u64,
     /// The initial cycle's summary (initial scenario only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub initial: Option<InitialSummary>,
@@ -207,10 +231,16 @@ impl Report {
                 p90_ms: op.quantile_ms(0.90),
                 p99_ms: op.quantile_ms(0.99),
                 max_ms: op.max_ms(),
+                max_reply_bytes: op.max_reply_bytes(),
             })
             .collect();
         let total_requests = operations.iter().map(|o| o.count).sum();
         let total_errors = operations.iter().map(|o| o.errors).sum();
+        let max_reply_bytes = operations
+            .iter()
+            .map(|o| o.max_reply_bytes)
+            .max()
+            .unwrap_or(0);
         Report {
             scenario: scenario.to_string(),
             targets,
@@ -220,6 +250,7 @@ impl Report {
             total_requests,
             total_errors,
             requests_per_sec: total_requests as f64 / secs,
+            max_reply_bytes,
             initial: None,
             operations,
         }
@@ -244,21 +275,31 @@ impl Report {
         if let Some(initial) = &self.initial {
             let _ = writeln!(
                 out,
-                "initial: {} users created ({} existing), {} groups, {} members added; \
-                 users phase {:.2} s, groups phase {:.2} s; {:.1} users/s",
+                "{}: {} users created ({} existing), {} groups, {} members added; \
+                 users phase {:.2} s, groups phase {:.2} s ({:.1} req/s); {:.1} users/s",
+                self.scenario,
                 initial.users_created,
                 initial.users_existing,
                 initial.groups_created,
                 initial.members_added,
                 initial.users_phase_secs,
                 initial.groups_phase_secs,
+                initial.groups_phase_requests_per_sec,
                 initial.users_per_sec
             );
         }
         let _ = writeln!(
             out,
-            "{:<28} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9}  errors by status",
-            "operation", "count", "errors", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms"
+            "{:<28} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9} {:>11}  errors by status",
+            "operation",
+            "count",
+            "errors",
+            "req/s",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "max ms",
+            "max reply B"
         );
         for op in &self.operations {
             let by_status = op
@@ -269,7 +310,7 @@ impl Report {
                 .join(" ");
             let _ = writeln!(
                 out,
-                "{:<28} {:>9} {:>7} {:>10.1} {:>9.2} {:>9.2} {:>9.2} {:>9.2}  {}",
+                "{:<28} {:>9} {:>7} {:>10.1} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>11}  {}",
                 op.operation,
                 op.count,
                 op.errors,
@@ -278,13 +319,22 @@ impl Report {
                 op.p90_ms,
                 op.p99_ms,
                 op.max_ms,
+                op.max_reply_bytes,
                 by_status
             );
         }
         let _ = writeln!(
             out,
-            "{:<28} {:>9} {:>7} {:>10.1}",
-            "total", self.total_requests, self.total_errors, self.requests_per_sec
+            "{:<28} {:>9} {:>7} {:>10.1} {:>9} {:>9} {:>9} {:>9} {:>11}",
+            "total",
+            self.total_requests,
+            self.total_errors,
+            self.requests_per_sec,
+            "",
+            "",
+            "",
+            "",
+            self.max_reply_bytes
         );
         out
     }
@@ -355,6 +405,9 @@ mod tests {
             stats.record("patch", ms(4), None);
         }
         stats.record("patch", ms(4), Some("429".into()));
+        stats.reply_bytes("get", 1_500);
+        stats.reply_bytes("get", 700);
+        stats.reply_bytes("patch", 0);
         let report = Report::new("steady", 1, 4, Duration::from_secs(2), true, &stats);
         assert_eq!(report.total_requests, 21);
         assert_eq!(report.total_errors, 1);
@@ -365,6 +418,13 @@ mod tests {
         assert!((patch.requests_per_sec - 5.5).abs() < 1e-9);
         let text = report.to_text();
         assert!(text.contains("patch") && text.contains("429:1") && text.contains("total"));
+        assert_eq!(report.operations[0].max_reply_bytes, 1_500);
+        assert_eq!(report.max_reply_bytes, 1_500);
+        let mut other = Stats::default();
+        other.reply_bytes("patch", 9_000);
+        stats.merge(&other);
+        let merged = Report::new("steady", 1, 4, Duration::from_secs(2), true, &stats);
+        assert_eq!(merged.max_reply_bytes, 9_000);
         let json = serde_json::to_value(&report).expect("serializes");
         assert_eq!(json["operations"][0]["count"], 10);
         assert!(json.get("initial").is_none());

@@ -50,6 +50,7 @@ pub const KEYS: &[&str] = &[
     "db_max_connections",
     "operator_email",
     "group_patch_response",
+    "group_patch_no_content_above",
     "admin_jwt_keys",
     "admin_token_ttl_secs",
 ];
@@ -202,7 +203,12 @@ pub fn parse_key_list(text: &str) -> Result<Vec<AdminJwtKey>, String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GroupPatchResponse {
-    /// `200 OK` with the group and its members (the RFC's first choice).
+    /// By size (the default): `204` for a member-only PATCH of a group with
+    /// more than `group_patch_no_content_above` members, unless the request
+    /// names `attributes`/`excludedAttributes`; `200` with the group
+    /// otherwise.
+    Auto,
+    /// Always `200 OK` with the group and its members.
     Resource,
     /// `204 No Content` with the new ETag: no member list read or sent.
     NoContent,
@@ -245,6 +251,9 @@ pub struct Config {
     pub operator_email: String,
     /// What a successful group PATCH answers.
     pub group_patch_response: GroupPatchResponse,
+    /// Under `auto`, the group size (members) above which member-only
+    /// PATCHes answer 204.
+    pub group_patch_no_content_above: u64,
     /// Admin API session keys: the first signs, all verify. Empty: a key
     /// generated on the first start and kept in the data directory.
     pub admin_jwt_keys: Vec<AdminJwtKey>,
@@ -278,9 +287,11 @@ impl Default for Config {
             db_max_connections: store.max_connections,
             operator_email: "admin@localhost".to_owned(),
             group_patch_response: match gateway.group_patch_response {
+                gateway::GroupPatchResponse::Auto => GroupPatchResponse::Auto,
                 gateway::GroupPatchResponse::Resource => GroupPatchResponse::Resource,
                 gateway::GroupPatchResponse::NoContent => GroupPatchResponse::NoContent,
             },
+            group_patch_no_content_above: gateway.group_patch_no_content_above,
             admin_jwt_keys: Vec::new(),
             admin_token_ttl_secs: tenant_admin::DEFAULT_TOKEN_TTL.as_secs(),
         }
@@ -359,6 +370,7 @@ struct Layer {
     db_max_connections: Option<u32>,
     operator_email: Option<String>,
     group_patch_response: Option<GroupPatchResponse>,
+    group_patch_no_content_above: Option<u64>,
     admin_jwt_keys: Option<AdminJwtKeys>,
     admin_token_ttl_secs: Option<u64>,
 }
@@ -532,6 +544,7 @@ impl Config {
             db_max_connections,
             operator_email,
             group_patch_response,
+            group_patch_no_content_above,
             admin_token_ttl_secs
         );
         if let Some(keys) = layer.admin_jwt_keys {
@@ -676,12 +689,69 @@ impl Config {
         }
     }
 
-    /// Creates `data_dir` when the embedded SQLite database is in use.
-    pub fn prepare_data_dir(&self) -> std::io::Result<()> {
-        if self.database_url.is_none() {
-            std::fs::create_dir_all(&self.data_dir)?;
+    /// Prepares `data_dir` when the embedded SQLite database is in use: the
+    /// directory is created readable by this user only (0700: it holds every
+    /// tenant's directory and the admin session key), and so is a fresh
+    /// database file (0600, created empty here because SQLite would create
+    /// it 0644; SQLite gives its `-wal` and `-shm` files the database's
+    /// mode). Existing ones are left as they are; what other local accounts
+    /// can read is returned as warnings to log.
+    pub fn prepare_data_dir(&self) -> std::io::Result<Vec<String>> {
+        if self.database_url.is_some() {
+            return Ok(Vec::new());
         }
-        Ok(())
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt as _;
+            builder.mode(0o700);
+        }
+        builder.create(&self.data_dir)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.mode(0o600);
+        }
+        match options.open(self.sqlite_path()) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        Ok(self.data_dir_exposure())
+    }
+
+    /// Warnings for the data directory and the database files when group or
+    /// other users have any access to them.
+    fn data_dir_exposure(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let db = self.sqlite_path();
+            let mut paths = vec![(self.data_dir.clone(), "700")];
+            for suffix in ["", "-wal", "-shm"] {
+                let mut name = db.clone().into_os_string();
+                name.push(suffix);
+                paths.push((PathBuf::from(name), "600"));
+            }
+            for (path, wanted) in paths {
+                let Ok(meta) = std::fs::metadata(&path) else {
+                    continue;
+                };
+                let mode = meta.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    warnings.push(format!(
+                        "{} is accessible to other local accounts (mode {mode:04o}); \
+                         it holds every tenant's directory: chmod {wanted} it",
+                        path.display()
+                    ));
+                }
+            }
+        }
+        warnings
     }
 
     /// The database URL with any password replaced, for logs and messages.
@@ -712,9 +782,11 @@ impl Config {
             rate_limit_burst: self.rate_limit_burst,
             token_cache_ttl: Duration::from_secs(self.token_cache_ttl_secs),
             group_patch_response: match self.group_patch_response {
+                GroupPatchResponse::Auto => gateway::GroupPatchResponse::Auto,
                 GroupPatchResponse::Resource => gateway::GroupPatchResponse::Resource,
                 GroupPatchResponse::NoContent => gateway::GroupPatchResponse::NoContent,
             },
+            group_patch_no_content_above: self.group_patch_no_content_above,
             ..gateway::GatewayConfig::default()
         }
     }
@@ -831,8 +903,29 @@ mod tests {
     fn group_patch_response_is_configurable_and_reaches_the_gateway() {
         assert_eq!(
             Config::default().gateway_config().group_patch_response,
+            gateway::GroupPatchResponse::Auto
+        );
+        assert_eq!(
+            Config::default()
+                .gateway_config()
+                .group_patch_no_content_above,
+            1_000
+        );
+        let sources = Sources {
+            env: env(&[
+                ("SCIMGATE_GROUP_PATCH_RESPONSE", "resource"),
+                ("SCIMGATE_GROUP_PATCH_NO_CONTENT_ABOVE", "50"),
+            ]),
+            ..Sources::default()
+        };
+        let loaded = Config::load(&sources).expect("load");
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let gw = loaded.config.gateway_config();
+        assert_eq!(
+            gw.group_patch_response,
             gateway::GroupPatchResponse::Resource
         );
+        assert_eq!(gw.group_patch_no_content_above, 50);
         let sources = Sources {
             env: env(&[("SCIMGATE_GROUP_PATCH_RESPONSE", "no_content")]),
             ..Sources::default()

@@ -68,15 +68,19 @@ pub enum AppError {
     Server(std::io::Error),
 }
 
-/// Opens the configured database (creating the data directory for SQLite)
-/// and applies pending migrations.
+/// Opens the configured database (creating the data directory for SQLite,
+/// private to this user, and warning when an existing one is not) and
+/// applies pending migrations.
 pub async fn open_store(config: &Config) -> Result<Store, AppError> {
-    config
+    let exposed = config
         .prepare_data_dir()
         .map_err(|source| AppError::DataDir {
             path: config.data_dir.clone(),
             source,
         })?;
+    for warning in exposed {
+        tracing::warn!("{warning}");
+    }
     let store_error = |source| AppError::Store {
         database: config.database_display(),
         source,

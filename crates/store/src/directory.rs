@@ -1107,6 +1107,28 @@ pub(crate) async fn group_members(store: &TenantStore, group_id: &str) -> Result
         .ok_or_else(|| not_found("Group", group_id))
 }
 
+/// See [`TenantStore::group_has_more_members_than`]: the `n + 1`-th entry
+/// of the group in the group-direction membership index, if there is one.
+pub(crate) async fn group_has_more_members_than(
+    store: &TenantStore,
+    group_id: &str,
+    n: u64,
+) -> Result<bool> {
+    let beyond: Vec<String> = memberships::Entity::find()
+        .select_only()
+        .column(memberships::Column::MemberId)
+        .filter(memberships::Column::TenantId.eq(store.tenant_key()))
+        .filter(memberships::Column::GroupId.eq(group_id))
+        .order_by_asc(memberships::Column::MemberId)
+        .offset(n)
+        .limit(1)
+        .into_tuple()
+        .all(&store.inner.conn)
+        .await
+        .map_err(db)?;
+    Ok(!beyond.is_empty())
+}
+
 /// Writes a group's new document and member changes over `row` (read under
 /// lock). No change at all keeps the version and writes no event.
 async fn update_group(

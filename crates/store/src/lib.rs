@@ -11,14 +11,18 @@
 //! run the whole test suite.
 //!
 //! How it works, in brief (details at the top of each module):
-//! - **Writes** run in one transaction each, with the resource's row locked
-//!   (`FOR UPDATE` on PostgreSQL; on SQLite one in-process async mutex plus
-//!   `BEGIN IMMEDIATE`, because SQLite has one writer and a deferred
-//!   transaction cannot safely upgrade). The row is then written with
-//!   `WHERE version = <read>`; a conflict, a deadlock or a serialization
-//!   failure reruns the transaction, at most 16 times, after which the
-//!   caller gets `Unavailable`. The outbox event is inserted by the same
-//!   transaction ([`OutboxEvent`]).
+//! - **Writes** are atomic one by one. On PostgreSQL each runs in its own
+//!   transaction with the resource's row locked (`FOR UPDATE`). On SQLite,
+//!   which has one writer and whose deferred transactions cannot safely
+//!   upgrade, every write of the process goes to one writer thread
+//!   (module `writer`): it takes the writes that are queued, runs each in a
+//!   savepoint of one `BEGIN IMMEDIATE` transaction (a failed write rolls
+//!   back to its savepoint alone), commits once for the batch (group
+//!   commit: one fsync) and only then answers each. Either way the row is
+//!   written with `WHERE version = <read>`; a conflict, a deadlock or a
+//!   serialization failure reruns the write, at most 16 times, after which
+//!   the caller gets `Unavailable`. The outbox event is inserted by the
+//!   same transaction ([`OutboxEvent`]).
 //! - **Members** are rows (`memberships`), changed by inserts and deletes
 //!   under the group's row lock: concurrent member PATCHes on one group
 //!   serialize and all land, in O(change).
@@ -58,6 +62,7 @@ pub mod events;
 mod jobs;
 mod list;
 mod log;
+pub mod render;
 mod roles;
 mod sqlite;
 mod translate;
@@ -875,6 +880,12 @@ impl TenantStore {
     /// A group's members.
     pub async fn group_members(&self, group_id: &str) -> Result<Vec<Member>> {
         directory::group_members(self, group_id).await
+    }
+    /// Whether a group has more than `n` members, from the membership
+    /// index and reading at most `n + 1` of its entries, so the answer costs
+    /// the same for any group larger than `n`. False for a missing group.
+    pub async fn group_has_more_members_than(&self, group_id: &str, n: u64) -> Result<bool> {
+        directory::group_has_more_members_than(self, group_id, n).await
     }
     /// A group's members as a response's JSON array, built by the database
     /// (`$ref` is the member id after `user_ref` or `group_ref`).

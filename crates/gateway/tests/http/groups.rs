@@ -312,6 +312,168 @@ async fn group_patch_can_answer_no_content() {
     .await;
 }
 
+async fn make_group(app: &App, token: &str, name: &str, members: &[&str]) -> String {
+    let members: Vec<Value> = members.iter().map(|m| json!({"value": m})).collect();
+    let r = app
+        .call(
+            "POST",
+            "/Groups",
+            token,
+            Some(json!({"schemas": [GROUP], "displayName": name, "members": members})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.body["id"].as_str().unwrap().to_owned()
+}
+
+fn add_members(ids: &[&str]) -> Option<Value> {
+    let values: Vec<Value> = ids.iter().map(|m| json!({"value": m})).collect();
+    patch(json!([{"op": "add", "path": "members", "value": values}]))
+}
+
+#[test]
+fn large_group_member_patches_answer_no_content_by_default() {
+    let config = GatewayConfig::default();
+    assert_eq!(config.group_patch_response, GroupPatchResponse::Auto);
+    assert_eq!(config.group_patch_no_content_above, 1_000);
+}
+
+/// By default a member-only PATCH answers 200 with the group while the
+/// group is small, and 204 with the new ETag once it has more members than
+/// the threshold (here lowered to 2); a request naming `attributes` or
+/// `excludedAttributes`, or touching anything but `members`, still gets
+/// the group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_patch_answers_no_content_above_the_size_threshold() {
+    let config = || GatewayConfig {
+        group_patch_no_content_above: 2,
+        ..GatewayConfig::default()
+    };
+    each_backend_with(config, |app: App| async move {
+        let t = app.tenant("acme").await;
+        let mut users = Vec::new();
+        for name in ["a", "b", "c", "d", "e"] {
+            users.push(make_user(&app, &t.token, name).await);
+        }
+        let [a, b, c, d, e] = [0, 1, 2, 3, 4].map(|i| users[i].as_str());
+        let id = make_group(&app, &t.token, "Everyone", &[a]).await;
+        let path = format!("/Groups/{id}");
+
+        // Two members after the write: not above the threshold.
+        let r = app.call("PATCH", &path, &t.token, add_members(&[b])).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(member_ids(&r.body), sorted(&[a, b]));
+        assert_eq!(r.header("etag"), Some("W/\"2\""));
+
+        // Three: above it.
+        let r = app.call("PATCH", &path, &t.token, add_members(&[c])).await;
+        assert_eq!(r.status, 204, "{}", r.body);
+        assert_eq!(r.header("etag"), Some("W/\"3\""));
+        assert_eq!(r.body, Value::Null, "no body with 204");
+        assert_eq!(r.header("content-type"), None);
+
+        // Entra's path-less form is a member-only PATCH too.
+        let r = app
+            .call(
+                "PATCH",
+                &path,
+                &t.token,
+                patch(json!([{"op": "Add", "value": {"members": [{"value": d}]}}])),
+            )
+            .await;
+        assert_eq!(r.status, 204, "{}", r.body);
+        assert_eq!(r.header("etag"), Some("W/\"4\""));
+
+        // Asking for attributes asks for a representation.
+        let r = app
+            .call("PATCH", &format!("{path}?attributes=members"), &t.token, add_members(&[e]))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(member_ids(&r.body), sorted(&[a, b, c, d, e]));
+        assert_eq!(r.header("etag"), Some("W/\"5\""));
+        let r = app
+            .call(
+                "PATCH",
+                &format!("{path}?excludedAttributes=members"),
+                &t.token,
+                patch(json!([{"op": "remove", "path": format!("members[value eq \"{e}\"]")}])),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(r.body.get("members").is_none(), "{}", r.body);
+        assert_eq!(r.body["displayName"], "Everyone");
+
+        // Not only members: the group comes back, members and all.
+        let r = app
+            .call(
+                "PATCH",
+                &path,
+                &t.token,
+                patch(json!([
+                    {"op": "replace", "path": "displayName", "value": "All"},
+                    {"op": "add", "path": "members", "value": [{"value": e}]}
+                ])),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["displayName"], "All");
+        assert_eq!(member_ids(&r.body), sorted(&[a, b, c, d, e]));
+
+        // Back down to two members: the group comes back again.
+        let r = app
+            .call(
+                "PATCH",
+                &path,
+                &t.token,
+                patch(json!([{"op": "remove", "path": "members", "value": [{"value": c}, {"value": d}, {"value": e}]}])),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(member_ids(&r.body), sorted(&[a, b]));
+
+        // Every 204 write landed.
+        let g = app.call("GET", &path, &t.token, None).await;
+        assert_eq!(member_ids(&g.body), sorted(&[a, b]));
+        assert_eq!(g.header("etag"), Some("W/\"8\""));
+    })
+    .await;
+}
+
+/// `group_patch_response = resource` overrides the size rule: full
+/// replies whatever the size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_patch_response_resource_always_answers_the_group() {
+    let config = || GatewayConfig {
+        group_patch_response: GroupPatchResponse::Resource,
+        group_patch_no_content_above: 0,
+        ..GatewayConfig::default()
+    };
+    each_backend_with(config, |app: App| async move {
+        let t = app.tenant("acme").await;
+        let a = make_user(&app, &t.token, "a").await;
+        let b = make_user(&app, &t.token, "b").await;
+        let id = make_group(&app, &t.token, "Everyone", &[&a]).await;
+        let r = app
+            .call(
+                "PATCH",
+                &format!("/Groups/{id}"),
+                &t.token,
+                add_members(&[&b]),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(member_ids(&r.body), sorted(&[&a, &b]));
+        assert_eq!(r.header("etag"), Some("W/\"2\""));
+    })
+    .await;
+}
+
+fn sorted(ids: &[&str]) -> Vec<String> {
+    let mut ids: Vec<String> = ids.iter().map(|s| (*s).to_owned()).collect();
+    ids.sort();
+    ids
+}
+
 /// Under the default projection a group's members are spliced into the
 /// reply as the database wrote them; under any other they are parsed and
 /// projected. Both give the same array: same members, same keys, same

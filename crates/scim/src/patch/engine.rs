@@ -53,9 +53,11 @@ pub fn apply(doc: &Value, req: &PatchRequest, schema: ResourceSchema<'_>) -> Res
 
 /// Applies `req` to `doc` atomically, consuming `doc`.
 ///
-/// The fast path for callers that own the document they just read (the
-/// gateway): no copy of the whole document is made. On error `doc` is
-/// dropped and nothing escapes; a caller that needs the original keeps it.
+/// For callers that own a document they need no more: no copy of the whole
+/// document is made. On error `doc` is dropped and nothing escapes. The
+/// gateway does not use it: it validates the result against the document
+/// it read (`Mode::Replace { existing }`), so it keeps that and calls
+/// [`apply`], which copies.
 pub fn apply_owned(
     doc: Value,
     req: &PatchRequest,

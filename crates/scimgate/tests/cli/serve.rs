@@ -261,3 +261,76 @@ fn help_and_version() {
     let bad = run(scimgate(&["frobnicate"]));
     assert_eq!(bad.status.code(), Some(2));
 }
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Only this account can read what `serve` creates: the data directory,
+/// the database with its WAL and shared-memory files, the admin key.
+#[test]
+fn a_fresh_data_directory_is_private() {
+    let sandbox = Sandbox::new();
+    let server = Server::start(sandbox.cmd(&["serve", "--listen", "127.0.0.1:0"]));
+    let data = sandbox.data_dir();
+    assert_eq!(mode(&data), 0o700, "{}", data.display());
+    let files = [
+        "scimgate.db",
+        "scimgate.db-wal",
+        "scimgate.db-shm",
+        "admin-jwt.key",
+    ];
+    for name in files {
+        assert_eq!(mode(&data.join(name)), 0o600, "{name}");
+    }
+    let (status, output) = server.terminate();
+    assert_eq!(status.code(), Some(0), "{output}");
+    assert!(
+        !output.contains("accessible to other local accounts"),
+        "{output}"
+    );
+}
+
+/// An existing data directory or database that others can read is kept
+/// (changing modes behind an operator's back is not ours to do) but named
+/// in a warning on every start.
+#[test]
+fn a_readable_data_directory_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let sandbox = Sandbox::new();
+    let data = sandbox.data_dir();
+    std::fs::create_dir(&data).expect("mkdir");
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let first = run(sandbox.cmd(&["migrate"]));
+    assert!(first.status.success(), "{}", first.describe());
+    let warned = |stderr: &str, path: &std::path::Path, shown: &str| {
+        stderr.lines().any(|l| {
+            let line: serde_json::Value = serde_json::from_str(l).unwrap_or_default();
+            line["level"] == "WARN"
+                && line["message"].as_str().is_some_and(|m| {
+                    m.contains(&path.display().to_string())
+                        && m.contains("accessible to other local accounts")
+                        && m.contains(shown)
+                })
+        })
+    };
+    assert!(warned(&first.stderr, &data, "0755"), "{}", first.describe());
+    assert_eq!(mode(&data), 0o755, "left as it was");
+    // The database was created private all the same.
+    let db = data.join("scimgate.db");
+    assert_eq!(mode(&db), 0o600);
+    assert!(!warned(&first.stderr, &db, ""), "{}", first.describe());
+
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let server = Server::start(sandbox.cmd(&["serve", "--listen", "127.0.0.1:0"]));
+    let (status, output) = server.terminate();
+    assert_eq!(status.code(), Some(0), "{output}");
+    // (Both streams; only the log's JSON lines can match.)
+    assert!(warned(&output, &data, "0755"), "{output}");
+    assert!(warned(&output, &db, "0644"), "{output}");
+}
