@@ -378,7 +378,7 @@ impl GuardedResolver {
         self.filter(host, found)
     }
 
-    fn filter(
+    pub(crate) fn filter(
         &self,
         host: &str,
         found: impl IntoIterator<Item = SocketAddr>,

@@ -131,7 +131,7 @@ impl SecretBox {
                 let found = read_key_file(&path)?;
                 found
                     .map(|b| (b, false))
-                    .ok_or_else(|| SecretError::KeyFile { path, source: e })
+                    .ok_or(SecretError::KeyFile { path, source: e })
             }
             Err(source) => Err(SecretError::KeyFile { path, source }),
         }
