@@ -15,9 +15,10 @@ mod m0003_roles;
 mod m0004_admin;
 mod m0005_membership_cover;
 mod m0006_event_log;
+mod m0008_delivery;
 
 /// The schema version this build expects: the number of migration steps.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// All of scimgate's migrations, in order.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_admin::Migration),
             Box::new(m0005_membership_cover::Migration),
             Box::new(m0006_event_log::Migration),
+            Box::new(m0008_delivery::Migration),
         ]
     }
 }

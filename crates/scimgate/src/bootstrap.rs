@@ -199,6 +199,32 @@ pub enum AdminKeySource {
     Ephemeral,
 }
 
+/// The box that seals delivery targets' secrets: the configured key, else
+/// the key file in the data directory (made on first use, mode 0600).
+/// With an external database several machines may share the targets, so
+/// they must share the key too: set `delivery_secrets_key` there.
+pub fn delivery_secrets(
+    config: &Config,
+) -> Result<sync_worker::secrets::SecretBox, sync_worker::secrets::SecretError> {
+    if let Some(key) = &config.delivery_secrets_key {
+        return sync_worker::secrets::SecretBox::from_key_text(key.expose());
+    }
+    let (secrets, created) = sync_worker::secrets::SecretBox::load_or_create(&config.data_dir)?;
+    if created {
+        tracing::info!(
+            dir = %config.data_dir.display(),
+            "generated the key that seals delivery target secrets in the data directory"
+        );
+    }
+    if config.database_url.is_some() {
+        tracing::warn!(
+            "delivery target secrets are sealed with the key in the data directory; with more \
+             than one machine, set delivery_secrets_key (the same everywhere)"
+        );
+    }
+    Ok(secrets)
+}
+
 /// Why the admin session key file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminKeyError {

@@ -45,6 +45,10 @@ pub struct Cli {
 pub enum Command {
     /// Run everything in one process: SCIM gateway, metrics, background tasks.
     Serve(ServeArgs),
+    /// Run only the background work (delivery to applications, role
+    /// recompute jobs) against a shared database, for a split deployment;
+    /// serves /metrics and /healthz on --listen.
+    Worker(ServeArgs),
     /// Apply database migrations and exit.
     Migrate,
     /// Manage tenants.
@@ -414,7 +418,7 @@ impl Cli {
     /// The configuration values given as flags.
     pub fn flags(&self) -> Flags {
         let (listen, public_url) = match &self.command {
-            Command::Serve(args) => (args.listen, args.public_url.clone()),
+            Command::Serve(args) | Command::Worker(args) => (args.listen, args.public_url.clone()),
             _ => (None, None),
         };
         Flags {

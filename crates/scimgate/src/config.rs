@@ -53,6 +53,15 @@ pub const KEYS: &[&str] = &[
     "group_patch_no_content_above",
     "admin_jwt_keys",
     "admin_token_ttl_secs",
+    "delivery_enabled",
+    "delivery_secrets_key",
+    "delivery_allow_private_targets",
+    "delivery_timeout_secs",
+    "delivery_retry_schedule",
+    "delivery_disable_after_hours",
+    "delivery_concurrency_per_target",
+    "delivery_attempt_retention_days",
+    "event_retention_days",
 ];
 
 /// Shortest and longest admin session lifetimes accepted, in seconds.
@@ -259,6 +268,26 @@ pub struct Config {
     pub admin_jwt_keys: Vec<AdminJwtKey>,
     /// How long an admin API session lasts, in seconds.
     pub admin_token_ttl_secs: u64,
+    /// Whether `serve` runs the delivery worker in process.
+    pub delivery_enabled: bool,
+    /// The key that seals target secrets at rest (base64 of 32 bytes);
+    /// `None`: a key generated on the first start and kept in the data
+    /// directory.
+    pub delivery_secrets_key: Option<Secret>,
+    /// Whether targets may be in loopback, private or link-local ranges.
+    pub delivery_allow_private_targets: bool,
+    /// A delivery request gives up after this many seconds.
+    pub delivery_timeout_secs: u64,
+    /// The waits between attempts, e.g. `5s,5m,30m,2h,5h,10h,10h`.
+    pub delivery_retry_schedule: String,
+    /// A target failing this many hours without a success is disabled.
+    pub delivery_disable_after_hours: u64,
+    /// Requests in flight to one target at most.
+    pub delivery_concurrency_per_target: usize,
+    /// Days delivery attempts are kept.
+    pub delivery_attempt_retention_days: u32,
+    /// Days events are kept (never while a target still needs them).
+    pub event_retention_days: u32,
 }
 
 impl Default for Config {
@@ -294,6 +323,15 @@ impl Default for Config {
             group_patch_no_content_above: gateway.group_patch_no_content_above,
             admin_jwt_keys: Vec::new(),
             admin_token_ttl_secs: tenant_admin::DEFAULT_TOKEN_TTL.as_secs(),
+            delivery_enabled: true,
+            delivery_secrets_key: None,
+            delivery_allow_private_targets: false,
+            delivery_timeout_secs: 15,
+            delivery_retry_schedule: "5s,5m,30m,2h,5h,10h,10h".to_owned(),
+            delivery_disable_after_hours: 5 * 24,
+            delivery_concurrency_per_target: 8,
+            delivery_attempt_retention_days: 30,
+            event_retention_days: 30,
         }
     }
 }
@@ -373,6 +411,15 @@ struct Layer {
     group_patch_no_content_above: Option<u64>,
     admin_jwt_keys: Option<AdminJwtKeys>,
     admin_token_ttl_secs: Option<u64>,
+    delivery_enabled: Option<bool>,
+    delivery_secrets_key: Option<Secret>,
+    delivery_allow_private_targets: Option<bool>,
+    delivery_timeout_secs: Option<u64>,
+    delivery_retry_schedule: Option<String>,
+    delivery_disable_after_hours: Option<u64>,
+    delivery_concurrency_per_target: Option<usize>,
+    delivery_attempt_retention_days: Option<u32>,
+    event_retention_days: Option<u32>,
 }
 
 /// Where the database URL of the winning layer comes from.
@@ -545,8 +592,19 @@ impl Config {
             operator_email,
             group_patch_response,
             group_patch_no_content_above,
-            admin_token_ttl_secs
+            admin_token_ttl_secs,
+            delivery_enabled,
+            delivery_allow_private_targets,
+            delivery_timeout_secs,
+            delivery_retry_schedule,
+            delivery_disable_after_hours,
+            delivery_concurrency_per_target,
+            delivery_attempt_retention_days,
+            event_retention_days
         );
+        if let Some(key) = layer.delivery_secrets_key {
+            self.delivery_secrets_key = Some(key);
+        }
         if let Some(keys) = layer.admin_jwt_keys {
             self.admin_jwt_keys = keys.0;
         }
@@ -627,6 +685,21 @@ impl Config {
                     "must be between {MIN_ADMIN_TOKEN_TTL_SECS} and {MAX_ADMIN_TOKEN_TTL_SECS} seconds"
                 ),
             ));
+        }
+        if let Err(e) = parse_schedule(&self.delivery_retry_schedule) {
+            return Err(invalid("delivery_retry_schedule", e));
+        }
+        if !(1..=300).contains(&self.delivery_timeout_secs) {
+            return Err(invalid("delivery_timeout_secs", "must be between 1 and 300"));
+        }
+        if !(1..=256).contains(&self.delivery_concurrency_per_target) {
+            return Err(invalid(
+                "delivery_concurrency_per_target",
+                "must be between 1 and 256",
+            ));
+        }
+        if self.delivery_disable_after_hours == 0 {
+            return Err(invalid("delivery_disable_after_hours", "must be greater than 0"));
         }
         let email = self.operator_email.trim();
         if email.is_empty() || !email.contains('@') || email.contains(char::is_whitespace) {
@@ -791,6 +864,21 @@ impl Config {
         }
     }
 
+    /// The delivery worker's settings.
+    pub fn delivery_config(&self) -> sync_worker::DeliveryConfig {
+        let days = |d: u32| Duration::from_secs(u64::from(d) * 86_400);
+        sync_worker::DeliveryConfig {
+            retry_schedule: parse_schedule(&self.delivery_retry_schedule).unwrap_or_default(),
+            timeout: Duration::from_secs(self.delivery_timeout_secs),
+            disable_after: Duration::from_secs(self.delivery_disable_after_hours * 3600),
+            per_target_concurrency: self.delivery_concurrency_per_target,
+            allow_private_targets: self.delivery_allow_private_targets,
+            attempt_retention: days(self.delivery_attempt_retention_days),
+            event_retention: days(self.event_retention_days),
+            ..sync_worker::DeliveryConfig::default()
+        }
+    }
+
     /// The base URL clients use: `public_url`, else `http://` and the
     /// address (an unspecified bind address is shown as loopback, which is
     /// at least reachable from this machine).
@@ -849,6 +937,26 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_schedules_parse_with_units() {
+        let s = |n: u64| Duration::from_secs(n);
+        assert_eq!(
+            parse_schedule("5s, 5m,30m,2h,1d"),
+            Ok(vec![s(5), s(300), s(1800), s(7200), s(86_400)])
+        );
+        assert_eq!(parse_schedule(""), Ok(vec![]));
+        assert!(parse_schedule("5").is_err());
+        assert!(parse_schedule("5x").is_err());
+        assert!(parse_schedule("-5s").is_err());
+        assert!(parse_schedule("31d").is_err());
+        assert!(parse_schedule("99999999999999999999s").is_err());
+        let default = Config::default();
+        assert_eq!(
+            default.delivery_config().retry_schedule,
+            sync_worker::DeliveryConfig::default().retry_schedule
+        );
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -1230,4 +1338,34 @@ mod tests {
             assert!(docs.contains(&env), "{env} not documented");
         }
     }
+}
+
+/// Parses a retry schedule: comma-separated waits, each a number with a
+/// unit (`s`, `m`, `h`, `d`), e.g. `5s,5m,30m,2h`. An empty schedule means
+/// no retries.
+pub fn parse_schedule(text: &str) -> Result<Vec<Duration>, String> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let split = part.find(|c: char| !c.is_ascii_digit()).unwrap_or(part.len());
+        let (number, unit) = part.split_at(split);
+        let n: u64 = number
+            .parse()
+            .map_err(|_| format!("{part:?} is not a number with a unit (e.g. 30s, 5m, 2h)"))?;
+        let scale = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return Err(format!("{part:?} needs a unit: s, m, h or d")),
+        };
+        let secs = n
+            .checked_mul(scale)
+            .filter(|s| *s <= 30 * 86_400)
+            .ok_or_else(|| format!("{part:?} is longer than 30 days"))?;
+        out.push(Duration::from_secs(secs));
+    }
+    if out.len() > 50 {
+        return Err("at most 50 retries".into());
+    }
+    Ok(out)
 }

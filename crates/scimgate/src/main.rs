@@ -26,7 +26,7 @@ async fn main() -> ExitCode {
 
     // Operator commands stay quiet unless asked: their output is the point.
     let fallback_level = match cli.command {
-        Command::Serve(_) | Command::Migrate => "info",
+        Command::Serve(_) | Command::Worker(_) | Command::Migrate => "info",
         Command::Tenant(_)
         | Command::Token(_)
         | Command::Admin(_)
@@ -46,6 +46,13 @@ async fn main() -> ExitCode {
 
     match cli.command {
         Command::Serve(_) => serve(config).await,
+        Command::Worker(_) => match server::run_worker(config).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "worker failed");
+                fail(false, &e.to_string())
+            }
+        },
         Command::Migrate => finish(json, commands::migrate(&config).await),
         Command::Tenant(command) => finish(json, commands::tenant(&config, command).await),
         Command::Token(command) => finish(json, commands::token(&config, command).await),

@@ -21,6 +21,10 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// How long a stop waits for queued provisioning-log entries to be written.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
 
+/// How long a stop waits for deliveries in flight (a little more than a
+/// request's timeout).
+pub const DELIVERY_GRACE: Duration = Duration::from_secs(20);
+
 /// How often old provisioning-log entries are pruned.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -66,6 +70,12 @@ pub enum AppError {
     /// The HTTP server failed while running.
     #[error("http server: {0}")]
     Server(std::io::Error),
+    /// The key that seals target secrets could not be loaded or made.
+    #[error("delivery secrets key: {0}")]
+    DeliveryKey(#[from] sync_worker::secrets::SecretError),
+    /// The delivery worker could not start.
+    #[error("delivery worker: {0}")]
+    Delivery(#[from] sync_worker::WorkerError),
 }
 
 /// Opens the configured database (creating the data directory for SQLite,
@@ -106,6 +116,7 @@ pub struct App {
     gateway_task: JoinHandle<()>,
     role_worker_stop: tokio::sync::watch::Sender<bool>,
     role_worker: JoinHandle<()>,
+    delivery: Option<JoinHandle<()>>,
     background: Vec<JoinHandle<()>>,
     in_flight: InFlight,
 }
@@ -183,6 +194,12 @@ pub async fn spawn(config: Config) -> Result<App, AppError> {
     let invalidate = gateway.clone();
     admin.on_auth_change(move || invalidate.invalidate_tokens());
 
+    let delivery = if config.delivery_enabled {
+        Some(delivery_worker(&config, &store, &registry)?)
+    } else {
+        None
+    };
+
     let metrics_registry = web::Data::new(registry);
     let factory_gateway = gateway.clone();
     let in_flight = InFlight::default();
@@ -237,6 +254,10 @@ pub async fn spawn(config: Config) -> Result<App, AppError> {
         let store = store.clone();
         tokio::spawn(async move { store.run_role_worker(stop_rx).await })
     };
+    // The delivery worker runs in this process unless turned off (a split
+    // deployment runs `scimgate worker` instead); it stops with the role
+    // worker's signal.
+    let delivery = delivery.map(|worker| tokio::spawn(worker.run(role_worker_stop.subscribe())));
     let mut background = Vec::new();
     if config.provisioning_log_retention_days > 0 {
         background.push(spawn_retention(
@@ -263,9 +284,87 @@ pub async fn spawn(config: Config) -> Result<App, AppError> {
         gateway_task,
         role_worker_stop,
         role_worker,
+        delivery,
         background,
         in_flight,
     })
+}
+
+/// `scimgate worker`: the background work alone (delivery, role
+/// recompute jobs), with `/metrics` and `/healthz` on `config.listen`,
+/// until SIGINT or SIGTERM.
+pub async fn run_worker(config: Config) -> Result<(), AppError> {
+    let listener = TcpListener::bind(config.listen).map_err(|source| AppError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let addr = listener.local_addr().map_err(|source| AppError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let store = open_store(&config).await?;
+    let registry = Registry::new();
+    let worker = delivery_worker(&config, &store, &registry)?;
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let delivery = tokio::spawn(worker.run(stop_rx.clone()));
+    let roles = {
+        let store = store.clone();
+        let stop_rx = stop_rx.clone();
+        tokio::spawn(async move { store.run_role_worker(stop_rx).await })
+    };
+    let metrics_registry = web::Data::new(registry);
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(metrics_registry.clone())
+            .route("/metrics", web::get().to(metrics))
+            .route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
+    })
+    .disable_signals()
+    .workers(1)
+    .listen(listener)
+    .map_err(|source| AppError::Bind {
+        addr: config.listen,
+        source,
+    })?
+    .run();
+    let handle = server.handle();
+    let server_task = tokio::spawn(server);
+    tracing::info!(%addr, database = %config.database_display(), "scimgate worker is running");
+    println!(
+        "scimgate {} worker running (metrics at http://{addr}/metrics)",
+        env!("CARGO_PKG_VERSION")
+    );
+    let signal = shutdown_signal().await;
+    tracing::info!(signal, "shutting down: finishing deliveries in flight");
+    stop.send_replace(true);
+    for (task, name) in [(delivery, "delivery"), (roles, "role jobs")] {
+        let mut task = task;
+        if tokio::time::timeout(DELIVERY_GRACE, &mut task).await.is_err() {
+            tracing::warn!(worker = name, "still busy at shutdown; abandoned");
+            task.abort();
+        }
+    }
+    handle.stop(true).await;
+    let _ = server_task.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The delivery worker this configuration describes, its metrics on
+/// `registry`.
+pub fn delivery_worker(
+    config: &Config,
+    store: &Store,
+    registry: &Registry,
+) -> Result<sync_worker::Worker, AppError> {
+    let secrets = bootstrap::delivery_secrets(config)?;
+    let metrics = sync_worker::metrics::Metrics::register(registry)?;
+    Ok(sync_worker::Worker::new(
+        store.clone(),
+        config.delivery_config(),
+        secrets,
+        metrics,
+    )?)
 }
 
 fn log_admin_key_source(source: &AdminKeySource) {
@@ -329,10 +428,22 @@ impl App {
             tracing::warn!("provisioning-log drain timed out; remaining entries are lost");
             gateway_task.abort();
         }
-        // The worker stops between jobs; one still running past the grace
+        // The workers stop between jobs; one still running past the grace
         // is abandoned mid-batch (its transaction rolls back) and another
-        // worker takes it over once its heartbeat is stale.
+        // worker takes it over once its heartbeat is stale. Deliveries in
+        // flight finish (or time out) and their round commits; one
+        // abandoned here is sent again after restart, under the same
+        // webhook-id.
         self.role_worker_stop.send_replace(true);
+        if let Some(mut delivery) = self.delivery {
+            if tokio::time::timeout(DELIVERY_GRACE, &mut delivery)
+                .await
+                .is_err()
+            {
+                tracing::warn!("deliveries still in flight at shutdown; they will be sent again");
+                delivery.abort();
+            }
+        }
         let mut role_worker = self.role_worker;
         if tokio::time::timeout(DRAIN_GRACE, &mut role_worker)
             .await

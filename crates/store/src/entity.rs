@@ -370,3 +370,107 @@ pub mod role_jobs {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod targets {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "targets")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub tenant_id: String,
+        pub name: String,
+        pub kind: String,
+        pub url: String,
+        pub event_types: String,
+        pub enabled: bool,
+        pub disabled_reason: Option<String>,
+        pub disabled_at: Option<DateTimeUtc>,
+        pub secret: String,
+        pub previous_secret: Option<String>,
+        pub previous_secret_until: Option<DateTimeUtc>,
+        pub cursor: i64,
+        pub failing_since: Option<DateTimeUtc>,
+        pub last_success_at: Option<DateTimeUtc>,
+        pub last_failure_at: Option<DateTimeUtc>,
+        pub last_error: Option<String>,
+        pub lease_owner: Option<String>,
+        pub lease_until: Option<DateTimeUtc>,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod deliveries {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "deliveries")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub target_id: String,
+        pub tenant_id: String,
+        pub event_id: i64,
+        pub position: i64,
+        pub resource_id: String,
+        pub status: String,
+        pub attempts: i32,
+        pub next_attempt_at: DateTimeUtc,
+        pub last_status: Option<i32>,
+        pub last_error: Option<String>,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod delivery_attempts {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "delivery_attempts")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub target_id: String,
+        pub tenant_id: String,
+        pub event_id: i64,
+        pub resource_id: String,
+        pub attempt: i32,
+        pub at: DateTimeUtc,
+        pub status_code: Option<i32>,
+        pub outcome: String,
+        pub latency_ms: i64,
+        pub response: Option<String>,
+        pub error: Option<String>,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod remote_ids {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "remote_ids")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub target_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub resource_type: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub local_id: String,
+        pub remote_id: String,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

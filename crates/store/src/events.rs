@@ -423,7 +423,7 @@ pub(crate) async fn sequence(inner: &Inner) -> Result<u64> {
     }
 }
 
-fn from_row(r: event_log::Model) -> Result<StoredEvent> {
+pub(crate) fn from_row(r: event_log::Model) -> Result<StoredEvent> {
     let corrupt = |what: &str| StoreError::Internal(format!("event {} has {what}", r.id));
     let payload = serde_json::from_str(&r.payload).map_err(|_| corrupt("a corrupt payload"))?;
     let event_type = EventType::from_str(&r.event_type).map_err(|_| corrupt("an unknown type"))?;

@@ -56,6 +56,7 @@ mod admin;
 mod audit;
 mod columns;
 mod db;
+pub mod delivery;
 mod directory;
 mod entity;
 pub mod events;
@@ -612,6 +613,12 @@ impl Store {
     /// tenant isolation is the caller's responsibility.
     pub fn admin(&self) -> AdminStore {
         AdminStore {
+            inner: self.inner.clone(),
+        }
+    }
+    /// Delivery state of every tenant's targets (the delivery worker's).
+    pub fn delivery(&self) -> delivery::DeliveryStore {
+        delivery::DeliveryStore {
             inner: self.inner.clone(),
         }
     }

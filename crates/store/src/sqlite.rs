@@ -430,6 +430,10 @@ fn declared_kind(table: &str, column: &str) -> Option<Kind> {
             add::<memberships::Entity>(&mut kinds);
             add::<provisioning_log::Entity>(&mut kinds);
             add::<event_log::Entity>(&mut kinds);
+            add::<targets::Entity>(&mut kinds);
+            add::<deliveries::Entity>(&mut kinds);
+            add::<delivery_attempts::Entity>(&mut kinds);
+            add::<remote_ids::Entity>(&mut kinds);
             add::<role_settings::Entity>(&mut kinds);
             add::<roles::Entity>(&mut kinds);
             add::<role_mappings::Entity>(&mut kinds);

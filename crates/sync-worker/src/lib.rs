@@ -10,9 +10,24 @@
 //! - [`secrets`]: target secrets sealed at rest (AEAD);
 //! - [`signing`]: Standard Webhooks secrets and signatures;
 //! - [`address`]: which target addresses may be called (SSRF guard);
-//! - [`http`]: the outbound HTTP client those rules are built into.
+//! - [`http`]: the outbound HTTP client those rules are built into;
+//! - [`policy`]: what an attempt's result means (the state machine);
+//! - [`envelope`]: the JSON an application receives for an event;
+//! - [`webhook`]: one signed request;
+//! - [`runner`]: the worker, its leases and per-target rounds;
+//! - [`metrics`]: what it exports to Prometheus.
 
 pub mod address;
+pub mod config;
+pub mod envelope;
 pub mod http;
+pub mod metrics;
+pub mod policy;
+pub mod runner;
 pub mod secrets;
 pub mod signing;
+pub mod targets;
+pub mod webhook;
+
+pub use config::DeliveryConfig;
+pub use runner::{Worker, WorkerError};
