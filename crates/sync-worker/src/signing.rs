@@ -181,8 +181,9 @@ pub fn verify(
     if age > tolerance {
         return Err(VerifyError::TooOld(age.abs_diff(tolerance)));
     }
-    if -age > tolerance {
-        return Err(VerifyError::TooNew((-age).abs_diff(tolerance)));
+    let ahead = age.saturating_neg();
+    if ahead > tolerance {
+        return Err(VerifyError::TooNew(ahead.abs_diff(tolerance)));
     }
     // Signed over the timestamp text as received, which is what the sender
     // signed (the parse above only judged its freshness).
