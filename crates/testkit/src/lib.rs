@@ -1,6 +1,7 @@
 //! Test support for every integration test of the workspace: a fresh, empty
 //! database per test, on SQLite (a file in a new temporary directory) or
-//! PostgreSQL (a new database on a shared test server).
+//! PostgreSQL (a new database on a shared test server), and a webhook
+//! receiver ([`receiver`]) that delivery tests point targets at.
 //!
 //! The PostgreSQL server is the one `SCIMGATE_TEST_POSTGRES_URL` names (an
 //! admin URL; `scripts/test-postgres` starts one and prints it). Without
@@ -22,6 +23,8 @@ use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Database};
 use tempfile::TempDir;
+
+pub mod receiver;
 
 /// The environment variable naming an existing PostgreSQL server to use.
 pub const POSTGRES_URL_ENV: &str = "SCIMGATE_TEST_POSTGRES_URL";
