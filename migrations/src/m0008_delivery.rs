@@ -162,7 +162,11 @@ impl MigrationTrait for Migration {
                 .col(key(Deliveries::TargetId.into_iden()))
                 .col(key(Deliveries::TenantId.into_iden()))
                 .col(ColumnDef::new(Deliveries::EventId).big_integer().not_null())
-                .col(ColumnDef::new(Deliveries::Position).big_integer().not_null())
+                .col(
+                    ColumnDef::new(Deliveries::Position)
+                        .big_integer()
+                        .not_null(),
+                )
                 .col(key(Deliveries::ResourceId.into_iden()))
                 .col(ColumnDef::new(Deliveries::Status).text().not_null())
                 .col(ColumnDef::new(Deliveries::Attempts).integer().not_null())
@@ -242,7 +246,11 @@ impl MigrationTrait for Migration {
                         .not_null(),
                 )
                 .col(ts(DeliveryAttempts::At.into_iden(), false))
-                .col(ColumnDef::new(DeliveryAttempts::StatusCode).integer().null())
+                .col(
+                    ColumnDef::new(DeliveryAttempts::StatusCode)
+                        .integer()
+                        .null(),
+                )
                 .col(ColumnDef::new(DeliveryAttempts::Outcome).text().not_null())
                 .col(
                     ColumnDef::new(DeliveryAttempts::LatencyMs)

@@ -690,7 +690,10 @@ impl Config {
             return Err(invalid("delivery_retry_schedule", e));
         }
         if !(1..=300).contains(&self.delivery_timeout_secs) {
-            return Err(invalid("delivery_timeout_secs", "must be between 1 and 300"));
+            return Err(invalid(
+                "delivery_timeout_secs",
+                "must be between 1 and 300",
+            ));
         }
         if !(1..=256).contains(&self.delivery_concurrency_per_target) {
             return Err(invalid(
@@ -699,7 +702,10 @@ impl Config {
             ));
         }
         if self.delivery_disable_after_hours == 0 {
-            return Err(invalid("delivery_disable_after_hours", "must be greater than 0"));
+            return Err(invalid(
+                "delivery_disable_after_hours",
+                "must be greater than 0",
+            ));
         }
         let email = self.operator_email.trim();
         if email.is_empty() || !email.contains('@') || email.contains(char::is_whitespace) {
@@ -1346,7 +1352,9 @@ mod tests {
 pub fn parse_schedule(text: &str) -> Result<Vec<Duration>, String> {
     let mut out = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let split = part.find(|c: char| !c.is_ascii_digit()).unwrap_or(part.len());
+        let split = part
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(part.len());
         let (number, unit) = part.split_at(split);
         let n: u64 = number
             .parse()

@@ -317,7 +317,10 @@ pub async fn run_worker(config: Config) -> Result<(), AppError> {
         actix_web::App::new()
             .app_data(metrics_registry.clone())
             .route("/metrics", web::get().to(metrics))
-            .route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
+            .route(
+                "/healthz",
+                web::get().to(|| async { HttpResponse::Ok().body("ok") }),
+            )
     })
     .disable_signals()
     .workers(1)
@@ -339,7 +342,10 @@ pub async fn run_worker(config: Config) -> Result<(), AppError> {
     stop.send_replace(true);
     for (task, name) in [(delivery, "delivery"), (roles, "role jobs")] {
         let mut task = task;
-        if tokio::time::timeout(DELIVERY_GRACE, &mut task).await.is_err() {
+        if tokio::time::timeout(DELIVERY_GRACE, &mut task)
+            .await
+            .is_err()
+        {
             tracing::warn!(worker = name, "still busy at shutdown; abandoned");
             task.abort();
         }

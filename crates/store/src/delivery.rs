@@ -996,13 +996,11 @@ impl DeliveryStore {
             else {
                 return Ok(false);
             };
-            // The lease column is set to what it is so the statement always
-            // has a SET, whatever else the round changes.
+            // The cursor only moves forward (a replayed round cannot move
+            // it back), and is always set, so the statement always has one.
+            let cursor = std::cmp::max(commit.cursor.unwrap_or(row.cursor), row.cursor);
             let mut q = targets::Entity::update_many()
-                .col_expr(targets::Column::LeaseOwner, Expr::value(Some(owner.to_owned())));
-            if let Some(cursor) = commit.cursor {
-                q = q.col_expr(targets::Column::Cursor, Expr::value(std::cmp::max(cursor, row.cursor)));
-            }
+                .col_expr(targets::Column::Cursor, Expr::value(cursor));
             match &commit.health {
                 Some(Health::Ok) => {
                     q = q
@@ -1150,7 +1148,11 @@ impl DeliveryStore {
         local_id: &str,
         remote_id: Option<&str>,
     ) -> Result<()> {
-        let key = (target.to_string(), resource_type.to_owned(), local_id.to_owned());
+        let key = (
+            target.to_string(),
+            resource_type.to_owned(),
+            local_id.to_owned(),
+        );
         let remote = remote_id.map(str::to_owned);
         write_txn!(self.inner, [], [key, remote], txn => {
             remote_ids::Entity::delete_many()

@@ -26,7 +26,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use url::{Host, Url};
 
 /// The configuration setting that allows targets in private ranges.
-pub const ALLOW_PRIVATE_SETTING: &str = "delivery.allow_private_targets";
+pub const ALLOW_PRIVATE_SETTING: &str = "delivery_allow_private_targets";
 
 /// Which target addresses delivery may connect to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -520,7 +520,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "target address 10.0.0.5 is in a private range; an operator can allow private \
-             targets with delivery.allow_private_targets"
+             targets with delivery_allow_private_targets"
         );
         let open = AddressPolicy {
             allow_private: true,

@@ -51,10 +51,18 @@ impl Default for DeliveryConfig {
         DeliveryConfig {
             // The Standard Webhooks schedule: immediately, then after 5 s,
             // 5 min, 30 min, 2 h, 5 h, 10 h and 10 h.
-            retry_schedule: [5, 5 * MINUTE, 30 * MINUTE, 2 * HOUR, 5 * HOUR, 10 * HOUR, 10 * HOUR]
-                .into_iter()
-                .map(Duration::from_secs)
-                .collect(),
+            retry_schedule: [
+                5,
+                5 * MINUTE,
+                30 * MINUTE,
+                2 * HOUR,
+                5 * HOUR,
+                10 * HOUR,
+                10 * HOUR,
+            ]
+            .into_iter()
+            .map(Duration::from_secs)
+            .collect(),
             jitter: 0.1,
             max_retry_after: Duration::from_secs(DAY),
             timeout: Duration::from_secs(15),

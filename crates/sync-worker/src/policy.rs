@@ -81,7 +81,10 @@ pub fn next(
         None => wait.mul_f64(jitter.clamp(0.0, 2.0)),
     };
     let wait = chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
-    Next::RetryAt(now.checked_add_signed(wait).unwrap_or(DateTime::<Utc>::MAX_UTC))
+    Next::RetryAt(
+        now.checked_add_signed(wait)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC),
+    )
 }
 
 /// Whether a target failing since `failing_since` has failed long enough

@@ -217,9 +217,9 @@ impl Worker {
             };
             // The tenant's directory, looked up again now and then (it may
             // have been deleted: its last events still go out).
-            let fresh = tenant
-                .as_ref()
-                .is_some_and(|(t, _, at)| *t == lt.target.tenant_id && at.elapsed() < Duration::from_secs(30));
+            let fresh = tenant.as_ref().is_some_and(|(t, _, at)| {
+                *t == lt.target.tenant_id && at.elapsed() < Duration::from_secs(30)
+            });
             if !fresh {
                 let found = match s.store.admin().tenant_by_id(lt.target.tenant_id).await {
                     Ok(t) => t.map(|t| s.store.tenant(&t)),
@@ -385,7 +385,8 @@ impl Worker {
         }
         commit.disable = disable.clone();
         for a in &commit.attempts {
-            s.metrics.attempt(target.kind.as_str(), &a.outcome, a.latency_ms);
+            s.metrics
+                .attempt(target.kind.as_str(), &a.outcome, a.latency_ms);
         }
         if !delivery.commit(target.id, &s.owner, commit).await? {
             return Ok(Round::Stop);

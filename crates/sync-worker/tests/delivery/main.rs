@@ -1,1 +1,6 @@
-//! Delivery tests: real receivers on 127.0.0.1, real SQLite and PostgreSQL.
+//! Delivery tests: a real receiver on 127.0.0.1 that verifies signatures
+//! with the Standard Webhooks authors' own library, the worker running as
+//! in production, real SQLite and PostgreSQL.
+
+mod support;
+mod webhooks;
