@@ -231,7 +231,7 @@ pub async fn spawn(config: Config) -> Result<App, AppError> {
     let (role_worker_stop, stop_rx) = tokio::sync::watch::channel(false);
     let role_worker = {
         let store = store.clone();
-        tokio::spawn(async move { store.run_role_worker(stop_rx).await })
+        tokio::spawn(async move { store.run_jobs(store::JobHandlers::builtin(), stop_rx).await })
     };
     let mut background = Vec::new();
     if config.provisioning_log_retention_days > 0 {
