@@ -32,6 +32,10 @@
 //! - **Roles** (the `roles` crate's policy, locks and results) are derived
 //!   per user inside the SCIM write that changes their inputs, with a
 //!   `user.roles_changed` event when they change (module `roles`).
+//! - **Background jobs** (role recompute, and kinds other crates register)
+//!   are rows of `jobs`, claimed under a lease that fences every write of
+//!   their holder, retried with backoff, timed by a [`Clock`] (module
+//!   `jobs`).
 //! - **Timestamps** are UTC with millisecond precision (what `meta`
 //!   shows), so a `meta.created eq` filter can match what a client read.
 

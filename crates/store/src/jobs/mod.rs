@@ -39,6 +39,8 @@
 //! tests move time instead of sleeping.
 
 mod clock;
+#[cfg(test)]
+mod migration_tests;
 mod role;
 pub(crate) mod state;
 
@@ -556,18 +558,20 @@ impl JobWorker {
         };
         heartbeat.abort();
         match &outcome {
-            Err(JobError::LeaseLost) | Err(JobError::Cancelled) => {
-                tracing::info!(job = %id, worker = %self.id, error = %outcome.as_ref().err().map(ToString::to_string).unwrap_or_default(), "job stopped");
+            // The job is someone else's (or nobody's) now: nothing to record.
+            Err(e @ (JobError::LeaseLost | JobError::Cancelled)) => {
+                tracing::info!(job = %id, worker = %self.id, reason = %e, "job stopped");
             }
             _ => {
                 if let Err(e) = &outcome {
-                    tracing::warn!(job = %id, kind = %ctx.job().kind, error = %e, "job attempt failed");
+                    let kind = &ctx.job().kind;
+                    tracing::warn!(job = %id, %kind, error = %e, "job attempt failed");
                 }
                 match ctx.finish(&outcome).await {
                     Ok(job) => return Ok(job),
                     Err(JobError::Store(e)) => return Err(e),
                     Err(e) => {
-                        tracing::info!(job = %id, worker = %self.id, error = %e, "job outcome not recorded");
+                        tracing::info!(job = %id, worker = %self.id, reason = %e, "job outcome not recorded");
                     }
                 }
             }
