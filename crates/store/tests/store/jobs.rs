@@ -520,3 +520,69 @@ async fn heartbeats_keep_a_slow_handlers_lease() {
         assert_eq!(dir.job(&id).await.unwrap(), job);
     }
 }
+
+/// Counts its runs.
+struct Counter {
+    runs: Arc<AtomicU32>,
+}
+
+impl JobHandler for Counter {
+    fn kind(&self) -> &'static str {
+        "count"
+    }
+
+    async fn run(&self, _ctx: JobContext) -> Result<JobResult, JobError> {
+        let n = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
+        Ok(JobResult {
+            summary: Some(json!({ "run": n })),
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn competing_workers_run_each_job_once() {
+    const JOBS: usize = 20;
+    for which in backends() {
+        let (_db, store, dir) = directory(which).await;
+        dir.create_user(user("alice")).await.unwrap();
+        let runs = Arc::new(AtomicU32::new(0));
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let workers: Vec<_> = (0..3)
+            .map(|_| {
+                let handlers = JobHandlers::builtin().with(Counter { runs: runs.clone() });
+                let (store, rx) = (store.clone(), rx.clone());
+                tokio::spawn(async move { store.run_jobs(handlers, rx).await })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        for i in 0..JOBS {
+            ids.push(
+                dir.enqueue_job(NewJob::new("count", json!({ "i": i })))
+                    .await
+                    .unwrap(),
+            );
+        }
+        let change = dir.set_role_policy(policy(), None, "test").await.unwrap();
+        ids.push(change.job);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let jobs = dir.jobs(None, 100).await.unwrap();
+            if jobs.len() == ids.len() && jobs.iter().all(|j| j.status == JobStatus::Done) {
+                for job in &jobs {
+                    assert_eq!(job.attempts, 1, "{which:?} {job:?}");
+                }
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{which:?}: not all done: {jobs:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(runs.load(Ordering::SeqCst) as usize, JOBS, "{which:?}");
+        stop.send(true).unwrap();
+        for w in workers {
+            w.await.unwrap();
+        }
+    }
+}
