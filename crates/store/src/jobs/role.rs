@@ -208,7 +208,9 @@ impl JobHandler for RoleRecompute {
         }
         // An empty tenant still reports its (zero) total.
         ctx.progress(done).await?;
-        Ok(JobResult::default())
+        Ok(JobResult {
+            summary: Some(json!({ "users": done.processed, "changed": done.changed })),
+        })
     }
 }
 

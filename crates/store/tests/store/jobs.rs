@@ -123,6 +123,7 @@ async fn a_worker_that_lost_its_lease_changes_nothing() {
         assert_eq!(done.lease_owner.as_deref(), Some("worker-b"));
         assert_eq!(done.attempts, 2);
         assert_eq!(done.progress, counts);
+        assert_eq!(done.result, Some(json!({"users": 3, "changed": 3})));
         assert_eq!(dir.effective_roles(&ids).await.unwrap().len(), 3);
         assert_eq!(role_event_count(&dir).await, 3);
 
