@@ -252,7 +252,7 @@ pub async fn spawn(config: Config) -> Result<App, AppError> {
     let (role_worker_stop, stop_rx) = tokio::sync::watch::channel(false);
     let role_worker = {
         let store = store.clone();
-        tokio::spawn(async move { store.run_role_worker(stop_rx).await })
+        tokio::spawn(async move { store.run_jobs(store::JobHandlers::builtin(), stop_rx).await })
     };
     // The delivery worker runs in this process unless turned off (a split
     // deployment runs `scimgate worker` instead); it stops with the role
@@ -310,7 +310,7 @@ pub async fn run_worker(config: Config) -> Result<(), AppError> {
     let roles = {
         let store = store.clone();
         let stop_rx = stop_rx.clone();
-        tokio::spawn(async move { store.run_role_worker(stop_rx).await })
+        tokio::spawn(async move { store.run_jobs(store::JobHandlers::builtin(), stop_rx).await })
     };
     let metrics_registry = web::Data::new(registry);
     let server = actix_web::HttpServer::new(move || {

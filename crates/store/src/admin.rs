@@ -37,19 +37,20 @@ pub(crate) async fn migrate(inner: &Inner) -> Result<()> {
         sea_orm::DbErr::Migration(m) => StoreError::Internal(format!("migration failed: {m}")),
         other => db(other),
     };
+    let conn = migration_connection(inner).await?;
+    migrations::Migrator::up(&conn, None)
+        .await
+        .map_err(failed)?;
+    // SQLite: the ping returns a COMMIT that failed.
+    conn.ping().await.map_err(db)
+}
+
+/// The connection migrations run on: on SQLite one of their own, which
+/// runs the migrations' transactions (the pool's readers run none).
+pub(crate) async fn migration_connection(inner: &Inner) -> Result<sea_orm::DatabaseConnection> {
     match &inner.migrate {
-        // SQLite: on a connection of their own, which runs the migrations'
-        // transactions; the final ping returns a COMMIT that failed.
-        Some(opener) => {
-            let conn = crate::sqlite::connection(crate::sqlite::Dedicated::new(opener)?).await?;
-            migrations::Migrator::up(&conn, None)
-                .await
-                .map_err(failed)?;
-            conn.ping().await.map_err(db)
-        }
-        None => migrations::Migrator::up(&inner.conn, None)
-            .await
-            .map_err(failed),
+        Some(opener) => crate::sqlite::connection(crate::sqlite::Dedicated::new(opener)?).await,
+        None => Ok(inner.conn.clone()),
     }
 }
 

@@ -62,9 +62,9 @@ pub(crate) struct Inner {
     /// `(policy_version, updated_at)` it was compiled from: a write then
     /// needs one primary-key read to know its copy is current.
     pub(crate) role_policies: crate::roles::PolicyCache,
-    /// Woken when this process queues a role recompute job, so the worker
-    /// starts at once instead of at its next poll.
-    pub(crate) role_jobs: tokio::sync::Notify,
+    /// Woken when this process queues a job, so idle workers start at
+    /// once instead of at their next poll.
+    pub(crate) jobs_queued: tokio::sync::Notify,
     /// Woken after every committed write of this process, so an
     /// in-process delivery worker reads new events at once instead of at
     /// its next poll.
@@ -105,8 +105,8 @@ impl Inner {
                 backend,
                 options,
                 role_policies: crate::roles::PolicyCache::default(),
-                role_jobs: tokio::sync::Notify::new(),
-                committed: tokio::sync::Notify::new(),
+                jobs_queued: tokio::sync::Notify::new(),
+                                committed: tokio::sync::Notify::new(),
             });
         }
         let mut opts = ConnectOptions::new(url.to_owned());
@@ -125,8 +125,8 @@ impl Inner {
             backend,
             options,
             role_policies: crate::roles::PolicyCache::default(),
-            role_jobs: tokio::sync::Notify::new(),
-            committed: tokio::sync::Notify::new(),
+            jobs_queued: tokio::sync::Notify::new(),
+                        committed: tokio::sync::Notify::new(),
         })
     }
 

@@ -346,26 +346,34 @@ pub mod admin_audit {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-pub mod role_jobs {
+pub mod jobs {
     use sea_orm::entity::prelude::*;
 
     #[sea_orm::model]
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "role_jobs")]
+    #[sea_orm(table_name = "jobs")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: String,
-        pub tenant_id: String,
+        pub tenant_id: Option<String>,
+        pub kind: String,
+        pub payload: String,
         pub status: String,
-        pub policy_version: i64,
+        pub attempts: i64,
+        pub max_attempts: i64,
+        pub run_after: DateTimeUtc,
+        pub lease_owner: Option<String>,
+        pub lease_expires_at: Option<DateTimeUtc>,
+        pub heartbeat_at: Option<DateTimeUtc>,
         pub total: i64,
         pub processed: i64,
         pub changed: i64,
+        pub result: Option<String>,
         pub error: Option<String>,
         pub created_at: DateTimeUtc,
         pub started_at: Option<DateTimeUtc>,
         pub finished_at: Option<DateTimeUtc>,
-        pub heartbeat_at: Option<DateTimeUtc>,
+        pub coalesce_key: Option<String>,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

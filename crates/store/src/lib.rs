@@ -36,6 +36,10 @@
 //! - **Roles** (the `roles` crate's policy, locks and results) are derived
 //!   per user inside the SCIM write that changes their inputs, with a
 //!   `user.roles_changed` event when they change (module `roles`).
+//! - **Background jobs** (role recompute, and kinds other crates register)
+//!   are rows of `jobs`, claimed under a lease that fences every write of
+//!   their holder, retried with backoff, timed by a [`Clock`] (module
+//!   `jobs`).
 //! - **Timestamps** are UTC with millisecond precision (what `meta`
 //!   shows), so a `meta.created eq` filter can match what a client read.
 
@@ -70,6 +74,11 @@ mod translate;
 mod writer;
 
 pub use events::{EventQuery, EventType, ResourceKind, StoredEvent, UnknownEventType};
+pub use jobs::{
+    Clock, DEFAULT_MAX_ATTEMPTS, Job, JobContext, JobError, JobHandler, JobHandlers, JobProgress,
+    JobResult, JobStatus, JobWorker, ManualClock, NewJob, ROLE_RECOMPUTE, RoleJob, RoleRecompute,
+    SystemClock,
+};
 
 /// The schema version this build migrates to (see the `migrations` crate).
 pub const SCHEMA_VERSION: u32 = migrations::SCHEMA_VERSION;
@@ -134,6 +143,11 @@ pub struct StoreOptions {
     /// Most rows a filter the database cannot evaluate may scan in memory
     /// before the request is refused with `tooMany`.
     pub scan_limit: usize,
+    /// Where background jobs read the time (tests pass a [`ManualClock`]).
+    pub clock: Arc<dyn Clock>,
+    /// How long a claimed job stays its worker's without a heartbeat
+    /// (heartbeats come every third of it).
+    pub job_lease: std::time::Duration,
 }
 
 impl Default for StoreOptions {
@@ -142,6 +156,8 @@ impl Default for StoreOptions {
             max_connections: 16,
             sqlite_synchronous_full: true,
             scan_limit: 50_000,
+            clock: Arc::new(SystemClock),
+            job_lease: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -500,59 +516,6 @@ pub struct PolicyChange {
     pub job: String,
 }
 
-/// Where a role recompute job is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobStatus {
-    /// Waiting for a worker.
-    Queued,
-    /// Being run.
-    Running,
-    /// Finished: every user's roles match the policy it ran with.
-    Done,
-    /// Stopped on an error (see `error`); the next policy change queues a
-    /// new job.
-    Failed,
-}
-
-impl JobStatus {
-    /// The wire spelling: `queued`, `running`, `done`, `failed`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Queued => "queued",
-            JobStatus::Running => "running",
-            JobStatus::Done => "done",
-            JobStatus::Failed => "failed",
-        }
-    }
-}
-
-/// A tenant-wide role recompute job.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoleJob {
-    /// The job's id (time-ordered).
-    pub id: String,
-    /// Its tenant.
-    pub tenant_id: Uuid,
-    /// Where it is.
-    pub status: JobStatus,
-    /// The policy version it was queued for.
-    pub policy_version: u64,
-    /// Users in the tenant when it started.
-    pub total: u64,
-    /// Users done so far.
-    pub processed: u64,
-    /// Users whose roles changed (one `user.roles_changed` event each).
-    pub changed: u64,
-    /// Why it failed.
-    pub error: Option<String>,
-    /// When it was queued.
-    pub created_at: DateTime<Utc>,
-    /// When a worker (last) started it.
-    pub started_at: Option<DateTime<Utc>>,
-    /// When it finished.
-    pub finished_at: Option<DateTime<Utc>>,
-}
-
 /// What a proposed role policy would change (a dry run).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RolePreview {
@@ -635,16 +598,6 @@ impl Store {
             tenant: tenant.clone(),
         }
     }
-    /// Runs role recompute jobs (of every tenant, from any process) until
-    /// `stop` turns true or its sender is dropped.
-    pub async fn run_role_worker(&self, stop: tokio::sync::watch::Receiver<bool>) {
-        jobs::worker(self.clone(), stop).await
-    }
-    /// Runs the oldest waiting role recompute job to its end; `None` when
-    /// no job waits. (The worker's step; tests and tools call it directly.)
-    pub async fn run_next_role_job(&self) -> Result<Option<RoleJob>> {
-        jobs::run_next(self).await
-    }
 }
 
 /// Operator-level operations: tenants, tokens, operators.
@@ -697,6 +650,15 @@ impl AdminStore {
     /// Lists a tenant's tokens (no secrets).
     pub async fn list_tokens(&self, tenant: &Tenant) -> Result<Vec<TokenInfo>> {
         admin::list_tokens(&self.inner, tenant).await
+    }
+    /// Queues a job that belongs to no tenant (see
+    /// [`TenantStore::enqueue_job`]).
+    pub async fn enqueue_job(&self, job: NewJob) -> Result<String> {
+        jobs::enqueue_now(&self.inner, None, job).await
+    }
+    /// Any job by id, whichever tenant it belongs to.
+    pub async fn job(&self, id: &str) -> Result<Job> {
+        jobs::find(&self.inner, id).await
     }
     /// Revokes a token; `NotFound` if it is not this tenant's (audited).
     pub async fn revoke_token(
@@ -935,11 +897,39 @@ impl TenantStore {
     }
     /// The tenant's recompute jobs, newest first (at most `limit`, ≤ 100).
     pub async fn role_jobs(&self, limit: u64) -> Result<Vec<RoleJob>> {
-        jobs::tenant_jobs(self, limit).await
+        jobs::tenant_jobs(self, Some(ROLE_RECOMPUTE), limit)
+            .await?
+            .into_iter()
+            .map(RoleJob::try_from)
+            .collect()
     }
     /// One of the tenant's recompute jobs.
     pub async fn role_job(&self, id: &str) -> Result<RoleJob> {
+        let job = jobs::tenant_job(self, id).await?;
+        if job.kind != ROLE_RECOMPUTE {
+            return Err(StoreError::NotFound(format!("role job {id}")));
+        }
+        RoleJob::try_from(job)
+    }
+    /// Queues a job for this tenant (or, when `job` coalesces and one of
+    /// its key is queued, updates that one's payload); returns its id.
+    /// Workers with a handler for its kind run it ([`Store::run_jobs`]).
+    pub async fn enqueue_job(&self, job: NewJob) -> Result<String> {
+        jobs::enqueue_now(&self.inner, Some(self.tenant.id), job).await
+    }
+    /// One of the tenant's jobs, of any kind.
+    pub async fn job(&self, id: &str) -> Result<Job> {
         jobs::tenant_job(self, id).await
+    }
+    /// The tenant's jobs (of `kind`, if given), newest first (at most
+    /// `limit`, ≤ 100).
+    pub async fn jobs(&self, kind: Option<&str>, limit: u64) -> Result<Vec<Job>> {
+        jobs::tenant_jobs(self, kind, limit).await
+    }
+    /// Cancels one of the tenant's jobs; a worker running it stops at its
+    /// next write. `InvalidValue` when the job has already ended.
+    pub async fn cancel_job(&self, id: &str) -> Result<Job> {
+        jobs::cancel(self, id).await
     }
     /// Locks a user to `roles` (each defined by the policy, else
     /// `InvalidValue`), replacing any earlier lock. `InvalidValue` for a

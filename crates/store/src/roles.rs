@@ -181,7 +181,7 @@ pub(crate) async fn set_role_policy(
                 .into());
             }
         }
-        let job = jobs::enqueue(store, txn, stored.version).await?;
+        let job = jobs::enqueue_role_recompute(store, txn, stored.version).await?;
         let detail = serde_json::json!({
             "before": {"version": before.version, "policy": before.policy},
             "after": {"version": stored.version, "policy": stored.policy},
@@ -198,7 +198,7 @@ pub(crate) async fn set_role_policy(
         .await?;
         Ok(PolicyChange { stored, job })
     })?;
-    store.inner.role_jobs.notify_one();
+    store.inner.jobs_queued.notify_waiters();
     Ok(change)
 }
 

@@ -441,7 +441,7 @@ fn declared_kind(table: &str, column: &str) -> Option<Kind> {
             add::<user_roles::Entity>(&mut kinds);
             add::<tenant_admins::Entity>(&mut kinds);
             add::<admin_audit::Entity>(&mut kinds);
-            add::<role_jobs::Entity>(&mut kinds);
+            add::<jobs::Entity>(&mut kinds);
             kinds
         })
         .get(table)?

@@ -541,7 +541,8 @@ pub struct AddMapping {
 pub struct JobView {
     /// The job's id.
     pub id: String,
-    /// `queued`, `running`, `done` or `failed`.
+    /// `queued` (also while waiting to retry), `running`, `done`, `failed`
+    /// or `cancelled`.
     pub status: String,
     /// The policy version it applies.
     pub policy_version: u64,

@@ -236,11 +236,15 @@ async fn change(
         job
     } else {
         let job = wait_for_job(store, &dir, &stored.job).await?;
-        if job.status == JobStatus::Failed {
+        if matches!(job.status, JobStatus::Failed | JobStatus::Cancelled) {
+            let error = match job.status {
+                JobStatus::Cancelled => "it was cancelled".to_owned(),
+                _ => job.error.unwrap_or_default(),
+            };
             return Err(CommandError::JobFailed {
                 version,
                 job: job.id,
-                error: job.error.unwrap_or_default(),
+                error,
             });
         }
         let _ = writeln!(
@@ -290,7 +294,7 @@ fn edit_error(e: EditError, current: &StoredPolicy) -> CommandError {
 async fn wait_for_job(store: &Store, dir: &TenantStore, id: &str) -> Result<RoleJob, CommandError> {
     loop {
         let job = dir.role_job(id).await?;
-        if matches!(job.status, JobStatus::Done | JobStatus::Failed) {
+        if job.status.is_finished() {
             return Ok(job);
         }
         if store.run_next_role_job().await?.is_none() {

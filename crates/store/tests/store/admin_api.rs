@@ -197,7 +197,7 @@ async fn the_worker_runs_jobs_as_they_are_queued() {
         let (stop, rx) = tokio::sync::watch::channel(false);
         let worker = {
             let store = store.clone();
-            tokio::spawn(async move { store.run_role_worker(rx).await })
+            tokio::spawn(async move { store.run_jobs(store::JobHandlers::builtin(), rx).await })
         };
         let change = dir.set_role_policy(policy(), None, "test").await.unwrap();
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);

@@ -10,6 +10,7 @@ mod common;
 mod concurrency;
 mod groups;
 mod isolation;
+mod jobs;
 mod list;
 mod outbox_log;
 mod roles;
