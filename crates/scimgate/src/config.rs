@@ -940,6 +940,38 @@ pub fn redact_url(url: &str) -> String {
     )
 }
 
+/// Parses a retry schedule: comma-separated waits, each a number with a
+/// unit (`s`, `m`, `h`, `d`), e.g. `5s,5m,30m,2h`. An empty schedule means
+/// no retries.
+pub fn parse_schedule(text: &str) -> Result<Vec<Duration>, String> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let split = part
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(part.len());
+        let (number, unit) = part.split_at(split);
+        let n: u64 = number
+            .parse()
+            .map_err(|_| format!("{part:?} is not a number with a unit (e.g. 30s, 5m, 2h)"))?;
+        let scale = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return Err(format!("{part:?} needs a unit: s, m, h or d")),
+        };
+        let secs = n
+            .checked_mul(scale)
+            .filter(|s| *s <= 30 * 86_400)
+            .ok_or_else(|| format!("{part:?} is longer than 30 days"))?;
+        out.push(Duration::from_secs(secs));
+    }
+    if out.len() > 50 {
+        return Err("at most 50 retries".into());
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1344,36 +1376,4 @@ mod tests {
             assert!(docs.contains(&env), "{env} not documented");
         }
     }
-}
-
-/// Parses a retry schedule: comma-separated waits, each a number with a
-/// unit (`s`, `m`, `h`, `d`), e.g. `5s,5m,30m,2h`. An empty schedule means
-/// no retries.
-pub fn parse_schedule(text: &str) -> Result<Vec<Duration>, String> {
-    let mut out = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let split = part
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(part.len());
-        let (number, unit) = part.split_at(split);
-        let n: u64 = number
-            .parse()
-            .map_err(|_| format!("{part:?} is not a number with a unit (e.g. 30s, 5m, 2h)"))?;
-        let scale = match unit {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86_400,
-            _ => return Err(format!("{part:?} needs a unit: s, m, h or d")),
-        };
-        let secs = n
-            .checked_mul(scale)
-            .filter(|s| *s <= 30 * 86_400)
-            .ok_or_else(|| format!("{part:?} is longer than 30 days"))?;
-        out.push(Duration::from_secs(secs));
-    }
-    if out.len() > 50 {
-        return Err("at most 50 retries".into());
-    }
-    Ok(out)
 }

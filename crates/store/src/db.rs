@@ -106,7 +106,7 @@ impl Inner {
                 options,
                 role_policies: crate::roles::PolicyCache::default(),
                 jobs_queued: tokio::sync::Notify::new(),
-                                committed: tokio::sync::Notify::new(),
+                committed: tokio::sync::Notify::new(),
             });
         }
         let mut opts = ConnectOptions::new(url.to_owned());
@@ -126,7 +126,7 @@ impl Inner {
             options,
             role_policies: crate::roles::PolicyCache::default(),
             jobs_queued: tokio::sync::Notify::new(),
-                        committed: tokio::sync::Notify::new(),
+            committed: tokio::sync::Notify::new(),
         })
     }
 

@@ -309,7 +309,7 @@ impl Worker {
         let mut changes: Vec<DeliveryChange> = Vec::new();
         for d in due {
             match retry_events.get(&d.event_id) {
-                Some(e) => jobs.push(Job::Retry(d, e.clone())),
+                Some(e) => jobs.push(Job::Retry(Box::new((d, e.clone())))),
                 // Pruned meanwhile: nothing left to send.
                 None => changes.push(DeliveryChange::Update {
                     id: d.id,
@@ -469,7 +469,8 @@ impl Worker {
         let s = &self.shared;
         let mut fx = Effects::default();
         match job {
-            Job::Retry(d, event) => {
+            Job::Retry(retry) => {
+                let (d, event) = *retry;
                 let sent = self.send(sender, &event, bodies.get(&event.id)).await;
                 let attempts = d.attempts + 1;
                 let next = policy::next(
@@ -537,7 +538,7 @@ impl Worker {
 /// Work for one slot of the target's concurrency.
 enum Job {
     /// A due retry (first in line for its resource).
-    Retry(Delivery, StoredEvent),
+    Retry(Box<(Delivery, StoredEvent)>),
     /// New events of one resource, in commit order.
     Fresh(Vec<StoredEvent>),
 }

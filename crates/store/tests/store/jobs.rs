@@ -37,12 +37,23 @@ fn lease() -> TimeDelta {
 }
 
 async fn role_event_count(dir: &TenantStore) -> usize {
-    dir.outbox_after(0, 10_000)
-        .await
-        .unwrap()
-        .iter()
-        .filter(|e| e.event_type == "user.roles_changed")
-        .count()
+    let (mut after, mut n) = (0, 0);
+    loop {
+        let page = dir
+            .events(&store::EventQuery {
+                after,
+                limit: 1000,
+                types: vec![store::EventType::UserRolesChanged],
+                tenant: None,
+            })
+            .await
+            .unwrap();
+        let Some(last) = page.last() else {
+            return n;
+        };
+        after = last.position;
+        n += page.len();
+    }
 }
 
 #[tokio::test]
