@@ -199,30 +199,35 @@ pub enum AdminKeySource {
     Ephemeral,
 }
 
-/// The box that seals delivery targets' secrets: the configured key, else
-/// the key file in the data directory (made on first use, mode 0600).
-/// With an external database several machines may share the targets, so
-/// they must share the key too: set `delivery_secrets_key` there.
+/// The box that seals delivery targets' secrets: the configured key; with
+/// the embedded database, else the key file in the data directory (made
+/// on first use, mode 0600). An external database is shared by several
+/// machines, which must share the key too, and scimgate does not write to
+/// a data directory there: without `delivery_secrets_key` (or a key file
+/// already in place) there is no key, and targets cannot be created or
+/// delivered to until one is set.
 pub fn delivery_secrets(
     config: &Config,
-) -> Result<sync_worker::secrets::SecretBox, sync_worker::secrets::SecretError> {
+) -> Result<Option<sync_worker::secrets::SecretBox>, sync_worker::secrets::SecretError> {
+    use sync_worker::secrets::{KEY_FILE, SecretBox};
     if let Some(key) = &config.delivery_secrets_key {
-        return sync_worker::secrets::SecretBox::from_key_text(key.expose());
+        return SecretBox::from_key_text(key.expose()).map(Some);
     }
-    let (secrets, created) = sync_worker::secrets::SecretBox::load_or_create(&config.data_dir)?;
+    if config.database_url.is_some() && !config.data_dir.join(KEY_FILE).is_file() {
+        tracing::warn!(
+            "no delivery_secrets_key configured: webhook targets cannot be created or \
+             delivered to; set delivery_secrets_key (the same on every machine)"
+        );
+        return Ok(None);
+    }
+    let (secrets, created) = SecretBox::load_or_create(&config.data_dir)?;
     if created {
         tracing::info!(
             dir = %config.data_dir.display(),
             "generated the key that seals delivery target secrets in the data directory"
         );
     }
-    if config.database_url.is_some() {
-        tracing::warn!(
-            "delivery target secrets are sealed with the key in the data directory; with more \
-             than one machine, set delivery_secrets_key (the same everywhere)"
-        );
-    }
-    Ok(secrets)
+    Ok(Some(secrets))
 }
 
 /// Why the admin session key file could not be used.

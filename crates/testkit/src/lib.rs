@@ -441,3 +441,11 @@ mod tests {
         }
     }
 }
+
+/// Installs rustls' ring provider as the process default, once. reqwest is
+/// built without a provider of its own (the delivery client brings its
+/// configuration), so a test that builds a plain `reqwest::Client` calls
+/// this first; a provider already installed is kept.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -94,10 +94,13 @@ impl App {
             store,
             gateway,
             registry,
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()
-                .expect("client"),
+            client: {
+                testkit::install_tls_provider();
+                reqwest::Client::builder()
+            }
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("client"),
             server: handle,
             which: db.which,
             db: Some(db),

@@ -27,10 +27,13 @@ fn spawn_binds_port_0_serves_and_stops() {
         assert_eq!(tenant.tenant.slug(), "default");
         assert!(first.operator.is_some());
 
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("client");
+        let client = {
+            testkit::install_tls_provider();
+            reqwest::Client::builder()
+        }
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
         let url = format!("{}/tenants/default/scim/v2/Users", app.public_url());
         let reply = client
             .get(&url)

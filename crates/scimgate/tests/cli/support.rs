@@ -336,10 +336,13 @@ pub fn http() -> &'static Http {
             .enable_all()
             .build()
             .expect("tokio runtime"),
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("http client"),
+        client: {
+            testkit::install_tls_provider();
+            reqwest::Client::builder()
+        }
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client"),
     })
 }
 

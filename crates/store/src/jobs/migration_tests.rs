@@ -12,8 +12,8 @@ use serde_json::json;
 use crate::db::now;
 use crate::{JobHandlers, JobStatus, NewTenant, Store, StoreOptions, TenantKind};
 
-/// Schema version 5: the last step with `role_jobs`.
-const BEFORE_JOBS: u32 = 5;
+/// Schema version 6: the last step before `jobs` replaces `role_jobs`.
+const BEFORE_JOBS: u32 = 6;
 
 #[tokio::test]
 async fn role_jobs_become_jobs_and_back() {
@@ -139,7 +139,10 @@ async fn role_jobs_become_jobs_and_back() {
         assert_eq!(taken.status, JobStatus::Done, "{which:?}");
 
         // Down again: the role jobs go back to `role_jobs`.
-        migrations::Migrator::down(&conn, Some(1)).await.unwrap();
+        // Back to just before m0007 (later steps are undone first).
+        migrations::Migrator::down(&conn, Some(migrations::SCHEMA_VERSION - BEFORE_JOBS))
+            .await
+            .unwrap();
         conn.ping().await.unwrap();
         let back = conn
             .query_all_raw(sea_orm::Statement::from_string(

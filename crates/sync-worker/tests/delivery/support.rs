@@ -110,7 +110,7 @@ pub fn start(store: &Store, config: DeliveryConfig) -> Running {
     let worker = Worker::new(
         store.clone(),
         config,
-        secrets(),
+        Some(secrets()),
         Metrics::unregistered().expect("metrics"),
     )
     .expect("worker");

@@ -105,10 +105,13 @@ impl Server {
             origin: app.public_url().to_owned(),
             operator_email: operator.email.clone(),
             operator_password: operator.password.expose().to_owned(),
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()
-                .expect("client"),
+            client: {
+                testkit::install_tls_provider();
+                reqwest::Client::builder()
+            }
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("client"),
             app: Some(app),
             _db: db,
             _dir: dir,
