@@ -2,5 +2,6 @@
 //! with the Standard Webhooks authors' own library, the worker running as
 //! in production, real SQLite and PostgreSQL.
 
+mod recipes;
 mod support;
 mod webhooks;

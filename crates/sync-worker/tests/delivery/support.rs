@@ -65,6 +65,15 @@ pub async fn tenant(store: &Store, slug: &str) -> TenantStore {
 /// A webhook target of `dir` on `receiver`, whose secret the receiver
 /// now verifies with.
 pub async fn webhook(dir: &TenantStore, receiver: &Receiver, name: &str) -> Target {
+    webhook_with_secret(dir, receiver, name).await.0
+}
+
+/// [`webhook`], with the secret shown at creation.
+pub async fn webhook_with_secret(
+    dir: &TenantStore,
+    receiver: &Receiver,
+    name: &str,
+) -> (Target, String) {
     let box_ = secrets();
     let created = Targets {
         store: dir,
@@ -88,7 +97,7 @@ pub async fn webhook(dir: &TenantStore, receiver: &Receiver, name: &str) -> Targ
     let secret = created.secret.expect("a webhook has a secret");
     assert!(secret.starts_with("whsec_"));
     receiver.set_secret(&secret);
-    created.target
+    (created.target, secret)
 }
 
 /// A running worker; stopping it waits for its rounds to end.
