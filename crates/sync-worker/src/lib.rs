@@ -27,6 +27,7 @@ pub mod runner;
 pub mod secrets;
 pub mod signing;
 pub mod targets;
+pub mod timeline;
 pub mod webhook;
 
 pub use config::DeliveryConfig;

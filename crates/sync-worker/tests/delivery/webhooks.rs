@@ -461,3 +461,79 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A user's timeline: the request that changed it, its role change with
+/// the reason, its events and the attempts to deliver them, in time order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_timeline_shows_request_roles_events_and_attempts() {
+    for which in backends() {
+        let (_db, store) = store(which).await;
+        let dir = tenant(&store, "acme").await;
+        dir.set_role_policy(
+            roles::Policy {
+                roles: vec![roles::Role {
+                    name: "viewer".into(),
+                    description: String::new(),
+                }],
+                default_role: Some("viewer".into()),
+                mappings: vec![],
+                mode: roles::Mode::Single,
+            },
+            None,
+            "test",
+        )
+        .await
+        .expect("policy");
+        let receiver = Receiver::start().await;
+        webhook(&dir, &receiver, "app").await;
+        receiver.fail_next(1, 503);
+        let worker = start(&store, config());
+        let u = dir.create_user(user("bjensen")).await.expect("user");
+        // What the gateway logs for the request that created it.
+        dir.record(store::ProvisioningEntry {
+            at: chrono::Utc::now() - chrono::Duration::milliseconds(5),
+            method: "POST".into(),
+            resource_type: "User".into(),
+            resource_id: Some(u.id.clone()),
+            identifier: Some("bjensen".into()),
+            outcome: "success".into(),
+            status: 201,
+            duration_ms: 3,
+            request_id: "req-1".into(),
+            detail: None,
+        })
+        .await
+        .expect("log");
+        let ids = event_ids(&dir).await;
+        wait_for_ids(&receiver, &ids, Duration::from_secs(20)).await;
+        worker.stop().await;
+        let t = sync_worker::timeline::timeline(&dir, &u.id)
+            .await
+            .expect("timeline");
+        let kinds: Vec<&str> = t.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds.first(), Some(&"request"), "{which:?}: {kinds:?}");
+        assert!(t.windows(2).all(|w| w[0].at <= w[1].at));
+        let roles = t.iter().find(|e| e.kind == "roles").expect("a role change");
+        assert_eq!(roles.detail["after"]["roles"][0]["role"], "viewer");
+        assert_eq!(
+            roles.detail["after"]["roles"][0]["reason"]["kind"],
+            "default"
+        );
+        assert!(
+            t.iter()
+                .any(|e| e.kind == "event" && e.summary == "user.created")
+        );
+        let attempts: Vec<&str> = t
+            .iter()
+            .filter(|e| e.kind == "attempt")
+            .map(|e| e.detail["outcome"].as_str().unwrap_or_default())
+            .collect();
+        // The first try of the first event met the 503, then it went through.
+        assert!(attempts.contains(&"retry"), "{which:?}: {attempts:?}");
+        assert_eq!(
+            attempts.iter().filter(|o| **o == "delivered").count(),
+            ids.len(),
+            "{which:?}: every event delivered once"
+        );
+    }
+}
