@@ -824,6 +824,27 @@ pub struct LeasedTarget {
     pub target: Target,
     /// Its sealed secrets.
     pub secrets: SealedSecrets,
+    /// Who holds its lease, and until when.
+    pub lease: Option<(String, DateTime<Utc>)>,
+}
+
+impl LeasedTarget {
+    fn from_row(r: targets::Model) -> Result<LeasedTarget> {
+        let secrets = secrets_from_row(&r);
+        let lease = r.lease_owner.clone().zip(r.lease_until);
+        Ok(LeasedTarget {
+            target: target_from_row(r)?,
+            secrets,
+            lease,
+        })
+    }
+
+    /// Whether `owner` holds the lease past `at`.
+    pub fn held_by(&self, owner: &str, at: DateTime<Utc>) -> bool {
+        self.lease
+            .as_ref()
+            .is_some_and(|(o, until)| o == owner && *until > at)
+    }
 }
 
 impl DeliveryStore {
@@ -872,13 +893,7 @@ impl DeliveryStore {
             .await
             .map_err(db)?
             .into_iter()
-            .map(|r| {
-                let secrets = secrets_from_row(&r);
-                Ok(LeasedTarget {
-                    target: target_from_row(r)?,
-                    secrets,
-                })
-            })
+            .map(LeasedTarget::from_row)
             .collect()
     }
 
@@ -903,14 +918,7 @@ impl DeliveryStore {
             .one(&self.inner.conn)
             .await
             .map_err(db)?;
-        row.map(|r| {
-            let secrets = secrets_from_row(&r);
-            Ok(LeasedTarget {
-                target: target_from_row(r)?,
-                secrets,
-            })
-        })
-        .transpose()
+        row.map(LeasedTarget::from_row).transpose()
     }
 
     /// Which of `resources` have a pending delivery for the target (their

@@ -25,7 +25,8 @@ pub struct DeliveryConfig {
     /// How often an idle target looks for new events when nothing wakes
     /// it (another process wrote them, or a retry came due).
     pub poll: Duration,
-    /// How long a target's lease lasts; renewed at a third of it.
+    /// How long a target's lease lasts; renewed at a third of it, and at
+    /// least twice `timeout` (a round only starts with that much left).
     pub lease: Duration,
     /// Targets one worker process delivers to at most.
     pub max_targets: u64,

@@ -78,10 +78,13 @@ impl Worker {
     /// error saying so).
     pub fn new(
         store: Store,
-        config: DeliveryConfig,
+        mut config: DeliveryConfig,
         secrets: Option<SecretBox>,
         metrics: Metrics,
     ) -> Result<Worker, WorkerError> {
+        // A round needs a lease that outlasts a whole request after a
+        // renewal came late: at least twice the timeout.
+        config.lease = config.lease.max(config.timeout * 2);
         let policy = AddressPolicy {
             allow_private: config.allow_private_targets,
         };
@@ -135,6 +138,7 @@ impl Worker {
                         if loops.contains_key(&id) {
                             continue;
                         }
+                        tracing::debug!(target_id = %id, owner = %s.owner, "delivery: target leased");
                         let worker = self.clone();
                         let stop = stop.clone();
                         loops.insert(
@@ -207,8 +211,14 @@ impl Worker {
             if *stop.borrow() {
                 return;
             }
+            // A round starts only with a lease that outlasts it (a request
+            // may take the whole timeout): a worker that stalled past its
+            // lease stops before sending what another worker now sends.
+            let margin = chrono::Duration::from_std(s.config.timeout).unwrap_or_default();
             let lt = match s.store.delivery().target(id).await {
-                Ok(Some(lt)) if lt.target.enabled => lt,
+                Ok(Some(lt)) if lt.target.enabled && lt.held_by(&s.owner, Utc::now() + margin) => {
+                    lt
+                }
                 Ok(_) => return,
                 Err(e) => {
                     tracing::warn!(target_id = %id, error = %e, "delivery: cannot read target");
@@ -390,6 +400,7 @@ impl Worker {
                 .attempt(target.kind.as_str(), &a.outcome, a.latency_ms);
         }
         if !delivery.commit(target.id, &s.owner, commit).await? {
+            tracing::info!(target_id = %target.id, owner = %s.owner, "delivery: lease lost; another worker has the target");
             return Ok(Round::Stop);
         }
         if let Some(reason) = disable {

@@ -27,7 +27,7 @@ pub fn config() -> DeliveryConfig {
     DeliveryConfig {
         allow_private_targets: true,
         poll: Duration::from_millis(50),
-        lease: Duration::from_secs(3),
+        lease: Duration::from_secs(10),
         retry_schedule: vec![Duration::from_millis(200); 6],
         jitter: 0.0,
         timeout: Duration::from_secs(5),
@@ -107,6 +107,12 @@ pub struct Running {
 }
 
 impl Running {
+    /// Kills the worker as a crash would: no round finishes, no lease is
+    /// given back.
+    pub fn abort(self) {
+        self.task.abort();
+    }
+
     /// Stops the worker gracefully.
     pub async fn stop(self) {
         self.stop.send_replace(true);
@@ -116,6 +122,12 @@ impl Running {
 
 /// Starts a worker on `store` with `config`.
 pub fn start(store: &Store, config: DeliveryConfig) -> Running {
+    // The worker reports trouble as warnings: show them with the test's
+    // output (captured, printed when it fails).
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_max_level(tracing::Level::INFO)
+        .try_init();
     let worker = Worker::new(
         store.clone(),
         config,

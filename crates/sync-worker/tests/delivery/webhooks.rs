@@ -488,10 +488,12 @@ async fn a_users_timeline_shows_request_roles_events_and_attempts() {
         webhook(&dir, &receiver, "app").await;
         receiver.fail_next(1, 503);
         let worker = start(&store, config());
+        let arrived = chrono::Utc::now();
         let u = dir.create_user(user("bjensen")).await.expect("user");
-        // What the gateway logs for the request that created it.
+        // What the gateway logs for the request that created it (stamped
+        // with the request's arrival).
         dir.record(store::ProvisioningEntry {
-            at: chrono::Utc::now() - chrono::Duration::milliseconds(5),
+            at: arrived,
             method: "POST".into(),
             resource_type: "User".into(),
             resource_id: Some(u.id.clone()),
@@ -535,5 +537,58 @@ async fn a_users_timeline_shows_request_roles_events_and_attempts() {
             ids.len(),
             "{which:?}: every event delivered once"
         );
+    }
+}
+
+/// Two workers (two processes' worth: separate store handles) on one
+/// database: each event is delivered exactly once. Then one dies without a
+/// word (its task aborted, its lease left behind); the other takes its
+/// targets over when the lease runs out and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_share_targets_without_duplicates_and_take_over() {
+    for which in backends() {
+        let (db, store) = store(which).await;
+        let second = store::Store::connect(&db.url, store::StoreOptions::default())
+            .await
+            .expect("second handle");
+        let mut receivers = Vec::new();
+        let mut dirs = Vec::new();
+        for i in 0..4 {
+            let dir = tenant(&store, &format!("t{i}")).await;
+            let r = Receiver::start().await;
+            webhook(&dir, &r, "app").await;
+            receivers.push(r);
+            dirs.push(dir);
+        }
+        let a = start(&store, config());
+        let b = start(&second, config());
+        for round in 0..30 {
+            for dir in &dirs {
+                dir.create_user(user(&format!("u{round}")))
+                    .await
+                    .expect("user");
+            }
+        }
+        for (dir, r) in dirs.iter().zip(&receivers) {
+            let ids = event_ids(dir).await;
+            let got = wait_for_ids(r, &ids, Duration::from_secs(30)).await;
+            assert_eq!(got.len(), ids.len(), "{which:?}");
+            assert_eq!(r.count(), ids.len(), "{which:?}: no event delivered twice");
+        }
+        // A dies: no graceful stop, its leases stay until they expire.
+        a.abort();
+        for round in 30..40 {
+            for dir in &dirs {
+                dir.create_user(user(&format!("u{round}")))
+                    .await
+                    .expect("user");
+            }
+        }
+        for (dir, r) in dirs.iter().zip(&receivers) {
+            let ids = event_ids(dir).await;
+            let got = wait_for_ids(r, &ids, Duration::from_secs(30)).await;
+            assert_eq!(got.len(), ids.len(), "{which:?}: taken over, nothing lost");
+        }
+        b.stop().await;
     }
 }
