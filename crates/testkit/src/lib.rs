@@ -392,6 +392,14 @@ impl Pg {
     }
 }
 
+/// Installs rustls' ring provider as the process default, once. reqwest is
+/// built without a provider of its own (the delivery client brings its
+/// configuration), so a test that builds a plain `reqwest::Client` calls
+/// this first; a provider already installed is kept.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,12 +448,4 @@ mod tests {
             create_probe_table(other.url.as_str()).await;
         }
     }
-}
-
-/// Installs rustls' ring provider as the process default, once. reqwest is
-/// built without a provider of its own (the delivery client brings its
-/// configuration), so a test that builds a plain `reqwest::Client` calls
-/// this first; a provider already installed is kept.
-pub fn install_tls_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
 }
