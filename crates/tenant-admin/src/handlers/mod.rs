@@ -99,11 +99,6 @@ pub(crate) fn timestamp(
         .transpose()
 }
 
-/// A page size: `default` when absent, between 1 and `max`.
-pub(crate) fn page_size(value: Option<u64>, default: u64, max: u64) -> u64 {
-    value.unwrap_or(default).clamp(1, max)
-}
-
 /// The version an `If-Match` header names: `"3"`, `W/"3"` or `3`; `*` and
 /// no header mean any version.
 pub(crate) fn if_match(req: &HttpRequest) -> Result<Option<u64>, AdminError> {
@@ -121,14 +116,6 @@ pub(crate) fn if_match(req: &HttpRequest) -> Result<Option<u64>, AdminError> {
         .and_then(|t| t.strip_suffix('"'))
         .unwrap_or(text);
     inner.parse::<u64>().map(Some).map_err(|_| bad())
-}
-
-/// A required text field that may not be blank.
-pub(crate) fn not_blank(field: &str, value: &str) -> Result<(), AdminError> {
-    if value.trim().is_empty() {
-        return Err(AdminError::BadRequest(format!("{field} must not be empty")));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -160,7 +147,7 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_and_page_sizes() {
+    fn timestamps() {
         let t = timestamp("since", Some("2026-01-31T12:00:00+01:00"))
             .unwrap()
             .unwrap();
@@ -168,8 +155,5 @@ mod tests {
         assert!(timestamp("since", None).unwrap().is_none());
         let e = timestamp("until", Some("yesterday")).unwrap_err();
         assert!(e.to_string().starts_with("until must be"), "{e}");
-        assert_eq!(page_size(None, 50, 500), 50);
-        assert_eq!(page_size(Some(0), 50, 500), 1);
-        assert_eq!(page_size(Some(9999), 50, 500), 500);
     }
 }
