@@ -12,3 +12,4 @@ mod openapi;
 mod roles;
 mod support;
 mod tenants;
+mod throttle;
