@@ -11,7 +11,7 @@ use store::Resource;
 
 use crate::auth::{Read, Scoped};
 use crate::error::AdminError;
-use crate::handlers::{IdPath, lock_view};
+use crate::handlers::{IdPath, MAX_INT64, bounded, lock_view};
 use crate::service::{self, UserDetails};
 use crate::wire::{
     DirectoryQuery, EffectiveRoleView, GroupList, GroupRefView, GroupView, MemberView, ReasonWire,
@@ -22,12 +22,12 @@ fn text(doc: &Value, key: &str) -> Option<String> {
     doc.get(key).and_then(Value::as_str).map(str::to_owned)
 }
 
-fn search(query: &DirectoryQuery) -> service::DirectoryQuery {
-    service::DirectoryQuery {
+fn search(query: &DirectoryQuery) -> Result<service::DirectoryQuery, AdminError> {
+    Ok(service::DirectoryQuery {
         filter: query.filter.clone(),
-        start_index: query.start_index,
-        count: query.count,
-    }
+        start_index: bounded("startIndex", query.start_index, 1, MAX_INT64)?,
+        count: bounded("count", query.count, 0, 200)?,
+    })
 }
 
 fn user_view(details: UserDetails) -> UserView {
@@ -128,7 +128,7 @@ pub(crate) async fn list_users(
     scope: Scoped<Read>,
     query: web::Query<DirectoryQuery>,
 ) -> Result<HttpResponse, AdminError> {
-    let page = service::list_users(&scope.ctx, &search(&query)).await?;
+    let page = service::list_users(&scope.ctx, &search(&query)?).await?;
     Ok(HttpResponse::Ok().json(UserList {
         total: page.total,
         start_index: page.start_index,
@@ -169,7 +169,7 @@ pub(crate) async fn list_groups(
     scope: Scoped<Read>,
     query: web::Query<DirectoryQuery>,
 ) -> Result<HttpResponse, AdminError> {
-    let page = service::list_groups(&scope.ctx, &search(&query)).await?;
+    let page = service::list_groups(&scope.ctx, &search(&query)?).await?;
     Ok(HttpResponse::Ok().json(GroupList {
         total: page.total,
         start_index: page.start_index,

@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, web};
 use crate::State;
 use crate::auth::{Operator, Read, Scoped};
 use crate::error::{AdminError, ErrorBody};
-use crate::handlers::timestamp;
+use crate::handlers::{bounded, cursor, timestamp};
 use crate::service::{self, AuditFilter, AuditPage, ProvisioningFilter};
 use crate::wire::{
     AuditEntryView, AuditLog, AuditQueryParams, GlobalAuditQueryParams, ProvisioningEntryView,
@@ -34,8 +34,8 @@ pub(crate) async fn provisioning_log(
         outcome: query.outcome,
         resource_type: query.resource_type,
         resource_id: query.resource_id,
-        before_id: query.before_id,
-        limit: query.limit,
+        before_id: cursor(query.before_id)?,
+        limit: bounded("limit", query.limit, 1, 1000)?,
     };
     let page = service::provisioning_log(&scope.ctx, filter).await?;
     Ok(HttpResponse::Ok().json(ProvisioningLog {
@@ -98,8 +98,8 @@ pub(crate) async fn tenant_audit(
         action: query.action,
         since: timestamp("since", query.since.as_deref())?,
         until: timestamp("until", query.until.as_deref())?,
-        before_id: query.before_id,
-        limit: query.limit,
+        before_id: cursor(query.before_id)?,
+        limit: bounded("limit", query.limit, 1, 1000)?,
     };
     let page = service::tenant_audit(&scope.ctx, filter).await?;
     Ok(HttpResponse::Ok().json(audit_view(page)))
@@ -129,8 +129,8 @@ pub(crate) async fn global_audit(
         action: query.action,
         since: timestamp("since", query.since.as_deref())?,
         until: timestamp("until", query.until.as_deref())?,
-        before_id: query.before_id,
-        limit: query.limit,
+        before_id: cursor(query.before_id)?,
+        limit: bounded("limit", query.limit, 1, 1000)?,
     };
     let page = service::global_audit(&state.store.admin(), query.tenant.as_deref(), filter).await?;
     Ok(HttpResponse::Ok().json(audit_view(page)))

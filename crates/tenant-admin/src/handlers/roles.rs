@@ -16,7 +16,7 @@ use store::{JobStatus, PolicyChange, RoleJob, RolePreview, StoredPolicy};
 use crate::BASE_PATH;
 use crate::auth::{Read, Scoped, Write};
 use crate::error::{AdminError, ErrorBody};
-use crate::handlers::{IdPath, NamePath, if_match, lock_view};
+use crate::handlers::{IdPath, JsonBody, NamePath, bounded, if_match, lock_view};
 use crate::service::{self, ChangeOptions, NoOp, PolicyOutcome, PolicyRequest};
 use crate::wire::{
     AddMapping, DescribeRole, DryRunQuery, DryRunView, GroupSelector, IfMatchHeader, JobList,
@@ -207,7 +207,7 @@ pub(crate) async fn put_policy(
     scope: Scoped<Write>,
     req: HttpRequest,
     query: web::Query<DryRunQuery>,
-    body: web::Json<PolicyInput>,
+    body: JsonBody<PolicyInput>,
 ) -> Result<HttpResponse, AdminError> {
     let body = body.into_inner();
     let header_version = if_match(&req)?;
@@ -268,7 +268,7 @@ pub(crate) async fn add_role(
     scope: Scoped<Write>,
     req: HttpRequest,
     query: web::Query<DryRunQuery>,
-    body: web::Json<RoleWire>,
+    body: JsonBody<RoleWire>,
 ) -> Result<HttpResponse, AdminError> {
     let role = body.into_inner();
     let edit_role = PolicyEdit::AddRole(Role {
@@ -303,7 +303,7 @@ pub(crate) async fn describe_role(
     req: HttpRequest,
     path: web::Path<NamePath>,
     query: web::Query<DryRunQuery>,
-    body: web::Json<DescribeRole>,
+    body: JsonBody<DescribeRole>,
 ) -> Result<HttpResponse, AdminError> {
     let body = body.into_inner();
     let describe = PolicyEdit::DescribeRole {
@@ -361,7 +361,7 @@ pub(crate) async fn set_default(
     scope: Scoped<Write>,
     req: HttpRequest,
     query: web::Query<DryRunQuery>,
-    body: web::Json<SetDefaultRole>,
+    body: JsonBody<SetDefaultRole>,
 ) -> Result<HttpResponse, AdminError> {
     let Some(role) = body.into_inner().role else {
         return Err(AdminError::BadRequest(
@@ -391,7 +391,7 @@ pub(crate) async fn set_mode(
     scope: Scoped<Write>,
     req: HttpRequest,
     query: web::Query<DryRunQuery>,
-    body: web::Json<SetMode>,
+    body: JsonBody<SetMode>,
 ) -> Result<HttpResponse, AdminError> {
     let mode = mode_of(body.mode);
     let set = PolicyEdit::SetMode(mode);
@@ -417,7 +417,7 @@ pub(crate) async fn add_mapping(
     scope: Scoped<Write>,
     req: HttpRequest,
     query: web::Query<DryRunQuery>,
-    body: web::Json<AddMapping>,
+    body: JsonBody<AddMapping>,
 ) -> Result<HttpResponse, AdminError> {
     let body = body.into_inner();
     let mapping = Mapping {
@@ -486,7 +486,8 @@ pub(crate) async fn list_jobs(
     scope: Scoped<Read>,
     query: web::Query<JobListQuery>,
 ) -> Result<HttpResponse, AdminError> {
-    let jobs = service::list_role_jobs(&scope.ctx, query.limit).await?;
+    let limit = bounded("limit", query.limit, 1, 100)?;
+    let jobs = service::list_role_jobs(&scope.ctx, limit).await?;
     Ok(HttpResponse::Ok().json(JobList {
         jobs: jobs.into_iter().map(job_view).collect(),
     }))
@@ -548,7 +549,7 @@ pub(crate) async fn list_locks(scope: Scoped<Read>) -> Result<HttpResponse, Admi
 pub(crate) async fn lock_user(
     scope: Scoped<Write>,
     path: web::Path<IdPath>,
-    body: web::Json<LockRequest>,
+    body: JsonBody<LockRequest>,
 ) -> Result<HttpResponse, AdminError> {
     let body = body.into_inner();
     let lock = service::lock_user(&scope.ctx, &path.id, body.roles, &body.reason).await?;

@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::auth::Authenticated;
 use crate::error::{AdminError, ErrorBody};
-use crate::handlers::tenant_view;
+use crate::handlers::{JsonBody, tenant_view};
 use crate::service::login::{self, Credentials};
 use crate::wire::{LoginRequest, LoginResponse, MeResponse, PrincipalKind, PrincipalView};
 use crate::{State, openapi};
@@ -53,7 +53,7 @@ fn client_address(req: &HttpRequest, trusted: &[IpAddr]) -> Option<IpAddr> {
 pub(crate) async fn login(
     state: web::Data<State>,
     req: HttpRequest,
-    body: web::Json<LoginRequest>,
+    body: JsonBody<LoginRequest>,
 ) -> Result<HttpResponse, AdminError> {
     let body = body.into_inner();
     let client = client_address(&req, &state.login.trusted_proxies);

@@ -6,7 +6,7 @@ use store::{TenantKind, TenantStatus, TenantUpdate};
 use crate::State;
 use crate::auth::{Operator, OperatorOnly, Read, Scoped, Write};
 use crate::error::{AdminError, ErrorBody};
-use crate::handlers::{IdPath, tenant_view, token_view};
+use crate::handlers::{IdPath, JsonBody, MAX_INT64, bounded, tenant_view, token_view};
 use crate::service::{self, NewTenantRequest};
 use crate::wire::{
     CreateTenant, CreateTenantAdmin, CreatedTenant, DeleteTenantQuery, IssuedTokenView,
@@ -31,7 +31,9 @@ pub(crate) async fn list_tenants(
     state: web::Data<State>,
     query: web::Query<TenantListQuery>,
 ) -> Result<HttpResponse, AdminError> {
-    let page = service::list_tenants(&state.store.admin(), query.offset, query.limit).await?;
+    let offset = bounded("offset", query.offset, 0, MAX_INT64)?;
+    let limit = bounded("limit", query.limit, 1, 500)?;
+    let page = service::list_tenants(&state.store.admin(), offset, limit).await?;
     Ok(HttpResponse::Ok().json(TenantList {
         total: page.total,
         offset: page.offset,
@@ -57,7 +59,7 @@ pub(crate) async fn list_tenants(
 pub(crate) async fn create_tenant(
     Operator(caller): Operator,
     state: web::Data<State>,
-    body: web::Json<CreateTenant>,
+    body: JsonBody<CreateTenant>,
 ) -> Result<HttpResponse, AdminError> {
     let body = body.into_inner();
     let request = NewTenantRequest {
@@ -115,7 +117,7 @@ pub(crate) async fn get_tenant(scope: Scoped<Read>) -> HttpResponse {
 pub(crate) async fn update_tenant(
     scope: Scoped<Write>,
     state: web::Data<State>,
-    body: web::Json<UpdateTenant>,
+    body: JsonBody<UpdateTenant>,
 ) -> Result<HttpResponse, AdminError> {
     let body = body.into_inner();
     let update = TenantUpdate {
@@ -194,7 +196,7 @@ pub(crate) async fn list_admins(scope: Scoped<Read>) -> Result<HttpResponse, Adm
 )]
 pub(crate) async fn create_admin(
     scope: Scoped<Write>,
-    body: web::Json<CreateTenantAdmin>,
+    body: JsonBody<CreateTenantAdmin>,
 ) -> Result<HttpResponse, AdminError> {
     let created = service::create_tenant_admin(&scope.ctx, &body.email, &body.password).await?;
     Ok(HttpResponse::Created().json(TenantAdminView {

@@ -11,7 +11,7 @@ use store::{NewToken, Scope};
 use crate::State;
 use crate::auth::{Read, Scoped, Write};
 use crate::error::{AdminError, ErrorBody};
-use crate::handlers::{IdPath, token_view};
+use crate::handlers::{IdPath, JsonBody, token_view};
 use crate::service;
 use crate::wire::{CreateToken, IssuedTokenView, ScopeWire, TokenList, TokenView};
 
@@ -46,7 +46,7 @@ pub(crate) async fn list_tokens(scope: Scoped<Read>) -> Result<HttpResponse, Adm
 )]
 pub(crate) async fn issue_token(
     scope: Scoped<Write>,
-    body: web::Json<CreateToken>,
+    body: JsonBody<CreateToken>,
 ) -> Result<HttpResponse, AdminError> {
     let body = body.into_inner();
     let issued = service::issue_token(
