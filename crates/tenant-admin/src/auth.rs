@@ -312,22 +312,28 @@ async fn caller(store: &Store, claims: Claims) -> Result<Caller, AdminError> {
     })
 }
 
-/// The tenant a path names, as this caller may see it: another tenant of a
-/// tenant admin is "not found", exactly like a tenant that does not exist.
+/// The tenant a path names (its slug, or its id: a client that created a
+/// tenant may name it by either), as this caller may see it: another
+/// tenant of a tenant admin is "not found", exactly like a tenant that
+/// does not exist.
 async fn tenant_in_scope(store: &Store, caller: &Caller, slug: &str) -> Result<Tenant, AdminError> {
     let not_found = || AdminError::NotFound(format!("tenant '{slug}'"));
+    let id = Uuid::parse_str(slug).ok();
     if let Some(own) = &caller.tenant {
-        return if own.slug() == slug {
+        return if own.slug() == slug || id == Some(own.id()) {
             Ok(own.clone())
         } else {
             Err(not_found())
         };
     }
-    store
-        .admin()
-        .tenant_by_slug(slug)
-        .await?
-        .ok_or_else(not_found)
+    let admin = store.admin();
+    if let Some(tenant) = admin.tenant_by_slug(slug).await? {
+        return Ok(tenant);
+    }
+    match id {
+        Some(id) => admin.tenant_by_id(id).await?.ok_or_else(not_found),
+        None => Err(not_found()),
+    }
 }
 
 /// The authentication middleware of every protected resource.

@@ -19,6 +19,7 @@ use actix_web::{HttpRequest, Resource, web};
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::path::ParameterIn;
 use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi as Document, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
@@ -361,6 +362,15 @@ fn apply_conventions(operation: &mut Operation, route: RouteInfo) {
         add("415", "The request body is not JSON");
     }
     add("503", "The database is unavailable; retry later");
+    // An absent If-Match means "any version"; a present one is never null
+    // (utoipa would make the optional header nullable).
+    for parameter in operation.parameters.iter_mut().flatten() {
+        if parameter.name == "If-Match" {
+            if let Some(RefOr::T(Schema::Object(object))) = parameter.schema.as_mut() {
+                object.schema_type = SchemaType::Type(Type::String);
+            }
+        }
+    }
     operation.security = Some(if route.public {
         Vec::new()
     } else {

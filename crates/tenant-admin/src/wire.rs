@@ -495,6 +495,7 @@ pub struct PolicyInput {
     /// When present, the change applies only if this is still the current
     /// version (like `If-Match`).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 9223372036854775807_i64)]
     pub version: Option<u64>,
     /// Single (default) or multi.
     #[serde(default = "single")]
