@@ -221,3 +221,29 @@ async fn every_route_refuses_unknown_query_parameters_and_changes_nothing() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_is_named_by_slug_or_id_and_another_tenants_id_is_not_found() {
+    each_backend(async |s: &Server| {
+        let op = &s.operator().await;
+        s.tenant(op, "acme").await;
+        s.tenant(op, "globex").await;
+        let acme = s.get("/tenants/acme", op).await.expect(200);
+        let globex = s.get("/tenants/globex", op).await.expect(200);
+        let acme_id = acme["id"].as_str().unwrap();
+        let globex_id = globex["id"].as_str().unwrap();
+        let by_id = s.get(&format!("/tenants/{acme_id}"), op).await.expect(200);
+        assert_eq!(by_id, acme);
+        let alice = &s.tenant_admin(op, "acme", "alice@acme.example").await;
+        s.get(&format!("/tenants/{acme_id}/roles"), alice)
+            .await
+            .expect(200);
+        s.get(&format!("/tenants/{globex_id}/roles"), alice)
+            .await
+            .expect_error(404, "not_found", &format!("tenant '{globex_id}' not found"));
+        s.get("/tenants/00000000-0000-0000-0000-000000000000", op)
+            .await
+            .expect_error(404, "not_found", "not found");
+    })
+    .await;
+}
