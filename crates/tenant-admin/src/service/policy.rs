@@ -118,6 +118,9 @@ pub async fn change_policy(
     loop {
         attempts += 1;
         let current = store.role_policy().await?;
+        // The request itself first: an invalid one is refused as such
+        // (400) whatever version it names, then the version (412).
+        let next = request.apply(&current)?;
         if let Some(expected) = options.expected {
             if expected != current.version {
                 return Err(ServiceError::PreconditionFailed {
@@ -125,7 +128,6 @@ pub async fn change_policy(
                 });
             }
         }
-        let next = request.apply(&current)?;
         if options.no_op == NoOp::Skip && next == current.policy {
             return Ok(PolicyOutcome::Unchanged(current));
         }
