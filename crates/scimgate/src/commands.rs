@@ -8,17 +8,22 @@
 //! human-readable, or one JSON document on standard output with `--json`;
 //! docs/cli.md shows every command and its JSON. Every change is audited
 //! as [`cli_actor`].
+//!
+//! The operations themselves are `tenant_admin::service`'s, the same the
+//! admin API runs, so a command and its API call validate, retry and audit
+//! alike; this module only parses, calls and prints.
 
 use std::fmt::Write as _;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use store::{
-    AdminStore, NewTenant, NewToken, Scope, StoreError, Tenant, TenantKind, TenantStatus,
-    TenantUpdate, TokenInfo,
+    AdminStore, NewToken, Scope, Store, StoreError, Tenant, TenantKind, TenantStatus, TenantUpdate,
+    TokenInfo,
 };
+use tenant_admin::service::{self, Actor, NewTenantRequest, ServiceError, TenantContext};
 
-use crate::cli::{KindArg, ScopeArg, TenantCommand, TokenCommand};
+use crate::cli::{KindArg, TenantCommand, TokenCommand};
 use crate::config::Config;
 use crate::server::{AppError, open_store};
 
@@ -82,6 +87,19 @@ pub enum CommandError {
     Store(#[from] StoreError),
 }
 
+impl From<ServiceError> for CommandError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Store(e) => CommandError::Store(e),
+            ServiceError::Edit { source, .. } => CommandError::Edit(source),
+            ServiceError::NoSuchTenant(slug) => CommandError::NoSuchTenant(slug),
+            ServiceError::PreconditionFailed { current }
+            | ServiceError::ConcurrentChange { current } => CommandError::PolicyChanged { current },
+            other => CommandError::Refused(other.to_string()),
+        }
+    }
+}
+
 /// What a command prints: a JSON document and its human rendering.
 #[derive(Debug)]
 pub struct Output {
@@ -115,7 +133,8 @@ pub async fn migrate(config: &Config) -> Result<Output, CommandError> {
 
 /// `scimgate tenant ...`.
 pub async fn tenant(config: &Config, command: TenantCommand) -> Result<Output, CommandError> {
-    let admin = open_store(config).await?.admin();
+    let store = open_store(config).await?;
+    let admin = store.admin();
     match command {
         TenantCommand::Create { slug, name, kind } => {
             tenant_create(config, &admin, slug, name, kind).await
@@ -126,7 +145,7 @@ pub async fn tenant(config: &Config, command: TenantCommand) -> Result<Output, C
                 status: Some(TenantStatus::Suspended),
                 ..TenantUpdate::default()
             };
-            let tenant = tenant_update(&admin, &tenant, update).await?;
+            let tenant = tenant_update(&store, &tenant, update).await?;
             Ok(tenant_changed(
                 &tenant,
                 format!(
@@ -141,7 +160,7 @@ pub async fn tenant(config: &Config, command: TenantCommand) -> Result<Output, C
                 status: Some(TenantStatus::Active),
                 ..TenantUpdate::default()
             };
-            let tenant = tenant_update(&admin, &tenant, update).await?;
+            let tenant = tenant_update(&store, &tenant, update).await?;
             Ok(tenant_changed(
                 &tenant,
                 format!("Tenant {:?} is active.", tenant.slug()),
@@ -152,7 +171,7 @@ pub async fn tenant(config: &Config, command: TenantCommand) -> Result<Output, C
                 name: Some(name),
                 ..TenantUpdate::default()
             };
-            let tenant = tenant_update(&admin, &tenant, update).await?;
+            let tenant = tenant_update(&store, &tenant, update).await?;
             Ok(tenant_changed(
                 &tenant,
                 format!(
@@ -163,14 +182,16 @@ pub async fn tenant(config: &Config, command: TenantCommand) -> Result<Output, C
             ))
         }
         TenantCommand::Delete { tenant, yes } => {
-            let tenant = find_tenant(&admin, &tenant).await?;
+            let ctx = tenant_context(&store, &tenant).await?;
+            let tenant = ctx.tenant().clone();
             if !yes {
                 return Err(CommandError::Refused(format!(
                     "deleting tenant {:?} removes its users, groups, tokens, logins and roles for good; add --yes to confirm",
                     tenant.slug()
                 )));
             }
-            admin.delete_tenant(tenant.id(), &cli_actor()).await?;
+            // --yes is the CLI's spelling of the API's ?confirm={slug}.
+            service::delete_tenant(&ctx, Some(tenant.slug())).await?;
             Ok(Output {
                 json: json!({ "deleted": tenant_json(&tenant) }),
                 text: format!(
@@ -184,14 +205,12 @@ pub async fn tenant(config: &Config, command: TenantCommand) -> Result<Output, C
 }
 
 async fn tenant_update(
-    admin: &AdminStore,
+    store: &Store,
     slug: &str,
     update: TenantUpdate,
 ) -> Result<Tenant, CommandError> {
-    let tenant = find_tenant(admin, slug).await?;
-    Ok(admin
-        .update_tenant(tenant.id(), update, &cli_actor())
-        .await?)
+    let ctx = tenant_context(store, slug).await?;
+    Ok(service::update_tenant(&ctx, update).await?)
 }
 
 fn tenant_changed(tenant: &Tenant, text: String) -> Output {
@@ -203,7 +222,7 @@ fn tenant_changed(tenant: &Tenant, text: String) -> Output {
 
 /// `scimgate token ...`.
 pub async fn token(config: &Config, command: TokenCommand) -> Result<Output, CommandError> {
-    let admin = open_store(config).await?.admin();
+    let store = open_store(config).await?;
     match command {
         TokenCommand::Issue {
             tenant,
@@ -211,7 +230,8 @@ pub async fn token(config: &Config, command: TokenCommand) -> Result<Output, Com
             scopes,
             expires_in_days,
         } => {
-            let tenant = find_tenant(&admin, &tenant).await?;
+            let ctx = tenant_context(&store, &tenant).await?;
+            let tenant = ctx.tenant().clone();
             let scopes = if scopes.is_empty() {
                 vec![Scope::ScimWrite]
             } else {
@@ -226,17 +246,16 @@ pub async fn token(config: &Config, command: TokenCommand) -> Result<Output, Com
             let expires_at =
                 expires_in_days.map(|days| Utc::now() + chrono::Duration::days(i64::from(days)));
             let name = name.unwrap_or_else(|| format!("issued {}", Utc::now().format("%Y-%m-%d")));
-            let issued = admin
-                .issue_token(
-                    &tenant,
-                    NewToken {
-                        name,
-                        scopes,
-                        expires_at,
-                    },
-                    &cli_actor(),
-                )
-                .await?;
+            let issued = service::issue_token(
+                &ctx,
+                NewToken {
+                    name,
+                    scopes,
+                    expires_at,
+                },
+                Utc::now(),
+            )
+            .await?;
             let scim_url = tenant_scim_url(config, &tenant);
             let mut text = String::new();
             let _ = writeln!(
@@ -274,8 +293,9 @@ pub async fn token(config: &Config, command: TokenCommand) -> Result<Output, Com
             })
         }
         TokenCommand::List { tenant } => {
-            let tenant = find_tenant(&admin, &tenant).await?;
-            let tokens = admin.list_tokens(&tenant).await?;
+            let ctx = tenant_context(&store, &tenant).await?;
+            let tenant = ctx.tenant().clone();
+            let tokens = service::list_tokens(&ctx).await?;
             let mut rows = vec![[
                 "ID".to_owned(),
                 "NAME".to_owned(),
@@ -308,8 +328,9 @@ pub async fn token(config: &Config, command: TokenCommand) -> Result<Output, Com
             })
         }
         TokenCommand::Revoke { tenant, token_id } => {
-            let tenant = find_tenant(&admin, &tenant).await?;
-            let info = admin.revoke_token(&tenant, token_id, &cli_actor()).await?;
+            let ctx = tenant_context(&store, &tenant).await?;
+            let tenant = ctx.tenant().clone();
+            let info = service::revoke_token(&ctx, &token_id.to_string()).await?;
             Ok(Output {
                 json: json!({ "tenant": tenant.slug(), "revoked": token_json(&info) }),
                 text: format!(
@@ -332,6 +353,21 @@ pub(crate) fn cli_actor() -> String {
     format!("cli:{user}")
 }
 
+/// The CLI's actor: run by the account that owns the database, it acts
+/// with an operator's rights.
+pub(crate) fn cli() -> Actor {
+    Actor::operator(cli_actor())
+}
+
+/// The service context of the tenant with this slug, acting as the CLI.
+pub(crate) async fn tenant_context(
+    store: &Store,
+    slug: &str,
+) -> Result<TenantContext, CommandError> {
+    let tenant = find_tenant(&store.admin(), slug).await?;
+    Ok(TenantContext::new(store.tenant(&tenant), cli()))
+}
+
 async fn tenant_create(
     config: &Config,
     admin: &AdminStore,
@@ -340,27 +376,20 @@ async fn tenant_create(
     kind: KindArg,
 ) -> Result<Output, CommandError> {
     let name = name.unwrap_or_else(|| slug.clone());
-    let tenant = admin
-        .create_tenant(
-            NewTenant {
-                slug,
-                name,
-                kind: kind.into(),
-            },
-            &cli_actor(),
-        )
-        .await?;
-    let token = admin
-        .issue_token(
-            &tenant,
-            NewToken {
-                name: "initial".to_owned(),
-                scopes: vec![ScopeArg::ScimWrite.into()],
-                expires_at: None,
-            },
-            &cli_actor(),
-        )
-        .await?;
+    let request = NewTenantRequest {
+        slug,
+        name,
+        kind: kind.into(),
+        issue_token: true,
+    };
+    let (tenant, token) = service::create_tenant(admin, &cli(), request).await?;
+    let Some(token) = token else {
+        return Err(CommandError::Refused(format!(
+            "tenant {:?} was created without a token; issue one with `scimgate token issue {}`",
+            tenant.slug(),
+            tenant.slug()
+        )));
+    };
     let scim_url = tenant_scim_url(config, &tenant);
     let mut text = String::new();
     let _ = writeln!(
@@ -392,9 +421,9 @@ async fn tenant_create(
 async fn tenant_list(admin: &AdminStore) -> Result<Output, CommandError> {
     let mut tenants = Vec::new();
     loop {
-        let (total, page) = admin
-            .list_tenants(tenants.len() as u64, TENANT_PAGE)
-            .await?;
+        let page =
+            service::list_tenants(admin, Some(tenants.len() as u64), Some(TENANT_PAGE)).await?;
+        let (total, page) = (page.total, page.tenants);
         let done = page.is_empty() || tenants.len() as u64 + page.len() as u64 >= total;
         tenants.extend(page);
         if done {
@@ -431,10 +460,7 @@ async fn tenant_list(admin: &AdminStore) -> Result<Output, CommandError> {
 }
 
 pub(crate) async fn find_tenant(admin: &AdminStore, slug: &str) -> Result<Tenant, CommandError> {
-    admin
-        .tenant_by_slug(slug)
-        .await?
-        .ok_or_else(|| CommandError::NoSuchTenant(slug.to_owned()))
+    Ok(service::find_tenant(admin, slug).await?)
 }
 
 /// The tenant's SCIM base URL as an operator command knows it: `public_url`,

@@ -44,6 +44,21 @@ pub(crate) async fn write(
     Ok(())
 }
 
+/// Writes one audit entry in a transaction of its own, for events that
+/// are not a change to stored state (a login locked out by throttling).
+pub(crate) async fn record(
+    inner: &Inner,
+    tenant: Option<Uuid>,
+    actor: &str,
+    action: &str,
+    target: &str,
+    detail: Value,
+) -> Result<()> {
+    write_txn!(inner, [actor, action, target], [detail], txn => {
+        write(txn, tenant, actor, action, target, detail.clone()).await
+    })
+}
+
 pub(crate) async fn read(inner: &Inner, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
     let mut q = admin_audit::Entity::find();
     if let Some(tenant) = query.tenant {

@@ -730,6 +730,18 @@ impl AdminStore {
     pub async fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
         audit::read(&self.inner, query).await
     }
+    /// Appends one audit entry on its own (an event that changes no stored
+    /// state, such as an admin login locked out after repeated failures).
+    pub async fn record_audit(
+        &self,
+        tenant: Option<Uuid>,
+        actor: &str,
+        action: &str,
+        target: &str,
+        detail: Value,
+    ) -> Result<()> {
+        audit::record(&self.inner, tenant, actor, action, target, detail).await
+    }
 }
 
 /// One tenant's directory. Every query it runs is scoped to that tenant.
@@ -757,6 +769,56 @@ impl TenantStore {
     /// The tenant this handle is scoped to.
     pub fn tenant(&self) -> &Tenant {
         &self.tenant
+    }
+
+    /// Renames, suspends or reactivates this tenant (audited).
+    pub async fn update_tenant(&self, update: TenantUpdate, actor: &str) -> Result<Tenant> {
+        admin::update_tenant(&self.inner, self.tenant.id, update, actor).await
+    }
+    /// Deletes this tenant and everything it owns (audited); the handle is
+    /// useless afterwards.
+    pub async fn delete_tenant(&self, actor: &str) -> Result<()> {
+        admin::delete_tenant(&self.inner, self.tenant.id, actor).await
+    }
+    /// Issues one of this tenant's SCIM tokens (see
+    /// [`AdminStore::issue_token`]; audited).
+    pub async fn issue_token(&self, new: NewToken, actor: &str) -> Result<IssuedToken> {
+        admin::issue_token(&self.inner, &self.tenant, new, actor).await
+    }
+    /// This tenant's tokens (no secrets).
+    pub async fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
+        admin::list_tokens(&self.inner, &self.tenant).await
+    }
+    /// Revokes one of this tenant's tokens; `NotFound` for any other
+    /// (audited).
+    pub async fn revoke_token(&self, token_id: Uuid, actor: &str) -> Result<TokenInfo> {
+        admin::revoke_token(&self.inner, &self.tenant, token_id, actor).await
+    }
+    /// Creates an admin login of this tenant (audited).
+    pub async fn create_tenant_admin(
+        &self,
+        email: &str,
+        password: &str,
+        actor: &str,
+    ) -> Result<TenantAdminInfo> {
+        admin::create_tenant_admin(&self.inner, &self.tenant, email, password, actor).await
+    }
+    /// This tenant's admin logins, by e-mail.
+    pub async fn list_tenant_admins(&self) -> Result<Vec<TenantAdminInfo>> {
+        admin::list_tenant_admins(&self.inner, &self.tenant).await
+    }
+    /// Deletes one of this tenant's admin logins (audited).
+    pub async fn delete_tenant_admin(&self, id: Uuid, actor: &str) -> Result<()> {
+        admin::delete_tenant_admin(&self.inner, &self.tenant, id, actor).await
+    }
+    /// This tenant's audit entries, newest first; `query.tenant` is
+    /// ignored (always this tenant).
+    pub async fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        let query = AuditQuery {
+            tenant: Some(self.tenant.id),
+            ..query.clone()
+        };
+        audit::read(&self.inner, &query).await
     }
 
     /// Creates a user from a validated canonical document; writes the user,

@@ -38,10 +38,11 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use store::{AdminStore, Store, Tenant, TenantStatus, TenantStore};
+use store::{Store, Tenant, TenantStatus};
 use uuid::Uuid;
 
 use crate::error::AdminError;
+use crate::service::{Actor, TenantContext};
 use crate::wire::PrincipalKind;
 use crate::{AdminConfigError, ISSUER, State};
 
@@ -235,11 +236,13 @@ pub(crate) struct Caller {
 }
 
 impl Caller {
-    /// How the audit log names this caller.
-    pub(crate) fn actor(&self) -> String {
+    /// How the service layer (and the audit log) names this caller.
+    pub(crate) fn actor(&self) -> Actor {
         match self.kind {
-            PrincipalKind::Operator => format!("operator:{}", self.email),
-            PrincipalKind::TenantAdmin => format!("tenant-admin:{}", self.email),
+            PrincipalKind::Operator => Actor::operator(format!("operator:{}", self.email)),
+            PrincipalKind::TenantAdmin => {
+                Actor::tenant_admin(format!("tenant-admin:{}", self.email))
+            }
         }
     }
 
@@ -309,22 +312,28 @@ async fn caller(store: &Store, claims: Claims) -> Result<Caller, AdminError> {
     })
 }
 
-/// The tenant a path names, as this caller may see it: another tenant of a
-/// tenant admin is "not found", exactly like a tenant that does not exist.
+/// The tenant a path names (its slug, or its id: a client that created a
+/// tenant may name it by either), as this caller may see it: another
+/// tenant of a tenant admin is "not found", exactly like a tenant that
+/// does not exist.
 async fn tenant_in_scope(store: &Store, caller: &Caller, slug: &str) -> Result<Tenant, AdminError> {
     let not_found = || AdminError::NotFound(format!("tenant '{slug}'"));
+    let id = Uuid::parse_str(slug).ok();
     if let Some(own) = &caller.tenant {
-        return if own.slug() == slug {
+        return if own.slug() == slug || id == Some(own.id()) {
             Ok(own.clone())
         } else {
             Err(not_found())
         };
     }
-    store
-        .admin()
-        .tenant_by_slug(slug)
-        .await?
-        .ok_or_else(not_found)
+    let admin = store.admin();
+    if let Some(tenant) = admin.tenant_by_slug(slug).await? {
+        return Ok(tenant);
+    }
+    match id {
+        Some(id) => admin.tenant_by_id(id).await?.ok_or_else(not_found),
+        None => Err(not_found()),
+    }
 }
 
 /// The authentication middleware of every protected resource.
@@ -436,15 +445,18 @@ impl Access for OperatorOnly {
 }
 
 /// A tenant the caller may see, with the access `A` checked; holding one
-/// is the only way a handler gets a [`TenantStore`].
+/// is the only way a handler gets a [`TenantContext`] (and through it a
+/// [`store::TenantStore`]) for the service layer.
 pub(crate) struct Scoped<A> {
-    pub(crate) caller: Caller,
-    pub(crate) tenant: Tenant,
-    pub(crate) store: TenantStore,
-    /// For the tenant's tokens and logins (the store keeps those with
-    /// operator-level operations, which take the tenant explicitly).
-    pub(crate) admin: AdminStore,
+    pub(crate) ctx: TenantContext,
     _access: PhantomData<A>,
+}
+
+impl<A> Scoped<A> {
+    /// The tenant in scope.
+    pub(crate) fn tenant(&self) -> &Tenant {
+        self.ctx.tenant()
+    }
 }
 
 impl<A: Access> FromRequest for Scoped<A> {
@@ -460,10 +472,7 @@ impl<A: Access> FromRequest for Scoped<A> {
             A::check(&c.caller, &tenant)?;
             let state = state(req)?;
             Ok(Scoped {
-                store: state.store.tenant(&tenant),
-                admin: state.store.admin(),
-                caller: c.caller,
-                tenant,
+                ctx: TenantContext::new(state.store.tenant(&tenant), c.caller.actor()),
                 _access: PhantomData,
             })
         })())

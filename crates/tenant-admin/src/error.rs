@@ -11,9 +11,12 @@ use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use roles::EditError;
 use serde::Serialize;
 use store::StoreError;
 use utoipa::ToSchema;
+
+use crate::service::ServiceError;
 
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
@@ -21,7 +24,7 @@ pub struct ErrorBody {
     /// A stable machine-readable code: `invalid_request`, `unauthorized`,
     /// `forbidden`, `not_found`, `method_not_allowed`, `conflict`,
     /// `precondition_failed`, `payload_too_large`, `unsupported_media_type`,
-    /// `unavailable` or `internal`.
+    /// `too_many_requests`, `unavailable` or `internal`.
     pub error: String,
     /// What went wrong, for people.
     pub message: String,
@@ -72,6 +75,9 @@ pub enum AdminError {
     /// A store failure, mapped per variant.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A service failure, mapped per variant.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
     /// A bug in the admin API (500); the cause is logged only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -90,6 +96,7 @@ impl AdminError {
             412 => "precondition_failed",
             413 => "payload_too_large",
             415 => "unsupported_media_type",
+            429 => "too_many_requests",
             503 => "unavailable",
             _ => "internal",
         }
@@ -100,6 +107,10 @@ impl AdminError {
         matches!(
             self,
             AdminError::Store(StoreError::Internal(_) | StoreError::Unavailable(_))
+                | AdminError::Service(
+                    ServiceError::Store(StoreError::Internal(_) | StoreError::Unavailable(_))
+                        | ServiceError::Internal(_)
+                )
                 | AdminError::Internal(_)
         )
     }
@@ -117,15 +128,25 @@ impl ResponseError for AdminError {
             AdminError::PreconditionFailed { .. } => 412,
             AdminError::PayloadTooLarge { .. } => 413,
             AdminError::UnsupportedMediaType => 415,
-            AdminError::Store(e) => match e {
-                StoreError::NotFound(_) => 404,
-                StoreError::Uniqueness(_) => 409,
-                StoreError::PreconditionFailed { .. } => 412,
-                // Protocol errors raised here are the caller's input (a bad
-                // filter); none of them is a server fault.
-                StoreError::InvalidValue(_) | StoreError::TooMany(_) | StoreError::Scim(_) => 400,
-                StoreError::Unavailable(_) => 503,
-                StoreError::Internal(_) => 500,
+            AdminError::Store(e) => store_status(e),
+            AdminError::Service(e) => match e {
+                ServiceError::Invalid(_) => 400,
+                ServiceError::WrongCredentials => 401,
+                ServiceError::Forbidden(_) => 403,
+                ServiceError::NotFound(_) | ServiceError::NoSuchTenant(_) => 404,
+                ServiceError::Edit { source, on_target } => match source {
+                    EditError::UnknownRole(_) if *on_target => 404,
+                    EditError::UnknownMapping(_) => 404,
+                    EditError::UnknownRole(_) | EditError::Invalid(_) => 400,
+                    EditError::RoleExists(_)
+                    | EditError::RoleInUse { .. }
+                    | EditError::DuplicateMapping => 409,
+                },
+                ServiceError::Conflict(_) | ServiceError::ConcurrentChange { .. } => 409,
+                ServiceError::PreconditionFailed { .. } => 412,
+                ServiceError::Throttled { .. } => 429,
+                ServiceError::Store(e) => store_status(e),
+                ServiceError::Internal(_) => 500,
             },
             AdminError::Internal(_) => 500,
         };
@@ -144,7 +165,14 @@ impl ResponseError for AdminError {
             }
         } else {
             match self {
-                AdminError::Store(StoreError::NotFound(what)) => format!("{what} not found"),
+                AdminError::Store(StoreError::NotFound(what))
+                | AdminError::Service(ServiceError::Store(StoreError::NotFound(what))) => {
+                    format!("{what} not found")
+                }
+                AdminError::Service(ServiceError::Edit {
+                    source: EditError::UnknownRole(name),
+                    on_target: true,
+                }) => format!("role {name:?} not found"),
                 other => other.to_string(),
             }
         };
@@ -161,12 +189,37 @@ impl ResponseError for AdminError {
                     response.insert_header((header::ALLOW, value));
                 }
             }
+            AdminError::Service(ServiceError::WrongCredentials) => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"scimgate admin\""),
+                ));
+            }
+            AdminError::Service(ServiceError::Throttled { retry_after }) => {
+                // Whole seconds, rounded up: a client that waits exactly
+                // this long is let through.
+                let secs = crate::service::retry_secs(*retry_after);
+                response.insert_header((header::RETRY_AFTER, secs.to_string()));
+            }
             _ => {}
         }
         response.json(ErrorBody {
             error: self.code().to_owned(),
             message,
         })
+    }
+}
+
+fn store_status(e: &StoreError) -> u16 {
+    match e {
+        StoreError::NotFound(_) => 404,
+        StoreError::Uniqueness(_) => 409,
+        StoreError::PreconditionFailed { .. } => 412,
+        // Protocol errors raised here are the caller's input (a bad
+        // filter); none of them is a server fault.
+        StoreError::InvalidValue(_) | StoreError::TooMany(_) | StoreError::Scim(_) => 400,
+        StoreError::Unavailable(_) => 503,
+        StoreError::Internal(_) => 500,
     }
 }
 

@@ -4,11 +4,11 @@
 //! log. JSON in and out, camelCase keys; sessions are HS256 JWTs from
 //! `POST /login`.
 //!
-//! The crate is a thin translation, like the gateway: extract (session →
-//! caller → tenant in scope → [`store::TenantStore`]), call the store or
-//! the `roles` crate (every fine-grained policy edit is
-//! [`roles::Policy::apply`], so the CLI and the API agree on what an edit
-//! means), and map the result.
+//! The handlers are a thin translation, like the gateway: extract (session
+//! → caller → tenant in scope → [`service::TenantContext`]), call the
+//! [`service`] layer, which the CLI and the console call too (so they all
+//! agree on what an operation means, how a policy edit retries, what is
+//! audited), and map the result to the wire.
 //!
 //! - **Routes** live in one table (module `routes`) that both registers
 //!   them and names the handlers the OpenAPI document is derived from; a
@@ -37,6 +37,7 @@ mod auth;
 mod error;
 mod handlers;
 mod routes;
+pub mod service;
 mod wire;
 
 pub use auth::{MIN_SECRET_BYTES, SigningKey};
@@ -101,9 +102,33 @@ pub enum AdminConfigError {
     ZeroTtl,
 }
 
+/// How `POST /login` treats its callers.
+#[derive(Debug, Clone)]
+pub struct LoginOptions {
+    /// The login throttle (in memory, on the system clock, by default).
+    pub throttle: service::login::Throttle,
+    /// Reverse proxies whose `X-Forwarded-For` names the client; from any
+    /// other peer the header is ignored (a client could write anything).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+impl Default for LoginOptions {
+    fn default() -> Self {
+        use service::throttle::{MemoryThrottle, SystemClock, ThrottleSettings};
+        LoginOptions {
+            throttle: service::login::Throttle::new(
+                std::sync::Arc::new(MemoryThrottle::new(ThrottleSettings::default())),
+                std::sync::Arc::new(SystemClock),
+            ),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
 /// State shared by every request.
 pub(crate) struct State {
     pub(crate) store: Store,
+    pub(crate) login: LoginOptions,
     pub(crate) keys: auth::Keys,
     pub(crate) token_ttl: Duration,
     /// Told when a change may invalidate SCIM bearer tokens (a revocation,
@@ -139,8 +164,18 @@ impl fmt::Debug for Admin {
 }
 
 impl Admin {
-    /// The admin API over `store`.
+    /// The admin API over `store`, with the default login options.
     pub fn new(store: Store, config: AdminConfig) -> Result<Admin, AdminConfigError> {
+        Admin::with_login_options(store, config, LoginOptions::default())
+    }
+
+    /// The admin API over `store`, with these login options (a shared
+    /// throttle, a test clock, trusted proxies).
+    pub fn with_login_options(
+        store: Store,
+        config: AdminConfig,
+        login: LoginOptions,
+    ) -> Result<Admin, AdminConfigError> {
         if config.token_ttl.is_zero() {
             return Err(AdminConfigError::ZeroTtl);
         }
@@ -148,6 +183,7 @@ impl Admin {
         Ok(Admin {
             state: web::Data::new(State {
                 store,
+                login,
                 keys,
                 token_ttl: config.token_ttl,
                 auth_changed: std::sync::OnceLock::new(),

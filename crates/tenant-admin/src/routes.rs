@@ -3,11 +3,23 @@
 //! built from, so a route cannot be served undocumented or documented
 //! unserved (a test compares [`routes`] with [`openapi`]'s paths, which
 //! also catches a handler whose `#[utoipa::path]` disagrees with its row).
+//!
+//! The document also decides which query parameters each route takes: a
+//! middleware on every route refuses any other (400) before the handler
+//! runs, so a misspelt or misplaced parameter (`?dryRun=true` on a route
+//! without dry runs) never silently does the real thing.
 
-use actix_web::middleware::from_fn;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpRequest, Resource, web};
 use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::ParameterIn;
 use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi as Document, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
@@ -170,6 +182,9 @@ pub(crate) fn scope(state: web::Data<State>) -> actix_web::Scope {
                     })
                 }
             }));
+        // The query check runs inside authentication: callers without a
+        // session learn nothing about routes but that they need one.
+        let resource = resource.wrap(from_fn(refuse_unknown_query));
         scope = if public {
             scope.service(resource)
         } else {
@@ -177,6 +192,85 @@ pub(crate) fn scope(state: web::Data<State>) -> actix_web::Scope {
         };
     }
     scope
+}
+
+/// Query parameter names by (method, path), from the OpenAPI document.
+fn query_parameters() -> &'static HashMap<(&'static str, &'static str), Vec<String>> {
+    static PARAMETERS: OnceLock<HashMap<(&'static str, &'static str), Vec<String>>> =
+        OnceLock::new();
+    PARAMETERS.get_or_init(|| {
+        let doc = openapi();
+        let mut out = HashMap::new();
+        for route in ROUTES {
+            let info = route.info;
+            let operation = doc
+                .paths
+                .paths
+                .get(info.path)
+                .and_then(|item| match info.method {
+                    "get" => item.get.as_ref(),
+                    "post" => item.post.as_ref(),
+                    "put" => item.put.as_ref(),
+                    "patch" => item.patch.as_ref(),
+                    "delete" => item.delete.as_ref(),
+                    _ => None,
+                });
+            let mut names: Vec<String> = operation
+                .and_then(|op| op.parameters.as_ref())
+                .into_iter()
+                .flatten()
+                .filter(|p| matches!(p.parameter_in, ParameterIn::Query))
+                .map(|p| p.name.clone())
+                .collect();
+            // The one documented alias (see `wire::DryRunQuery`).
+            if names.iter().any(|n| n == "dryRun") {
+                names.push("dry_run".to_owned());
+            }
+            out.insert((info.method, info.path), names);
+        }
+        out
+    })
+}
+
+/// Refuses query parameters the route does not document (400).
+async fn refuse_unknown_query(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let query = req.query_string();
+    if !query.is_empty() {
+        let method = req.method().as_str().to_ascii_lowercase();
+        let pattern = req.match_pattern().unwrap_or_default();
+        let path = pattern.strip_prefix(BASE_PATH).unwrap_or(&pattern);
+        let allowed = ROUTES
+            .iter()
+            .find(|r| r.info.method == method && r.info.path == path)
+            .and_then(|r| query_parameters().get(&(r.info.method, r.info.path)));
+        // No row: a method the path does not serve, answered 405 inside.
+        if let Some(allowed) = allowed {
+            let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+                .map_err(|e| AdminError::BadRequest(format!("invalid query string: {e}")))?;
+            if let Some((name, _)) = pairs.iter().find(|(name, _)| !allowed.contains(name)) {
+                let expected = allowed
+                    .iter()
+                    .filter(|n| *n != "dry_run")
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>();
+                let message = if expected.is_empty() {
+                    format!(
+                        "invalid query string: unknown field `{name}`: this route takes no query parameters"
+                    )
+                } else {
+                    format!(
+                        "invalid query string: unknown field `{name}`, expected one of {}",
+                        expected.join(", ")
+                    )
+                };
+                return Err(AdminError::BadRequest(message).into());
+            }
+        }
+    }
+    next.call(req).await
 }
 
 async fn no_route(req: HttpRequest) -> Result<actix_web::HttpResponse, AdminError> {
@@ -268,6 +362,15 @@ fn apply_conventions(operation: &mut Operation, route: RouteInfo) {
         add("415", "The request body is not JSON");
     }
     add("503", "The database is unavailable; retry later");
+    // An absent If-Match means "any version"; a present one is never null
+    // (utoipa would make the optional header nullable).
+    for parameter in operation.parameters.iter_mut().flatten() {
+        if parameter.name == "If-Match" {
+            if let Some(RefOr::T(Schema::Object(object))) = parameter.schema.as_mut() {
+                object.schema_type = SchemaType::Type(Type::String);
+            }
+        }
+    }
     operation.security = Some(if route.public {
         Vec::new()
     } else {

@@ -27,6 +27,7 @@ pub struct LoginRequest {
     pub password: String,
     /// A tenant's slug for a tenant-admin login; absent for an operator.
     #[serde(default)]
+    #[schema(max_length = 63)]
     pub tenant: Option<String>,
 }
 
@@ -145,9 +146,11 @@ pub struct TenantList {
 pub struct TenantListQuery {
     /// Tenants to skip (default 0).
     #[serde(default)]
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
     pub offset: Option<u64>,
     /// Page size (default 50, at most 500).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u64>,
 }
 
@@ -156,8 +159,14 @@ pub struct TenantListQuery {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTenant {
     /// URL slug: lowercase letters, digits and `-`, 1 to 63 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 63,
+        pattern = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
+    )]
     pub slug: String,
-    /// Display name.
+    /// Display name (not blank).
+    #[schema(min_length = 1, pattern = r"\S")]
     pub name: String,
     /// Standard (default) or super.
     #[serde(default)]
@@ -183,8 +192,9 @@ pub struct CreatedTenant {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateTenant {
-    /// A new display name.
+    /// A new display name (not blank).
     #[serde(default)]
+    #[schema(min_length = 1, pattern = r"\S")]
     pub name: Option<String>,
     /// Suspend or reactivate (operators only).
     #[serde(default)]
@@ -198,6 +208,7 @@ pub struct UpdateTenant {
 pub struct DeleteTenantQuery {
     /// Must repeat the tenant's slug: deletion removes its whole directory.
     #[serde(default)]
+    #[param(max_length = 63)]
     pub confirm: Option<String>,
 }
 
@@ -229,8 +240,10 @@ pub struct TenantAdminList {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTenantAdmin {
     /// The login e-mail address.
+    #[schema(pattern = "@")]
     pub email: String,
     /// The password, at least 12 characters.
+    #[schema(min_length = 12)]
     pub password: String,
 }
 
@@ -289,9 +302,11 @@ pub struct TokenList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateToken {
-    /// A label ("entra-prod").
+    /// A label ("entra-prod"; not blank).
+    #[schema(min_length = 1, pattern = r"\S")]
     pub name: String,
     /// At least one scope.
+    #[schema(min_items = 1)]
     pub scopes: Vec<ScopeWire>,
     /// When it stops working (RFC 3339); absent for never.
     #[serde(default)]
@@ -327,7 +342,9 @@ pub enum GroupSelector {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoleWire {
-    /// The role's name, as the application sees it.
+    /// The role's name, as the application sees it (1 to 128 characters,
+    /// no leading or trailing whitespace).
+    #[schema(min_length = 1, max_length = 128, pattern = r"^\S([\s\S]*\S)?$")]
     pub name: String,
     /// Free text for administrators.
     #[serde(default)]
@@ -343,6 +360,7 @@ pub struct MappingView {
     /// The group it matches.
     pub group: GroupSelector,
     /// The role it grants.
+    #[schema(min_length = 1, max_length = 128, pattern = r"^\S([\s\S]*\S)?$")]
     pub role: String,
     /// Higher wins.
     pub priority: i32,
@@ -434,7 +452,10 @@ pub enum PolicyChangeResult {
 pub struct IfMatchHeader {
     /// The policy version the change is based on, e.g. `"3"`; 412 when it
     /// is no longer the current one.
-    #[param(rename = "If-Match")]
+    #[param(
+        rename = "If-Match",
+        pattern = r#"^[ \t]*(\*|(W/)?("[0-9]{1,19}"|[0-9]{1,19}))[ \t]*$"#
+    )]
     pub if_match: Option<String>,
 }
 
@@ -460,6 +481,7 @@ pub struct MappingInput {
     /// The group it matches.
     pub group: GroupSelector,
     /// The role it grants.
+    #[schema(min_length = 1, max_length = 128, pattern = r"^\S([\s\S]*\S)?$")]
     pub role: String,
     /// Higher wins (default 0).
     #[serde(default)]
@@ -473,6 +495,7 @@ pub struct PolicyInput {
     /// When present, the change applies only if this is still the current
     /// version (like `If-Match`).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 9223372036854775807_i64)]
     pub version: Option<u64>,
     /// Single (default) or multi.
     #[serde(default = "single")]
@@ -529,6 +552,7 @@ pub struct AddMapping {
     /// The group it matches.
     pub group: GroupSelector,
     /// The role it grants.
+    #[schema(min_length = 1, max_length = 128, pattern = r"^\S([\s\S]*\S)?$")]
     pub role: String,
     /// Higher wins (default 0).
     #[serde(default)]
@@ -577,6 +601,7 @@ pub struct JobList {
 pub struct JobListQuery {
     /// How many (default 20, at most 100).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
 }
 
@@ -614,6 +639,7 @@ pub struct LockRequest {
     /// The roles to pin the user to (may be empty: no role at all).
     pub roles: Vec<String>,
     /// Why (required, not blank).
+    #[schema(min_length = 1, pattern = r"\S")]
     pub reason: String,
 }
 
@@ -766,9 +792,11 @@ pub struct DirectoryQuery {
     pub filter: Option<String>,
     /// 1-based index of the first result (default 1).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 9223372036854775807_i64)]
     pub start_index: Option<u64>,
-    /// Page size (default 50, at most 200).
+    /// Page size (default 50, at most 200; 0 counts without listing).
     #[serde(default)]
+    #[param(minimum = 0, maximum = 200)]
     pub count: Option<u64>,
 }
 
@@ -821,9 +849,11 @@ pub struct ProvisioningLog {
 pub struct ProvisioningLogQuery {
     /// Only entries at or after this time (RFC 3339).
     #[serde(default)]
+    #[param(value_type = Option<String>, format = DateTime)]
     pub since: Option<String>,
     /// Only entries before this time (RFC 3339).
     #[serde(default)]
+    #[param(value_type = Option<String>, format = DateTime)]
     pub until: Option<String>,
     /// `success` or `failure`.
     #[serde(default)]
@@ -836,9 +866,11 @@ pub struct ProvisioningLogQuery {
     pub resource_id: Option<String>,
     /// Entries older than this id (the previous page's `nextBeforeId`).
     #[serde(default)]
+    #[param(minimum = 1)]
     pub before_id: Option<i64>,
     /// Page size (default 100, at most 1000).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u64>,
 }
 
@@ -887,15 +919,19 @@ pub struct AuditQueryParams {
     pub action: Option<String>,
     /// Only entries at or after this time (RFC 3339).
     #[serde(default)]
+    #[param(value_type = Option<String>, format = DateTime)]
     pub since: Option<String>,
     /// Only entries before this time (RFC 3339).
     #[serde(default)]
+    #[param(value_type = Option<String>, format = DateTime)]
     pub until: Option<String>,
     /// Entries older than this id.
     #[serde(default)]
+    #[param(minimum = 1)]
     pub before_id: Option<i64>,
     /// Page size (default 100, at most 1000).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u64>,
 }
 
@@ -916,14 +952,18 @@ pub struct GlobalAuditQueryParams {
     pub action: Option<String>,
     /// Only entries at or after this time (RFC 3339).
     #[serde(default)]
+    #[param(value_type = Option<String>, format = DateTime)]
     pub since: Option<String>,
     /// Only entries before this time (RFC 3339).
     #[serde(default)]
+    #[param(value_type = Option<String>, format = DateTime)]
     pub until: Option<String>,
     /// Entries older than this id.
     #[serde(default)]
+    #[param(minimum = 1)]
     pub before_id: Option<i64>,
     /// Page size (default 100, at most 1000).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u64>,
 }

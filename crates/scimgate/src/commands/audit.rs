@@ -3,10 +3,11 @@
 use std::collections::HashMap;
 
 use serde_json::{Value, json};
-use store::{AuditEntry, AuditQuery};
+use store::AuditEntry;
+use tenant_admin::service::{self, AuditFilter};
 use uuid::Uuid;
 
-use super::{CommandError, Output, find_tenant, table, time};
+use super::{CommandError, Output, table, time};
 use crate::cli::AuditArgs;
 use crate::config::Config;
 use crate::server::open_store;
@@ -15,20 +16,13 @@ use crate::server::open_store;
 pub async fn audit(config: &Config, args: AuditArgs) -> Result<Output, CommandError> {
     let admin = open_store(config).await?.admin();
     // A deleted tenant's entries stay; they can only be asked for by id.
-    let tenant = match &args.tenant {
-        None => None,
-        Some(given) => match Uuid::parse_str(given) {
-            Ok(id) => Some(id),
-            Err(_) => Some(find_tenant(&admin, given).await?.id()),
-        },
+    let filter = AuditFilter {
+        limit: Some(args.limit),
+        ..AuditFilter::default()
     };
-    let entries = admin
-        .audit_log(&AuditQuery {
-            tenant,
-            limit: args.limit,
-            ..AuditQuery::default()
-        })
-        .await?;
+    let entries = service::global_audit(&admin, args.tenant.as_deref(), filter)
+        .await?
+        .entries;
 
     // Slugs for the tenants named, where they still exist.
     let mut slugs: HashMap<Uuid, Option<String>> = HashMap::new();

@@ -8,10 +8,10 @@ use std::fmt::Write as _;
 use std::io::BufRead as _;
 
 use serde_json::{Value, json};
-use store::{AdminStore, Tenant, TenantAdminInfo};
-use uuid::Uuid;
+use store::TenantAdminInfo;
+use tenant_admin::service::{self, ServiceError, TenantContext};
 
-use super::{CommandError, Output, cli_actor, find_tenant, table, time};
+use super::{CommandError, Output, cli_actor, table, tenant_context, time};
 use crate::bootstrap::generate_password;
 use crate::cli::AdminCommand;
 use crate::config::{Config, Secret};
@@ -52,11 +52,9 @@ pub async fn admin(config: &Config, command: AdminCommand) -> Result<Output, Com
             password_stdin,
         } => {
             let (password, generated) = password(password_stdin)?;
-            let admin = open_store(config).await?.admin();
-            let tenant = find_tenant(&admin, &tenant).await?;
-            let info = admin
-                .create_tenant_admin(&tenant, &email, password.expose(), &cli_actor())
-                .await?;
+            let ctx = tenant_context(&open_store(config).await?, &tenant).await?;
+            let tenant = ctx.tenant();
+            let info = service::create_tenant_admin(&ctx, &email, password.expose()).await?;
             let mut text = format!(
                 "Created tenant admin {} of tenant {:?} (id {}).\n",
                 info.email,
@@ -71,9 +69,9 @@ pub async fn admin(config: &Config, command: AdminCommand) -> Result<Output, Com
             Ok(Output { json, text })
         }
         AdminCommand::ListTenantAdmins { tenant } => {
-            let admin = open_store(config).await?.admin();
-            let tenant = find_tenant(&admin, &tenant).await?;
-            let admins = admin.list_tenant_admins(&tenant).await?;
+            let ctx = tenant_context(&open_store(config).await?, &tenant).await?;
+            let tenant = ctx.tenant();
+            let admins = service::list_tenant_admins(&ctx).await?;
             let mut rows = vec![["EMAIL".to_owned(), "ID".to_owned(), "CREATED".to_owned()]];
             for a in &admins {
                 rows.push([a.email.clone(), a.id.to_string(), time(a.created_at)]);
@@ -99,12 +97,10 @@ pub async fn admin(config: &Config, command: AdminCommand) -> Result<Output, Com
             tenant,
             admin: which,
         } => {
-            let admin = open_store(config).await?.admin();
-            let tenant = find_tenant(&admin, &tenant).await?;
-            let info = find_tenant_admin(&admin, &tenant, &which).await?;
-            admin
-                .delete_tenant_admin(&tenant, info.id, &cli_actor())
-                .await?;
+            let ctx = tenant_context(&open_store(config).await?, &tenant).await?;
+            let tenant = ctx.tenant();
+            let info = find_tenant_admin(&ctx, &which).await?;
+            service::delete_tenant_admin(&ctx, &info.id.to_string()).await?;
             Ok(Output {
                 json: json!({
                     "tenant": tenant.slug(),
@@ -160,23 +156,16 @@ fn shown_once(text: &mut String, json: &mut Value, password: &Secret, generated:
 
 /// A tenant admin by id or (case-insensitive) e-mail address.
 async fn find_tenant_admin(
-    admin: &AdminStore,
-    tenant: &Tenant,
+    ctx: &TenantContext,
     which: &str,
 ) -> Result<TenantAdminInfo, CommandError> {
-    let id = Uuid::parse_str(which).ok();
-    let wanted = which.trim().to_lowercase();
-    admin
-        .list_tenant_admins(tenant)
-        .await?
-        .into_iter()
-        .find(|a| Some(a.id) == id || a.email.to_lowercase() == wanted)
-        .ok_or_else(|| {
-            CommandError::Refused(format!(
-                "tenant {:?} has no admin login with id or e-mail {which:?}",
-                tenant.slug()
-            ))
-        })
+    match service::find_tenant_admin(ctx, which).await {
+        Err(ServiceError::NotFound(_)) => Err(CommandError::Refused(format!(
+            "tenant {:?} has no admin login with id or e-mail {which:?}",
+            ctx.tenant().slug()
+        ))),
+        other => Ok(other?),
+    }
 }
 
 fn tenant_admin_json(a: &TenantAdminInfo) -> Value {

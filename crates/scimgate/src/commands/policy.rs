@@ -1,12 +1,13 @@
 //! `scimgate role ...`, `lock`, `unlock`, `locks`: a tenant's role policy
 //! and its role-locks.
 //!
-//! Every policy change is one [`roles::PolicyEdit`] applied with
-//! [`roles::Policy::apply`], exactly as the admin API applies it, to the
-//! policy read at the start; the result is stored with that read's version
-//! as the expected version, so a concurrent change makes the command fail
-//! instead of being overwritten. `--dry-run` previews the result and stores
-//! nothing. Otherwise the command runs the queued recompute job itself
+//! Every policy change is one [`roles::PolicyEdit`] made by
+//! `tenant_admin::service::change_policy`, the code the admin API runs:
+//! applied to the policy read, stored only if that version is still
+//! current, applied once more to the newer policy after a concurrent
+//! change, and refused after a second one. A change that changes nothing
+//! stores nothing. `--dry-run` previews the result and stores nothing.
+//! Otherwise the command runs the queued recompute job itself
 //! (a running server may claim it first: claims are atomic, and the command
 //! then waits for the server to finish it) unless `--no-wait`.
 
@@ -14,21 +15,19 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use roles::{EditError, Effective, GroupMatch, Mapping, Mode, Policy, PolicyEdit, Role};
-use scim::AttrPath;
-use scim::filter::{CompValue, CompareOp, Filter};
 use serde_json::{Value, json};
 use store::{
-    JobStatus, ListQuery, LockInfo, PreviewChange, Resource, RoleJob, RolePreview, Store,
-    StoreError, StoredPolicy, TenantStore,
+    JobStatus, LockInfo, PreviewChange, Resource, RoleJob, RolePreview, Store, StoreError,
+    StoredPolicy,
+};
+use tenant_admin::service::{
+    self, ChangeOptions, NoOp, PolicyOutcome, PolicyRequest, ServiceError, TenantContext,
 };
 
-use super::{CommandError, Output, cli_actor, find_tenant, table, time};
+use super::{CommandError, Output, table, tenant_context, time};
 use crate::cli::{ChangeArgs, LockArgs, ModeArg, RoleCommand};
 use crate::config::Config;
 use crate::server::open_store;
-
-/// Users a dry run lists by name.
-const DRY_RUN_SAMPLE: usize = 20;
 
 /// How often to look at a job another process is running.
 const JOB_POLL: Duration = Duration::from_millis(200);
@@ -50,7 +49,7 @@ pub async fn role(config: &Config, command: RoleCommand) -> Result<Output, Comma
                 name,
                 description: description.unwrap_or_default(),
             });
-            change(&store, &tenant, args, what, |_| Ok(edit)).await
+            change(&store, &tenant, args, what, PolicyRequest::Edit(edit)).await
         }
         RoleCommand::Describe {
             tenant,
@@ -60,7 +59,7 @@ pub async fn role(config: &Config, command: RoleCommand) -> Result<Output, Comma
         } => {
             let what = format!("describe role {name:?}");
             let edit = PolicyEdit::DescribeRole { name, description };
-            change(&store, &tenant, args, what, |_| Ok(edit)).await
+            change(&store, &tenant, args, what, PolicyRequest::Edit(edit)).await
         }
         RoleCommand::Remove {
             tenant,
@@ -68,9 +67,13 @@ pub async fn role(config: &Config, command: RoleCommand) -> Result<Output, Comma
             change: args,
         } => {
             let what = format!("remove role {name:?}");
-            change(&store, &tenant, args, what, |_| {
-                Ok(PolicyEdit::RemoveRole(name))
-            })
+            change(
+                &store,
+                &tenant,
+                args,
+                what,
+                PolicyRequest::Edit(PolicyEdit::RemoveRole(name)),
+            )
             .await
         }
         RoleCommand::Default {
@@ -85,9 +88,13 @@ pub async fn role(config: &Config, command: RoleCommand) -> Result<Output, Comma
                 Some(role) => format!("set the default role to {role:?}"),
                 None => "clear the default role".to_owned(),
             };
-            change(&store, &tenant, args, what, |_| {
-                Ok(PolicyEdit::SetDefault(role))
-            })
+            change(
+                &store,
+                &tenant,
+                args,
+                what,
+                PolicyRequest::Edit(PolicyEdit::SetDefault(role)),
+            )
             .await
         }
         RoleCommand::Mode {
@@ -100,9 +107,13 @@ pub async fn role(config: &Config, command: RoleCommand) -> Result<Output, Comma
                 ModeArg::Multi => Mode::Multi,
             };
             let what = format!("set the mode to {}", mode_str(mode));
-            change(&store, &tenant, args, what, |_| {
-                Ok(PolicyEdit::SetMode(mode))
-            })
+            change(
+                &store,
+                &tenant,
+                args,
+                what,
+                PolicyRequest::Edit(PolicyEdit::SetMode(mode)),
+            )
             .await
         }
         RoleCommand::Map {
@@ -132,9 +143,13 @@ pub async fn role(config: &Config, command: RoleCommand) -> Result<Output, Comma
                 priority,
             };
             let what = format!("map {}", mapping_text(&mapping));
-            change(&store, &tenant, args, what, |_| {
-                Ok(PolicyEdit::AddMapping(mapping))
-            })
+            change(
+                &store,
+                &tenant,
+                args,
+                what,
+                PolicyRequest::Edit(PolicyEdit::AddMapping(mapping)),
+            )
             .await
         }
         RoleCommand::Unmap {
@@ -143,19 +158,13 @@ pub async fn role(config: &Config, command: RoleCommand) -> Result<Output, Comma
             change: args,
         } => {
             let what = format!("remove mapping {mapping_id}");
-            change(&store, &tenant, args, what, |current| {
-                current
-                    .mapping_ids
-                    .iter()
-                    .position(|id| *id == mapping_id)
-                    .map(PolicyEdit::RemoveMapping)
-                    .ok_or_else(|| {
-                        CommandError::Refused(format!(
-                            "there is no mapping with id {mapping_id:?} (see `scimgate role show`)"
-                        ))
-                    })
-            })
-            .await
+            let request = PolicyRequest::RemoveMapping(mapping_id.clone());
+            match change(&store, &tenant, args, what, request).await {
+                Err(CommandError::Refused(_)) => Err(CommandError::Refused(format!(
+                    "there is no mapping with id {mapping_id:?} (see `scimgate role show`)"
+                ))),
+                other => other,
+            }
         }
     }
 }
@@ -167,61 +176,43 @@ async fn change(
     slug: &str,
     args: ChangeArgs,
     what: String,
-    edit: impl FnOnce(&StoredPolicy) -> Result<PolicyEdit, CommandError>,
+    request: PolicyRequest,
 ) -> Result<Output, CommandError> {
-    let tenant = find_tenant(&store.admin(), slug).await?;
-    let dir = store.tenant(&tenant);
-    let slug = tenant.slug();
-    let current = dir.role_policy().await?;
-    let next = current
-        .policy
-        .apply(edit(&current)?)
-        .map_err(|e| edit_error(e, &current))?;
-
-    if next == current.policy {
-        return Ok(Output {
-            json: json!({
-                "tenant": slug,
-                "change": what,
-                "dry_run": args.dry_run,
-                "unchanged": true,
-                "version": current.version,
-            }),
-            text: format!(
-                "Nothing to change: the role policy of tenant {slug:?} already says that (version {}).",
-                current.version
-            ),
-        });
-    }
-
-    if args.dry_run {
-        let preview = dir.preview_role_policy(next, DRY_RUN_SAMPLE).await?;
-        let mut text = format!(
-            "Dry run ({what}): {} of the {} of tenant {slug:?} would get other roles. Nothing was stored.\n",
-            preview.changed,
-            users(preview.users)
-        );
-        text.push_str(&preview_text(&preview));
-        return Ok(Output {
-            json: json!({
-                "tenant": slug,
-                "change": what,
-                "dry_run": true,
-                "version": current.version,
-                "preview": preview_json(&preview),
-            }),
-            text,
-        });
-    }
-
-    let stored = match dir
-        .set_role_policy(next, Some(current.version), &cli_actor())
-        .await
-    {
-        Err(StoreError::PreconditionFailed { current }) => {
-            return Err(CommandError::PolicyChanged { current });
+    let ctx = tenant_context(store, slug).await?;
+    let dir = ctx.store();
+    let slug = ctx.tenant().slug();
+    let options = ChangeOptions {
+        expected: None,
+        dry_run: args.dry_run,
+        no_op: NoOp::Skip,
+    };
+    let outcome = match service::change_policy(&ctx, &request, options).await {
+        Err(ServiceError::Edit { source, .. }) => {
+            let current = service::get_policy(&ctx).await?;
+            return Err(edit_error(source, &current));
         }
         other => other?,
+    };
+    let stored = match outcome {
+        PolicyOutcome::Unchanged(current) => {
+            return Ok(Output {
+                json: json!({
+                    "tenant": slug,
+                    "change": what,
+                    "dry_run": args.dry_run,
+                    "unchanged": true,
+                    "version": current.version,
+                }),
+                text: format!(
+                    "Nothing to change: the role policy of tenant {slug:?} already says that (version {}).",
+                    current.version
+                ),
+            });
+        }
+        PolicyOutcome::DryRun { current, preview } => {
+            return Ok(dry_run_output(slug, &what, &current, &preview));
+        }
+        PolicyOutcome::Stored(stored) => stored,
     };
     let version = stored.stored.version;
     let mut text =
@@ -235,7 +226,7 @@ async fn change(
         );
         job
     } else {
-        let job = wait_for_job(store, &dir, &stored.job).await?;
+        let job = wait_for_job(store, &ctx, &stored.job).await?;
         if matches!(job.status, JobStatus::Failed | JobStatus::Cancelled) {
             let error = match job.status {
                 JobStatus::Cancelled => "it was cancelled".to_owned(),
@@ -270,6 +261,25 @@ async fn change(
     })
 }
 
+fn dry_run_output(slug: &str, what: &str, current: &StoredPolicy, preview: &RolePreview) -> Output {
+    let mut text = format!(
+        "Dry run ({what}): {} of the {} of tenant {slug:?} would get other roles. Nothing was stored.\n",
+        preview.changed,
+        users(preview.users)
+    );
+    text.push_str(&preview_text(preview));
+    Output {
+        json: json!({
+            "tenant": slug,
+            "change": what,
+            "dry_run": true,
+            "version": current.version,
+            "preview": preview_json(preview),
+        }),
+        text,
+    }
+}
+
 /// The edit's refusal, naming a mapping by the id `role unmap` takes
 /// rather than by its position.
 fn edit_error(e: EditError, current: &StoredPolicy) -> CommandError {
@@ -291,9 +301,13 @@ fn edit_error(e: EditError, current: &StoredPolicy) -> CommandError {
 
 /// Runs waiting recompute jobs, oldest first, until `id` has finished;
 /// while another process (a server) runs it, waits for that.
-async fn wait_for_job(store: &Store, dir: &TenantStore, id: &str) -> Result<RoleJob, CommandError> {
+async fn wait_for_job(
+    store: &Store,
+    ctx: &TenantContext,
+    id: &str,
+) -> Result<RoleJob, CommandError> {
     loop {
-        let job = dir.role_job(id).await?;
+        let job = service::get_role_job(ctx, id).await?;
         if job.status.is_finished() {
             return Ok(job);
         }
@@ -304,11 +318,13 @@ async fn wait_for_job(store: &Store, dir: &TenantStore, id: &str) -> Result<Role
 }
 
 async fn show(store: &Store, slug: &str) -> Result<Output, CommandError> {
-    let tenant = find_tenant(&store.admin(), slug).await?;
-    let dir = store.tenant(&tenant);
-    let slug = tenant.slug();
-    let stored = dir.role_policy().await?;
-    let latest = dir.role_jobs(1).await?.into_iter().next();
+    let ctx = tenant_context(store, slug).await?;
+    let slug = ctx.tenant().slug();
+    let stored = service::get_policy(&ctx).await?;
+    let latest = service::list_role_jobs(&ctx, Some(1))
+        .await?
+        .into_iter()
+        .next();
     let policy = &stored.policy;
 
     let mut text = String::new();
@@ -388,8 +404,9 @@ async fn show(store: &Store, slug: &str) -> Result<Output, CommandError> {
 }
 
 async fn jobs(store: &Store, slug: &str, limit: u64) -> Result<Output, CommandError> {
-    let tenant = find_tenant(&store.admin(), slug).await?;
-    let jobs = store.tenant(&tenant).role_jobs(limit).await?;
+    let ctx = tenant_context(store, slug).await?;
+    let tenant = ctx.tenant();
+    let jobs = service::list_role_jobs(&ctx, Some(limit)).await?;
     let mut rows = vec![[
         "ID".to_owned(),
         "STATUS".to_owned(),
@@ -439,15 +456,13 @@ async fn jobs(store: &Store, slug: &str, limit: u64) -> Result<Output, CommandEr
 /// `scimgate lock TENANT USER --role R... --reason TEXT`.
 pub async fn lock(config: &Config, args: LockArgs) -> Result<Output, CommandError> {
     let store = open_store(config).await?;
-    let tenant = find_tenant(&store.admin(), &args.tenant).await?;
-    let dir = store.tenant(&tenant);
-    let (user_id, user_name) = find_user(&dir, &args.user).await?;
+    let ctx = tenant_context(&store, &args.tenant).await?;
+    let tenant = ctx.tenant();
+    let (user_id, user_name) = find_user(&ctx, &args.user).await?;
     // clap requires --role or --no-role, never both.
     let roles = if args.no_role { Vec::new() } else { args.roles };
-    let info = dir
-        .lock_user(&user_id, roles, &args.reason, &cli_actor())
-        .await?;
-    let effective = effective_names(&dir, &user_id).await?;
+    let info = service::lock_user(&ctx, &user_id, roles, &args.reason).await?;
+    let effective = service::effective_role_names(&ctx, &user_id).await?;
     let roles_text = if info.roles.is_empty() {
         "no role".to_owned()
     } else {
@@ -471,11 +486,11 @@ pub async fn lock(config: &Config, args: LockArgs) -> Result<Output, CommandErro
 /// `scimgate unlock TENANT USER`.
 pub async fn unlock(config: &Config, tenant: &str, user: &str) -> Result<Output, CommandError> {
     let store = open_store(config).await?;
-    let tenant = find_tenant(&store.admin(), tenant).await?;
-    let dir = store.tenant(&tenant);
-    let (user_id, user_name) = find_user(&dir, user).await?;
-    match dir.unlock_user(&user_id, &cli_actor()).await {
-        Err(StoreError::NotFound(_)) => {
+    let ctx = tenant_context(&store, tenant).await?;
+    let tenant = ctx.tenant();
+    let (user_id, user_name) = find_user(&ctx, user).await?;
+    match service::unlock_user(&ctx, &user_id).await {
+        Err(ServiceError::Store(StoreError::NotFound(_))) => {
             return Err(CommandError::Refused(format!(
                 "user {user_name} ({user_id}) of tenant {:?} is not locked",
                 tenant.slug()
@@ -483,7 +498,7 @@ pub async fn unlock(config: &Config, tenant: &str, user: &str) -> Result<Output,
         }
         other => other?,
     }
-    let effective = effective_names(&dir, &user_id).await?;
+    let effective = service::effective_role_names(&ctx, &user_id).await?;
     let roles_text = if effective.is_empty() {
         "no role".to_owned()
     } else {
@@ -505,14 +520,14 @@ pub async fn unlock(config: &Config, tenant: &str, user: &str) -> Result<Output,
 /// `scimgate locks TENANT`.
 pub async fn locks(config: &Config, tenant: &str) -> Result<Output, CommandError> {
     let store = open_store(config).await?;
-    let tenant = find_tenant(&store.admin(), tenant).await?;
-    let dir = store.tenant(&tenant);
-    let locks = dir.locks().await?;
+    let ctx = tenant_context(&store, tenant).await?;
+    let tenant = ctx.tenant();
+    let locks = service::list_locks(&ctx).await?;
     let mut named = Vec::with_capacity(locks.len());
     for lock in locks {
-        let user_name = match dir.get_user(&lock.user_id).await {
-            Ok(user) => Some(user_name_of(&user)),
-            Err(StoreError::NotFound(_)) => None,
+        let user_name = match service::get_user(&ctx, &lock.user_id).await {
+            Ok(details) => Some(user_name_of(&details.user)),
+            Err(ServiceError::Store(StoreError::NotFound(_))) => None,
             Err(e) => return Err(e.into()),
         };
         named.push((lock, user_name));
@@ -558,30 +573,14 @@ pub async fn locks(config: &Config, tenant: &str) -> Result<Output, CommandError
 
 /// A user by id, else by userName (compared as SCIM compares it:
 /// case-insensitively, and userNames are unique that way).
-async fn find_user(dir: &TenantStore, given: &str) -> Result<(String, String), CommandError> {
-    match dir.get_user(given).await {
-        Ok(user) => return Ok((user.id.clone(), user_name_of(&user))),
-        Err(StoreError::NotFound(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let query = ListQuery {
-        filter: Some(Filter::Compare {
-            path: AttrPath::new("userName"),
-            op: CompareOp::Eq,
-            value: CompValue::String(given.to_owned()),
-        }),
-        sort_by: None,
-        descending: false,
-        start_index: 1,
-        count: 1,
-        with_members: false,
-    };
-    match dir.list_users(&query).await?.resources.into_iter().next() {
-        Some(user) => Ok((user.id.clone(), user_name_of(&user))),
-        None => Err(CommandError::NoSuchUser {
-            tenant: dir.tenant().slug().to_owned(),
+async fn find_user(ctx: &TenantContext, given: &str) -> Result<(String, String), CommandError> {
+    match service::find_user(ctx, given).await {
+        Ok(user) => Ok((user.id.clone(), user_name_of(&user))),
+        Err(ServiceError::NotFound(_)) => Err(CommandError::NoSuchUser {
+            tenant: ctx.tenant().slug().to_owned(),
             user: given.to_owned(),
         }),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -591,16 +590,6 @@ fn user_name_of(user: &Resource) -> String {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned()
-}
-
-async fn effective_names(dir: &TenantStore, user_id: &str) -> Result<Vec<String>, CommandError> {
-    let ids = [user_id.to_owned()];
-    Ok(dir
-        .effective_roles(&ids)
-        .await?
-        .remove(user_id)
-        .map(|e| names(Some(&e)))
-        .unwrap_or_default())
 }
 
 fn names(effective: Option<&Effective>) -> Vec<String> {

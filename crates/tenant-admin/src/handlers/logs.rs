@@ -3,28 +3,16 @@
 //! `beforeId` for the next one.
 
 use actix_web::{HttpResponse, web};
-use store::{AuditEntry, AuditQuery, LogQuery};
-use uuid::Uuid;
 
 use crate::State;
 use crate::auth::{Operator, Read, Scoped};
 use crate::error::{AdminError, ErrorBody};
-use crate::handlers::{page_size, timestamp};
+use crate::handlers::{bounded, cursor, timestamp};
+use crate::service::{self, AuditFilter, AuditPage, ProvisioningFilter};
 use crate::wire::{
     AuditEntryView, AuditLog, AuditQueryParams, GlobalAuditQueryParams, ProvisioningEntryView,
     ProvisioningLog, ProvisioningLogQuery,
 };
-
-const DEFAULT_LIMIT: u64 = 100;
-const MAX_LIMIT: u64 = 1000;
-
-/// The cursor for the next page: the last id, when the page was full.
-fn next_before_id(ids: impl Iterator<Item = i64>, len: usize, limit: u64) -> Option<i64> {
-    if (len as u64) < limit {
-        return None;
-    }
-    ids.last()
-}
 
 /// The tenant's provisioning log, newest first.
 #[utoipa::path(
@@ -40,20 +28,19 @@ pub(crate) async fn provisioning_log(
     query: web::Query<ProvisioningLogQuery>,
 ) -> Result<HttpResponse, AdminError> {
     let query = query.into_inner();
-    let limit = page_size(query.limit, DEFAULT_LIMIT, MAX_LIMIT);
-    let log = LogQuery {
+    let filter = ProvisioningFilter {
         since: timestamp("since", query.since.as_deref())?,
         until: timestamp("until", query.until.as_deref())?,
         outcome: query.outcome,
         resource_type: query.resource_type,
         resource_id: query.resource_id,
-        before_id: query.before_id,
-        limit,
+        before_id: cursor(query.before_id)?,
+        limit: bounded("limit", query.limit, 1, 1000)?,
     };
-    let rows = scope.store.provisioning_log(&log).await?;
-    let next = next_before_id(rows.iter().map(|(id, _)| *id), rows.len(), limit);
+    let page = service::provisioning_log(&scope.ctx, filter).await?;
     Ok(HttpResponse::Ok().json(ProvisioningLog {
-        entries: rows
+        entries: page
+            .entries
             .into_iter()
             .map(|(id, e)| ProvisioningEntryView {
                 id,
@@ -69,14 +56,14 @@ pub(crate) async fn provisioning_log(
                 detail: e.detail,
             })
             .collect(),
-        next_before_id: next,
+        next_before_id: page.next_before_id,
     }))
 }
 
-fn audit_view(entries: Vec<AuditEntry>, limit: u64) -> AuditLog {
-    let next = next_before_id(entries.iter().map(|e| e.id), entries.len(), limit);
+fn audit_view(page: AuditPage) -> AuditLog {
     AuditLog {
-        entries: entries
+        entries: page
+            .entries
             .into_iter()
             .map(|e| AuditEntryView {
                 id: e.id,
@@ -88,7 +75,7 @@ fn audit_view(entries: Vec<AuditEntry>, limit: u64) -> AuditLog {
                 detail: e.detail,
             })
             .collect(),
-        next_before_id: next,
+        next_before_id: page.next_before_id,
     }
 }
 
@@ -106,18 +93,16 @@ pub(crate) async fn tenant_audit(
     query: web::Query<AuditQueryParams>,
 ) -> Result<HttpResponse, AdminError> {
     let query = query.into_inner();
-    let limit = page_size(query.limit, DEFAULT_LIMIT, MAX_LIMIT);
-    let audit = AuditQuery {
-        tenant: Some(scope.tenant.id()),
+    let filter = AuditFilter {
         actor: query.actor,
         action: query.action,
         since: timestamp("since", query.since.as_deref())?,
         until: timestamp("until", query.until.as_deref())?,
-        before_id: query.before_id,
-        limit,
+        before_id: cursor(query.before_id)?,
+        limit: bounded("limit", query.limit, 1, 1000)?,
     };
-    let entries = scope.admin.audit_log(&audit).await?;
-    Ok(HttpResponse::Ok().json(audit_view(entries, limit)))
+    let page = service::tenant_audit(&scope.ctx, filter).await?;
+    Ok(HttpResponse::Ok().json(audit_view(page)))
 }
 
 /// The whole audit log, newest first (operators only).
@@ -139,32 +124,14 @@ pub(crate) async fn global_audit(
     query: web::Query<GlobalAuditQueryParams>,
 ) -> Result<HttpResponse, AdminError> {
     let query = query.into_inner();
-    let admin = state.store.admin();
-    let tenant = match query.tenant.as_deref().map(str::trim) {
-        None | Some("") => None,
-        // An id also finds the entries of a deleted tenant, whose slug no
-        // longer resolves.
-        Some(text) => match Uuid::parse_str(text) {
-            Ok(id) => Some(id),
-            Err(_) => Some(
-                admin
-                    .tenant_by_slug(text)
-                    .await?
-                    .ok_or_else(|| AdminError::NotFound(format!("tenant '{text}'")))?
-                    .id(),
-            ),
-        },
-    };
-    let limit = page_size(query.limit, DEFAULT_LIMIT, MAX_LIMIT);
-    let audit = AuditQuery {
-        tenant,
+    let filter = AuditFilter {
         actor: query.actor,
         action: query.action,
         since: timestamp("since", query.since.as_deref())?,
         until: timestamp("until", query.until.as_deref())?,
-        before_id: query.before_id,
-        limit,
+        before_id: cursor(query.before_id)?,
+        limit: bounded("limit", query.limit, 1, 1000)?,
     };
-    let entries = admin.audit_log(&audit).await?;
-    Ok(HttpResponse::Ok().json(audit_view(entries, limit)))
+    let page = service::global_audit(&state.store.admin(), query.tenant.as_deref(), filter).await?;
+    Ok(HttpResponse::Ok().json(audit_view(page)))
 }

@@ -1,11 +1,7 @@
-//! The role policy, its dry runs and recompute jobs, and role-locks.
-//!
-//! Every change is read-modify-write: read the stored policy, apply one
-//! [`PolicyEdit`] (or take the whole new policy), then store it only if the
-//! version read is still current. A concurrent change in between makes the
-//! store refuse; the edit is then applied once more to the newer policy,
-//! and a second refusal is a 409 (the caller retries). With `If-Match`,
-//! the caller's version must be current: 412 otherwise, never a retry.
+//! The role policy, its dry runs and recompute jobs, and role-locks: each
+//! handler extracts, calls [`crate::service`] (which holds the
+//! read-modify-write with one retry; see `service::policy`) and maps the
+//! result to the wire.
 //!
 //! A stored change answers 200 with the new policy and the recompute job
 //! it queued: the policy is in force at once for SCIM writes, while the job
@@ -14,22 +10,20 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use roles::{EditError, Effective, GroupMatch, Mapping, Mode, Policy, PolicyEdit, Role};
-use store::{JobStatus, PolicyChange, RoleJob, RolePreview, StoreError, StoredPolicy};
+use roles::{Effective, GroupMatch, Mapping, Mode, Policy, PolicyEdit, Role};
+use store::{JobStatus, PolicyChange, RoleJob, RolePreview, StoredPolicy};
 
 use crate::BASE_PATH;
 use crate::auth::{Read, Scoped, Write};
 use crate::error::{AdminError, ErrorBody};
-use crate::handlers::{IdPath, NamePath, if_match, lock_view, page_size};
+use crate::handlers::{IdPath, JsonBody, MAX_INT64, NamePath, bounded, if_match, lock_view};
+use crate::service::{self, ChangeOptions, NoOp, PolicyOutcome, PolicyRequest};
 use crate::wire::{
     AddMapping, DescribeRole, DryRunQuery, DryRunView, GroupSelector, IfMatchHeader, JobList,
     JobListQuery, JobRef, JobView, LockList, LockRequest, LockView, MappingView, ModeWire,
     PolicyChangeResult, PolicyChangeView, PolicyInput, PolicyView, PreviewUser, RoleWire,
     SetDefaultRole, SetMode,
 };
-
-/// Users listed in a dry run's sample.
-const SAMPLE: usize = 20;
 
 fn mode_wire(mode: Mode) -> ModeWire {
     match mode {
@@ -96,7 +90,7 @@ fn etag(version: u64) -> (header::HeaderName, String) {
 fn job_url(scope: &Scoped<Write>, id: &str) -> String {
     format!(
         "{BASE_PATH}/tenants/{}/roles/jobs/{id}",
-        scope.tenant.slug()
+        scope.tenant().slug()
     )
 }
 
@@ -139,72 +133,39 @@ fn change_response(scope: &Scoped<Write>, change: PolicyChange) -> HttpResponse 
         }))
 }
 
-/// Whether an edit names its role in the URL, which decides whether an
-/// unknown role is "not found" (the URL names nothing) or a bad body.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Named {
-    InPath,
-    InBody,
-}
-
-fn edit_error(e: EditError, named: Named) -> AdminError {
-    match e {
-        EditError::UnknownRole(name) if named == Named::InPath => {
-            AdminError::NotFound(format!("role {name:?}"))
-        }
-        EditError::UnknownRole(_) | EditError::Invalid(_) => AdminError::BadRequest(e.to_string()),
-        EditError::RoleExists(_) | EditError::RoleInUse { .. } | EditError::DuplicateMapping => {
-            AdminError::Conflict(e.to_string())
-        }
-        EditError::UnknownMapping(_) => AdminError::NotFound("mapping".into()),
-    }
-}
-
-/// Read, change, then store (or preview) a policy; see the module docs.
-async fn change_policy<F>(
+/// Runs a change through the service and answers it.
+async fn change(
     scope: &Scoped<Write>,
+    request: PolicyRequest,
     expected: Option<u64>,
     dry_run: bool,
-    edit: F,
-) -> Result<HttpResponse, AdminError>
-where
-    F: Fn(&StoredPolicy) -> Result<Policy, AdminError>,
-{
-    let actor = scope.caller.actor();
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let current = scope.store.role_policy().await?;
-        if let Some(expected) = expected {
-            if expected != current.version {
-                return Err(AdminError::PreconditionFailed {
-                    current: current.version,
-                });
-            }
+) -> Result<HttpResponse, AdminError> {
+    let options = ChangeOptions {
+        expected,
+        dry_run,
+        // Every accepted change answers a new version and its job.
+        no_op: NoOp::Store,
+    };
+    match service::change_policy(&scope.ctx, &request, options).await? {
+        PolicyOutcome::Stored(change) => Ok(change_response(scope, change)),
+        PolicyOutcome::DryRun { preview, .. } => {
+            Ok(HttpResponse::Ok().json(PolicyChangeResult::DryRun(dry_run_view(preview))))
         }
-        let next = edit(&current)?;
-        if dry_run {
-            let preview = scope.store.preview_role_policy(next, SAMPLE).await?;
-            return Ok(HttpResponse::Ok().json(PolicyChangeResult::DryRun(dry_run_view(preview))));
-        }
-        match scope
-            .store
-            .set_role_policy(next, Some(current.version), &actor)
-            .await
-        {
-            Ok(change) => return Ok(change_response(scope, change)),
-            Err(StoreError::PreconditionFailed { current }) if expected.is_some() => {
-                return Err(AdminError::PreconditionFailed { current });
-            }
-            Err(StoreError::PreconditionFailed { .. }) if attempts < 2 => {}
-            Err(StoreError::PreconditionFailed { .. }) => {
-                return Err(AdminError::Conflict(
-                    "the role policy is being changed concurrently; retry".into(),
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        }
+        PolicyOutcome::Unchanged(_) => Err(AdminError::Internal(
+            "a policy change skipped as a no-op, which the API never asks for".into(),
+        )),
     }
+}
+
+/// Applies one edit, conditional on `If-Match`.
+async fn edit(
+    scope: &Scoped<Write>,
+    req: &HttpRequest,
+    dry_run: bool,
+    request: PolicyRequest,
+) -> Result<HttpResponse, AdminError> {
+    let expected = if_match(req)?;
+    change(scope, request, expected, dry_run).await
 }
 
 /// The tenant's role policy.
@@ -217,7 +178,7 @@ where
     responses((status = 200, description = "The policy (ETag: its version)", body = PolicyView)),
 )]
 pub(crate) async fn get_policy(scope: Scoped<Read>) -> Result<HttpResponse, AdminError> {
-    let stored = scope.store.role_policy().await?;
+    let stored = service::get_policy(&scope.ctx).await?;
     Ok(HttpResponse::Ok()
         .insert_header(etag(stored.version))
         .json(policy_view(&stored)))
@@ -246,11 +207,12 @@ pub(crate) async fn put_policy(
     scope: Scoped<Write>,
     req: HttpRequest,
     query: web::Query<DryRunQuery>,
-    body: web::Json<PolicyInput>,
+    body: JsonBody<PolicyInput>,
 ) -> Result<HttpResponse, AdminError> {
     let body = body.into_inner();
     let header_version = if_match(&req)?;
-    let expected = match (header_version, body.version) {
+    let body_version = bounded("version", body.version, 0, MAX_INT64)?;
+    let expected = match (header_version, body_version) {
         (Some(h), Some(b)) if h != b => {
             return Err(AdminError::BadRequest(format!(
                 "If-Match names version {h} but the body's version is {b}"
@@ -279,25 +241,12 @@ pub(crate) async fn put_policy(
             .collect(),
         mode: mode_of(body.mode),
     };
-    policy
-        .validate()
-        .map_err(|e| AdminError::BadRequest(e.to_string()))?;
-    change_policy(&scope, expected, query.dry_run, |_| Ok(policy.clone())).await
-}
-
-/// Applies one edit through [`change_policy`].
-async fn edit(
-    scope: &Scoped<Write>,
-    req: &HttpRequest,
-    dry_run: bool,
-    named: Named,
-    make: impl Fn(&StoredPolicy) -> Result<PolicyEdit, AdminError>,
-) -> Result<HttpResponse, AdminError> {
-    let expected = if_match(req)?;
-    change_policy(scope, expected, dry_run, |current| {
-        let edit = make(current)?;
-        current.policy.apply(edit).map_err(|e| edit_error(e, named))
-    })
+    change(
+        &scope,
+        PolicyRequest::Replace(policy),
+        expected,
+        query.dry_run,
+    )
     .await
 }
 
@@ -320,16 +269,14 @@ pub(crate) async fn add_role(
     scope: Scoped<Write>,
     req: HttpRequest,
     query: web::Query<DryRunQuery>,
-    body: web::Json<RoleWire>,
+    body: JsonBody<RoleWire>,
 ) -> Result<HttpResponse, AdminError> {
     let role = body.into_inner();
-    edit(&scope, &req, query.dry_run, Named::InBody, |_| {
-        Ok(PolicyEdit::AddRole(Role {
-            name: role.name.clone(),
-            description: role.description.clone(),
-        }))
-    })
-    .await
+    let edit_role = PolicyEdit::AddRole(Role {
+        name: role.name,
+        description: role.description,
+    });
+    edit(&scope, &req, query.dry_run, PolicyRequest::Edit(edit_role)).await
 }
 
 /// Changes a role's description.
@@ -357,16 +304,14 @@ pub(crate) async fn describe_role(
     req: HttpRequest,
     path: web::Path<NamePath>,
     query: web::Query<DryRunQuery>,
-    body: web::Json<DescribeRole>,
+    body: JsonBody<DescribeRole>,
 ) -> Result<HttpResponse, AdminError> {
     let body = body.into_inner();
-    edit(&scope, &req, query.dry_run, Named::InPath, |_| {
-        Ok(PolicyEdit::DescribeRole {
-            name: path.name.clone(),
-            description: body.description.clone(),
-        })
-    })
-    .await
+    let describe = PolicyEdit::DescribeRole {
+        name: path.into_inner().name,
+        description: body.description,
+    };
+    edit(&scope, &req, query.dry_run, PolicyRequest::Edit(describe)).await
 }
 
 /// Removes a role that neither the default nor a mapping uses.
@@ -394,10 +339,8 @@ pub(crate) async fn remove_role(
     path: web::Path<NamePath>,
     query: web::Query<DryRunQuery>,
 ) -> Result<HttpResponse, AdminError> {
-    edit(&scope, &req, query.dry_run, Named::InPath, |_| {
-        Ok(PolicyEdit::RemoveRole(path.name.clone()))
-    })
-    .await
+    let remove = PolicyEdit::RemoveRole(path.into_inner().name);
+    edit(&scope, &req, query.dry_run, PolicyRequest::Edit(remove)).await
 }
 
 /// Sets or clears the default role.
@@ -419,17 +362,15 @@ pub(crate) async fn set_default(
     scope: Scoped<Write>,
     req: HttpRequest,
     query: web::Query<DryRunQuery>,
-    body: web::Json<SetDefaultRole>,
+    body: JsonBody<SetDefaultRole>,
 ) -> Result<HttpResponse, AdminError> {
     let Some(role) = body.into_inner().role else {
         return Err(AdminError::BadRequest(
             "role is required: a role name, or null for no default role".into(),
         ));
     };
-    edit(&scope, &req, query.dry_run, Named::InBody, |_| {
-        Ok(PolicyEdit::SetDefault(role.clone()))
-    })
-    .await
+    let set = PolicyEdit::SetDefault(role);
+    edit(&scope, &req, query.dry_run, PolicyRequest::Edit(set)).await
 }
 
 /// Switches between single and multi mode.
@@ -451,13 +392,11 @@ pub(crate) async fn set_mode(
     scope: Scoped<Write>,
     req: HttpRequest,
     query: web::Query<DryRunQuery>,
-    body: web::Json<SetMode>,
+    body: JsonBody<SetMode>,
 ) -> Result<HttpResponse, AdminError> {
     let mode = mode_of(body.mode);
-    edit(&scope, &req, query.dry_run, Named::InBody, |_| {
-        Ok(PolicyEdit::SetMode(mode))
-    })
-    .await
+    let set = PolicyEdit::SetMode(mode);
+    edit(&scope, &req, query.dry_run, PolicyRequest::Edit(set)).await
 }
 
 /// Maps a group to a role.
@@ -479,7 +418,7 @@ pub(crate) async fn add_mapping(
     scope: Scoped<Write>,
     req: HttpRequest,
     query: web::Query<DryRunQuery>,
-    body: web::Json<AddMapping>,
+    body: JsonBody<AddMapping>,
 ) -> Result<HttpResponse, AdminError> {
     let body = body.into_inner();
     let mapping = Mapping {
@@ -487,10 +426,8 @@ pub(crate) async fn add_mapping(
         role: body.role,
         priority: body.priority,
     };
-    edit(&scope, &req, query.dry_run, Named::InBody, |_| {
-        Ok(PolicyEdit::AddMapping(mapping.clone()))
-    })
-    .await
+    let add = PolicyEdit::AddMapping(mapping);
+    edit(&scope, &req, query.dry_run, PolicyRequest::Edit(add)).await
 }
 
 /// Removes a mapping by id.
@@ -518,16 +455,8 @@ pub(crate) async fn remove_mapping(
     path: web::Path<IdPath>,
     query: web::Query<DryRunQuery>,
 ) -> Result<HttpResponse, AdminError> {
-    edit(&scope, &req, query.dry_run, Named::InPath, |current| {
-        // Looked up again on a retry: the mapping's position may have moved.
-        let index = current
-            .mapping_ids
-            .iter()
-            .position(|id| *id == path.id)
-            .ok_or_else(|| AdminError::NotFound(format!("mapping {}", path.id)))?;
-        Ok(PolicyEdit::RemoveMapping(index))
-    })
-    .await
+    let remove = PolicyRequest::RemoveMapping(path.into_inner().id);
+    edit(&scope, &req, query.dry_run, remove).await
 }
 
 fn job_view(job: RoleJob) -> JobView {
@@ -558,10 +487,8 @@ pub(crate) async fn list_jobs(
     scope: Scoped<Read>,
     query: web::Query<JobListQuery>,
 ) -> Result<HttpResponse, AdminError> {
-    let jobs = scope
-        .store
-        .role_jobs(page_size(query.limit, 20, 100))
-        .await?;
+    let limit = bounded("limit", query.limit, 1, 100)?;
+    let jobs = service::list_role_jobs(&scope.ctx, limit).await?;
     Ok(HttpResponse::Ok().json(JobList {
         jobs: jobs.into_iter().map(job_view).collect(),
     }))
@@ -583,7 +510,7 @@ pub(crate) async fn get_job(
     scope: Scoped<Read>,
     path: web::Path<IdPath>,
 ) -> Result<HttpResponse, AdminError> {
-    let job = scope.store.role_job(&path.id).await?;
+    let job = service::get_role_job(&scope.ctx, &path.id).await?;
     Ok(HttpResponse::Ok().json(job_view(job)))
 }
 
@@ -597,7 +524,7 @@ pub(crate) async fn get_job(
     responses((status = 200, description = "Locks, by user id", body = LockList)),
 )]
 pub(crate) async fn list_locks(scope: Scoped<Read>) -> Result<HttpResponse, AdminError> {
-    let locks = scope.store.locks().await?;
+    let locks = service::list_locks(&scope.ctx).await?;
     Ok(HttpResponse::Ok().json(LockList {
         locks: locks.into_iter().map(lock_view).collect(),
     }))
@@ -623,13 +550,10 @@ pub(crate) async fn list_locks(scope: Scoped<Read>) -> Result<HttpResponse, Admi
 pub(crate) async fn lock_user(
     scope: Scoped<Write>,
     path: web::Path<IdPath>,
-    body: web::Json<LockRequest>,
+    body: JsonBody<LockRequest>,
 ) -> Result<HttpResponse, AdminError> {
     let body = body.into_inner();
-    let lock = scope
-        .store
-        .lock_user(&path.id, body.roles, &body.reason, &scope.caller.actor())
-        .await?;
+    let lock = service::lock_user(&scope.ctx, &path.id, body.roles, &body.reason).await?;
     Ok(HttpResponse::Ok().json(lock_view(lock)))
 }
 
@@ -652,9 +576,6 @@ pub(crate) async fn unlock_user(
     scope: Scoped<Write>,
     path: web::Path<IdPath>,
 ) -> Result<HttpResponse, AdminError> {
-    scope
-        .store
-        .unlock_user(&path.id, &scope.caller.actor())
-        .await?;
+    service::unlock_user(&scope.ctx, &path.id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

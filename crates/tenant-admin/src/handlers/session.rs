@@ -1,18 +1,39 @@
 //! Logging in, who am I, and the OpenAPI document.
 
+use std::net::IpAddr;
 use std::sync::OnceLock;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::auth::Authenticated;
 use crate::error::{AdminError, ErrorBody};
-use crate::handlers::tenant_view;
+use crate::handlers::{JsonBody, tenant_view};
+use crate::service::login::{self, Credentials};
 use crate::wire::{LoginRequest, LoginResponse, MeResponse, PrincipalKind, PrincipalView};
 use crate::{State, openapi};
 
-/// One message for every failed login, so the answer never tells whether
-/// the e-mail, the password or the tenant was wrong.
-const WRONG_CREDENTIALS: AdminError = AdminError::Unauthorized("invalid email, password or tenant");
+/// The client's address: the peer's, or, when the peer is a trusted
+/// proxy, the last `X-Forwarded-For` hop that is not one (the hops before
+/// it are whatever the client chose to send).
+fn client_address(req: &HttpRequest, trusted: &[IpAddr]) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let hops: Vec<IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map_while(|hop| hop.trim().parse::<IpAddr>().ok())
+        .collect();
+    Some(
+        hops.into_iter()
+            .rev()
+            .find(|hop| !trusted.contains(hop))
+            .unwrap_or(peer),
+    )
+}
 
 /// Log in: an operator without `tenant`, a tenant admin with their
 /// tenant's slug.
@@ -25,35 +46,29 @@ const WRONG_CREDENTIALS: AdminError = AdminError::Unauthorized("invalid email, p
     responses(
         (status = 200, description = "A session token", body = LoginResponse),
         (status = 401, description = "Wrong e-mail, password or tenant (one message for all)", body = ErrorBody),
+        (status = 429, description = "Too many failed logins for this account or from this address; retry after `Retry-After` seconds", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the next attempt is accepted"))),
     ),
 )]
 pub(crate) async fn login(
     state: web::Data<State>,
-    body: web::Json<LoginRequest>,
+    req: HttpRequest,
+    body: JsonBody<LoginRequest>,
 ) -> Result<HttpResponse, AdminError> {
     let body = body.into_inner();
-    let admin = state.store.admin();
-    let principal = match &body.tenant {
-        None => admin.verify_operator(&body.email, &body.password).await?,
-        Some(slug) => match admin.tenant_by_slug(slug.trim()).await? {
-            Some(tenant) => {
-                admin
-                    .verify_tenant_admin(&tenant, &body.email, &body.password)
-                    .await?
-            }
-            None => {
-                // Spend the argon2 time a wrong password costs (the store
-                // verifies unknown logins against a dummy hash), so timing
-                // does not tell which tenant slugs exist.
-                let _ = admin.verify_operator("", &body.password).await?;
-                None
-            }
-        },
+    let client = client_address(&req, &state.login.trusted_proxies);
+    let credentials = Credentials {
+        email: &body.email,
+        password: &body.password,
+        tenant: body.tenant.as_deref(),
     };
-    let Some(principal) = principal else {
-        tracing::info!(tenant = ?body.tenant, "admin login refused");
-        return Err(WRONG_CREDENTIALS);
-    };
+    let principal = login::login(
+        &state.store.admin(),
+        &state.login.throttle,
+        credentials,
+        client,
+    )
+    .await?;
     let (token, expires_at) = state.keys.issue(&principal, state.token_ttl)?;
     let kind = match principal.tenant {
         Some(_) => PrincipalKind::TenantAdmin,

@@ -1,13 +1,13 @@
 //! Tenants and their admin logins.
 
 use actix_web::{HttpResponse, web};
-use store::{NewTenant, NewToken, Scope, TenantKind, TenantStatus, TenantUpdate};
-use uuid::Uuid;
+use store::{TenantKind, TenantStatus, TenantUpdate};
 
 use crate::State;
 use crate::auth::{Operator, OperatorOnly, Read, Scoped, Write};
 use crate::error::{AdminError, ErrorBody};
-use crate::handlers::{IdPath, not_blank, page_size, tenant_view, token_view};
+use crate::handlers::{IdPath, JsonBody, MAX_INT64, bounded, tenant_view, token_view};
+use crate::service::{self, NewTenantRequest};
 use crate::wire::{
     CreateTenant, CreateTenantAdmin, CreatedTenant, DeleteTenantQuery, IssuedTokenView,
     TenantAdminList, TenantAdminView, TenantKindWire, TenantList, TenantListQuery,
@@ -31,14 +31,14 @@ pub(crate) async fn list_tenants(
     state: web::Data<State>,
     query: web::Query<TenantListQuery>,
 ) -> Result<HttpResponse, AdminError> {
-    let offset = query.offset.unwrap_or(0);
-    let limit = page_size(query.limit, 50, 500);
-    let (total, tenants) = state.store.admin().list_tenants(offset, limit).await?;
+    let offset = bounded("offset", query.offset, 0, MAX_INT64)?;
+    let limit = bounded("limit", query.limit, 1, 500)?;
+    let page = service::list_tenants(&state.store.admin(), offset, limit).await?;
     Ok(HttpResponse::Ok().json(TenantList {
-        total,
-        offset,
-        limit,
-        tenants: tenants.iter().map(tenant_view).collect(),
+        total: page.total,
+        offset: page.offset,
+        limit: page.limit,
+        tenants: page.tenants.iter().map(tenant_view).collect(),
     }))
 }
 
@@ -59,46 +59,24 @@ pub(crate) async fn list_tenants(
 pub(crate) async fn create_tenant(
     Operator(caller): Operator,
     state: web::Data<State>,
-    body: web::Json<CreateTenant>,
+    body: JsonBody<CreateTenant>,
 ) -> Result<HttpResponse, AdminError> {
     let body = body.into_inner();
-    not_blank("name", &body.name)?;
-    let actor = caller.actor();
-    let admin = state.store.admin();
-    let tenant = admin
-        .create_tenant(
-            NewTenant {
-                slug: body.slug,
-                name: body.name,
-                kind: match body.kind {
-                    TenantKindWire::Standard => TenantKind::Standard,
-                    TenantKindWire::Super => TenantKind::Super,
-                },
-            },
-            &actor,
-        )
-        .await?;
-    // A second transaction: should it fail, the tenant exists without a
-    // token and the caller issues one with POST /tenants/{t}/tokens.
-    let token = if body.issue_token {
-        let issued = admin
-            .issue_token(
-                &tenant,
-                NewToken {
-                    name: "initial".to_owned(),
-                    scopes: vec![Scope::ScimWrite],
-                    expires_at: None,
-                },
-                &actor,
-            )
-            .await?;
-        Some(IssuedTokenView {
-            token: token_view(issued.info),
-            secret: issued.secret,
-        })
-    } else {
-        None
+    let request = NewTenantRequest {
+        slug: body.slug,
+        name: body.name,
+        kind: match body.kind {
+            TenantKindWire::Standard => TenantKind::Standard,
+            TenantKindWire::Super => TenantKind::Super,
+        },
+        issue_token: body.issue_token,
     };
+    let (tenant, token) =
+        service::create_tenant(&state.store.admin(), &caller.actor(), request).await?;
+    let token = token.map(|issued| IssuedTokenView {
+        token: token_view(issued.info),
+        secret: issued.secret,
+    });
     Ok(HttpResponse::Created()
         .insert_header((
             actix_web::http::header::LOCATION,
@@ -120,7 +98,7 @@ pub(crate) async fn create_tenant(
     responses((status = 200, description = "The tenant", body = TenantView)),
 )]
 pub(crate) async fn get_tenant(scope: Scoped<Read>) -> HttpResponse {
-    HttpResponse::Ok().json(tenant_view(&scope.tenant))
+    HttpResponse::Ok().json(tenant_view(scope.tenant()))
 }
 
 /// Renames a tenant, or (operators only) suspends or reactivates it.
@@ -139,17 +117,9 @@ pub(crate) async fn get_tenant(scope: Scoped<Read>) -> HttpResponse {
 pub(crate) async fn update_tenant(
     scope: Scoped<Write>,
     state: web::Data<State>,
-    body: web::Json<UpdateTenant>,
+    body: JsonBody<UpdateTenant>,
 ) -> Result<HttpResponse, AdminError> {
     let body = body.into_inner();
-    if body.status.is_some() && !scope.caller.is_operator() {
-        return Err(AdminError::Forbidden(
-            "only operators may suspend or reactivate a tenant".into(),
-        ));
-    }
-    if let Some(name) = &body.name {
-        not_blank("name", name)?;
-    }
     let update = TenantUpdate {
         name: body.name,
         status: body.status.map(|s| match s {
@@ -157,11 +127,8 @@ pub(crate) async fn update_tenant(
             TenantStatusWire::Suspended => TenantStatus::Suspended,
         }),
     };
-    let tenant = scope
-        .admin
-        .update_tenant(scope.tenant.id(), update, &scope.caller.actor())
-        .await?;
-    if tenant.status() != scope.tenant.status() {
+    let tenant = service::update_tenant(&scope.ctx, update).await?;
+    if tenant.status() != scope.tenant().status() {
         state.auth_changed();
     }
     Ok(HttpResponse::Ok().json(tenant_view(&tenant)))
@@ -185,16 +152,7 @@ pub(crate) async fn delete_tenant(
     state: web::Data<State>,
     query: web::Query<DeleteTenantQuery>,
 ) -> Result<HttpResponse, AdminError> {
-    let slug = scope.tenant.slug();
-    if query.confirm.as_deref() != Some(slug) {
-        return Err(AdminError::BadRequest(format!(
-            "deleting a tenant removes its whole directory; repeat its slug as ?confirm={slug}"
-        )));
-    }
-    scope
-        .admin
-        .delete_tenant(scope.tenant.id(), &scope.caller.actor())
-        .await?;
+    service::delete_tenant(&scope.ctx, query.confirm.as_deref()).await?;
     state.auth_changed();
     Ok(HttpResponse::NoContent().finish())
 }
@@ -209,7 +167,7 @@ pub(crate) async fn delete_tenant(
     responses((status = 200, description = "The logins, by e-mail", body = TenantAdminList)),
 )]
 pub(crate) async fn list_admins(scope: Scoped<Read>) -> Result<HttpResponse, AdminError> {
-    let admins = scope.admin.list_tenant_admins(&scope.tenant).await?;
+    let admins = service::list_tenant_admins(&scope.ctx).await?;
     Ok(HttpResponse::Ok().json(TenantAdminList {
         admins: admins
             .into_iter()
@@ -238,17 +196,9 @@ pub(crate) async fn list_admins(scope: Scoped<Read>) -> Result<HttpResponse, Adm
 )]
 pub(crate) async fn create_admin(
     scope: Scoped<Write>,
-    body: web::Json<CreateTenantAdmin>,
+    body: JsonBody<CreateTenantAdmin>,
 ) -> Result<HttpResponse, AdminError> {
-    let created = scope
-        .admin
-        .create_tenant_admin(
-            &scope.tenant,
-            &body.email,
-            &body.password,
-            &scope.caller.actor(),
-        )
-        .await?;
+    let created = service::create_tenant_admin(&scope.ctx, &body.email, &body.password).await?;
     Ok(HttpResponse::Created().json(TenantAdminView {
         id: created.id.to_string(),
         email: created.email,
@@ -275,11 +225,6 @@ pub(crate) async fn delete_admin(
     scope: Scoped<Write>,
     path: web::Path<IdPath>,
 ) -> Result<HttpResponse, AdminError> {
-    let not_found = || AdminError::NotFound(format!("tenant admin {}", path.id));
-    let id = Uuid::parse_str(&path.id).map_err(|_| not_found())?;
-    scope
-        .admin
-        .delete_tenant_admin(&scope.tenant, id, &scope.caller.actor())
-        .await?;
+    service::delete_tenant_admin(&scope.ctx, &path.id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -7,12 +7,12 @@
 use actix_web::{HttpResponse, web};
 use chrono::Utc;
 use store::{NewToken, Scope};
-use uuid::Uuid;
 
 use crate::State;
 use crate::auth::{Read, Scoped, Write};
 use crate::error::{AdminError, ErrorBody};
-use crate::handlers::{IdPath, not_blank, token_view};
+use crate::handlers::{IdPath, JsonBody, token_view};
+use crate::service;
 use crate::wire::{CreateToken, IssuedTokenView, ScopeWire, TokenList, TokenView};
 
 /// The tenant's tokens (never their secrets).
@@ -25,7 +25,7 @@ use crate::wire::{CreateToken, IssuedTokenView, ScopeWire, TokenList, TokenView}
     responses((status = 200, description = "The tokens, revoked ones included", body = TokenList)),
 )]
 pub(crate) async fn list_tokens(scope: Scoped<Read>) -> Result<HttpResponse, AdminError> {
-    let tokens = scope.admin.list_tokens(&scope.tenant).await?;
+    let tokens = service::list_tokens(&scope.ctx).await?;
     Ok(HttpResponse::Ok().json(TokenList {
         tokens: tokens.into_iter().map(token_view).collect(),
     }))
@@ -46,39 +46,26 @@ pub(crate) async fn list_tokens(scope: Scoped<Read>) -> Result<HttpResponse, Adm
 )]
 pub(crate) async fn issue_token(
     scope: Scoped<Write>,
-    body: web::Json<CreateToken>,
+    body: JsonBody<CreateToken>,
 ) -> Result<HttpResponse, AdminError> {
     let body = body.into_inner();
-    not_blank("name", &body.name)?;
-    if body.scopes.is_empty() {
-        return Err(AdminError::BadRequest(
-            "scopes must name at least one of scim:write, scim:read".into(),
-        ));
-    }
-    if body.expires_at.is_some_and(|t| t <= Utc::now()) {
-        return Err(AdminError::BadRequest(
-            "expiresAt must be in the future".into(),
-        ));
-    }
-    let issued = scope
-        .admin
-        .issue_token(
-            &scope.tenant,
-            NewToken {
-                name: body.name,
-                scopes: body
-                    .scopes
-                    .into_iter()
-                    .map(|s| match s {
-                        ScopeWire::ScimWrite => Scope::ScimWrite,
-                        ScopeWire::ScimRead => Scope::ScimRead,
-                    })
-                    .collect(),
-                expires_at: body.expires_at,
-            },
-            &scope.caller.actor(),
-        )
-        .await?;
+    let issued = service::issue_token(
+        &scope.ctx,
+        NewToken {
+            name: body.name,
+            scopes: body
+                .scopes
+                .into_iter()
+                .map(|s| match s {
+                    ScopeWire::ScimWrite => Scope::ScimWrite,
+                    ScopeWire::ScimRead => Scope::ScimRead,
+                })
+                .collect(),
+            expires_at: body.expires_at,
+        },
+        Utc::now(),
+    )
+    .await?;
     Ok(HttpResponse::Created().json(IssuedTokenView {
         token: token_view(issued.info),
         secret: issued.secret,
@@ -105,12 +92,7 @@ pub(crate) async fn revoke_token(
     state: web::Data<State>,
     path: web::Path<IdPath>,
 ) -> Result<HttpResponse, AdminError> {
-    let id = Uuid::parse_str(&path.id)
-        .map_err(|_| AdminError::NotFound(format!("token {}", path.id)))?;
-    let info = scope
-        .admin
-        .revoke_token(&scope.tenant, id, &scope.caller.actor())
-        .await?;
+    let info = service::revoke_token(&scope.ctx, &path.id).await?;
     state.auth_changed();
     Ok(HttpResponse::Ok().json(token_view(info)))
 }

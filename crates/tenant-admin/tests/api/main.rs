@@ -9,6 +9,8 @@ mod auth;
 mod bad_input;
 mod isolation;
 mod openapi;
+mod query_params;
 mod roles;
 mod support;
 mod tenants;
+mod throttle;
