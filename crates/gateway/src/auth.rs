@@ -303,7 +303,7 @@ impl TokenCache {
 
     /// Resolves a bearer token through the cache, verifying it with the
     /// store (argon2) at most once per key at a time.
-    async fn resolve(
+    pub(crate) async fn resolve(
         &self,
         shared: &Shared,
         token: &str,

@@ -257,6 +257,20 @@ impl Gateway {
         self.shared.stop.send_replace(true);
     }
 
+    /// Verifies a SCIM bearer token through this gateway's cache (argon2
+    /// at most once per token per cache lifetime), for other services of
+    /// the process that accept SCIM tokens (the admin API's event feed).
+    pub async fn authenticate(
+        &self,
+        token: &str,
+    ) -> Result<Option<store::Authenticated>, store::StoreError> {
+        self.shared
+            .tokens
+            .resolve(&self.shared, token)
+            .await
+            .map_err(|e| store::StoreError::Unavailable(e.to_string()))
+    }
+
     /// Forgets every cached token verification, so revocations take effect
     /// on the next request.
     pub fn invalidate_tokens(&self) {

@@ -403,6 +403,9 @@ pub enum ScopeArg {
     /// Read the directory.
     #[value(name = "scim:read")]
     ScimRead,
+    /// Read the event feed only.
+    #[value(name = "events:read")]
+    EventsRead,
 }
 
 impl From<ScopeArg> for store::Scope {
@@ -410,6 +413,7 @@ impl From<ScopeArg> for store::Scope {
         match scope {
             ScopeArg::ScimWrite => store::Scope::ScimWrite,
             ScopeArg::ScimRead => store::Scope::ScimRead,
+            ScopeArg::EventsRead => store::Scope::EventsRead,
         }
     }
 }

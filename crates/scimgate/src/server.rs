@@ -193,9 +193,18 @@ pub async fn spawn(config: Config) -> Result<App, AppError> {
     )?;
     let invalidate = gateway.clone();
     admin.on_auth_change(move || invalidate.invalidate_tokens());
+    // One key seals target secrets for the API (creation) and the worker
+    // (delivery).
+    let secrets = bootstrap::delivery_secrets(&config)?;
+    admin.set_delivery(delivery_settings(&config, secrets.clone()));
+    let verifier = gateway.clone();
+    admin.on_scim_token(move |token| {
+        let gateway = verifier.clone();
+        async move { gateway.authenticate(&token).await }
+    });
 
     let delivery = if config.delivery_enabled {
-        Some(delivery_worker(&config, &store, &registry)?)
+        Some(delivery_worker(&config, &store, &registry, secrets)?)
     } else {
         None
     };
@@ -304,7 +313,8 @@ pub async fn run_worker(config: Config) -> Result<(), AppError> {
     })?;
     let store = open_store(&config).await?;
     let registry = Registry::new();
-    let worker = delivery_worker(&config, &store, &registry)?;
+    let secrets = bootstrap::delivery_secrets(&config)?;
+    let worker = delivery_worker(&config, &store, &registry, secrets)?;
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let delivery = tokio::spawn(worker.run(stop_rx.clone()));
     let roles = {
@@ -356,14 +366,29 @@ pub async fn run_worker(config: Config) -> Result<(), AppError> {
     Ok(())
 }
 
+/// How the admin API makes targets under this configuration.
+fn delivery_settings(
+    config: &Config,
+    secrets: Option<sync_worker::secrets::SecretBox>,
+) -> tenant_admin::service::delivery::DeliverySettings {
+    let delivery = config.delivery_config();
+    tenant_admin::service::delivery::DeliverySettings {
+        secrets,
+        policy: sync_worker::address::AddressPolicy {
+            allow_private: delivery.allow_private_targets,
+        },
+        rotation_overlap: delivery.rotation_overlap,
+    }
+}
+
 /// The delivery worker this configuration describes, its metrics on
 /// `registry`.
 pub fn delivery_worker(
     config: &Config,
     store: &Store,
     registry: &Registry,
+    secrets: Option<sync_worker::secrets::SecretBox>,
 ) -> Result<sync_worker::Worker, AppError> {
-    let secrets = bootstrap::delivery_secrets(config)?;
     let metrics = sync_worker::metrics::Metrics::register(registry)?;
     Ok(sync_worker::Worker::new(
         store.clone(),

@@ -393,6 +393,7 @@ fn scopes_from_str(s: &str) -> Vec<Scope> {
         .filter_map(|word| match word {
             "scim:write" => Some(Scope::ScimWrite),
             "scim:read" => Some(Scope::ScimRead),
+            "events:read" => Some(Scope::EventsRead),
             // A scope written by a newer version grants nothing here.
             other => {
                 tracing::warn!(scope = other, "ignoring unknown token scope");

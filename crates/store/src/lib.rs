@@ -226,6 +226,9 @@ pub enum Scope {
     ScimWrite,
     /// Read the tenant's directory (for the tenant's application).
     ScimRead,
+    /// Read the tenant's event feed (`/admin/v1/tenants/{t}/events`), and
+    /// nothing else.
+    EventsRead,
 }
 
 impl Scope {
@@ -234,6 +237,7 @@ impl Scope {
         match self {
             Scope::ScimWrite => "scim:write",
             Scope::ScimRead => "scim:read",
+            Scope::EventsRead => "events:read",
         }
     }
 }

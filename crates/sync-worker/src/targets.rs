@@ -35,6 +35,11 @@ pub enum TargetError {
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// No key to seal secrets with is configured.
+    #[error(
+        "targets cannot be created here: the operator has not configured delivery_secrets_key"
+    )]
+    NoKey,
 }
 
 /// A target request as an admin writes it.
@@ -100,13 +105,18 @@ fn check_url(policy: &AddressPolicy, url: &str) -> Result<String, TargetError> {
 pub struct Targets<'a> {
     /// The tenant's store.
     pub store: &'a TenantStore,
-    /// Seals and opens target secrets.
-    pub secrets: &'a SecretBox,
+    /// Seals target secrets; `None` when no key is configured (then no
+    /// target can be created and no secret rotated).
+    pub secrets: Option<&'a SecretBox>,
     /// Which addresses targets may have.
     pub policy: AddressPolicy,
 }
 
 impl Targets<'_> {
+    fn key(&self) -> Result<&SecretBox, TargetError> {
+        self.secrets.ok_or(TargetError::NoKey)
+    }
+
     /// Creates a target; a webhook gets a new signing secret, returned
     /// this once.
     pub async fn create(&self, spec: TargetSpec, actor: &str) -> Result<Created, TargetError> {
@@ -127,7 +137,7 @@ impl Targets<'_> {
         let event_types = event_types(&spec.event_types)?;
         let secret = WebhookSecret::generate();
         let shown = secret.expose();
-        let sealed_secret = self.secrets.seal(&shown)?;
+        let sealed_secret = self.key()?.seal(&shown)?;
         let target = self
             .store
             .create_target(
@@ -187,7 +197,7 @@ impl Targets<'_> {
         }
         let secret = WebhookSecret::generate();
         let shown = secret.expose();
-        let sealed = self.secrets.seal(&shown)?;
+        let sealed = self.key()?.seal(&shown)?;
         let until = now + chrono::Duration::from_std(overlap).unwrap_or_default();
         let target = self
             .store

@@ -336,14 +336,59 @@ async fn tenant_in_scope(store: &Store, caller: &Caller, slug: &str) -> Result<T
     }
 }
 
+/// How SCIM bearer tokens begin (admin sessions are JWTs, which never do).
+const SCIM_TOKEN_PREFIX: &str = "sgt_";
+
+/// The one route a SCIM token may call: the event feed, with the
+/// `events:read` scope, of its own tenant. It is let in as a read-only
+/// tenant admin of that tenant (what the feed's handler requires).
+async fn feed_reader(
+    state: &State,
+    req: &ServiceRequest,
+    token: &str,
+) -> Result<Caller, AdminError> {
+    const FEED: &str = "/tenants/{tenant}/events";
+    let on_feed = req
+        .match_pattern()
+        .is_some_and(|p| p.strip_prefix(crate::BASE_PATH) == Some(FEED));
+    if !on_feed {
+        return Err(AdminError::Unauthorized(
+            "a SCIM token is accepted only by the event feed; log in for the rest",
+        ));
+    }
+    let verify = state
+        .scim_tokens
+        .get()
+        .ok_or(AdminError::Unauthorized("SCIM tokens are not accepted here"))?;
+    let auth = verify(token.to_owned())
+        .await?
+        .ok_or(AdminError::Unauthorized("invalid or revoked token"))?;
+    if !auth.scopes.contains(&store::Scope::EventsRead) {
+        return Err(AdminError::Forbidden(
+            "this token lacks the events:read scope".to_owned(),
+        ));
+    }
+    Ok(Caller {
+        kind: PrincipalKind::TenantAdmin,
+        id: auth.token_id.to_string(),
+        email: format!("token:{}", auth.token_id),
+        expires_at: auth.expires_at.unwrap_or(DateTime::<Utc>::MAX_UTC),
+        tenant: Some(auth.tenant),
+    })
+}
+
 /// The authentication middleware of every protected resource.
 pub(crate) async fn authenticate(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let state = state(req.request())?;
-    let claims = state.keys.verify(bearer(&req)?)?;
-    let caller = caller(&state.store, claims).await?;
+    let token = bearer(&req)?;
+    let caller = if token.starts_with(SCIM_TOKEN_PREFIX) {
+        feed_reader(&state, &req, token).await?
+    } else {
+        caller(&state.store, state.keys.verify(token)?).await?
+    };
     let tenant = match req.match_info().get("tenant") {
         Some(slug) => Some(tenant_in_scope(&state.store, &caller, slug).await?),
         None => None,

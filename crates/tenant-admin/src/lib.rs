@@ -135,7 +135,26 @@ pub(crate) struct State {
     /// a suspension, a deletion), so this process's gateway forgets its
     /// cached verifications at once instead of at its next poll.
     auth_changed: std::sync::OnceLock<AuthListener>,
+    /// How targets are made (see [`Admin::set_delivery`]).
+    pub(crate) delivery: std::sync::OnceLock<service::delivery::DeliverySettings>,
+    /// Verifies SCIM bearer tokens for the event feed (see
+    /// [`Admin::on_scim_token`]).
+    pub(crate) scim_tokens: std::sync::OnceLock<TokenVerifier>,
 }
+
+/// See [`Admin::on_scim_token`].
+pub(crate) type TokenVerifier = Box<
+    dyn Fn(
+            String,
+        ) -> std::pin::Pin<
+            Box<
+                dyn std::future::Future<
+                        Output = Result<Option<store::Authenticated>, store::StoreError>,
+                    > + Send,
+            >,
+        > + Send
+        + Sync,
+>;
 
 /// See [`Admin::on_auth_change`].
 type AuthListener = Box<dyn Fn() + Send + Sync>;
@@ -187,6 +206,8 @@ impl Admin {
                 keys,
                 token_ttl: config.token_ttl,
                 auth_changed: std::sync::OnceLock::new(),
+                delivery: std::sync::OnceLock::new(),
+                scim_tokens: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -197,6 +218,30 @@ impl Admin {
     /// through the store's auth revision. Only the first listener is kept.
     pub fn on_auth_change(&self, listener: impl Fn() + Send + Sync + 'static) {
         let _ = self.state.auth_changed.set(Box::new(listener));
+    }
+
+    /// Enables the delivery routes: how targets' secrets are sealed, which
+    /// addresses they may have, how long a rotated secret keeps signing.
+    /// Only the first call counts.
+    pub fn set_delivery(&self, settings: service::delivery::DeliverySettings) {
+        let _ = self.state.delivery.set(settings);
+    }
+
+    /// Lets the event feed accept SCIM tokens with the `events:read` scope,
+    /// verified by `verify` (the server passes its gateway's cached
+    /// verification, so argon2 does not run on every poll). Only the first
+    /// call counts; without one the feed takes admin sessions only.
+    pub fn on_scim_token<F, Fut>(&self, verify: F)
+    where
+        F: Fn(String) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Option<store::Authenticated>, store::StoreError>>
+            + Send
+            + 'static,
+    {
+        let _ = self
+            .state
+            .scim_tokens
+            .set(Box::new(move |token| Box::pin(verify(token))));
     }
 
     /// Mounts every admin route under [`BASE_PATH`].

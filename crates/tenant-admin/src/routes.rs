@@ -25,7 +25,7 @@ use utoipa::openapi::{Content, OpenApi as Document, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{self, AdminError};
-use crate::handlers::{directory, logs, roles, session, tenants, tokens};
+use crate::handlers::{delivery, directory, logs, roles, session, tenants, tokens};
 use crate::{BASE_PATH, MAX_BODY_BYTES, State, auth};
 
 /// One route of the admin API, relative to [`BASE_PATH`](crate::BASE_PATH).
@@ -79,6 +79,7 @@ macro_rules! route_table {
                 (name = "locks", description = "Role-locks on users"),
                 (name = "directory", description = "Users and groups, read-only"),
                 (name = "logs", description = "Provisioning and audit logs"),
+                (name = "delivery", description = "Webhook targets, attempts, dead letters, the event feed, timelines"),
             ),
         )]
         struct ApiDoc;
@@ -128,6 +129,21 @@ route_table! {
 
     bearer get "/tenants/{tenant}/provisioning-log" => logs::provisioning_log;
     bearer get "/tenants/{tenant}/audit" => logs::tenant_audit;
+
+    bearer get "/tenants/{tenant}/targets" => delivery::list_targets;
+    bearer post "/tenants/{tenant}/targets" => delivery::create_target;
+    bearer get "/tenants/{tenant}/targets/{id}" => delivery::get_target;
+    bearer patch "/tenants/{tenant}/targets/{id}" => delivery::update_target;
+    bearer delete "/tenants/{tenant}/targets/{id}" => delivery::delete_target;
+    bearer post "/tenants/{tenant}/targets/{id}/rotate-secret" => delivery::rotate_secret;
+    bearer get "/tenants/{tenant}/targets/{id}/attempts" => delivery::attempts;
+    bearer get "/tenants/{tenant}/targets/{id}/deliveries" => delivery::deliveries;
+    bearer post "/tenants/{tenant}/targets/{id}/dead-letters/replay" => delivery::replay_all;
+    bearer post "/tenants/{tenant}/targets/{id}/dead-letters/{delivery}/replay" => delivery::replay_one;
+    bearer post "/tenants/{tenant}/targets/{id}/resend" => delivery::resend;
+    bearer get "/tenants/{tenant}/events" => delivery::feed;
+    bearer get "/tenants/{tenant}/users/{id}/timeline" => delivery::user_timeline;
+    bearer get "/tenants/{tenant}/groups/{id}/timeline" => delivery::group_timeline;
 }
 
 /// Every route the admin API serves, in table order.

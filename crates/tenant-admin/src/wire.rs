@@ -259,6 +259,9 @@ pub enum ScopeWire {
     /// Read the directory (for the tenant's application).
     #[serde(rename = "scim:read")]
     ScimRead,
+    /// Read the event feed only (for an application that polls).
+    #[serde(rename = "events:read")]
+    EventsRead,
 }
 
 /// A SCIM token as listed: never its secret.
@@ -966,4 +969,316 @@ pub struct GlobalAuditQueryParams {
     #[serde(default)]
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u64>,
+}
+
+// ---------------------------------------------------------------------------
+// Delivery: targets, attempts, waiting deliveries, the event feed, timelines
+
+/// How a target receives events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKindWire {
+    /// Signed HTTP POSTs (Standard Webhooks).
+    Webhook,
+    /// The application's own SCIM endpoint (not available yet).
+    Scim,
+}
+
+/// A target, never with its secret.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetView {
+    /// Its id.
+    pub id: String,
+    /// A label, unique in the tenant.
+    pub name: String,
+    /// Webhook (or outbound SCIM).
+    pub kind: TargetKindWire,
+    /// The endpoint.
+    pub url: String,
+    /// The event types it receives; empty for all.
+    pub event_types: Vec<String>,
+    /// Whether events are delivered to it.
+    pub enabled: bool,
+    /// Why it was disabled.
+    pub disabled_reason: Option<String>,
+    /// When it was disabled.
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// The last event position it has handled.
+    pub cursor: i64,
+    /// Since when every attempt has failed.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// The last successful attempt.
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// The last failed attempt.
+    pub last_failure_at: Option<DateTime<Utc>>,
+    /// What the last failure was.
+    pub last_error: Option<String>,
+    /// Until when the previous signing secret still signs (a rotation).
+    pub previous_secret_until: Option<DateTime<Utc>>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The tenant's targets.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TargetList {
+    /// By name.
+    pub targets: Vec<TargetView>,
+}
+
+/// `POST /tenants/{tenant}/targets`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateTarget {
+    /// A label, unique in the tenant (1 to 100 printable characters).
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
+    pub name: String,
+    /// `webhook`.
+    pub kind: TargetKindWire,
+    /// The endpoint: http(s), no credentials, not an internal address.
+    #[schema(min_length = 1, max_length = 2048)]
+    pub url: String,
+    /// Event types to receive (see docs/events.md); absent or empty: all.
+    #[serde(default)]
+    pub event_types: Vec<String>,
+}
+
+/// A created target and its signing secret, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedTargetView {
+    /// The target.
+    pub target: TargetView,
+    /// The `whsec_...` signing secret: store it now, it is never shown
+    /// again.
+    pub secret: Option<String>,
+}
+
+/// `PATCH /tenants/{tenant}/targets/{id}`: only what is given changes.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateTarget {
+    /// A new label.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
+    pub name: Option<String>,
+    /// A new endpoint.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 2048)]
+    pub url: Option<String>,
+    /// New event types (empty: all).
+    #[serde(default)]
+    pub event_types: Option<Vec<String>>,
+    /// Enable (clears the failure record) or disable.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// A new signing secret, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RotatedSecretView {
+    /// The target.
+    pub target: TargetView,
+    /// The new `whsec_...` secret; the old one also signs until
+    /// `target.previousSecretUntil`.
+    pub secret: String,
+}
+
+/// One delivery attempt.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptView {
+    /// Its id (for `beforeId` paging).
+    pub id: i64,
+    /// The event (`evt_...`).
+    pub event_id: String,
+    /// The user or group.
+    pub resource_id: String,
+    /// 1 for an event's first attempt, then 2, ...
+    pub attempt: u32,
+    /// When it was made.
+    pub at: DateTime<Utc>,
+    /// The HTTP status, if an answer came.
+    pub status_code: Option<u16>,
+    /// `delivered`, `retry`, `dead` or `disabled`.
+    pub outcome: String,
+    /// How long it took.
+    pub latency_ms: u64,
+    /// The start of the answer's body.
+    pub response: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// A page of attempts, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptList {
+    /// The attempts.
+    pub attempts: Vec<AttemptView>,
+    /// Pass as `beforeId` for the next page; absent on the last.
+    pub next_before_id: Option<i64>,
+}
+
+/// Filters of a target's attempts.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AttemptQuery {
+    /// Only this event's attempts (`evt_42`).
+    #[serde(default)]
+    #[param(pattern = r"^(evt_)?[1-9][0-9]{0,17}$")]
+    pub event: Option<String>,
+    /// Attempts older than this id (the previous page's `nextBeforeId`).
+    #[serde(default)]
+    #[param(minimum = 1)]
+    pub before_id: Option<i64>,
+    /// Page size (default 100, at most 500).
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u64>,
+}
+
+/// Where a waiting delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatusWire {
+    /// Waiting for a retry, or behind an earlier event of its resource.
+    Pending,
+    /// A dead letter: given up on until replayed.
+    Dead,
+}
+
+/// A waiting delivery.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryView {
+    /// Its id (to replay one dead letter; `afterId` paging).
+    pub id: i64,
+    /// The event (`evt_...`).
+    pub event_id: String,
+    /// The event's position.
+    pub position: i64,
+    /// The user or group.
+    pub resource_id: String,
+    /// Pending or dead.
+    pub status: DeliveryStatusWire,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When it is next attempted (pending).
+    pub next_attempt_at: DateTime<Utc>,
+    /// The last attempt's HTTP status.
+    pub last_status: Option<u16>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// When it began waiting.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Waiting deliveries, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryList {
+    /// The deliveries.
+    pub deliveries: Vec<DeliveryView>,
+    /// Pass as `afterId` for the next page; absent on the last.
+    pub next_after_id: Option<i64>,
+}
+
+/// Which waiting deliveries to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryQuery {
+    /// `pending` (default) or `dead`.
+    #[serde(default)]
+    pub status: Option<DeliveryStatusWire>,
+    /// Deliveries after this id (the previous page's `nextAfterId`).
+    #[serde(default)]
+    #[param(minimum = 0)]
+    pub after_id: Option<i64>,
+    /// Page size (default 100, at most 500).
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u64>,
+}
+
+/// How many dead letters went back in line.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplayResult {
+    /// The number replayed.
+    pub replayed: u64,
+}
+
+/// `POST /tenants/{tenant}/targets/{id}/resend`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResendRequest {
+    /// Send again every event committed at or after this time.
+    pub since: DateTime<Utc>,
+}
+
+/// Where the target now reads from.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResendResult {
+    /// The target's new cursor: every event after it is sent (again).
+    pub cursor: i64,
+}
+
+/// The event feed's query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FeedQuery {
+    /// Events after this position (the previous page's `next`; 0 for the
+    /// start of what is kept).
+    #[serde(default)]
+    #[param(minimum = 0)]
+    pub after: Option<i64>,
+    /// Page size (default 100, at most 100).
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u64>,
+    /// Only these event types, comma-separated
+    /// (`user.created,user.deleted`).
+    #[serde(default, rename = "type")]
+    #[param(rename = "type", min_length = 1, max_length = 400)]
+    pub types: Option<String>,
+}
+
+/// A page of the event feed, in commit order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedPage {
+    /// Event envelopes (docs/events.md).
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<Value>,
+    /// Pass as `after` for the next page (unchanged when there was
+    /// nothing new).
+    pub next: i64,
+}
+
+/// One entry of a resource's timeline.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineEntryView {
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// `request`, `roles`, `event` or `attempt`.
+    pub kind: String,
+    /// One line.
+    pub summary: String,
+    /// Details by kind.
+    #[schema(value_type = Object)]
+    pub detail: Value,
+}
+
+/// A user's or group's history, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Timeline {
+    /// The entries.
+    pub entries: Vec<TimelineEntryView>,
 }

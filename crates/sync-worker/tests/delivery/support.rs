@@ -77,7 +77,7 @@ pub async fn webhook_with_secret(
     let box_ = secrets();
     let created = Targets {
         store: dir,
-        secrets: &box_,
+        secrets: Some(&box_),
         policy: AddressPolicy {
             allow_private: true,
         },

@@ -346,7 +346,7 @@ async fn internal_addresses_are_refused() {
     let box_ = secrets();
     let targets = Targets {
         store: &dir,
-        secrets: &box_,
+        secrets: Some(&box_),
         policy: AddressPolicy::default(),
     };
     for url in [
@@ -407,7 +407,7 @@ async fn a_rotated_secret_signs_alongside_the_old_one() {
     let box_ = secrets();
     let targets = Targets {
         store: &dir,
-        secrets: &box_,
+        secrets: Some(&box_),
         policy: AddressPolicy {
             allow_private: true,
         },

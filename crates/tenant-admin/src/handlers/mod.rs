@@ -15,6 +15,7 @@ use store::{LockInfo, Scope, Tenant, TenantKind, TenantStatus, TokenInfo};
 use crate::error::AdminError;
 use crate::wire::{LockView, ScopeWire, TenantKindWire, TenantStatusWire, TenantView, TokenView};
 
+pub(crate) mod delivery;
 pub(crate) mod directory;
 pub(crate) mod logs;
 pub(crate) mod roles;
@@ -68,6 +69,7 @@ pub(crate) fn token_view(t: TokenInfo) -> TokenView {
             .map(|s| match s {
                 Scope::ScimWrite => ScopeWire::ScimWrite,
                 Scope::ScimRead => ScopeWire::ScimRead,
+                Scope::EventsRead => ScopeWire::EventsRead,
             })
             .collect(),
         created_at: t.created_at,

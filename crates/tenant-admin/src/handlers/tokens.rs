@@ -59,6 +59,7 @@ pub(crate) async fn issue_token(
                 .map(|s| match s {
                     ScopeWire::ScimWrite => Scope::ScimWrite,
                     ScopeWire::ScimRead => Scope::ScimRead,
+                    ScopeWire::EventsRead => Scope::EventsRead,
                 })
                 .collect(),
             expires_at: body.expires_at,

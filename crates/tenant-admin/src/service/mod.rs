@@ -17,6 +17,7 @@
 use store::{Tenant, TenantStore};
 
 mod admins;
+pub mod delivery;
 mod directory;
 mod error;
 mod locks;

@@ -29,6 +29,16 @@ pub fn body_for(method: &str, path: &str) -> Option<Value> {
             json!({"group": {"displayName": "Evil"}, "role": "admin", "priority": 99})
         }
         ("put", "/tenants/{tenant}/users/{id}/lock") => json!({"roles": [], "reason": "evil"}),
+        ("post", "/tenants/{tenant}/targets") => {
+            json!({"name": "evil", "kind": "webhook", "url": "http://127.0.0.1:9/evil"})
+        }
+        ("patch", "/tenants/{tenant}/targets/{id}") => json!({"enabled": false}),
+        ("post", "/tenants/{tenant}/targets/{id}/resend") => {
+            json!({"since": "2020-01-01T00:00:00Z"})
+        }
+        ("post", "/tenants/{tenant}/targets/{id}/rotate-secret")
+        | ("post", "/tenants/{tenant}/targets/{id}/dead-letters/replay")
+        | ("post", "/tenants/{tenant}/targets/{id}/dead-letters/{delivery}/replay") => json!({}),
         other => panic!("add a body for {other:?} to body_for"),
     };
     Some(body)
@@ -42,11 +52,14 @@ struct Ids {
     job: String,
     admin: String,
     token: String,
+    target: String,
 }
 
 impl Ids {
     fn fill(&self, tenant: &str, path: &str) -> String {
-        let id = if path.contains("/admins/") {
+        let id = if path.contains("/targets/") {
+            &self.target
+        } else if path.contains("/admins/") {
             &self.admin
         } else if path.contains("/tokens/") {
             &self.token
@@ -62,6 +75,7 @@ impl Ids {
         path.replace("{tenant}", tenant)
             .replace("{id}", id)
             .replace("{name}", "admin")
+            .replace("{delivery}", "1")
     }
 }
 
@@ -101,6 +115,15 @@ async fn populated(s: &Server, op: &str, slug: &str) -> Ids {
         .get(&format!("/tenants/{slug}/tokens"), op)
         .await
         .expect(200);
+    let target = s
+        .api(
+            "POST",
+            &format!("/tenants/{slug}/targets"),
+            Some(op),
+            Some(json!({"name": "app", "kind": "webhook", "url": "http://127.0.0.1:9/hook"})),
+        )
+        .await
+        .expect(201);
     Ids {
         user,
         group,
@@ -117,6 +140,10 @@ async fn populated(s: &Server, op: &str, slug: &str) -> Ids {
             .as_str()
             .expect("token")
             .to_owned(),
+        target: target["target"]["id"]
+            .as_str()
+            .expect("target")
+            .to_owned(),
     }
 }
 
@@ -132,6 +159,7 @@ async fn snapshot(s: &Server, op: &str, slug: &str, ids: &Ids) -> Vec<Value> {
         format!("/tenants/{slug}/users/{}", ids.user),
         format!("/tenants/{slug}/groups/{}", ids.group),
         format!("/tenants/{slug}/audit?limit=1000"),
+        format!("/tenants/{slug}/targets"),
     ] {
         out.push(s.get(&path, op).await.expect(200));
     }

@@ -49,6 +49,20 @@ async fn every_route_refuses_unknown_query_parameters_and_changes_nothing() {
             .unwrap()
             .to_owned();
 
+        let target = s
+            .api(
+                "POST",
+                "/tenants/acme/targets",
+                Some(op),
+                Some(json!({"name": "app", "kind": "webhook", "url": "http://127.0.0.1:9/hook"})),
+            )
+            .await
+            .expect(201)["target"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let t = format!("/tenants/acme/targets/{target}");
+
         let before = s.get("/audit?limit=1000", op).await.expect(200)["entries"].clone();
         let version = s.get("/tenants/acme/roles", op).await.expect(200)["version"].clone();
 
@@ -183,6 +197,48 @@ async fn every_route_refuses_unknown_query_parameters_and_changes_nothing() {
                     }
                     ("get", "/tenants/{tenant}/audit") => {
                         ("/tenants/acme/audit".into(), bogus, None)
+                    }
+                    ("get", "/tenants/{tenant}/targets") => {
+                        ("/tenants/acme/targets".into(), bogus, None)
+                    }
+                    ("post", "/tenants/{tenant}/targets") => (
+                        "/tenants/acme/targets".into(),
+                        bogus,
+                        Some(json!({"name": "b", "kind": "webhook", "url": "http://127.0.0.1:9/b"})),
+                    ),
+                    ("get", "/tenants/{tenant}/targets/{id}") => (t.clone(), bogus, None),
+                    ("patch", "/tenants/{tenant}/targets/{id}") => {
+                        (t.clone(), bogus, Some(json!({"enabled": false})))
+                    }
+                    ("delete", "/tenants/{tenant}/targets/{id}") => (t.clone(), bogus, None),
+                    ("post", "/tenants/{tenant}/targets/{id}/rotate-secret") => {
+                        (format!("{t}/rotate-secret"), bogus, None)
+                    }
+                    ("get", "/tenants/{tenant}/targets/{id}/attempts") => {
+                        (format!("{t}/attempts"), bogus, None)
+                    }
+                    ("get", "/tenants/{tenant}/targets/{id}/deliveries") => {
+                        (format!("{t}/deliveries"), bogus, None)
+                    }
+                    ("post", "/tenants/{tenant}/targets/{id}/dead-letters/replay") => {
+                        (format!("{t}/dead-letters/replay"), bogus, None)
+                    }
+                    ("post", "/tenants/{tenant}/targets/{id}/dead-letters/{delivery}/replay") => {
+                        (format!("{t}/dead-letters/1/replay"), bogus, None)
+                    }
+                    ("post", "/tenants/{tenant}/targets/{id}/resend") => (
+                        format!("{t}/resend"),
+                        bogus,
+                        Some(json!({"since": "2020-01-01T00:00:00Z"})),
+                    ),
+                    ("get", "/tenants/{tenant}/events") => {
+                        ("/tenants/acme/events".into(), "types=user.created", None)
+                    }
+                    ("get", "/tenants/{tenant}/users/{id}/timeline") => {
+                        (format!("/tenants/acme/users/{user}/timeline"), bogus, None)
+                    }
+                    ("get", "/tenants/{tenant}/groups/{id}/timeline") => {
+                        (format!("/tenants/acme/groups/{group}/timeline"), bogus, None)
                     }
                     other => panic!("no case for route {other:?}: add one"),
                 };

@@ -73,8 +73,18 @@ pub async fn each_backend(test: impl AsyncFn(&Server)) {
     }
 }
 
+/// The key target secrets are sealed with in tests (base64 of 32 bytes).
+pub const DELIVERY_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
 impl Server {
     pub async fn start(which: TestDb) -> Server {
+        Server::start_with(which, |_| {}).await
+    }
+
+    /// [`Server::start`] with settings changed by `adjust`. By default no
+    /// delivery worker runs (the API is tested on its own, and nothing
+    /// changes behind a test's back); targets may be on loopback.
+    pub async fn start_with(which: TestDb, adjust: impl FnOnce(&mut scimgate::Config)) -> Server {
         let db = testkit::fresh_database(which).await;
         let dir = tempfile::tempdir().expect("tempdir");
         let config = scimgate::Config {
@@ -93,8 +103,13 @@ impl Server {
                     secret: Secret::new(OLD_SECRET),
                 },
             ],
+            delivery_enabled: false,
+            delivery_allow_private_targets: true,
+            delivery_secrets_key: Some(Secret::new(DELIVERY_KEY)),
             ..scimgate::Config::default()
         };
+        let mut config = config;
+        adjust(&mut config);
         let app = scimgate::spawn(config)
             .await
             .expect("the application starts");

@@ -80,7 +80,10 @@ impl Api {
         tokio::spawn(server);
         Api {
             origin,
-            client: reqwest::Client::new(),
+            client: {
+                testkit::install_tls_provider();
+                reqwest::Client::new()
+            },
             clock,
             server: handle,
         }

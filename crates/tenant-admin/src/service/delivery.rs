@@ -1,0 +1,239 @@
+//! Delivery to the tenant's applications: targets, their attempts, waiting
+//! deliveries and dead letters, replays and re-sends, the event feed and a
+//! resource's timeline. Checking what an admin asks for (addresses,
+//! secrets) is `sync_worker::targets`'s, called from here.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use store::delivery::{Attempt, Delivery, DeliveryStatus, Target};
+use store::{EventQuery, EventType, StoreError};
+use sync_worker::address::AddressPolicy;
+use sync_worker::secrets::SecretBox;
+use sync_worker::targets::{Created, TargetError, TargetSpec, Targets};
+use uuid::Uuid;
+
+use super::{ServiceError, TenantContext};
+
+/// How targets are made: the key that seals their secrets (none: no
+/// target can be created), which addresses they may have, and how long a
+/// rotated secret keeps signing.
+#[derive(Clone, Debug)]
+pub struct DeliverySettings {
+    /// Seals target secrets.
+    pub secrets: Option<SecretBox>,
+    /// Which addresses targets may have.
+    pub policy: AddressPolicy,
+    /// How long the previous secret signs too after a rotation.
+    pub rotation_overlap: Duration,
+}
+
+impl From<TargetError> for ServiceError {
+    fn from(e: TargetError) -> Self {
+        match e {
+            TargetError::Invalid(m) => ServiceError::Invalid(m),
+            TargetError::Address(a) => ServiceError::Invalid(a.to_string()),
+            TargetError::Secret(s) => ServiceError::Internal(format!("target secret: {s}")),
+            TargetError::Store(StoreError::Uniqueness(m)) => ServiceError::Conflict(m),
+            TargetError::Store(s) => ServiceError::Store(s),
+            TargetError::NoKey => ServiceError::Conflict(TargetError::NoKey.to_string()),
+        }
+    }
+}
+
+fn targets<'a>(ctx: &'a TenantContext, settings: &'a DeliverySettings) -> Targets<'a> {
+    Targets {
+        store: ctx.store(),
+        secrets: settings.secrets.as_ref(),
+        policy: settings.policy,
+    }
+}
+
+/// A target id from a path: an unparsable one is simply not found.
+fn target_id(id: &str) -> Result<Uuid, ServiceError> {
+    Uuid::parse_str(id).map_err(|_| ServiceError::NotFound(format!("target {id}")))
+}
+
+/// The tenant's targets, by name.
+pub async fn list_targets(ctx: &TenantContext) -> Result<Vec<Target>, ServiceError> {
+    Ok(ctx.store().targets().await?)
+}
+
+/// One target.
+pub async fn get_target(ctx: &TenantContext, id: &str) -> Result<Target, ServiceError> {
+    Ok(ctx.store().target(target_id(id)?).await?)
+}
+
+/// Creates a target; a webhook's signing secret is in the result, once.
+pub async fn create_target(
+    ctx: &TenantContext,
+    settings: &DeliverySettings,
+    spec: TargetSpec,
+) -> Result<Created, ServiceError> {
+    Ok(targets(ctx, settings)
+        .create(spec, ctx.actor().as_str())
+        .await?)
+}
+
+/// What an update may change (`None` keeps the current value).
+#[derive(Debug, Clone, Default)]
+pub struct TargetChange {
+    /// A new label.
+    pub name: Option<String>,
+    /// A new endpoint.
+    pub url: Option<String>,
+    /// New event types (empty: all).
+    pub event_types: Option<Vec<String>>,
+    /// Enable or disable.
+    pub enabled: Option<bool>,
+}
+
+/// Changes a target.
+pub async fn update_target(
+    ctx: &TenantContext,
+    settings: &DeliverySettings,
+    id: &str,
+    change: TargetChange,
+) -> Result<Target, ServiceError> {
+    let id = target_id(id)?;
+    Ok(targets(ctx, settings)
+        .update(
+            id,
+            change.name,
+            change.url,
+            change.event_types,
+            change.enabled,
+            ctx.actor().as_str(),
+        )
+        .await?)
+}
+
+/// Deletes a target and its waiting deliveries.
+pub async fn delete_target(ctx: &TenantContext, id: &str) -> Result<(), ServiceError> {
+    Ok(ctx
+        .store()
+        .delete_target(target_id(id)?, ctx.actor().as_str())
+        .await?)
+}
+
+/// Gives a webhook target a new signing secret (returned once).
+pub async fn rotate_secret(
+    ctx: &TenantContext,
+    settings: &DeliverySettings,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<(Target, String), ServiceError> {
+    let id = target_id(id)?;
+    Ok(targets(ctx, settings)
+        .rotate(id, settings.rotation_overlap, now, ctx.actor().as_str())
+        .await?)
+}
+
+/// A target's attempts, newest first.
+pub async fn attempts(
+    ctx: &TenantContext,
+    id: &str,
+    event: Option<&str>,
+    before: Option<i64>,
+    limit: u64,
+) -> Result<Vec<Attempt>, ServiceError> {
+    let event = event.map(event_number).transpose()?;
+    Ok(ctx
+        .store()
+        .attempts(target_id(id)?, event, before, limit)
+        .await?)
+}
+
+/// `evt_42` (or `42`) as the log id 42.
+pub fn event_number(text: &str) -> Result<i64, ServiceError> {
+    text.strip_prefix("evt_")
+        .unwrap_or(text)
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ServiceError::Invalid(format!("{text:?} is not an event id (evt_<n>)")))
+}
+
+/// A target's waiting deliveries of one status, oldest first.
+pub async fn deliveries(
+    ctx: &TenantContext,
+    id: &str,
+    status: DeliveryStatus,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<Delivery>, ServiceError> {
+    Ok(ctx
+        .store()
+        .deliveries(target_id(id)?, status, after, limit)
+        .await?)
+}
+
+/// Puts one dead letter (or all of the target's) back in line.
+pub async fn replay(
+    ctx: &TenantContext,
+    id: &str,
+    delivery: Option<i64>,
+) -> Result<u64, ServiceError> {
+    Ok(ctx
+        .store()
+        .replay_dead_letters(target_id(id)?, delivery, ctx.actor().as_str())
+        .await?)
+}
+
+/// Sends again every event committed since `since`; returns the cursor.
+pub async fn resend(
+    ctx: &TenantContext,
+    id: &str,
+    since: DateTime<Utc>,
+) -> Result<i64, ServiceError> {
+    Ok(ctx
+        .store()
+        .resend_since(target_id(id)?, since, ctx.actor().as_str())
+        .await?)
+}
+
+/// A page of the event feed: envelopes after `after`, and the cursor to
+/// ask from next (the same when there was nothing new).
+pub async fn feed(
+    ctx: &TenantContext,
+    after: i64,
+    limit: u64,
+    types: &[String],
+) -> Result<(Vec<Value>, i64), ServiceError> {
+    let types = types
+        .iter()
+        .map(|t| {
+            EventType::from_str(t).map_err(|_| {
+                ServiceError::Invalid(format!("unknown event type {t:?} (see docs/events.md)"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let events = ctx
+        .store()
+        .events(&EventQuery {
+            after,
+            limit,
+            types,
+            tenant: None,
+        })
+        .await?;
+    let next = events.last().map_or(after, |e| e.position);
+    let renderer = sync_worker::envelope::Renderer {
+        tenant: Some(ctx.store()),
+    };
+    Ok((renderer.render(&events).await?, next))
+}
+
+/// One user's or group's timeline; `NotFound` when it never existed here.
+pub async fn timeline(
+    ctx: &TenantContext,
+    id: &str,
+) -> Result<Vec<sync_worker::timeline::Entry>, ServiceError> {
+    let entries = sync_worker::timeline::timeline(ctx.store(), id).await?;
+    if entries.is_empty() {
+        return Err(ServiceError::NotFound(format!("resource {id}")));
+    }
+    Ok(entries)
+}
