@@ -1155,24 +1155,37 @@ impl DeliveryStore {
         );
         let remote = remote_id.map(str::to_owned);
         write_txn!(self.inner, [], [key, remote], txn => {
-            remote_ids::Entity::delete_many()
-                .filter(remote_ids::Column::TargetId.eq(key.0.clone()))
-                .filter(remote_ids::Column::ResourceType.eq(key.1.clone()))
-                .filter(remote_ids::Column::LocalId.eq(key.2.clone()))
-                .exec(txn)
-                .await
-                .map_err(dbx)?;
-            if let Some(remote) = remote {
-                remote_ids::Entity::insert(remote_ids::ActiveModel {
-                    target_id: Set(key.0.clone()),
-                    resource_type: Set(key.1.clone()),
-                    local_id: Set(key.2.clone()),
-                    remote_id: Set(remote.clone()),
-                })
-                .exec_without_returning(txn)
-                .await
-                .map_err(dbx)?;
-            }
+            let Some(remote) = remote else {
+                remote_ids::Entity::delete_many()
+                    .filter(remote_ids::Column::TargetId.eq(key.0.clone()))
+                    .filter(remote_ids::Column::ResourceType.eq(key.1.clone()))
+                    .filter(remote_ids::Column::LocalId.eq(key.2.clone()))
+                    .exec(txn)
+                    .await
+                    .map_err(dbx)?;
+                return Ok(());
+            };
+            // An upsert: two requests of one round may link the same
+            // resource at once (a member pushed for its group while its
+            // own event is sent), and must not fail on each other.
+            remote_ids::Entity::insert(remote_ids::ActiveModel {
+                target_id: Set(key.0.clone()),
+                resource_type: Set(key.1.clone()),
+                local_id: Set(key.2.clone()),
+                remote_id: Set(remote.clone()),
+            })
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::columns([
+                    remote_ids::Column::TargetId,
+                    remote_ids::Column::ResourceType,
+                    remote_ids::Column::LocalId,
+                ])
+                .update_column(remote_ids::Column::RemoteId)
+                .to_owned(),
+            )
+            .exec_without_returning(txn)
+            .await
+            .map_err(dbx)?;
             Ok(())
         })
     }
