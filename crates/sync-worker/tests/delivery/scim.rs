@@ -450,6 +450,64 @@ async fn an_existing_remote_user_is_linked_not_duplicated() {
     }
 }
 
+/// A user deleted at the application behind scimgate's back is created
+/// again on its next change (the PUT's 404 forgets the old id), and its
+/// deletion in the source deletes it there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_deleted_at_the_application_is_created_again() {
+    for which in backends() {
+        let (_db, store) = store(which).await;
+        let dir = tenant(&store, "acme").await;
+        let app = Downstream::start(which).await;
+        let target = scim_target(&dir, &app.base, &app.token).await;
+        let worker = start(&store, config());
+        let gail = dir.create_user(user("gail")).await.expect("gail").id;
+        let link = || async {
+            store
+                .delivery()
+                .remote_id(target.id, "User", &gail)
+                .await
+                .expect("link")
+        };
+        let first = wait_until(Duration::from_secs(30), link)
+            .await
+            .unwrap_or_else(|| panic!("{which:?}: gail pushed"));
+        app.dir.delete_user(&first, None).await.expect("remote delete");
+
+        dir.modify_user(&gail, None, |c| {
+            let mut d = c.document.clone();
+            d["title"] = json!("Back");
+            Ok(d)
+        })
+        .await
+        .expect("title");
+        let second = wait_until(Duration::from_secs(30), || async {
+            link().await.filter(|id| *id != first)
+        })
+        .await
+        .unwrap_or_else(|| panic!("{which:?}: gail created again"));
+        let users = app.list("Users").await;
+        assert_eq!(users.len(), 1, "{which:?}: {users:?}");
+        assert_eq!(users[0]["id"], json!(second), "{which:?}");
+        assert_eq!(users[0]["title"], "Back", "{which:?}");
+
+        dir.delete_user(&gail, None).await.expect("delete");
+        let gone = wait_until(Duration::from_secs(30), || async {
+            link().await.is_none().then_some(())
+        })
+        .await;
+        worker.stop().await;
+        assert!(gone.is_some(), "{which:?}: the link is forgotten");
+        assert!(app.list("Users").await.is_empty(), "{which:?}");
+        let dead = dir
+            .deliveries(target.id, DeliveryStatus::Dead, 0, 100)
+            .await
+            .expect("dead");
+        assert!(dead.is_empty(), "{which:?}: {dead:?}");
+        app.stop().await;
+    }
+}
+
 /// An application that refuses the token: each event is a dead letter
 /// after one attempt, not retried.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
