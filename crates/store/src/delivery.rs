@@ -1140,6 +1140,25 @@ impl DeliveryStore {
         Ok(row.map(|r| r.remote_id))
     }
 
+    /// Every remote id of one resource type pushed to a target, as
+    /// (local id, remote id), by local id.
+    pub async fn remote_ids(
+        &self,
+        target: Uuid,
+        resource_type: &str,
+    ) -> Result<Vec<(String, String)>> {
+        Ok(remote_ids::Entity::find()
+            .filter(remote_ids::Column::TargetId.eq(target.to_string()))
+            .filter(remote_ids::Column::ResourceType.eq(resource_type))
+            .order_by_asc(remote_ids::Column::LocalId)
+            .all(&self.inner.conn)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(|r| (r.local_id, r.remote_id))
+            .collect())
+    }
+
     /// Records (or, with `None`, forgets) the remote id of a resource.
     pub async fn set_remote_id(
         &self,

@@ -60,14 +60,16 @@ const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 /// The two resource types pushed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
+    /// `/Users`
     User,
+    /// `/Groups`
     Group,
 }
 
 impl Kind {
     /// The `remote_ids` resource type and SCIM `resourceType`.
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::User => "User",
             Kind::Group => "Group",
@@ -109,7 +111,7 @@ impl std::fmt::Debug for ScimApp {
 
 /// Why an event stopped short of delivered.
 #[derive(Debug)]
-enum Fail {
+pub(crate) enum Fail {
     /// The application answered with a status the runner's policy judges
     /// (retry, dead letter, disable).
     Answer {
@@ -126,6 +128,27 @@ enum Fail {
     Local(String),
     /// The request may not be made (address refused).
     Refused(String),
+}
+
+impl std::fmt::Display for Fail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fail::Answer { code, what, .. } => write!(f, "{what}: HTTP {code}"),
+            Fail::NoAnswer { why, .. } => f.write_str(why),
+            Fail::Unusable(why) | Fail::Local(why) | Fail::Refused(why) => f.write_str(why),
+        }
+    }
+}
+
+impl Fail {
+    /// Whether trying again later may succeed.
+    pub(crate) fn transient(&self) -> bool {
+        match self {
+            Fail::Answer { code, .. } => matches!(code, 408 | 409 | 429) || *code >= 500,
+            Fail::NoAnswer { .. } | Fail::Local(_) => true,
+            Fail::Unusable(_) | Fail::Refused(_) => false,
+        }
+    }
 }
 
 impl From<StoreError> for Fail {
@@ -366,8 +389,26 @@ impl ScimApp {
     }
 }
 
+impl ScimApp {
+    /// Requests outside an event (reconciliation).
+    pub(crate) fn session<'a>(
+        &'a self,
+        client: &'a reqwest::Client,
+        policy: &'a AddressPolicy,
+        excerpt: usize,
+    ) -> Session<'a> {
+        Session {
+            app: self,
+            client,
+            policy,
+            excerpt,
+            last: None,
+        }
+    }
+}
+
 /// The requests of one event.
-struct Session<'a> {
+pub(crate) struct Session<'a> {
     app: &'a ScimApp,
     client: &'a reqwest::Client,
     policy: &'a AddressPolicy,
@@ -569,6 +610,100 @@ impl Session<'_> {
             return Ok(Some(found));
         }
         Ok(None)
+    }
+
+    // -- for reconciliation
+
+    /// Every resource of `kind` the application lists, page by page.
+    pub(crate) async fn list_all(&mut self, kind: Kind) -> Result<Vec<Value>, Fail> {
+        const PAGE: usize = 100;
+        let mut out = Vec::new();
+        loop {
+            let mut url = self.url(&[kind.endpoint()])?;
+            url.query_pairs_mut()
+                .append_pair("startIndex", &(out.len() + 1).to_string())
+                .append_pair("count", &PAGE.to_string());
+            let reply = self.call(Method::GET, url, None).await?;
+            if !reply.ok() {
+                return Err(reply.refusal());
+            }
+            let page: Vec<Value> = reply
+                .json
+                .as_ref()
+                .and_then(|j| j.get("Resources"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let total = reply
+                .json
+                .as_ref()
+                .and_then(|j| j.get("totalResults"))
+                .and_then(Value::as_u64);
+            let n = page.len();
+            out.extend(page);
+            let done = n == 0 || total.is_some_and(|t| out.len() as u64 >= t);
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Upserts a user as the directory holds it now; `None` when gone.
+    pub(crate) async fn push_user(&mut self, local: &str) -> Result<Option<String>, Fail> {
+        let Some(dir) = self.app.tenant.clone() else {
+            return Ok(None);
+        };
+        match stored_user(&dir, local).await? {
+            Some(data) => Ok(Some(
+                self.upsert_user(local, &user_body(local, &data)).await?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Upserts a group's attributes as the directory holds them now.
+    pub(crate) async fn push_group(&mut self, local: &str) -> Result<Option<String>, Fail> {
+        let Some(dir) = self.app.tenant.clone() else {
+            return Ok(None);
+        };
+        match stored_group(&dir, local).await? {
+            Some(data) => Ok(Some(
+                self.upsert_group(local, &group_body(local, &data)).await?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes a resource scimgate pushed and forgets it.
+    pub(crate) async fn remove(&mut self, kind: Kind, local: &str) -> Result<(), Fail> {
+        self.delete(kind, local).await
+    }
+
+    /// Adds and removes members (remote ids) of a remote group.
+    pub(crate) async fn patch_members(
+        &mut self,
+        remote_group: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<(), Fail> {
+        let mut ops: Vec<Value> = Vec::new();
+        for chunk in add.chunks(MEMBERS_PER_PATCH) {
+            let values: Vec<Value> = chunk.iter().map(|r| json!({"value": r})).collect();
+            ops.push(json!({"op": "add", "path": "members", "value": values}));
+        }
+        for r in remove {
+            ops.push(json!({"op": "remove",
+                            "path": format!("members[value eq {}]", filter_value(r))}));
+        }
+        for chunk in ops.chunks(MEMBERS_PER_PATCH) {
+            let patch = json!({"schemas": [PATCH_OP], "Operations": chunk});
+            let url = self.url(&[Kind::Group.endpoint(), remote_group])?;
+            let reply = self.call(Method::PATCH, url, Some(&patch)).await?;
+            if !reply.ok() {
+                return Err(reply.refusal());
+            }
+        }
+        Ok(())
     }
 
     // -- resources

@@ -472,7 +472,10 @@ async fn a_user_deleted_at_the_application_is_created_again() {
         let first = wait_until(Duration::from_secs(30), link)
             .await
             .unwrap_or_else(|| panic!("{which:?}: gail pushed"));
-        app.dir.delete_user(&first, None).await.expect("remote delete");
+        app.dir
+            .delete_user(&first, None)
+            .await
+            .expect("remote delete");
 
         dir.modify_user(&gail, None, |c| {
             let mut d = c.document.clone();
@@ -624,4 +627,200 @@ async fn scim_targets_need_a_token_and_a_plain_base_url() {
         box_.open(&leased.secrets.current).expect("open"),
         "n3w-token"
     );
+}
+
+/// A count in a reconciliation report.
+fn count(report: &Value, path: &str) -> u64 {
+    report
+        .pointer(path)
+        .and_then(Value::as_u64)
+        .unwrap_or(u64::MAX)
+}
+
+/// Runs the next queued reconciliation to its end.
+async fn reconcile(store: &Store, dir: &TenantStore, target: &Target, dry_run: bool) -> Value {
+    let id = dir
+        .enqueue_job(sync_worker::reconcile::job(target.id, dry_run))
+        .await
+        .expect("queue");
+    let handler = sync_worker::reconcile::Reconcile::new(store.clone(), &config(), Some(secrets()))
+        .expect("handler");
+    let job = store
+        .job_worker(store::JobHandlers::new().with(handler))
+        .run_next()
+        .await
+        .expect("run")
+        .expect("a job ran");
+    assert_eq!(job.id, id);
+    assert_eq!(job.status, store::JobStatus::Done, "{job:?}");
+    job.result.expect("a result")
+}
+
+/// Drift made behind scimgate's back (a user deleted at the application,
+/// another deactivated there, roles and members changed there) and a
+/// deletion that never reached the application are reported by a dry
+/// run, which changes nothing, and repaired by a real run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_reports_drift_and_repairs_it() {
+    for which in backends() {
+        let (_db, store) = store(which).await;
+        let dir = tenant(&store, "acme").await;
+        set_policy(&store, &dir).await;
+        let app = Downstream::start(which).await;
+        let target = scim_target(&dir, &app.base, &app.token).await;
+        let worker = start(&store, config());
+        let mut ids = BTreeMap::new();
+        for name in ["alice", "bob", "carol", "dave"] {
+            ids.insert(name, dir.create_user(user(name)).await.expect("user").id);
+        }
+        let admins = dir
+            .create_group(
+                group("Admins"),
+                vec![
+                    Member::new(ids["alice"].clone()),
+                    Member::new(ids["bob"].clone()),
+                ],
+            )
+            .await
+            .expect("Admins")
+            .id;
+        converge(&dir, &app)
+            .await
+            .unwrap_or_else(|e| panic!("{which:?}: {e}"));
+        worker.stop().await;
+
+        // Drift.
+        let remote = |local: &str| {
+            let store = store.clone();
+            let local = local.to_owned();
+            let target = target.id;
+            async move {
+                store
+                    .delivery()
+                    .remote_id(target, "User", &local)
+                    .await
+                    .expect("link")
+                    .expect("linked")
+            }
+        };
+        let carol = remote(&ids["carol"]).await;
+        app.dir
+            .delete_user(&carol, None)
+            .await
+            .expect("delete carol there");
+        let bob = remote(&ids["bob"]).await;
+        app.dir
+            .modify_user(&bob, None, |c| {
+                let mut d = c.document.clone();
+                d["active"] = json!(false);
+                Ok(d)
+            })
+            .await
+            .expect("deactivate bob there");
+        let alice = remote(&ids["alice"]).await;
+        app.dir
+            .modify_user(&alice, None, |c| {
+                let mut d = c.document.clone();
+                d["roles"] = json!([{"value": "viewer"}]);
+                Ok(d)
+            })
+            .await
+            .expect("alice's roles there");
+        let remote_admins = store
+            .delivery()
+            .remote_id(target.id, "Group", &admins)
+            .await
+            .expect("link")
+            .expect("linked");
+        let gone = alice.clone();
+        app.dir
+            .modify_group(&remote_admins, None, move |c| {
+                Ok((
+                    c.document.clone(),
+                    vec![MemberChange::Remove(vec![gone.clone()])],
+                ))
+            })
+            .await
+            .expect("alice out of Admins there");
+        // Deleted here while no worker runs: the application still has it.
+        dir.delete_user(&ids["dave"], None)
+            .await
+            .expect("delete dave");
+
+        let before = app.state().await;
+        let report = reconcile(&store, &dir, &target, true).await;
+        assert_eq!(
+            count(&report, "/users/missing/count"),
+            1,
+            "{which:?}: {report:#}"
+        );
+        assert_eq!(report["users"]["missing"]["items"][0]["userName"], "carol");
+        assert_eq!(
+            count(&report, "/users/extra/count"),
+            1,
+            "{which:?}: {report:#}"
+        );
+        assert_eq!(report["users"]["extra"]["items"][0]["userName"], "dave");
+        assert_eq!(
+            count(&report, "/users/different/count"),
+            2,
+            "{which:?}: {report:#}"
+        );
+        let different: BTreeMap<String, Value> = report["users"]["different"]["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|d| (s(&d["userName"]), d["attributes"].clone()))
+            .collect();
+        assert_eq!(different["bob"], json!(["active"]), "{which:?}: {report:#}");
+        assert_eq!(
+            different["alice"],
+            json!(["roles"]),
+            "{which:?}: {report:#}"
+        );
+        assert_eq!(
+            count(&report, "/groups/different/count"),
+            1,
+            "{which:?}: {report:#}"
+        );
+        assert_eq!(
+            report["groups"]["different"]["items"][0]["attributes"],
+            json!(["members"])
+        );
+        assert_eq!(
+            count(&report, "/groups/missing/count"),
+            0,
+            "{which:?}: {report:#}"
+        );
+        assert_eq!(
+            app.state().await,
+            before,
+            "{which:?}: a dry run changes nothing"
+        );
+
+        let report = reconcile(&store, &dir, &target, false).await;
+        assert_eq!(
+            count(&report, "/users/missing/count"),
+            1,
+            "{which:?}: {report:#}"
+        );
+        assert_eq!(report["repaired"], json!(5), "{which:?}: {report:#}");
+        assert_eq!(
+            app.state().await,
+            source_state(&dir).await,
+            "{which:?}: repaired"
+        );
+        let again = reconcile(&store, &dir, &target, true).await;
+        for path in [
+            "/users/missing/count",
+            "/users/extra/count",
+            "/users/different/count",
+            "/groups/missing/count",
+            "/groups/extra/count",
+            "/groups/different/count",
+        ] {
+            assert_eq!(again.pointer(path), Some(&json!(0)), "{which:?}: {again:#}");
+        }
+        app.stop().await;
+    }
 }
