@@ -49,6 +49,9 @@ pub const MEMBERS_PER_PATCH: usize = 100;
 /// or whose request's failure means the work is done (404 on DELETE).
 const DONE: u16 = 204;
 
+/// The most resources of one type a reconciliation lists.
+const MAX_LISTED: usize = 1_000_000;
+
 /// The longest remote id accepted from an application.
 const MAX_REMOTE_ID: usize = 1024;
 
@@ -641,9 +644,18 @@ impl Session<'_> {
                 .and_then(Value::as_u64);
             let n = page.len();
             out.extend(page);
-            let done = n == 0 || total.is_some_and(|t| out.len() as u64 >= t);
+            // An application that ignores paging must not keep this loop
+            // going: a short page without a total ends it, and so does
+            // the bound.
+            let done = n == 0 || total.map_or(n < PAGE, |t| out.len() as u64 >= t);
             if done {
                 return Ok(out);
+            }
+            if out.len() >= MAX_LISTED {
+                return Err(Fail::Unusable(format!(
+                    "the application lists more than {MAX_LISTED} {}s",
+                    kind.name()
+                )));
             }
         }
     }
@@ -686,17 +698,25 @@ impl Session<'_> {
         add: &[String],
         remove: &[String],
     ) -> Result<(), Fail> {
-        let mut ops: Vec<Value> = Vec::new();
-        for chunk in add.chunks(MEMBERS_PER_PATCH) {
-            let values: Vec<Value> = chunk.iter().map(|r| json!({"value": r})).collect();
-            ops.push(json!({"op": "add", "path": "members", "value": values}));
-        }
-        for r in remove {
-            ops.push(json!({"op": "remove",
-                            "path": format!("members[value eq {}]", filter_value(r))}));
-        }
-        for chunk in ops.chunks(MEMBERS_PER_PATCH) {
-            let patch = json!({"schemas": [PATCH_OP], "Operations": chunk});
+        // At most MEMBERS_PER_PATCH members per request, as delivery sends.
+        let mut requests: Vec<Vec<Value>> = add
+            .chunks(MEMBERS_PER_PATCH)
+            .map(|chunk| {
+                let values: Vec<Value> = chunk.iter().map(|r| json!({"value": r})).collect();
+                vec![json!({"op": "add", "path": "members", "value": values})]
+            })
+            .collect();
+        requests.extend(remove.chunks(MEMBERS_PER_PATCH).map(|chunk| {
+            chunk
+                .iter()
+                .map(|r| {
+                    json!({"op": "remove",
+                           "path": format!("members[value eq {}]", filter_value(r))})
+                })
+                .collect()
+        }));
+        for ops in requests {
+            let patch = json!({"schemas": [PATCH_OP], "Operations": ops});
             let url = self.url(&[Kind::Group.endpoint(), remote_group])?;
             let reply = self.call(Method::PATCH, url, Some(&patch)).await?;
             if !reply.ok() {

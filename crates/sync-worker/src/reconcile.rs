@@ -92,6 +92,15 @@ impl Reconcile {
     }
 }
 
+/// Repairs stop between resources once the job is cancelled.
+fn stop_if_cancelled(ctx: &JobContext) -> Result<(), JobError> {
+    if ctx.is_cancelled() {
+        Err(JobError::Cancelled)
+    } else {
+        Ok(())
+    }
+}
+
 fn failed(f: Fail) -> JobError {
     if f.transient() {
         JobError::Retryable(f.to_string())
@@ -338,10 +347,12 @@ impl JobHandler for Reconcile {
         let mut changed = 0u64;
         if !dry_run {
             for id in &fix_users {
+                stop_if_cancelled(&ctx)?;
                 s.push_user(id).await.map_err(failed)?;
                 changed += 1;
             }
             for (id, add, remove) in &fix_groups {
+                stop_if_cancelled(&ctx)?;
                 let Some(remote) = s.push_group(id).await.map_err(failed)? else {
                     continue;
                 };
