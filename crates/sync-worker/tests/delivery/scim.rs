@@ -511,6 +511,57 @@ async fn a_user_deleted_at_the_application_is_created_again() {
     }
 }
 
+/// An application that cannot be reached is retried, not given up on:
+/// once the target points at it, every waiting event arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_application_is_retried() {
+    for which in backends() {
+        let (_db, store) = store(which).await;
+        let dir = tenant(&store, "acme").await;
+        let app = Downstream::start(which).await;
+        // A port nothing listens on.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr");
+        let target = scim_target(&dir, &format!("http://{closed}/scim/v2"), &app.token).await;
+        let worker = start(&store, config());
+        for name in ["hana", "ivan"] {
+            dir.create_user(user(name)).await.expect("user");
+        }
+        let retried = wait_until(Duration::from_secs(30), || async {
+            let pending = dir
+                .deliveries(target.id, DeliveryStatus::Pending, 0, 100)
+                .await
+                .expect("pending");
+            (pending.len() == 2 && pending.iter().all(|d| d.attempts >= 2)).then_some(())
+        })
+        .await;
+        assert!(retried.is_some(), "{which:?}: both events retried");
+        let box_ = secrets();
+        Targets {
+            store: &dir,
+            secrets: &box_,
+            policy: AddressPolicy {
+                allow_private: true,
+            },
+        }
+        .update(target.id, None, Some(app.base.clone()), None, None, "test")
+        .await
+        .expect("new url");
+        converge(&dir, &app)
+            .await
+            .unwrap_or_else(|e| panic!("{which:?}: {e}"));
+        worker.stop().await;
+        let dead = dir
+            .deliveries(target.id, DeliveryStatus::Dead, 0, 100)
+            .await
+            .expect("dead");
+        assert!(dead.is_empty(), "{which:?}: {dead:?}");
+        app.stop().await;
+    }
+}
+
 /// An application that refuses the token: each event is a dead letter
 /// after one attempt, not retried.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
