@@ -342,13 +342,7 @@ impl ScimApp {
         envelope: &Value,
         excerpt: usize,
     ) -> Sent {
-        let mut session = Session {
-            app: self,
-            client,
-            policy,
-            excerpt,
-            last: None,
-        };
+        let mut session = self.session(client, policy, excerpt);
         let started = Instant::now();
         let result = session.event(event, envelope).await;
         let latency = started.elapsed();
@@ -416,7 +410,7 @@ pub(crate) struct Session<'a> {
     client: &'a reqwest::Client,
     policy: &'a AddressPolicy,
     excerpt: usize,
-    /// The last answer's status and the start of its body.
+    /// The last request's answer: its status and the start of its body.
     last: Option<(u16, Option<String>)>,
 }
 
@@ -501,6 +495,9 @@ impl Session<'_> {
         crate::http::check_request_url(self.policy, &url)
             .map_err(|e| Fail::Refused(e.to_string()))?;
         let what = format!("{method} {}", self.shown(&url));
+        // The recorded status is the last request's: none if it gets no
+        // answer.
+        self.last = None;
         let mut auth = HeaderValue::try_from(format!("Bearer {}", self.app.token))
             .map_err(|_| Fail::Refused("the target's token is not a valid header value".into()))?;
         auth.set_sensitive(true);

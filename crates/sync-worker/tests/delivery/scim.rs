@@ -534,7 +534,11 @@ async fn an_unreachable_application_is_retried() {
                 .deliveries(target.id, DeliveryStatus::Pending, 0, 100)
                 .await
                 .expect("pending");
-            (pending.len() == 2 && pending.iter().all(|d| d.attempts >= 2)).then_some(())
+            (pending.len() == 2
+                && pending
+                    .iter()
+                    .all(|d| d.attempts >= 2 && d.last_status.is_none()))
+            .then_some(())
         })
         .await;
         assert!(retried.is_some(), "{which:?}: both events retried");
