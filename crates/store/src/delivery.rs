@@ -1148,6 +1148,25 @@ impl DeliveryStore {
         Ok(row.map(|r| r.remote_id))
     }
 
+    /// Every remote id of one resource type pushed to a target, as
+    /// (local id, remote id), by local id.
+    pub async fn remote_ids(
+        &self,
+        target: Uuid,
+        resource_type: &str,
+    ) -> Result<Vec<(String, String)>> {
+        Ok(remote_ids::Entity::find()
+            .filter(remote_ids::Column::TargetId.eq(target.to_string()))
+            .filter(remote_ids::Column::ResourceType.eq(resource_type))
+            .order_by_asc(remote_ids::Column::LocalId)
+            .all(&self.inner.conn)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(|r| (r.local_id, r.remote_id))
+            .collect())
+    }
+
     /// Records (or, with `None`, forgets) the remote id of a resource.
     pub async fn set_remote_id(
         &self,
@@ -1163,24 +1182,37 @@ impl DeliveryStore {
         );
         let remote = remote_id.map(str::to_owned);
         write_txn!(self.inner, [], [key, remote], txn => {
-            remote_ids::Entity::delete_many()
-                .filter(remote_ids::Column::TargetId.eq(key.0.clone()))
-                .filter(remote_ids::Column::ResourceType.eq(key.1.clone()))
-                .filter(remote_ids::Column::LocalId.eq(key.2.clone()))
-                .exec(txn)
-                .await
-                .map_err(dbx)?;
-            if let Some(remote) = remote {
-                remote_ids::Entity::insert(remote_ids::ActiveModel {
-                    target_id: Set(key.0.clone()),
-                    resource_type: Set(key.1.clone()),
-                    local_id: Set(key.2.clone()),
-                    remote_id: Set(remote.clone()),
-                })
-                .exec_without_returning(txn)
-                .await
-                .map_err(dbx)?;
-            }
+            let Some(remote) = remote else {
+                remote_ids::Entity::delete_many()
+                    .filter(remote_ids::Column::TargetId.eq(key.0.clone()))
+                    .filter(remote_ids::Column::ResourceType.eq(key.1.clone()))
+                    .filter(remote_ids::Column::LocalId.eq(key.2.clone()))
+                    .exec(txn)
+                    .await
+                    .map_err(dbx)?;
+                return Ok(());
+            };
+            // An upsert: two requests of one round may link the same
+            // resource at once (a member pushed for its group while its
+            // own event is sent), and must not fail on each other.
+            remote_ids::Entity::insert(remote_ids::ActiveModel {
+                target_id: Set(key.0.clone()),
+                resource_type: Set(key.1.clone()),
+                local_id: Set(key.2.clone()),
+                remote_id: Set(remote.clone()),
+            })
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::columns([
+                    remote_ids::Column::TargetId,
+                    remote_ids::Column::ResourceType,
+                    remote_ids::Column::LocalId,
+                ])
+                .update_column(remote_ids::Column::RemoteId)
+                .to_owned(),
+            )
+            .exec_without_returning(txn)
+            .await
+            .map_err(dbx)?;
             Ok(())
         })
     }

@@ -14,6 +14,8 @@
 //! - [`policy`]: what an attempt's result means (the state machine);
 //! - [`envelope`]: the JSON an application receives for an event;
 //! - [`webhook`]: one signed request;
+//! - [`outbound`]: outbound SCIM (the application's own SCIM endpoint);
+//! - [`reconcile`]: the job that compares and repairs an outbound SCIM target;
 //! - [`runner`]: the worker, its leases and per-target rounds;
 //! - [`metrics`]: what it exports to Prometheus.
 
@@ -22,7 +24,9 @@ pub mod config;
 pub mod envelope;
 pub mod http;
 pub mod metrics;
+pub mod outbound;
 pub mod policy;
+pub mod reconcile;
 pub mod runner;
 pub mod secrets;
 pub mod signing;

@@ -32,6 +32,7 @@ use crate::address::AddressPolicy;
 use crate::config::DeliveryConfig;
 use crate::envelope::Renderer;
 use crate::metrics::Metrics;
+use crate::outbound::ScimApp;
 use crate::policy::{self, Next, Outcome};
 use crate::secrets::SecretBox;
 use crate::signing::WebhookSecret;
@@ -131,9 +132,6 @@ impl Worker {
                 Ok(leased) => {
                     loops.retain(|_, h| !h.is_finished());
                     for lt in leased {
-                        if lt.target.kind != TargetKind::Webhook {
-                            continue;
-                        }
                         let id = lt.target.id;
                         if loops.contains_key(&id) {
                             continue;
@@ -315,7 +313,7 @@ impl Worker {
             bodies.insert(e.id, serde_json::to_vec(&env).unwrap_or_default());
         }
 
-        let sender = Arc::new(self.sender(lt, now));
+        let sender = Arc::new(self.sender(lt, dir, now));
         let mut jobs: Vec<Job> = Vec::new();
         let mut changes: Vec<DeliveryChange> = Vec::new();
         for d in due {
@@ -411,8 +409,13 @@ impl Worker {
         Ok(Round::Worked)
     }
 
-    /// How to send to this target now (secrets opened).
-    fn sender(&self, lt: &LeasedTarget, now: DateTime<Utc>) -> Result<Webhook, String> {
+    /// How to send to this target now (secrets opened), by its kind.
+    fn sender(
+        &self,
+        lt: &LeasedTarget,
+        dir: Option<&TenantStore>,
+        now: DateTime<Utc>,
+    ) -> Result<Sender, String> {
         let s = &self.shared;
         let url = s
             .policy
@@ -423,6 +426,18 @@ impl Worker {
                 "cannot open the target's secret: no delivery_secrets_key is configured".into(),
             );
         };
+        if lt.target.kind == TargetKind::Scim {
+            let token = key
+                .open(&lt.secrets.current)
+                .map_err(|e| format!("cannot open the target's secret (its SCIM token): {e}"))?;
+            return Ok(Sender::Scim(ScimApp {
+                base: url,
+                token,
+                target: lt.target.id,
+                links: s.store.delivery(),
+                tenant: dir.cloned(),
+            }));
+        }
         let open = |sealed: &str| -> Result<WebhookSecret, String> {
             let text = key
                 .open(sealed)
@@ -435,17 +450,17 @@ impl Worker {
         {
             secrets.push(open(previous)?);
         }
-        Ok(Webhook { url, secrets })
+        Ok(Sender::Webhook(Webhook { url, secrets }))
     }
 
     async fn send(
         &self,
-        sender: &Result<Webhook, String>,
+        sender: &Result<Sender, String>,
         event: &StoredEvent,
         body: Option<&Vec<u8>>,
     ) -> Sent {
         let s = &self.shared;
-        let webhook = match sender {
+        let sender = match sender {
             Ok(w) => w,
             // A secret that cannot be opened is the operator's to fix:
             // retried, not given up on.
@@ -463,6 +478,25 @@ impl Worker {
         let Some(body) = body else {
             return Sent::refused("the event could not be rendered".into());
         };
+        let webhook = match sender {
+            Sender::Webhook(w) => w,
+            Sender::Scim(app) => {
+                // The envelope again as JSON: outbound SCIM sends its
+                // `data` reshaped, not the body.
+                let Ok(envelope) = serde_json::from_slice::<serde_json::Value>(body) else {
+                    return Sent::refused("the event could not be rendered".into());
+                };
+                return app
+                    .deliver(
+                        &s.client,
+                        &s.policy,
+                        event,
+                        &envelope,
+                        s.config.response_excerpt,
+                    )
+                    .await;
+            }
+        };
         webhook
             .send(
                 &s.client,
@@ -478,7 +512,7 @@ impl Worker {
     async fn run_job(
         &self,
         job: Job,
-        sender: &Result<Webhook, String>,
+        sender: &Result<Sender, String>,
         bodies: &HashMap<i64, Vec<u8>>,
         now: DateTime<Utc>,
     ) -> Effects {
@@ -549,6 +583,14 @@ impl Worker {
         }
         fx
     }
+}
+
+/// How a round sends, by the target's kind.
+enum Sender {
+    /// Signed POSTs of the envelope.
+    Webhook(Webhook),
+    /// Requests to the application's SCIM endpoint.
+    Scim(ScimApp),
 }
 
 /// Work for one slot of the target's concurrency.

@@ -20,6 +20,9 @@ pub const MAX_NAME: usize = 100;
 /// The longest target URL.
 pub const MAX_URL: usize = 2048;
 
+/// The longest outbound SCIM bearer token.
+pub const MAX_TOKEN: usize = 4096;
+
 /// Why a target request was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
@@ -101,6 +104,35 @@ fn check_url(policy: &AddressPolicy, url: &str) -> Result<String, TargetError> {
     Ok(policy.check_url(url)?.to_string())
 }
 
+/// A SCIM base URL: a webhook's checks, and no query or fragment (resource
+/// paths are appended to it).
+fn check_scim_url(policy: &AddressPolicy, url: &str) -> Result<String, TargetError> {
+    let checked = check_url(policy, url)?;
+    let parsed = url::Url::parse(&checked)
+        .map_err(|e| TargetError::Invalid(format!("url is not a URL: {e}")))?;
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(TargetError::Invalid(
+            "the SCIM base URL may not have a query or a fragment".into(),
+        ));
+    }
+    Ok(checked)
+}
+
+/// An application's bearer token: 1 to [`MAX_TOKEN`] visible ASCII
+/// characters (it goes into an `Authorization` header as it is).
+fn check_token(token: &str) -> Result<(), TargetError> {
+    let ok = !token.is_empty()
+        && token.len() <= MAX_TOKEN
+        && token.bytes().all(|b| b.is_ascii_graphic());
+    if ok {
+        Ok(())
+    } else {
+        Err(TargetError::Invalid(format!(
+            "token must be 1 to {MAX_TOKEN} visible ASCII characters"
+        )))
+    }
+}
+
 /// The targets service of one tenant.
 pub struct Targets<'a> {
     /// The tenant's store.
@@ -118,26 +150,36 @@ impl Targets<'_> {
     }
 
     /// Creates a target; a webhook gets a new signing secret, returned
-    /// this once.
+    /// this once; an outbound SCIM target keeps the application's token
+    /// (sealed, never returned).
     pub async fn create(&self, spec: TargetSpec, actor: &str) -> Result<Created, TargetError> {
         let name = check_name(&spec.name)?;
         let kind = TargetKind::from_str(&spec.kind)
             .map_err(|_| TargetError::Invalid("kind must be \"webhook\" or \"scim\"".into()))?;
-        if kind == TargetKind::Scim {
-            return Err(TargetError::Invalid(
-                "outbound SCIM targets are not available in this version; use a webhook".into(),
-            ));
-        }
-        if spec.token.is_some() {
-            return Err(TargetError::Invalid(
-                "token is for outbound SCIM targets only".into(),
-            ));
-        }
-        let url = check_url(&self.policy, &spec.url)?;
+        let (url, sealed_secret, shown) = match (kind, spec.token.as_deref()) {
+            (TargetKind::Webhook, Some(_)) => {
+                return Err(TargetError::Invalid(
+                    "token is for outbound SCIM targets only".into(),
+                ));
+            }
+            (TargetKind::Webhook, None) => {
+                let url = check_url(&self.policy, &spec.url)?;
+                let shown = WebhookSecret::generate().expose();
+                let sealed = self.key()?.seal(&shown)?;
+                (url, sealed, Some(shown))
+            }
+            (TargetKind::Scim, None) => {
+                return Err(TargetError::Invalid(
+                    "an outbound SCIM target needs the application's bearer token".into(),
+                ));
+            }
+            (TargetKind::Scim, Some(token)) => {
+                let url = check_scim_url(&self.policy, &spec.url)?;
+                check_token(token)?;
+                (url, self.key()?.seal(token)?, None)
+            }
+        };
         let event_types = event_types(&spec.event_types)?;
-        let secret = WebhookSecret::generate();
-        let shown = secret.expose();
-        let sealed_secret = self.key()?.seal(&shown)?;
         let target = self
             .store
             .create_target(
@@ -153,7 +195,7 @@ impl Targets<'_> {
             .await?;
         Ok(Created {
             target,
-            secret: Some(shown),
+            secret: shown,
         })
     }
 
@@ -167,15 +209,40 @@ impl Targets<'_> {
         enabled: Option<bool>,
         actor: &str,
     ) -> Result<Target, TargetError> {
+        let url = match url.as_deref() {
+            Some(u) if self.store.target(id).await?.kind == TargetKind::Scim => {
+                Some(check_scim_url(&self.policy, u)?)
+            }
+            Some(u) => Some(check_url(&self.policy, u)?),
+            None => None,
+        };
         let update = TargetUpdate {
             name: name.as_deref().map(check_name).transpose()?,
-            url: url
-                .as_deref()
-                .map(|u| check_url(&self.policy, u))
-                .transpose()?,
+            url,
             event_types: event_types.as_deref().map(self::event_types).transpose()?,
             enabled,
             sealed_secret: None,
+        };
+        Ok(self.store.update_target(id, update, actor).await?)
+    }
+
+    /// Replaces an outbound SCIM target's bearer token (sealed, never
+    /// returned).
+    pub async fn set_token(
+        &self,
+        id: Uuid,
+        token: &str,
+        actor: &str,
+    ) -> Result<Target, TargetError> {
+        if self.store.target(id).await?.kind != TargetKind::Scim {
+            return Err(TargetError::Invalid(
+                "only outbound SCIM targets have a token".into(),
+            ));
+        }
+        check_token(token)?;
+        let update = TargetUpdate {
+            sealed_secret: Some(self.key()?.seal(token)?),
+            ..TargetUpdate::default()
         };
         Ok(self.store.update_target(id, update, actor).await?)
     }

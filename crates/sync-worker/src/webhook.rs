@@ -127,7 +127,7 @@ impl Webhook {
 }
 
 /// `Retry-After` as delay-seconds or an HTTP date.
-fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
@@ -138,7 +138,7 @@ fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
 }
 
 /// Reads at most `limit` bytes of the body, as lossy UTF-8.
-async fn read_excerpt(
+pub(crate) async fn read_excerpt(
     mut response: reqwest::Response,
     limit: usize,
 ) -> (Option<String>, Option<String>) {

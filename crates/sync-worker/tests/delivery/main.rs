@@ -3,5 +3,6 @@
 //! in production, real SQLite and PostgreSQL.
 
 mod recipes;
+mod scim;
 mod support;
 mod webhooks;
