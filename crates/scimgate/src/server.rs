@@ -203,6 +203,7 @@ pub async fn spawn(config: Config) -> Result<App, AppError> {
         async move { gateway.authenticate(&token).await }
     });
 
+    let job_secrets = secrets.clone();
     let delivery = if config.delivery_enabled {
         Some(delivery_worker(&config, &store, &registry, secrets)?)
     } else {
@@ -261,7 +262,8 @@ pub async fn spawn(config: Config) -> Result<App, AppError> {
     let (role_worker_stop, stop_rx) = tokio::sync::watch::channel(false);
     let role_worker = {
         let store = store.clone();
-        tokio::spawn(async move { store.run_jobs(store::JobHandlers::builtin(), stop_rx).await })
+        let handlers = job_handlers(&config, &store, job_secrets)?;
+        tokio::spawn(async move { store.run_jobs(handlers, stop_rx).await })
     };
     // The delivery worker runs in this process unless turned off (a split
     // deployment runs `scimgate worker` instead); it stops with the role
@@ -314,13 +316,14 @@ pub async fn run_worker(config: Config) -> Result<(), AppError> {
     let store = open_store(&config).await?;
     let registry = Registry::new();
     let secrets = bootstrap::delivery_secrets(&config)?;
+    let handlers = job_handlers(&config, &store, secrets.clone())?;
     let worker = delivery_worker(&config, &store, &registry, secrets)?;
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let delivery = tokio::spawn(worker.run(stop_rx.clone()));
     let roles = {
         let store = store.clone();
         let stop_rx = stop_rx.clone();
-        tokio::spawn(async move { store.run_jobs(store::JobHandlers::builtin(), stop_rx).await })
+        tokio::spawn(async move { store.run_jobs(handlers, stop_rx).await })
     };
     let metrics_registry = web::Data::new(registry);
     let server = actix_web::HttpServer::new(move || {
@@ -364,6 +367,19 @@ pub async fn run_worker(config: Config) -> Result<(), AppError> {
     let _ = server_task.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The background jobs this process runs: the store's own (role
+/// recompute) and reconciliation with outbound SCIM applications.
+fn job_handlers(
+    config: &Config,
+    store: &Store,
+    secrets: Option<sync_worker::secrets::SecretBox>,
+) -> Result<store::JobHandlers, AppError> {
+    let reconcile =
+        sync_worker::reconcile::Reconcile::new(store.clone(), &config.delivery_config(), secrets)
+            .map_err(|e| AppError::Delivery(sync_worker::WorkerError::Http(e)))?;
+    Ok(store::JobHandlers::builtin().with(reconcile))
 }
 
 /// How the admin API makes targets under this configuration.

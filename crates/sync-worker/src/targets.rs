@@ -39,9 +39,7 @@ pub enum TargetError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// No key to seal secrets with is configured.
-    #[error(
-        "targets cannot be created here: the operator has not configured delivery_secrets_key"
-    )]
+    #[error("targets cannot be created here: the operator has not configured delivery_secrets_key")]
     NoKey,
 }
 

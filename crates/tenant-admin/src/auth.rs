@@ -356,10 +356,9 @@ async fn feed_reader(
             "a SCIM token is accepted only by the event feed; log in for the rest",
         ));
     }
-    let verify = state
-        .scim_tokens
-        .get()
-        .ok_or(AdminError::Unauthorized("SCIM tokens are not accepted here"))?;
+    let verify = state.scim_tokens.get().ok_or(AdminError::Unauthorized(
+        "SCIM tokens are not accepted here",
+    ))?;
     let auth = verify(token.to_owned())
         .await?
         .ok_or(AdminError::Unauthorized("invalid or revoked token"))?;

@@ -141,6 +141,8 @@ route_table! {
     bearer post "/tenants/{tenant}/targets/{id}/dead-letters/replay" => delivery::replay_all;
     bearer post "/tenants/{tenant}/targets/{id}/dead-letters/{delivery}/replay" => delivery::replay_one;
     bearer post "/tenants/{tenant}/targets/{id}/resend" => delivery::resend;
+    bearer post "/tenants/{tenant}/targets/{id}/reconcile" => delivery::reconcile;
+    bearer get "/tenants/{tenant}/jobs/{id}" => delivery::get_job;
     bearer get "/tenants/{tenant}/events" => delivery::feed;
     bearer get "/tenants/{tenant}/users/{id}/timeline" => delivery::user_timeline;
     bearer get "/tenants/{tenant}/groups/{id}/timeline" => delivery::group_timeline;

@@ -1044,6 +1044,11 @@ pub struct CreateTarget {
     /// Event types to receive (see docs/events.md); absent or empty: all.
     #[serde(default)]
     pub event_types: Vec<String>,
+    /// For `scim`: the application's bearer token (kept sealed, never
+    /// shown again); not allowed for `webhook`.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 4096)]
+    pub token: Option<String>,
 }
 
 /// A created target and its signing secret, shown this once.
@@ -1075,6 +1080,10 @@ pub struct UpdateTarget {
     /// Enable (clears the failure record) or disable.
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// For `scim`: a new bearer token for the application.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 4096)]
+    pub token: Option<String>,
 }
 
 /// A new signing secret, shown this once.
@@ -1281,4 +1290,48 @@ pub struct TimelineEntryView {
 pub struct Timeline {
     /// The entries.
     pub entries: Vec<TimelineEntryView>,
+}
+
+/// `POST /tenants/{tenant}/targets/{id}/reconcile`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReconcileQuery {
+    /// Only report the drift (default), or also repair it.
+    #[serde(default)]
+    pub dry_run: Option<bool>,
+}
+
+/// A background job (reconciliation, role recompute).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobInfoView {
+    /// Its id.
+    pub id: String,
+    /// `scim_reconcile`, `role_recompute`, ...
+    pub kind: String,
+    /// `queued`, `running`, `done`, `failed` or `cancelled`.
+    pub status: String,
+    /// What it was asked to do.
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    /// Items to go through (0 until known).
+    pub total: u64,
+    /// Items done so far.
+    pub processed: u64,
+    /// Items changed so far.
+    pub changed: u64,
+    /// What it found (a reconciliation's drift report).
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// When it started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
 }

@@ -17,9 +17,9 @@ use crate::service::ServiceError;
 use crate::service::delivery::{self, DeliverySettings, TargetChange};
 use crate::wire::{
     AttemptList, AttemptQuery, AttemptView, CreateTarget, CreatedTargetView, DeliveryList,
-    DeliveryQuery, DeliveryStatusWire, DeliveryView, FeedPage, FeedQuery, ReplayResult,
-    ResendRequest, ResendResult, RotatedSecretView, TargetKindWire, TargetList, TargetView,
-    Timeline, TimelineEntryView, UpdateTarget,
+    DeliveryQuery, DeliveryStatusWire, DeliveryView, FeedPage, FeedQuery, JobInfoView,
+    ReconcileQuery, ReplayResult, ResendRequest, ResendResult, RotatedSecretView, TargetKindWire,
+    TargetList, TargetView, Timeline, TimelineEntryView, UpdateTarget,
 };
 
 /// The `{id}` and `{delivery}` of a dead letter's path.
@@ -145,7 +145,7 @@ pub(crate) async fn create_target(
             },
             url: body.url,
             event_types: body.event_types,
-            token: None,
+            token: body.token,
         },
     )
     .await?;
@@ -208,6 +208,7 @@ pub(crate) async fn update_target(
             url: body.url,
             event_types: body.event_types,
             enabled: body.enabled,
+            token: body.token,
         },
     )
     .await?;
@@ -495,4 +496,69 @@ pub(crate) async fn group_timeline(
 ) -> Result<HttpResponse, AdminError> {
     let entries = delivery::timeline(&scope.ctx, &path.id).await?;
     Ok(HttpResponse::Ok().json(timeline_view(entries)))
+}
+
+fn job_view(j: store::Job) -> JobInfoView {
+    JobInfoView {
+        id: j.id,
+        kind: j.kind,
+        status: j.status.as_str().to_owned(),
+        payload: j.payload,
+        total: j.progress.total,
+        processed: j.progress.processed,
+        changed: j.progress.changed,
+        result: j.result,
+        error: j.error,
+        attempts: j.attempts,
+        created_at: j.created_at,
+        started_at: j.started_at,
+        finished_at: j.finished_at,
+    }
+}
+
+/// Compares an outbound SCIM application with the tenant in a background
+/// job and reports the drift; with `dryRun=false` also repairs it.
+#[utoipa::path(
+    post,
+    path = "/tenants/{tenant}/targets/{id}/reconcile",
+    tag = "delivery",
+    operation_id = "reconcileTarget",
+    params(
+        ("tenant" = String, Path, description = "The tenant's slug"),
+        ("id" = String, Path, description = "The target's id"),
+        ReconcileQuery,
+    ),
+    responses(
+        (status = 202, description = "The queued job; poll GET /tenants/{tenant}/jobs/{id}", body = JobInfoView),
+        (status = 403, description = "The tenant is suspended (tenant admins)", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn reconcile(
+    scope: Scoped<Write>,
+    path: web::Path<IdPath>,
+    query: web::Query<ReconcileQuery>,
+) -> Result<HttpResponse, AdminError> {
+    let dry_run = query.into_inner().dry_run.unwrap_or(true);
+    let job = delivery::reconcile(&scope.ctx, &path.id, dry_run).await?;
+    Ok(HttpResponse::Accepted().json(job_view(job)))
+}
+
+/// One of the tenant's background jobs, with its progress and result.
+#[utoipa::path(
+    get,
+    path = "/tenants/{tenant}/jobs/{id}",
+    tag = "delivery",
+    operation_id = "getJob",
+    params(
+        ("tenant" = String, Path, description = "The tenant's slug"),
+        ("id" = String, Path, description = "The job's id"),
+    ),
+    responses((status = 200, description = "The job", body = JobInfoView)),
+)]
+pub(crate) async fn get_job(
+    scope: Scoped<Read>,
+    path: web::Path<IdPath>,
+) -> Result<HttpResponse, AdminError> {
+    let job = delivery::job(&scope.ctx, &path.id).await?;
+    Ok(HttpResponse::Ok().json(job_view(job)))
 }

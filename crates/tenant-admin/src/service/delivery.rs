@@ -88,6 +88,8 @@ pub struct TargetChange {
     pub event_types: Option<Vec<String>>,
     /// Enable or disable.
     pub enabled: Option<bool>,
+    /// A new bearer token (outbound SCIM).
+    pub token: Option<String>,
 }
 
 /// Changes a target.
@@ -98,7 +100,11 @@ pub async fn update_target(
     change: TargetChange,
 ) -> Result<Target, ServiceError> {
     let id = target_id(id)?;
-    Ok(targets(ctx, settings)
+    let service = targets(ctx, settings);
+    if let Some(token) = &change.token {
+        service.set_token(id, token, ctx.actor().as_str()).await?;
+    }
+    Ok(service
         .update(
             id,
             change.name,
@@ -108,6 +114,31 @@ pub async fn update_target(
             ctx.actor().as_str(),
         )
         .await?)
+}
+
+/// Queues a reconciliation of an outbound SCIM target (a dry run unless
+/// `dry_run` is false); returns the job.
+pub async fn reconcile(
+    ctx: &TenantContext,
+    id: &str,
+    dry_run: bool,
+) -> Result<store::Job, ServiceError> {
+    let target = ctx.store().target(target_id(id)?).await?;
+    if target.kind != store::delivery::TargetKind::Scim {
+        return Err(ServiceError::Invalid(
+            "only outbound SCIM targets can be reconciled".into(),
+        ));
+    }
+    let job = ctx
+        .store()
+        .enqueue_job(sync_worker::reconcile::job(target.id, dry_run))
+        .await?;
+    Ok(ctx.store().job(&job).await?)
+}
+
+/// One of the tenant's background jobs.
+pub async fn job(ctx: &TenantContext, id: &str) -> Result<store::Job, ServiceError> {
+    Ok(ctx.store().job(id).await?)
 }
 
 /// Deletes a target and its waiting deliveries.

@@ -38,6 +38,7 @@ pub fn body_for(method: &str, path: &str) -> Option<Value> {
         }
         ("post", "/tenants/{tenant}/targets/{id}/rotate-secret")
         | ("post", "/tenants/{tenant}/targets/{id}/dead-letters/replay")
+        | ("post", "/tenants/{tenant}/targets/{id}/reconcile")
         | ("post", "/tenants/{tenant}/targets/{id}/dead-letters/{delivery}/replay") => json!({}),
         other => panic!("add a body for {other:?} to body_for"),
     };
@@ -140,10 +141,7 @@ async fn populated(s: &Server, op: &str, slug: &str) -> Ids {
             .as_str()
             .expect("token")
             .to_owned(),
-        target: target["target"]["id"]
-            .as_str()
-            .expect("target")
-            .to_owned(),
+        target: target["target"]["id"].as_str().expect("target").to_owned(),
     }
 }
 

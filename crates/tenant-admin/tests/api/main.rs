@@ -7,6 +7,7 @@
 
 mod auth;
 mod bad_input;
+mod delivery;
 mod isolation;
 mod openapi;
 mod query_params;

@@ -204,7 +204,9 @@ async fn every_route_refuses_unknown_query_parameters_and_changes_nothing() {
                     ("post", "/tenants/{tenant}/targets") => (
                         "/tenants/acme/targets".into(),
                         bogus,
-                        Some(json!({"name": "b", "kind": "webhook", "url": "http://127.0.0.1:9/b"})),
+                        Some(
+                            json!({"name": "b", "kind": "webhook", "url": "http://127.0.0.1:9/b"}),
+                        ),
                     ),
                     ("get", "/tenants/{tenant}/targets/{id}") => (t.clone(), bogus, None),
                     ("patch", "/tenants/{tenant}/targets/{id}") => {
@@ -231,15 +233,23 @@ async fn every_route_refuses_unknown_query_parameters_and_changes_nothing() {
                         bogus,
                         Some(json!({"since": "2020-01-01T00:00:00Z"})),
                     ),
+                    ("post", "/tenants/{tenant}/targets/{id}/reconcile") => {
+                        (format!("{t}/reconcile"), "dry_run=false", None)
+                    }
+                    ("get", "/tenants/{tenant}/jobs/{id}") => {
+                        (format!("/tenants/acme/jobs/{job}"), bogus, None)
+                    }
                     ("get", "/tenants/{tenant}/events") => {
                         ("/tenants/acme/events".into(), "types=user.created", None)
                     }
                     ("get", "/tenants/{tenant}/users/{id}/timeline") => {
                         (format!("/tenants/acme/users/{user}/timeline"), bogus, None)
                     }
-                    ("get", "/tenants/{tenant}/groups/{id}/timeline") => {
-                        (format!("/tenants/acme/groups/{group}/timeline"), bogus, None)
-                    }
+                    ("get", "/tenants/{tenant}/groups/{id}/timeline") => (
+                        format!("/tenants/acme/groups/{group}/timeline"),
+                        bogus,
+                        None,
+                    ),
                     other => panic!("no case for route {other:?}: add one"),
                 };
             let name = query.rsplit('&').next().unwrap().split('=').next().unwrap();
