@@ -974,6 +974,22 @@ pub struct GlobalAuditQueryParams {
 // ---------------------------------------------------------------------------
 // Delivery: targets, attempts, waiting deliveries, the event feed, timelines
 
+/// An event type's name (docs/events.md). Its schema is built from
+/// `store::EventType::ALL`, the one list of types.
+pub struct EventTypeName;
+
+impl utoipa::PartialSchema for EventTypeName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(store::EventType::ALL.iter().map(|t| t.as_str())))
+            .description(Some("An event type (docs/events.md)"))
+            .into()
+    }
+}
+
+impl ToSchema for EventTypeName {}
+
 /// How a target receives events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -1039,10 +1055,11 @@ pub struct CreateTarget {
     /// `webhook`.
     pub kind: TargetKindWire,
     /// The endpoint: http(s), no credentials, not an internal address.
-    #[schema(min_length = 1, max_length = 2048)]
+    #[schema(min_length = 1, max_length = 2048, pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@]+")]
     pub url: String,
     /// Event types to receive (see docs/events.md); absent or empty: all.
     #[serde(default)]
+    #[schema(value_type = Vec<EventTypeName>)]
     pub event_types: Vec<String>,
     /// For `scim`: the application's bearer token (kept sealed, never
     /// shown again); not allowed for `webhook`.
@@ -1072,10 +1089,11 @@ pub struct UpdateTarget {
     pub name: Option<String>,
     /// A new endpoint.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 2048)]
+    #[schema(min_length = 1, max_length = 2048, pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@]+")]
     pub url: Option<String>,
     /// New event types (empty: all).
     #[serde(default)]
+    #[schema(value_type = Option<Vec<EventTypeName>>)]
     pub event_types: Option<Vec<String>>,
     /// Enable (clears the failure record) or disable.
     #[serde(default)]
@@ -1255,7 +1273,7 @@ pub struct FeedQuery {
     /// Only these event types, comma-separated
     /// (`user.created,user.deleted`).
     #[serde(default, rename = "type")]
-    #[param(rename = "type", min_length = 1, max_length = 400)]
+    #[param(rename = "type", value_type = Option<Vec<EventTypeName>>, style = Form, explode = false)]
     pub types: Option<String>,
 }
 

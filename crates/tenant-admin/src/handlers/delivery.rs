@@ -437,7 +437,13 @@ pub(crate) async fn feed(
     let types: Vec<String> = q
         .types
         .as_deref()
-        .map(|t| t.split(',').map(|s| s.trim().to_owned()).collect())
+        .map(|t| {
+            t.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
     let (events, next) = delivery::feed(&scope.ctx, after, limit, &types).await?;
     Ok(HttpResponse::Ok().json(FeedPage { events, next }))
