@@ -1055,7 +1055,11 @@ pub struct CreateTarget {
     /// `webhook`.
     pub kind: TargetKindWire,
     /// The endpoint: http(s), no credentials, not an internal address.
-    #[schema(min_length = 1, max_length = 2048, pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@]+")]
+    #[schema(
+        min_length = 1,
+        max_length = 2048,
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@]+"
+    )]
     pub url: String,
     /// Event types to receive (see docs/events.md); absent or empty: all.
     #[serde(default)]
@@ -1089,7 +1093,11 @@ pub struct UpdateTarget {
     pub name: Option<String>,
     /// A new endpoint.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 2048, pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@]+")]
+    #[schema(
+        min_length = 1,
+        max_length = 2048,
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@]+"
+    )]
     pub url: Option<String>,
     /// New event types (empty: all).
     #[serde(default)]
