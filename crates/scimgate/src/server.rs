@@ -151,18 +151,22 @@ impl Drop for InFlightGuard {
     }
 }
 
+/// Binds `listen` (port 0 picks a free port); returns the bound address.
+fn bind(listen: SocketAddr) -> Result<(TcpListener, SocketAddr), AppError> {
+    let error = |source| AppError::Bind {
+        addr: listen,
+        source,
+    };
+    let listener = TcpListener::bind(listen).map_err(error)?;
+    let addr = listener.local_addr().map_err(error)?;
+    Ok((listener, addr))
+}
+
 /// Builds and starts the application `scimgate serve` runs: opens and
 /// migrates the database, performs first-start initialisation, binds
 /// `config.listen` (port 0 allowed) and starts serving.
 pub async fn spawn(config: Config) -> Result<App, AppError> {
-    let listener = TcpListener::bind(config.listen).map_err(|source| AppError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-    let addr = listener.local_addr().map_err(|source| AppError::Bind {
-        addr: config.listen,
-        source,
-    })?;
+    let (listener, addr) = bind(config.listen)?;
     let store = open_store(&config).await?;
 
     let registry = Registry::new();
@@ -305,14 +309,7 @@ pub async fn spawn(config: Config) -> Result<App, AppError> {
 /// recompute jobs), with `/metrics` and `/healthz` on `config.listen`,
 /// until SIGINT or SIGTERM.
 pub async fn run_worker(config: Config) -> Result<(), AppError> {
-    let listener = TcpListener::bind(config.listen).map_err(|source| AppError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-    let addr = listener.local_addr().map_err(|source| AppError::Bind {
-        addr: config.listen,
-        source,
-    })?;
+    let (listener, addr) = bind(config.listen)?;
     let store = open_store(&config).await?;
     let registry = Registry::new();
     let secrets = bootstrap::delivery_secrets(&config)?;
