@@ -4,6 +4,7 @@
 
 mod builder;
 mod config;
+mod delivery;
 mod logins;
 mod operator;
 mod postgres;

@@ -341,6 +341,9 @@ pub fn http() -> &'static Http {
             reqwest::Client::builder()
         }
         .timeout(Duration::from_secs(30))
+        // A fresh connection per request: a test that pauses longer than
+        // the server's keep-alive would otherwise reuse a closed one.
+        .pool_max_idle_per_host(0)
         .build()
         .expect("http client"),
     })
