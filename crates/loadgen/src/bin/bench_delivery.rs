@@ -70,7 +70,8 @@ enum Command {
         /// --database-url and --data-dir.
         #[arg(long, requires_all = ["database_url", "data_dir"])]
         tenant: Option<String>,
-        /// The server's database URL.
+        /// The server's database URL (without --tenant: opened and left idle,
+        /// as a run with a target has it open).
         #[arg(long)]
         database_url: Option<String>,
         /// The server's data directory (its target sealing key).
@@ -170,6 +171,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            let open_store = database_url.clone();
             let webhook = match (tenant, database_url, data_dir) {
                 (Some(tenant), Some(database_url), Some(data_dir)) => Some(WebhookSetup {
                     database_url,
@@ -187,6 +189,7 @@ fn main() -> ExitCode {
                 drain: Duration::from_secs(drain),
                 sample: args.sample,
                 server_pid,
+                open_store,
             };
             // As scimgate-loadgen runs: one thread drives the load.
             let runtime = match tokio::runtime::Builder::new_current_thread()

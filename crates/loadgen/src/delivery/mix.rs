@@ -59,6 +59,10 @@ pub struct MixOptions {
     pub sample: u64,
     /// The server's process id, to read its CPU from `/proc`.
     pub server_pid: Option<u32>,
+    /// Without a webhook: open the server's store anyway (and do nothing
+    /// with it), so a run without a target differs from one with a target
+    /// only by the target.
+    pub open_store: Option<String>,
 }
 
 /// What the deliveries during the mix came to.
@@ -297,6 +301,14 @@ pub async fn run(opts: MixOptions) -> Result<MixReport, LoadError> {
     let hooked = match &opts.webhook {
         Some(setup) => Some(hook(setup, opts.sample).await?),
         None => None,
+    };
+    let _idle = match (&opts.webhook, &opts.open_store) {
+        (None, Some(url)) => Some(
+            Store::connect(url, StoreOptions::default())
+                .await
+                .map_err(|e| LoadError(format!("cannot open the server's store: {e}")))?,
+        ),
+        _ => None,
     };
     let result = measure(&opts, hooked.as_ref()).await;
     if let Some(h) = &hooked {

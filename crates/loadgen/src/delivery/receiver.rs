@@ -11,6 +11,7 @@
 //! an envelope whose `id` is the `webhook-id`.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -279,10 +280,11 @@ async fn handle(
         None
     };
     let mut seen = shared.seen();
-    if seen.first.contains_key(&id) {
-        seen.duplicates += 1;
-    } else {
-        seen.first.insert(id, Arrival { at, lag_ms });
+    match seen.first.entry(id) {
+        Entry::Occupied(_) => seen.duplicates += 1,
+        Entry::Vacant(slot) => {
+            slot.insert(Arrival { at, lag_ms });
+        }
     }
     drop(seen);
     Ok(answer(StatusCode::NO_CONTENT))
