@@ -4,6 +4,7 @@
 //! for this repository's own benchmarks.
 
 mod client;
+pub mod delivery;
 pub mod report;
 mod scenarios;
 
