@@ -79,6 +79,126 @@ pub enum Command {
     },
     /// Show the admin audit log, newest first.
     Audit(AuditArgs),
+    /// Manage a tenant's delivery targets (webhooks, outbound SCIM).
+    #[command(subcommand)]
+    Target(TargetCommand),
+    /// Show a user's or group's history: requests, role changes, events,
+    /// delivery attempts.
+    Timeline {
+        /// The tenant's slug.
+        tenant: String,
+        /// The user's or group's id.
+        id: String,
+    },
+}
+
+/// `target ...`.
+#[derive(Debug, Subcommand)]
+pub enum TargetCommand {
+    /// Create a target; a webhook's signing secret is printed once.
+    Create {
+        /// The tenant's slug.
+        tenant: String,
+        /// A label, unique in the tenant.
+        name: String,
+        /// The endpoint (for outbound SCIM: the application's SCIM base URL).
+        #[arg(long)]
+        url: String,
+        /// `webhook` or `scim`.
+        #[arg(long, default_value = "webhook")]
+        kind: String,
+        /// Event types to receive (repeat or comma-separate; default all).
+        #[arg(long = "event-type", value_name = "TYPE", value_delimiter = ',')]
+        event_types: Vec<String>,
+        /// Read the application's bearer token (outbound SCIM) from stdin.
+        #[arg(long)]
+        token_stdin: bool,
+    },
+    /// List the tenant's targets with their health.
+    List {
+        /// The tenant's slug.
+        tenant: String,
+    },
+    /// Show one target.
+    Show {
+        /// The tenant's slug.
+        tenant: String,
+        /// The target's id.
+        id: String,
+    },
+    /// Change a target's name or address, or enable/disable it.
+    Update {
+        /// The tenant's slug.
+        tenant: String,
+        /// The target's id.
+        id: String,
+        /// A new label.
+        #[arg(long)]
+        name: Option<String>,
+        /// A new endpoint.
+        #[arg(long)]
+        url: Option<String>,
+        /// Enable it (clears its failure record).
+        #[arg(long)]
+        enable: bool,
+        /// Disable it.
+        #[arg(long)]
+        disable: bool,
+    },
+    /// Delete a target and its waiting deliveries.
+    Delete {
+        /// The tenant's slug.
+        tenant: String,
+        /// The target's id.
+        id: String,
+    },
+    /// Give a webhook target a new signing secret (printed once).
+    RotateSecret {
+        /// The tenant's slug.
+        tenant: String,
+        /// The target's id.
+        id: String,
+    },
+    /// The target's delivery attempts, newest first.
+    Attempts {
+        /// The tenant's slug.
+        tenant: String,
+        /// The target's id.
+        id: String,
+        /// How many.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=500))]
+        limit: u64,
+    },
+    /// The target's dead letters.
+    DeadLetters {
+        /// The tenant's slug.
+        tenant: String,
+        /// The target's id.
+        id: String,
+        /// How many.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=500))]
+        limit: u64,
+    },
+    /// Put dead letters back in line: all, or one with --delivery.
+    Replay {
+        /// The tenant's slug.
+        tenant: String,
+        /// The target's id.
+        id: String,
+        /// Only this dead letter.
+        #[arg(long)]
+        delivery: Option<i64>,
+    },
+    /// Send again every event committed since a time.
+    Resend {
+        /// The tenant's slug.
+        tenant: String,
+        /// The target's id.
+        id: String,
+        /// RFC 3339 time, e.g. 2026-12-01T00:00:00Z.
+        #[arg(long)]
+        since: String,
+    },
 }
 
 /// Options of `serve`.

@@ -28,10 +28,12 @@ use crate::config::Config;
 use crate::server::{AppError, open_store};
 
 mod audit;
+mod delivery;
 mod logins;
 mod policy;
 
 pub use audit::audit;
+pub use delivery::{target, timeline};
 pub use logins::admin;
 pub use policy::{lock, locks, role, unlock};
 

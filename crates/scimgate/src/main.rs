@@ -34,7 +34,9 @@ async fn main() -> ExitCode {
         | Command::Lock(_)
         | Command::Unlock { .. }
         | Command::Locks { .. }
-        | Command::Audit(_) => "warn",
+        | Command::Audit(_)
+        | Command::Target(_)
+        | Command::Timeline { .. } => "warn",
     };
     let directives = telemetry::directives(&config, std::env::var("RUST_LOG").ok(), fallback_level);
     if let Err(e) = telemetry::init(telemetry::format(&config), &directives) {
@@ -64,6 +66,10 @@ async fn main() -> ExitCode {
         }
         Command::Locks { tenant } => finish(json, commands::locks(&config, &tenant).await),
         Command::Audit(args) => finish(json, commands::audit(&config, args).await),
+        Command::Target(command) => finish(json, commands::target(&config, command).await),
+        Command::Timeline { tenant, id } => {
+            finish(json, commands::timeline(&config, &tenant, &id).await)
+        }
     }
 }
 

@@ -155,3 +155,68 @@ fn a_killed_server_delivers_everything_after_restart() {
     let (status, output) = server.terminate();
     assert_eq!(status.code(), Some(0), "{output}");
 }
+
+/// The `target` commands on the embedded database: create (the secret
+/// printed once), list, disable, dead letters, delete; an internal address
+/// is refused unless the operator allows it.
+#[test]
+fn target_commands_manage_a_tenants_targets() {
+    let sandbox = Sandbox::new();
+    let created = run(sandbox.cmd(&["tenant", "create", "acme", "--json"]));
+    assert!(created.status.success(), "{}", created.describe());
+    let refused = run(sandbox.cmd(&[
+        "target",
+        "create",
+        "acme",
+        "app",
+        "--url",
+        "http://10.1.2.3/hook",
+    ]));
+    assert!(!refused.status.success());
+    assert!(
+        refused.stderr.contains("delivery_allow_private_targets"),
+        "{}",
+        refused.describe()
+    );
+    let allowed = |args: &[&str]| {
+        let mut cmd = sandbox.cmd(args);
+        cmd.env("SCIMGATE_DELIVERY_ALLOW_PRIVATE_TARGETS", "true");
+        run(cmd)
+    };
+    let target = allowed(&[
+        "target",
+        "create",
+        "acme",
+        "app",
+        "--url",
+        "http://10.1.2.3/hook",
+        "--event-type",
+        "user.created,user.deleted",
+        "--json",
+    ])
+    .json();
+    let secret = target["secret"].as_str().expect("secret");
+    assert!(secret.starts_with("whsec_"));
+    assert_eq!(
+        target["target"]["eventTypes"],
+        json!(["user.created", "user.deleted"])
+    );
+    let id = target["target"]["id"].as_str().expect("id").to_owned();
+    let list = run(sandbox.cmd(&["target", "list", "acme", "--json"])).json();
+    assert_eq!(list["targets"][0]["id"], json!(id));
+    assert!(
+        !list.to_string().contains(secret),
+        "the secret is shown once"
+    );
+    let disabled =
+        run(sandbox.cmd(&["target", "update", "acme", &id, "--disable", "--json"])).json();
+    assert_eq!(disabled["enabled"], false);
+    let dead = run(sandbox.cmd(&["target", "dead-letters", "acme", &id, "--json"])).json();
+    assert_eq!(dead["deadLetters"], json!([]));
+    let rotated = run(sandbox.cmd(&["target", "rotate-secret", "acme", &id, "--json"])).json();
+    assert_ne!(rotated["secret"].as_str(), Some(secret));
+    let deleted = run(sandbox.cmd(&["target", "delete", "acme", &id]));
+    assert!(deleted.status.success(), "{}", deleted.describe());
+    let empty = run(sandbox.cmd(&["target", "list", "acme", "--json"])).json();
+    assert_eq!(empty["targets"], json!([]));
+}
