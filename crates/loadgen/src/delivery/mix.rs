@@ -226,7 +226,7 @@ async fn hook(setup: &WebhookSetup, sample: u64) -> Result<Hooked, LoadError> {
     let suffix = Uuid::new_v4().simple().to_string();
     let created = Targets {
         store: &dir,
-        secrets: &key,
+        secrets: Some(&key),
         policy: AddressPolicy {
             allow_private: true,
         },

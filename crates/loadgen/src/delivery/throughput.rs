@@ -306,7 +306,7 @@ async fn measure(
     let key = SecretBox::new(&rand::random::<[u8; 32]>());
     let created = Targets {
         store: &dir,
-        secrets: &key,
+        secrets: Some(&key),
         policy: AddressPolicy {
             allow_private: true,
         },
