@@ -82,8 +82,18 @@ pub enum Command {
     /// Manage a tenant's delivery targets (webhooks, outbound SCIM).
     #[command(subcommand)]
     Target(TargetCommand),
-    /// Show a user's or group's history: requests, role changes, events,
-    /// delivery attempts.
+    /// Users: their history.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Groups: their history.
+    #[command(subcommand)]
+    Group(UserCommand),
+}
+
+/// `user ...` and `group ...`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Show the history: requests, role changes, events, delivery attempts.
     Timeline {
         /// The tenant's slug.
         tenant: String,
@@ -188,6 +198,17 @@ pub enum TargetCommand {
         /// Only this dead letter.
         #[arg(long)]
         delivery: Option<i64>,
+    },
+    /// Compare an outbound SCIM application with the tenant in a
+    /// background job (a dry run unless --repair); prints the job's id.
+    Reconcile {
+        /// The tenant's slug.
+        tenant: String,
+        /// The target's id.
+        id: String,
+        /// Also repair the drift.
+        #[arg(long)]
+        repair: bool,
     },
     /// Send again every event committed since a time.
     Resend {

@@ -4,7 +4,7 @@ use std::io::{ErrorKind, Write as _};
 use std::process::ExitCode;
 
 use clap::Parser;
-use scimgate::cli::{Cli, Command};
+use scimgate::cli::{Cli, Command, UserCommand};
 use scimgate::commands::{self, CommandError, Output};
 use scimgate::config::{Config, Sources};
 use scimgate::{server, telemetry};
@@ -36,7 +36,8 @@ async fn main() -> ExitCode {
         | Command::Locks { .. }
         | Command::Audit(_)
         | Command::Target(_)
-        | Command::Timeline { .. } => "warn",
+        | Command::User(_)
+        | Command::Group(_) => "warn",
     };
     let directives = telemetry::directives(&config, std::env::var("RUST_LOG").ok(), fallback_level);
     if let Err(e) = telemetry::init(telemetry::format(&config), &directives) {
@@ -67,7 +68,8 @@ async fn main() -> ExitCode {
         Command::Locks { tenant } => finish(json, commands::locks(&config, &tenant).await),
         Command::Audit(args) => finish(json, commands::audit(&config, args).await),
         Command::Target(command) => finish(json, commands::target(&config, command).await),
-        Command::Timeline { tenant, id } => {
+        Command::User(UserCommand::Timeline { tenant, id })
+        | Command::Group(UserCommand::Timeline { tenant, id }) => {
             finish(json, commands::timeline(&config, &tenant, &id).await)
         }
     }

@@ -1,4 +1,4 @@
-//! `scimgate target ...` and `scimgate timeline`: a tenant's delivery
+//! `scimgate target ...` and `scimgate user|group timeline`: a tenant's delivery
 //! targets and a resource's history, through the same service the admin
 //! API calls (docs/cli.md).
 
@@ -263,6 +263,21 @@ pub async fn target(config: &Config, command: TargetCommand) -> Result<Output, C
                 text: format!("{n} dead letter(s) back in line."),
             })
         }
+        TargetCommand::Reconcile { tenant, id, repair } => {
+            let ctx = tenant_context(&store, &tenant).await?;
+            let job = delivery::reconcile(&ctx, &id, !repair).await?;
+            Ok(Output {
+                json: json!({"job": job.id, "kind": job.kind, "dryRun": !repair}),
+                text: format!(
+                    "Queued {} job {} ({}); a running scimgate serve or worker runs it. \
+                     Its drift report: GET /admin/v1/tenants/{tenant}/jobs/{}",
+                    job.kind,
+                    job.id,
+                    if repair { "repair" } else { "dry run" },
+                    job.id
+                ),
+            })
+        }
         TargetCommand::Resend { tenant, id, since } => {
             let ctx = tenant_context(&store, &tenant).await?;
             let since = DateTime::parse_from_rfc3339(&since)
@@ -281,7 +296,7 @@ pub async fn target(config: &Config, command: TargetCommand) -> Result<Output, C
     }
 }
 
-/// `scimgate timeline TENANT ID`.
+/// `scimgate user timeline TENANT ID` (and `group timeline`).
 pub async fn timeline(config: &Config, tenant: &str, id: &str) -> Result<Output, CommandError> {
     let store = open_store(config).await?;
     let ctx = tenant_context(&store, tenant).await?;

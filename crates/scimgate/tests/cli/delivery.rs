@@ -220,3 +220,35 @@ fn target_commands_manage_a_tenants_targets() {
     let empty = run(sandbox.cmd(&["target", "list", "acme", "--json"])).json();
     assert_eq!(empty["targets"], json!([]));
 }
+
+/// `user timeline` shows a user's history from the embedded database.
+#[test]
+fn user_timeline_lists_a_users_history() {
+    let sandbox = Sandbox::new();
+    let server = serve(&sandbox);
+    let banner = server.banner().expect("banner");
+    let reply = http().post(
+        &format!("{}/Users", banner.scim_url),
+        &banner.token,
+        &user("ada"),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let id = reply.json()["id"].as_str().expect("id").to_owned();
+    let (status, output) = server.terminate();
+    assert_eq!(status.code(), Some(0), "{output}");
+    let timeline = run(sandbox.cmd(&["user", "timeline", "default", &id, "--json"])).json();
+    let kinds: Vec<&str> = timeline["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["request", "event"], "{timeline}");
+    let missing = run(sandbox.cmd(&["user", "timeline", "default", "nobody"]));
+    assert!(!missing.status.success());
+    assert!(
+        missing.stderr.contains("not found"),
+        "{}",
+        missing.describe()
+    );
+}

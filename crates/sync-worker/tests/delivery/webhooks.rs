@@ -13,33 +13,65 @@ use testkit::receiver::Receiver;
 
 use crate::support::*;
 
-/// Changes of every kind on many users and groups, with failed writes
-/// among them: every committed event arrives, signed, in commit order per
-/// resource, and nothing arrives that was not committed.
+/// Ten thousand committed changes of every kind on many users and groups,
+/// written by concurrent writers, with failed writes among them: every
+/// committed event arrives, signed, in commit order per resource, and
+/// nothing arrives that was not committed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_committed_change_arrives_signed_and_in_order() {
-    const USERS: usize = 400;
+    const USERS: usize = 2000;
+    const WRITERS: usize = 8;
+    const PATCHES: usize = 4;
     for which in backends() {
         let (_db, store) = store(which).await;
         let dir = tenant(&store, "acme").await;
         let receiver = Receiver::start().await;
         webhook(&dir, &receiver, "app").await;
         let worker = start(&store, config());
+        let mut changes = 0usize;
 
-        let mut users = Vec::new();
-        for i in 0..USERS {
-            users.push(
-                dir.create_user(user(&format!("u{i}")))
-                    .await
-                    .expect("user")
-                    .id,
-            );
-            // A duplicate userName fails and must leave no event.
-            assert!(dir.create_user(user(&format!("U{i}"))).await.is_err());
+        let mut tasks = tokio::task::JoinSet::new();
+        for w in 0..WRITERS {
+            let dir = dir.clone();
+            tasks.spawn(async move {
+                let mut ids = Vec::new();
+                for i in (w..USERS).step_by(WRITERS) {
+                    ids.push((
+                        i,
+                        dir.create_user(user(&format!("u{i}")))
+                            .await
+                            .expect("user")
+                            .id,
+                    ));
+                    // A duplicate userName fails and must leave no event.
+                    assert!(dir.create_user(user(&format!("U{i}"))).await.is_err());
+                }
+                for (i, id) in &ids {
+                    for p in 0..PATCHES {
+                        let (i, p) = (*i, p);
+                        dir.modify_user(id, None, move |c| {
+                            let mut d = c.document.clone();
+                            d["title"] = json!(format!("title {i}.{p}"));
+                            d["active"] = json!(!(p == 1 && i % 7 == 0));
+                            Ok(d)
+                        })
+                        .await
+                        .expect("patch");
+                    }
+                }
+                ids
+            });
         }
+        let mut users: Vec<(usize, String)> = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            users.extend(done.expect("writer"));
+        }
+        users.sort();
+        let users: Vec<String> = users.into_iter().map(|(_, id)| id).collect();
+        changes += USERS * (1 + PATCHES);
         let mut groups = Vec::new();
-        for g in 0..10 {
-            let members: Vec<Member> = users[g * 40..g * 40 + 20]
+        for g in 0..20 {
+            let members: Vec<Member> = users[g * 100..g * 100 + 50]
                 .iter()
                 .map(|id| Member::new(id.clone()))
                 .collect();
@@ -49,25 +81,14 @@ async fn every_committed_change_arrives_signed_and_in_order() {
                     .expect("group")
                     .id,
             );
-        }
-        for (i, id) in users.iter().enumerate() {
-            dir.modify_user(id, None, move |c| {
-                let mut d = c.document.clone();
-                d["title"] = json!(format!("title {i}"));
-                if i % 7 == 0 {
-                    d["active"] = json!(false);
-                }
-                Ok(d)
-            })
-            .await
-            .expect("patch");
+            changes += 1;
         }
         for (g, gid) in groups.iter().enumerate() {
-            let add: Vec<Member> = users[g * 40 + 20..g * 40 + 40]
+            let add: Vec<Member> = users[g * 100 + 50..g * 100 + 100]
                 .iter()
                 .map(|id| Member::new(id.clone()))
                 .collect();
-            let remove = vec![users[g * 40].clone()];
+            let remove = vec![users[g * 100].clone()];
             dir.modify_group(gid, None, move |c| {
                 Ok((
                     c.document.clone(),
@@ -79,17 +100,21 @@ async fn every_committed_change_arrives_signed_and_in_order() {
             })
             .await
             .expect("members");
+            changes += 1;
         }
         for id in users.iter().step_by(9) {
             dir.delete_user(id, None).await.expect("delete");
+            changes += 1;
         }
         dir.delete_group(&groups[0], None)
             .await
             .expect("delete group");
+        changes += 1;
+        assert!(changes >= 10_000, "{changes} changes");
 
         let ids = event_ids(&dir).await;
-        assert!(ids.len() > 2 * USERS, "{which:?}: {} events", ids.len());
-        let got = wait_for_ids(&receiver, &ids, Duration::from_secs(60)).await;
+        assert!(ids.len() > changes, "{which:?}: {} events", ids.len());
+        let got = wait_for_ids(&receiver, &ids, Duration::from_secs(120)).await;
         worker.stop().await;
         let expected: BTreeSet<&String> = ids.iter().collect();
         let received: BTreeSet<&String> = got.iter().collect();
