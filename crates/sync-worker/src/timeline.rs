@@ -3,7 +3,7 @@
 //! its events, and every attempt to deliver each event to each target, in
 //! time order. The admin API and the CLI show it.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 use store::{EventType, LogQuery, StoreError, TenantStore};
@@ -121,8 +121,14 @@ pub async fn timeline(dir: &TenantStore, id: &str) -> Result<Vec<Entry>, StoreEr
             }),
         });
     }
-    // Stable: at one instant a request comes before its events, and an
-    // event before its attempts (the order they were pushed in).
-    out.sort_by_key(|e| e.at);
+    // Stored times have millisecond precision (a request's arrival may
+    // have more): within one millisecond a request comes before the events
+    // it caused, and an event before its attempts.
+    let rank = |kind: &str| match kind {
+        "request" => 0,
+        "attempt" => 2,
+        _ => 1,
+    };
+    out.sort_by_key(|e| (e.at.trunc_subsecs(3), rank(e.kind)));
     Ok(out)
 }
