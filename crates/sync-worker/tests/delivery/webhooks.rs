@@ -621,3 +621,56 @@ async fn two_workers_share_targets_without_duplicates_and_take_over() {
         b.stop().await;
     }
 }
+
+/// A target whose every attempt fails for longer than `disable_after` is
+/// disabled, with the reason, an audit entry, and its events kept waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_failing_too_long_is_disabled() {
+    for which in backends() {
+        let (_db, store) = store(which).await;
+        let dir = tenant(&store, "acme").await;
+        let receiver = Receiver::start().await;
+        let target = webhook(&dir, &receiver, "app").await;
+        receiver.answer(500);
+        let mut cfg = config();
+        cfg.disable_after = Duration::from_secs(1);
+        cfg.retry_schedule = vec![Duration::from_millis(150); 50];
+        let worker = start(&store, cfg);
+        dir.create_user(user("bjensen")).await.expect("user");
+        let disabled = wait_until(Duration::from_secs(30), || async {
+            let t = dir.target(target.id).await.expect("target");
+            (!t.enabled).then_some(t)
+        })
+        .await
+        .unwrap_or_else(|| panic!("{which:?}: not disabled"));
+        worker.stop().await;
+        let reason = disabled.disabled_reason.clone().unwrap_or_default();
+        assert!(
+            reason.contains("every attempt has failed since"),
+            "{reason}"
+        );
+        let since = disabled.failing_since.expect("failing since");
+        let at = disabled.disabled_at.expect("disabled at");
+        assert!(
+            at - since >= chrono::Duration::seconds(1),
+            "{which:?}: disabled only after the configured time"
+        );
+        assert!(receiver.count() >= 2, "retried before giving up");
+        let pending = dir
+            .deliveries(target.id, DeliveryStatus::Pending, 0, 10)
+            .await
+            .expect("pending");
+        assert_eq!(pending.len(), 1, "{which:?}: the event still waits");
+        let audit = store
+            .admin()
+            .audit_log(&store::AuditQuery {
+                tenant: Some(dir.tenant().id()),
+                action: Some("target.disable".into()),
+                limit: 10,
+                ..store::AuditQuery::default()
+            })
+            .await
+            .expect("audit");
+        assert_eq!(audit.len(), 1, "{which:?}");
+    }
+}
