@@ -17,9 +17,10 @@ mod m0005_membership_cover;
 mod m0006_event_log;
 mod m0007_jobs;
 mod m0008_delivery;
+mod m0009_attempts_by_event;
 
 /// The schema version this build expects: the number of migration steps.
-pub const SCHEMA_VERSION: u32 = 8;
+pub const SCHEMA_VERSION: u32 = 9;
 
 /// All of scimgate's migrations, in order.
 pub struct Migrator;
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_event_log::Migration),
             Box::new(m0007_jobs::Migration),
             Box::new(m0008_delivery::Migration),
+            Box::new(m0009_attempts_by_event::Migration),
         ]
     }
 }

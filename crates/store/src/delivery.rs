@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryOrder, QuerySelect, QueryTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -777,9 +777,17 @@ impl TenantStore {
     /// Every attempt to deliver events of one user or group, oldest first
     /// (the newest [`MAX_LIST`]).
     pub async fn resource_attempts(&self, resource_id: &str) -> Result<Vec<Attempt>> {
+        // Through the resource's events (see migration m0009: attempts
+        // have no index by resource).
+        let events = event_log::Entity::find()
+            .select_only()
+            .column(event_log::Column::Id)
+            .filter(event_log::Column::TenantId.eq(self.tenant.id.to_string()))
+            .filter(event_log::Column::ResourceId.eq(resource_id))
+            .into_query();
         let mut rows = delivery_attempts::Entity::find()
             .filter(delivery_attempts::Column::TenantId.eq(self.tenant.id.to_string()))
-            .filter(delivery_attempts::Column::ResourceId.eq(resource_id))
+            .filter(delivery_attempts::Column::EventId.in_subquery(events))
             .order_by_desc(delivery_attempts::Column::Id)
             .limit(MAX_LIST)
             .all(&self.inner.conn)

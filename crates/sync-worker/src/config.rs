@@ -25,6 +25,11 @@ pub struct DeliveryConfig {
     /// How often an idle target looks for new events when nothing wakes
     /// it (another process wrote them, or a retry came due).
     pub poll: Duration,
+    /// The least time between the starts of two rounds on one target,
+    /// unless the first round found a full batch. Under a steady stream of
+    /// changes this gathers them into fewer, larger rounds (each round is
+    /// one write transaction), at the price of up to this much lag.
+    pub linger: Duration,
     /// How long a target's lease lasts; renewed at a third of it, and at
     /// least twice `timeout` (a round only starts with that much left).
     pub lease: Duration,
@@ -71,6 +76,7 @@ impl Default for DeliveryConfig {
             per_target_concurrency: 8,
             batch: 500,
             poll: Duration::from_secs(1),
+            linger: Duration::from_millis(50),
             lease: Duration::from_secs(30),
             max_targets: 10_000,
             allow_private_targets: false,

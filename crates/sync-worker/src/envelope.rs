@@ -16,12 +16,18 @@
 //! scimgate extension with the reason for each). A receiver upserts by
 //! `data.id` and can skip an event whose `meta.version` is older than what
 //! it holds.
+//!
+//! An envelope is serialized straight from the stored event (borrowed, not
+//! copied into a new JSON tree): the worker renders every event it sends,
+//! so this is on its hot path.
 
 use std::collections::HashMap;
 
 use chrono::SecondsFormat;
 use roles::Effective;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde_json::{Value, json};
 use store::{EventType, ResourceKind, StoreError, StoredEvent, TenantStore};
 
 /// Renders envelopes, reading what events do not carry (current roles,
@@ -32,24 +38,48 @@ pub struct Renderer<'a> {
     pub tenant: Option<&'a TenantStore>,
 }
 
+/// What a batch of events needs from the store, read once per batch.
+struct Lookups {
+    /// Current effective roles of the users whose events carry none.
+    roles: HashMap<String, Effective>,
+    /// Resources as stored now (document and version), for events that
+    /// recorded no document; `None` when the resource is gone.
+    current: HashMap<(ResourceKind, String), Option<(Value, u64)>>,
+}
+
 impl Renderer<'_> {
-    /// The envelopes of `events` (all of this renderer's tenant), in order.
+    /// The envelopes of `events` (all of this renderer's tenant), in order,
+    /// as JSON values (the pull feed).
     pub async fn render(&self, events: &[StoredEvent]) -> Result<Vec<Value>, StoreError> {
-        let roles = self.current_roles(events).await?;
-        let mut out = Vec::with_capacity(events.len());
-        for e in events {
-            out.push(self.envelope(e, &roles).await?);
-        }
-        Ok(out)
+        let refs: Vec<&StoredEvent> = events.iter().collect();
+        let lookups = self.lookups(&refs).await?;
+        Ok(refs
+            .iter()
+            .map(|e| serde_json::to_value(lookups.envelope(e)).unwrap_or(Value::Null))
+            .collect())
     }
 
-    /// Current effective roles of the users whose events carry none.
-    async fn current_roles(
+    /// The envelopes of `events`, in order, as request bodies; `None` for
+    /// one that cannot be serialized.
+    pub async fn bodies(
         &self,
-        events: &[StoredEvent],
-    ) -> Result<HashMap<String, Effective>, StoreError> {
+        events: &[&StoredEvent],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let lookups = self.lookups(events).await?;
+        Ok(events
+            .iter()
+            .map(|e| serde_json::to_vec(&lookups.envelope(e)).ok())
+            .collect())
+    }
+
+    /// Reads, once each, the roles and resources `events` need.
+    async fn lookups(&self, events: &[&StoredEvent]) -> Result<Lookups, StoreError> {
+        let mut out = Lookups {
+            roles: HashMap::new(),
+            current: HashMap::new(),
+        };
         let Some(tenant) = self.tenant else {
-            return Ok(HashMap::new());
+            return Ok(out);
         };
         let mut ids: Vec<String> = events
             .iter()
@@ -64,125 +94,304 @@ impl Renderer<'_> {
             .collect();
         ids.sort_unstable();
         ids.dedup();
-        if ids.is_empty() {
-            return Ok(HashMap::new());
+        if !ids.is_empty() {
+            out.roles = tenant.effective_roles(&ids).await?;
         }
-        tenant.effective_roles(&ids).await
-    }
-
-    async fn envelope(
-        &self,
-        e: &StoredEvent,
-        roles: &HashMap<String, Effective>,
-    ) -> Result<Value, StoreError> {
-        let p = &e.payload;
-        let mut out = Map::new();
-        out.insert("id".into(), json!(e.public_id()));
-        out.insert("type".into(), json!(e.event_type.as_str()));
-        out.insert("tenant".into(), json!(e.tenant_id));
-        out.insert(
-            "occurred_at".into(),
-            json!(e.created_at.to_rfc3339_opts(SecondsFormat::Millis, true)),
-        );
-        out.insert("position".into(), json!(e.position));
-        out.insert("schema_version".into(), json!(e.schema_version));
-        let kind = e.event_type.resource_kind();
-        let mut data = match p.get("document") {
-            Some(doc) => resource(doc, &e.resource_id, kind, p.get("version")),
-            None => self.current(kind, &e.resource_id).await?,
-        };
-        if kind == ResourceKind::User {
-            let effective = match e.event_type {
-                EventType::UserRolesChanged => {
-                    serde_json::from_value::<Effective>(p["after"].clone()).ok()
-                }
-                EventType::UserDeleted => None,
-                _ => roles.get(&e.resource_id).cloned(),
-            };
-            if let Some(effective) = &effective {
-                with_roles(&mut data, effective);
+        for e in events
+            .iter()
+            .filter(|e| e.payload.get("document").is_none())
+        {
+            let kind = e.event_type.resource_kind();
+            let key = (kind, e.resource_id.clone());
+            if out.current.contains_key(&key) {
+                continue;
             }
+            let found = match kind {
+                ResourceKind::User => tenant.get_user(&e.resource_id).await,
+                ResourceKind::Group => tenant.get_group(&e.resource_id, false).await,
+            };
+            let value = match found {
+                Ok(r) => Some((r.document, r.version)),
+                Err(StoreError::NotFound(_)) => None,
+                Err(e) => return Err(e),
+            };
+            out.current.insert(key, value);
         }
-        out.insert("data".into(), data);
+        Ok(out)
+    }
+}
+
+impl Lookups {
+    /// The envelope of one event, borrowing from the event and from these
+    /// lookups.
+    fn envelope<'s>(&'s self, e: &'s StoredEvent) -> Envelope<'s> {
+        let p = &e.payload;
+        let kind = e.event_type.resource_kind();
+        let data = match p.get("document") {
+            Some(doc) => Data::Resource {
+                document: doc,
+                version: p.get("version").and_then(Value::as_u64),
+            },
+            None => match self.current.get(&(kind, e.resource_id.clone())) {
+                Some(Some((document, version))) => Data::Resource {
+                    document,
+                    version: Some(*version),
+                },
+                _ => Data::Gone,
+            },
+        };
+        let roles = match (kind, e.event_type) {
+            (ResourceKind::User, EventType::UserRolesChanged) => {
+                serde_json::from_value::<Effective>(p["after"].clone())
+                    .ok()
+                    .map(Roles::Owned)
+            }
+            (ResourceKind::User, EventType::UserDeleted) | (ResourceKind::Group, _) => None,
+            (ResourceKind::User, _) => self.roles.get(&e.resource_id).map(Roles::Borrowed),
+        };
+        Envelope {
+            event: e,
+            data,
+            roles,
+        }
+    }
+}
+
+/// One event's envelope, serialized on demand.
+struct Envelope<'s> {
+    event: &'s StoredEvent,
+    data: Data<'s>,
+    roles: Option<Roles<'s>>,
+}
+
+/// What `data` is made of.
+enum Data<'s> {
+    /// A document and its version.
+    Resource {
+        document: &'s Value,
+        version: Option<u64>,
+    },
+    /// The resource is gone and the event recorded no document: just its id.
+    Gone,
+}
+
+/// A user's effective roles, from the lookups or from the event itself.
+enum Roles<'s> {
+    Borrowed(&'s Effective),
+    Owned(Effective),
+}
+
+impl Roles<'_> {
+    fn get(&self) -> &Effective {
+        match self {
+            Roles::Borrowed(e) => e,
+            Roles::Owned(e) => e,
+        }
+    }
+}
+
+impl Serialize for Envelope<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let e = self.event;
+        let p = &e.payload;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("id", &e.public_id())?;
+        m.serialize_entry("type", e.event_type.as_str())?;
+        m.serialize_entry("tenant", &e.tenant_id)?;
+        m.serialize_entry(
+            "occurred_at",
+            &e.created_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        )?;
+        m.serialize_entry("position", &e.position)?;
+        m.serialize_entry("schema_version", &e.schema_version)?;
+        m.serialize_entry(
+            "data",
+            &DataView {
+                id: &e.resource_id,
+                kind: e.event_type.resource_kind(),
+                data: &self.data,
+                roles: self.roles.as_ref().map(Roles::get),
+            },
+        )?;
+        let field = |name: &str| p.get(name).unwrap_or(&Value::Null);
         match e.event_type {
             EventType::UserUpdated
             | EventType::UserDeactivated
             | EventType::UserReactivated
             | EventType::GroupUpdated => {
-                out.insert("changed".into(), p["changed"].clone());
-                out.insert("previous".into(), p["previous"].clone());
+                m.serialize_entry("changed", field("changed"))?;
+                m.serialize_entry("previous", field("previous"))?;
             }
             EventType::UserRolesChanged => {
                 let before = serde_json::from_value::<Effective>(p["before"].clone()).ok();
-                out.insert(
-                    "previous".into(),
-                    json!({"roles": before.as_ref().map(role_values).unwrap_or_default()}),
-                );
+                let roles: Vec<RoleValue<'_>> =
+                    before.as_ref().map(role_values).unwrap_or_default();
+                m.serialize_entry("previous", &json!({ "roles": roles }))?;
             }
             EventType::GroupMembersAdded | EventType::GroupMembersRemoved => {
-                out.insert("members".into(), p["members"].clone());
+                m.serialize_entry("members", field("members"))?;
             }
             EventType::UserDeleted | EventType::GroupDeleted => {
                 if let Some(reason) = p.get("reason") {
-                    out.insert("reason".into(), reason.clone());
+                    m.serialize_entry("reason", reason)?;
                 }
             }
             EventType::UserCreated | EventType::GroupCreated => {}
         }
-        Ok(Value::Object(out))
-    }
-
-    /// The resource as stored now, or just its id when it is gone.
-    async fn current(&self, kind: ResourceKind, id: &str) -> Result<Value, StoreError> {
-        let Some(tenant) = self.tenant else {
-            return Ok(json!({"id": id}));
-        };
-        let found = match kind {
-            ResourceKind::User => tenant.get_user(id).await,
-            ResourceKind::Group => tenant.get_group(id, false).await,
-        };
-        match found {
-            Ok(r) => Ok(resource(&r.document, &r.id, kind, Some(&json!(r.version)))),
-            Err(StoreError::NotFound(_)) => Ok(json!({"id": id})),
-            Err(e) => Err(e),
-        }
+        m.end()
     }
 }
 
-/// A stored document as a SCIM resource: `id` first, then the document,
-/// then `meta` with the resource type and version.
-fn resource(document: &Value, id: &str, kind: ResourceKind, version: Option<&Value>) -> Value {
-    let mut out = Map::new();
-    out.insert("id".into(), json!(id));
-    if let Some(doc) = document.as_object() {
-        for (k, v) in doc {
-            if k != "id" && k != "meta" {
-                out.insert(k.clone(), v.clone());
+/// `data`: `id` first, then the document, then `meta` with the resource
+/// type and version, then (users) the effective roles.
+struct DataView<'s> {
+    id: &'s str,
+    kind: ResourceKind,
+    data: &'s Data<'s>,
+    roles: Option<&'s Effective>,
+}
+
+impl Serialize for DataView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("id", self.id)?;
+        let Data::Resource { document, version } = self.data else {
+            return m.end();
+        };
+        if let Some(doc) = document.as_object() {
+            for (k, v) in doc {
+                let replaced = self.roles.is_some()
+                    && (k == "roles" || k.as_str() == scim::schemas::SCIMGATE_USER);
+                if k != "id" && k != "meta" && !replaced {
+                    m.serialize_entry(k, v)?;
+                }
             }
         }
+        m.serialize_entry(
+            "meta",
+            &Meta {
+                resource_type: self.kind.as_str(),
+                version: version.map(scim::meta::etag),
+            },
+        )?;
+        if let Some(effective) = self.roles {
+            m.serialize_entry("roles", &role_values(effective))?;
+            m.serialize_entry(
+                scim::schemas::SCIMGATE_USER,
+                &store::render::effective_roles(effective),
+            )?;
+        }
+        m.end()
     }
-    let mut meta = Map::new();
-    meta.insert("resourceType".into(), json!(kind.as_str()));
-    if let Some(v) = version.and_then(Value::as_u64) {
-        meta.insert("version".into(), json!(scim::meta::etag(v)));
-    }
-    out.insert("meta".into(), Value::Object(meta));
-    Value::Object(out)
 }
 
-fn role_values(e: &Effective) -> Vec<Value> {
-    e.roles.iter().map(|r| json!({"value": r.role})).collect()
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Meta<'s> {
+    resource_type: &'s str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
 }
 
-/// Puts a user's effective roles into its resource: RFC 7643 `roles` (what
-/// applications read) and the scimgate extension (with reasons).
-fn with_roles(data: &mut Value, effective: &Effective) {
-    let Some(obj) = data.as_object_mut() else {
-        return;
-    };
-    obj.insert("roles".into(), Value::Array(role_values(effective)));
-    obj.insert(
-        scim::schemas::SCIMGATE_USER.into(),
-        store::render::effective_roles(effective),
-    );
+/// One RFC 7643 `roles` entry.
+#[derive(Serialize)]
+struct RoleValue<'s> {
+    value: &'s str,
+}
+
+fn role_values(e: &Effective) -> Vec<RoleValue<'_>> {
+    e.roles
+        .iter()
+        .map(|r| RoleValue { value: &r.role })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use uuid::Uuid;
+
+    fn event(event_type: EventType, payload: Value) -> StoredEvent {
+        StoredEvent {
+            id: 7,
+            position: 9,
+            tenant_id: Uuid::nil(),
+            event_type,
+            resource_id: "u1".into(),
+            schema_version: 1,
+            payload,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn data_is_the_document_with_id_first_and_meta_after() {
+        let e = event(
+            EventType::UserUpdated,
+            json!({
+                "document": {"userName": "a@x", "id": "spoofed", "meta": {"x": 1}, "title": "t"},
+                "version": 3,
+                "changed": ["title"],
+                "previous": {"title": null}
+            }),
+        );
+        let lookups = Lookups {
+            roles: HashMap::new(),
+            current: HashMap::new(),
+        };
+        let text = serde_json::to_string(&lookups.envelope(&e)).unwrap_or_default();
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        assert_eq!(v["id"], "evt_7");
+        assert_eq!(v["type"], "user.updated");
+        assert_eq!(v["position"], 9);
+        assert_eq!(v["changed"], json!(["title"]));
+        assert_eq!(v["previous"], json!({"title": null}));
+        let data = v["data"].as_object().cloned().unwrap_or_default();
+        let keys: Vec<&str> = data.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["id", "userName", "title", "meta"]);
+        assert_eq!(data["id"], "u1");
+        assert_eq!(
+            data["meta"],
+            json!({"resourceType": "User", "version": "W/\"3\""})
+        );
+    }
+
+    #[test]
+    fn a_users_roles_replace_what_the_document_says() {
+        let e = event(
+            EventType::UserCreated,
+            json!({"document": {"userName": "a@x", "roles": [{"value": "forged"}]}, "version": 1}),
+        );
+        let effective = Effective {
+            roles: vec![roles::EffectiveRole {
+                role: "admin".into(),
+                reason: roles::Reason::Default,
+            }],
+            disabled: false,
+            locked: false,
+        };
+        let lookups = Lookups {
+            roles: HashMap::from([("u1".to_owned(), effective)]),
+            current: HashMap::new(),
+        };
+        let v = serde_json::to_value(lookups.envelope(&e)).unwrap_or(Value::Null);
+        assert_eq!(v["data"]["roles"], json!([{"value": "admin"}]));
+        assert_eq!(
+            v["data"][scim::schemas::SCIMGATE_USER]["effectiveRoles"][0]["reason"],
+            "default"
+        );
+    }
+
+    #[test]
+    fn a_gone_resource_without_a_document_is_its_id() {
+        let e = event(EventType::GroupMembersAdded, json!({"members": ["u2"]}));
+        let lookups = Lookups {
+            roles: HashMap::new(),
+            current: HashMap::new(),
+        };
+        let v = serde_json::to_value(lookups.envelope(&e)).unwrap_or(Value::Null);
+        assert_eq!(v["data"], json!({"id": "u1"}));
+        assert_eq!(v["members"], json!(["u2"]));
+    }
 }

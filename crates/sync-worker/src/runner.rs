@@ -67,8 +67,9 @@ pub struct Worker {
 enum Round {
     /// Nothing to do.
     Idle,
-    /// Work was done and committed.
-    Worked,
+    /// Work was done and committed; `full` when the round read a whole
+    /// batch of new events (more are probably waiting).
+    Worked { full: bool },
     /// Another worker holds the target now, or it was disabled.
     Stop,
 }
@@ -205,9 +206,17 @@ impl Worker {
         let s = &self.shared;
         let log = s.store.event_log();
         let mut tenant: Option<(Uuid, Option<TenantStore>, tokio::time::Instant)> = None;
+        // When the next round may start (see `DeliveryConfig::linger`).
+        let mut not_before: Option<tokio::time::Instant> = None;
         loop {
             if *stop.borrow() {
                 return;
+            }
+            if let Some(at) = not_before.take() {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at) => {}
+                    _ = stop.changed() => continue,
+                }
             }
             // A round starts only with a lease that outlasts it (a request
             // may take the whole timeout): a worker that stalled past its
@@ -241,6 +250,7 @@ impl Worker {
                 tenant = Some((lt.target.tenant_id, found, tokio::time::Instant::now()));
             }
             let dir = tenant.as_ref().and_then(|(_, d, _)| d.as_ref());
+            let started = tokio::time::Instant::now();
             let round = match self.round(&lt, dir, Utc::now()).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -250,8 +260,10 @@ impl Worker {
             };
             match round {
                 Round::Stop => return,
-                Round::Worked => continue,
+                Round::Worked { full: true } => continue,
+                Round::Worked { full: false } => not_before = Some(started + s.config.linger),
                 Round::Idle => {
+                    not_before = Some(started + s.config.linger);
                     tokio::select! {
                         _ = log.committed() => {}
                         _ = tokio::time::sleep(s.config.poll) => {}
@@ -286,8 +298,9 @@ impl Worker {
         if due.is_empty() && fresh.is_empty() {
             return Ok(Round::Idle);
         }
+        let full = fresh.len() as u64 >= s.config.batch;
         let cursor = fresh.last().map(|e| e.position);
-        let retry_events: HashMap<i64, StoredEvent> = delivery
+        let mut retry_events: HashMap<i64, StoredEvent> = delivery
             .events(&due.iter().map(|d| d.event_id).collect::<Vec<_>>())
             .await?
             .into_iter()
@@ -302,23 +315,24 @@ impl Worker {
 
         // Render every body once.
         let renderer = Renderer { tenant: dir };
-        let mut to_render: Vec<StoredEvent> = due
+        let to_render: Vec<&StoredEvent> = due
             .iter()
-            .filter_map(|d| retry_events.get(&d.event_id).cloned())
+            .filter_map(|d| retry_events.get(&d.event_id))
+            .chain(wanted.iter())
             .collect();
-        to_render.extend(wanted.iter().cloned());
-        let envelopes = renderer.render(&to_render).await?;
-        let mut bodies: HashMap<i64, Vec<u8>> = HashMap::new();
-        for (e, env) in to_render.iter().zip(envelopes) {
-            bodies.insert(e.id, serde_json::to_vec(&env).unwrap_or_default());
-        }
+        let rendered = renderer.bodies(&to_render).await?;
+        let bodies: HashMap<i64, Vec<u8>> = to_render
+            .iter()
+            .zip(rendered)
+            .filter_map(|(e, body)| Some((e.id, body?)))
+            .collect();
 
         let sender = Arc::new(self.sender(lt, dir, now));
         let mut jobs: Vec<Job> = Vec::new();
         let mut changes: Vec<DeliveryChange> = Vec::new();
         for d in due {
-            match retry_events.get(&d.event_id) {
-                Some(e) => jobs.push(Job::Retry(Box::new((d, e.clone())))),
+            match retry_events.remove(&d.event_id) {
+                Some(e) => jobs.push(Job::Retry(Box::new((d, e)))),
                 // Pruned meanwhile: nothing left to send.
                 None => changes.push(DeliveryChange::Update {
                     id: d.id,
@@ -406,7 +420,7 @@ impl Worker {
             tracing::warn!(target_id = %target.id, tenant = %target.tenant_id, %reason, "delivery: target disabled");
             return Ok(Round::Stop);
         }
-        Ok(Round::Worked)
+        Ok(Round::Worked { full })
     }
 
     /// How to send to this target now (secrets opened), by its kind.
