@@ -53,6 +53,7 @@ pub const KEYS: &[&str] = &[
     "group_patch_no_content_above",
     "admin_jwt_keys",
     "admin_token_ttl_secs",
+    "trusted_proxies",
     "delivery_enabled",
     "delivery_secrets_key",
     "delivery_allow_private_targets",
@@ -268,6 +269,10 @@ pub struct Config {
     pub admin_jwt_keys: Vec<AdminJwtKey>,
     /// How long an admin API session lasts, in seconds.
     pub admin_token_ttl_secs: u64,
+    /// Reverse proxies whose `X-Forwarded-For` names the client of an admin
+    /// login (for its throttling): comma-separated addresses or CIDR
+    /// ranges; empty trusts none.
+    pub trusted_proxies: String,
     /// Whether `serve` runs the delivery worker in process.
     pub delivery_enabled: bool,
     /// The key that seals target secrets at rest (base64 of 32 bytes);
@@ -328,6 +333,7 @@ impl Default for Config {
             delivery_allow_private_targets: false,
             delivery_timeout_secs: 15,
             delivery_retry_schedule: "5s,5m,30m,2h,5h,10h,10h".to_owned(),
+            trusted_proxies: String::new(),
             delivery_disable_after_hours: 5 * 24,
             delivery_concurrency_per_target: 8,
             delivery_attempt_retention_days: 30,
@@ -411,6 +417,7 @@ struct Layer {
     group_patch_no_content_above: Option<u64>,
     admin_jwt_keys: Option<AdminJwtKeys>,
     admin_token_ttl_secs: Option<u64>,
+    trusted_proxies: Option<String>,
     delivery_enabled: Option<bool>,
     delivery_secrets_key: Option<Secret>,
     delivery_allow_private_targets: Option<bool>,
@@ -593,6 +600,7 @@ impl Config {
             group_patch_response,
             group_patch_no_content_above,
             admin_token_ttl_secs,
+            trusted_proxies,
             delivery_enabled,
             delivery_allow_private_targets,
             delivery_timeout_secs,
@@ -685,6 +693,9 @@ impl Config {
                     "must be between {MIN_ADMIN_TOKEN_TTL_SECS} and {MAX_ADMIN_TOKEN_TTL_SECS} seconds"
                 ),
             ));
+        }
+        if let Err(e) = parse_networks(&self.trusted_proxies) {
+            return Err(invalid("trusted_proxies", e));
         }
         if let Err(e) = parse_schedule(&self.delivery_retry_schedule) {
             return Err(invalid("delivery_retry_schedule", e));
@@ -870,6 +881,11 @@ impl Config {
         }
     }
 
+    /// The reverse proxies trusted to name a login's client.
+    pub fn trusted_proxy_networks(&self) -> Vec<ipnet::IpNet> {
+        parse_networks(&self.trusted_proxies).unwrap_or_default()
+    }
+
     /// The delivery worker's settings.
     pub fn delivery_config(&self) -> sync_worker::DeliveryConfig {
         let days = |d: u32| Duration::from_secs(u64::from(d) * 86_400);
@@ -938,6 +954,25 @@ pub fn redact_url(url: &str) -> String {
         redacted_userinfo,
         &url[authority_start + at..]
     )
+}
+
+/// Parses comma-separated addresses (`10.0.0.7`, `::1`) and CIDR ranges
+/// (`10.0.0.0/8`); an address is a range of one.
+pub fn parse_networks(text: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|part| {
+            part.parse::<ipnet::IpNet>()
+                .or_else(|_| part.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|net| net.trunc())
+                .map_err(|_| {
+                    format!(
+                        "{part:?} is not an IP address or CIDR range (e.g. 10.0.0.7, 10.0.0.0/8)"
+                    )
+                })
+        })
+        .collect()
 }
 
 /// Parses a retry schedule: comma-separated waits, each a number with a
@@ -1344,6 +1379,34 @@ mod tests {
         assert_eq!(redact_url("postgres://h/d?x=a@b"), "postgres://h/d?x=a@b");
         assert_eq!(redact_url("sqlite://./x.db"), "sqlite://./x.db");
         assert_eq!(redact_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_and_ranges() {
+        let sources = Sources {
+            env: env(&[(
+                "SCIMGATE_TRUSTED_PROXIES",
+                " 10.1.2.3, 192.168.0.0/16 ,::1,",
+            )]),
+            ..Sources::default()
+        };
+        let c = Config::load(&sources).expect("load").config;
+        let nets = c.trusted_proxy_networks();
+        let shown: Vec<String> = nets.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["10.1.2.3/32", "192.168.0.0/16", "::1/128"]);
+        let inside: std::net::IpAddr = "192.168.40.2".parse().expect("address");
+        assert!(nets.iter().any(|n| n.contains(&inside)));
+        assert!(Config::default().trusted_proxy_networks().is_empty());
+
+        for bad in ["10.0.0.0/33", "proxy.internal", "10.0.0.1;10.0.0.2"] {
+            let sources = Sources {
+                env: env(&[("SCIMGATE_TRUSTED_PROXIES", bad)]),
+                ..Sources::default()
+            };
+            let e = Config::load(&sources).expect_err(bad).to_string();
+            assert!(e.contains("trusted_proxies"), "{bad}: {e}");
+            assert!(e.contains("CIDR"), "{bad}: {e}");
+        }
     }
 
     #[test]

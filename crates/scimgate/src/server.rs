@@ -188,11 +188,15 @@ pub async fn spawn(config: Config) -> Result<App, AppError> {
     let gateway = gateway::Gateway::new(store.clone(), config.gateway_config(), &registry)?;
     let (keys, key_source) = bootstrap::admin_keys(&config)?;
     log_admin_key_source(&key_source);
-    let admin = tenant_admin::Admin::new(
+    let admin = tenant_admin::Admin::with_login_options(
         store.clone(),
         tenant_admin::AdminConfig {
             keys,
             token_ttl: Duration::from_secs(config.admin_token_ttl_secs),
+        },
+        tenant_admin::LoginOptions {
+            trusted_proxies: config.trusted_proxy_networks(),
+            ..tenant_admin::LoginOptions::default()
         },
     )?;
     let invalidate = gateway.clone();

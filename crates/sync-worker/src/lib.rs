@@ -16,6 +16,8 @@
 //! - [`webhook`]: one signed request;
 //! - [`outbound`]: outbound SCIM (the application's own SCIM endpoint);
 //! - [`reconcile`]: the job that compares and repairs an outbound SCIM target;
+//! - [`queue`]: where the worker finds its work (the seam a Redis Streams
+//!   queue slots into);
 //! - [`runner`]: the worker, its leases and per-target rounds;
 //! - [`metrics`]: what it exports to Prometheus.
 
@@ -26,6 +28,7 @@ pub mod http;
 pub mod metrics;
 pub mod outbound;
 pub mod policy;
+pub mod queue;
 pub mod reconcile;
 pub mod runner;
 pub mod secrets;
@@ -35,4 +38,5 @@ pub mod timeline;
 pub mod webhook;
 
 pub use config::DeliveryConfig;
+pub use queue::{Queue, SqlQueue};
 pub use runner::{Worker, WorkerError};

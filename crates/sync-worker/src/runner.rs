@@ -24,7 +24,7 @@ use store::delivery::{
     Commit, Delivery, DeliveryChange, DeliveryStatus, Health, LeasedTarget, NewAttempt,
     NewDelivery, TargetKind,
 };
-use store::{EventQuery, Store, StoreError, StoredEvent, TenantStore};
+use store::{Store, StoreError, StoredEvent, TenantStore};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -34,6 +34,7 @@ use crate::envelope::Renderer;
 use crate::metrics::Metrics;
 use crate::outbound::ScimApp;
 use crate::policy::{self, Next, Outcome};
+use crate::queue::{Queue, SqlQueue};
 use crate::secrets::SecretBox;
 use crate::signing::WebhookSecret;
 use crate::webhook::{Sent, Webhook};
@@ -46,8 +47,9 @@ pub enum WorkerError {
     Http(#[from] crate::http::HttpError),
 }
 
-struct Shared {
+struct Shared<Q> {
     store: Store,
+    queue: Q,
     config: DeliveryConfig,
     secrets: Option<SecretBox>,
     client: reqwest::Client,
@@ -56,10 +58,18 @@ struct Shared {
     metrics: Metrics,
 }
 
-/// The delivery worker of one process.
-#[derive(Clone)]
-pub struct Worker {
-    shared: Arc<Shared>,
+/// The delivery worker of one process, fed by a [`Queue`] (by default
+/// the database's, [`SqlQueue`]).
+pub struct Worker<Q: Queue = SqlQueue> {
+    shared: Arc<Shared<Q>>,
+}
+
+impl<Q: Queue> Clone for Worker<Q> {
+    fn clone(&self) -> Self {
+        Worker {
+            shared: self.shared.clone(),
+        }
+    }
 }
 
 /// What a target's round came to.
@@ -74,16 +84,30 @@ enum Round {
     Stop,
 }
 
-impl Worker {
+impl Worker<SqlQueue> {
     /// A worker delivering from `store`'s event log, with target secrets
     /// opened by `secrets` (without a key, every target waits with an
     /// error saying so).
     pub fn new(
         store: Store,
-        mut config: DeliveryConfig,
+        config: DeliveryConfig,
         secrets: Option<SecretBox>,
         metrics: Metrics,
     ) -> Result<Worker, WorkerError> {
+        let queue = SqlQueue::new(store.clone());
+        Worker::with_queue(store, queue, config, secrets, metrics)
+    }
+}
+
+impl<Q: Queue> Worker<Q> {
+    /// A worker fed by `queue`, reading tenants and resources from `store`.
+    pub fn with_queue(
+        store: Store,
+        queue: Q,
+        mut config: DeliveryConfig,
+        secrets: Option<SecretBox>,
+        metrics: Metrics,
+    ) -> Result<Worker<Q>, WorkerError> {
         // A round needs a lease that outlasts a whole request after a
         // renewal came late: at least twice the timeout.
         config.lease = config.lease.max(config.timeout * 2);
@@ -94,6 +118,7 @@ impl Worker {
         Ok(Worker {
             shared: Arc::new(Shared {
                 store,
+                queue,
                 config,
                 secrets,
                 client,
@@ -125,8 +150,7 @@ impl Worker {
             let now = Utc::now();
             let until = now + chrono::Duration::from_std(s.config.lease).unwrap_or_default();
             match s
-                .store
-                .delivery()
+                .queue
                 .lease_targets(&s.owner, now, until, s.config.max_targets)
                 .await
             {
@@ -165,7 +189,7 @@ impl Worker {
         for (_, handle) in loops {
             let _ = handle.await;
         }
-        if let Err(e) = s.store.delivery().release_leases(&s.owner).await {
+        if let Err(e) = s.queue.release(&s.owner).await {
             tracing::warn!(error = %e, "delivery: cannot release leases");
         }
     }
@@ -204,7 +228,6 @@ impl Worker {
     /// Rounds on one target until it is lost, disabled or `stop` is set.
     async fn target_loop(self, id: Uuid, mut stop: watch::Receiver<bool>) {
         let s = &self.shared;
-        let log = s.store.event_log();
         let mut tenant: Option<(Uuid, Option<TenantStore>, tokio::time::Instant)> = None;
         // When the next round may start (see `DeliveryConfig::linger`).
         let mut not_before: Option<tokio::time::Instant> = None;
@@ -222,7 +245,7 @@ impl Worker {
             // may take the whole timeout): a worker that stalled past its
             // lease stops before sending what another worker now sends.
             let margin = chrono::Duration::from_std(s.config.timeout).unwrap_or_default();
-            let lt = match s.store.delivery().target(id).await {
+            let lt = match s.queue.target(id).await {
                 Ok(Some(lt)) if lt.target.enabled && lt.held_by(&s.owner, Utc::now() + margin) => {
                     lt
                 }
@@ -265,7 +288,7 @@ impl Worker {
                 Round::Idle => {
                     not_before = Some(started + s.config.linger);
                     tokio::select! {
-                        _ = log.committed() => {}
+                        _ = s.queue.changed() => {}
                         _ = tokio::time::sleep(s.config.poll) => {}
                         _ = stop.changed() => {}
                     }
@@ -283,24 +306,15 @@ impl Worker {
     ) -> Result<Round, StoreError> {
         let s = &self.shared;
         let target = &lt.target;
-        let delivery = s.store.delivery();
-        let due = delivery.due(target.id, now, 100).await?;
-        let fresh = s
-            .store
-            .event_log()
-            .read(&EventQuery {
-                after: target.cursor,
-                limit: s.config.batch,
-                tenant: Some(target.tenant_id),
-                types: Vec::new(),
-            })
-            .await?;
+        let due = s.queue.due(target.id, now, 100).await?;
+        let fresh = s.queue.next_events(target, s.config.batch).await?;
         if due.is_empty() && fresh.is_empty() {
             return Ok(Round::Idle);
         }
         let full = fresh.len() as u64 >= s.config.batch;
         let cursor = fresh.last().map(|e| e.position);
-        let mut retry_events: HashMap<i64, StoredEvent> = delivery
+        let mut retry_events: HashMap<i64, StoredEvent> = s
+            .queue
             .events(&due.iter().map(|d| d.event_id).collect::<Vec<_>>())
             .await?
             .into_iter()
@@ -311,7 +325,7 @@ impl Worker {
             .filter(|e| target.wants(e.event_type))
             .collect();
         let resources: Vec<String> = wanted.iter().map(|e| e.resource_id.clone()).collect();
-        let held = delivery.held(target.id, &resources).await?;
+        let held = s.queue.held(target.id, &resources).await?;
 
         // Render every body once.
         let renderer = Renderer { tenant: dir };
@@ -411,7 +425,7 @@ impl Worker {
             s.metrics
                 .attempt(target.kind.as_str(), &a.outcome, a.latency_ms);
         }
-        if !delivery.commit(target.id, &s.owner, commit).await? {
+        if !s.queue.commit(target.id, &s.owner, commit).await? {
             tracing::info!(target_id = %target.id, owner = %s.owner, "delivery: lease lost; another worker has the target");
             return Ok(Round::Stop);
         }
@@ -429,21 +443,23 @@ impl Worker {
         lt: &LeasedTarget,
         dir: Option<&TenantStore>,
         now: DateTime<Utc>,
-    ) -> Result<Sender, String> {
+    ) -> Result<Sender, SenderError> {
         let s = &self.shared;
         let url = s
             .policy
             .check_url(&lt.target.url)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| SenderError::Address(e.to_string()))?;
         let Some(key) = &s.secrets else {
-            return Err(
+            return Err(SenderError::Secret(
                 "cannot open the target's secret: no delivery_secrets_key is configured".into(),
-            );
+            ));
         };
         if lt.target.kind == TargetKind::Scim {
-            let token = key
-                .open(&lt.secrets.current)
-                .map_err(|e| format!("cannot open the target's secret (its SCIM token): {e}"))?;
+            let token = key.open(&lt.secrets.current).map_err(|e| {
+                SenderError::Secret(format!(
+                    "cannot open the target's secret (its SCIM token): {e}"
+                ))
+            })?;
             return Ok(Sender::Scim(ScimApp {
                 base: url,
                 token,
@@ -452,11 +468,12 @@ impl Worker {
                 tenant: dir.cloned(),
             }));
         }
-        let open = |sealed: &str| -> Result<WebhookSecret, String> {
-            let text = key
-                .open(sealed)
-                .map_err(|e| format!("cannot open the target's secret: {e}"))?;
-            WebhookSecret::parse(&text).map_err(|e| format!("the target's secret: {e}"))
+        let open = |sealed: &str| -> Result<WebhookSecret, SenderError> {
+            let text = key.open(sealed).map_err(|e| {
+                SenderError::Secret(format!("cannot open the target's secret: {e}"))
+            })?;
+            WebhookSecret::parse(&text)
+                .map_err(|e| SenderError::Secret(format!("the target's secret: {e}")))
         };
         let mut secrets = vec![open(&lt.secrets.current)?];
         if let Some((previous, until)) = &lt.secrets.previous
@@ -469,7 +486,7 @@ impl Worker {
 
     async fn send(
         &self,
-        sender: &Result<Sender, String>,
+        sender: &Result<Sender, SenderError>,
         event: &StoredEvent,
         body: Option<&Vec<u8>>,
     ) -> Sent {
@@ -478,7 +495,7 @@ impl Worker {
             Ok(w) => w,
             // A secret that cannot be opened is the operator's to fix:
             // retried, not given up on.
-            Err(why) if why.contains("secret") => {
+            Err(SenderError::Secret(why)) => {
                 return Sent {
                     outcome: Outcome::Network(why.clone()),
                     status: None,
@@ -487,7 +504,7 @@ impl Worker {
                     error: Some(why.clone()),
                 };
             }
-            Err(why) => return Sent::refused(why.clone()),
+            Err(SenderError::Address(why)) => return Sent::refused(why.clone()),
         };
         let Some(body) = body else {
             return Sent::refused("the event could not be rendered".into());
@@ -526,7 +543,7 @@ impl Worker {
     async fn run_job(
         &self,
         job: Job,
-        sender: &Result<Sender, String>,
+        sender: &Result<Sender, SenderError>,
         bodies: &HashMap<i64, Vec<u8>>,
         now: DateTime<Utc>,
     ) -> Effects {
@@ -597,6 +614,20 @@ impl Worker {
         }
         fx
     }
+}
+
+/// Why a round cannot send to its target at all.
+#[derive(Debug, thiserror::Error)]
+enum SenderError {
+    /// The target's secret cannot be opened (no key configured, or not
+    /// the key it was sealed with): the operator's to fix, so its events
+    /// are retried, not given up on.
+    #[error("{0}")]
+    Secret(String),
+    /// The target's address is refused (private ranges, bad scheme): its
+    /// events fail permanently.
+    #[error("{0}")]
+    Address(String),
 }
 
 /// How a round sends, by the target's kind.

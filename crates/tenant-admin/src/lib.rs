@@ -107,9 +107,10 @@ pub enum AdminConfigError {
 pub struct LoginOptions {
     /// The login throttle (in memory, on the system clock, by default).
     pub throttle: service::login::Throttle,
-    /// Reverse proxies whose `X-Forwarded-For` names the client; from any
-    /// other peer the header is ignored (a client could write anything).
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Reverse proxies (addresses or ranges) whose `X-Forwarded-For` names
+    /// the client; from any other peer the header is ignored (a client
+    /// could write anything).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for LoginOptions {

@@ -2,6 +2,7 @@
 //! with the Standard Webhooks authors' own library, the worker running as
 //! in production, real SQLite and PostgreSQL.
 
+mod queue;
 mod recipes;
 mod scim;
 mod support;

@@ -15,9 +15,10 @@ use crate::{State, openapi};
 /// The client's address: the peer's, or, when the peer is a trusted
 /// proxy, the last `X-Forwarded-For` hop that is not one (the hops before
 /// it are whatever the client chose to send).
-fn client_address(req: &HttpRequest, trusted: &[IpAddr]) -> Option<IpAddr> {
+fn client_address(req: &HttpRequest, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
+    let trusted_hop = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     let peer = req.peer_addr()?.ip();
-    if !trusted.contains(&peer) {
+    if !trusted_hop(&peer) {
         return Some(peer);
     }
     let hops: Vec<IpAddr> = req
@@ -30,7 +31,7 @@ fn client_address(req: &HttpRequest, trusted: &[IpAddr]) -> Option<IpAddr> {
     Some(
         hops.into_iter()
             .rev()
-            .find(|hop| !trusted.contains(hop))
+            .find(|hop| !trusted_hop(hop))
             .unwrap_or(peer),
     )
 }

@@ -58,7 +58,7 @@ impl Api {
                 Arc::new(MemoryThrottle::new(settings())),
                 Arc::new(clock.clone()),
             ),
-            trusted_proxies: proxies,
+            trusted_proxies: proxies.into_iter().map(ipnet::IpNet::from).collect(),
         };
         let config = AdminConfig {
             keys: vec![SigningKey::new("k", vec![7u8; 32]).unwrap()],
