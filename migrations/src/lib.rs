@@ -18,9 +18,10 @@ mod m0006_event_log;
 mod m0007_jobs;
 mod m0008_delivery;
 mod m0009_attempts_by_event;
+mod m0010_super_tenants;
 
 /// The schema version this build expects: the number of migration steps.
-pub const SCHEMA_VERSION: u32 = 9;
+pub const SCHEMA_VERSION: u32 = 10;
 
 /// All of scimgate's migrations, in order.
 pub struct Migrator;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_jobs::Migration),
             Box::new(m0008_delivery::Migration),
             Box::new(m0009_attempts_by_event::Migration),
+            Box::new(m0010_super_tenants::Migration),
         ]
     }
 }

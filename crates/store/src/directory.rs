@@ -179,25 +179,63 @@ async fn write_emails(
 }
 
 pub(crate) async fn create_user(store: &TenantStore, document: Value) -> Result<Resource> {
-    let cols = user_columns(&document)?;
-    let id = Uuid::new_v4().to_string();
+    let new = NewUser::prepare(Uuid::new_v4().to_string(), document)?;
     let at = now();
-    let text = document.to_string();
+    write_txn!(store.inner, [store], [new], txn => {
+        create_user_in(store, txn, new, at).await
+    })
+}
+
+/// A user about to be inserted, with what can be worked out before the
+/// transaction (on SQLite the transaction runs on the one writer thread,
+/// so work done here is work that thread does not do).
+#[derive(Debug, Clone)]
+pub(crate) struct NewUser {
+    id: String,
+    document: Value,
+    cols: UserColumns,
+    text: String,
+    event: Event,
+}
+
+impl NewUser {
+    /// Validates `document`'s indexed columns for user `id`.
+    pub(crate) fn prepare(id: String, document: Value) -> Result<NewUser> {
+        let cols = user_columns(&document)?;
+        let text = document.to_string();
+        let event = Event::created(ResourceKind::User, &id, 1, &document);
+        Ok(NewUser {
+            id,
+            document,
+            cols,
+            text,
+            event,
+        })
+    }
+}
+
+/// The body of [`create_user`]: inserts the user in `txn`, with its
+/// derived roles and events. Another transaction (a super tenant's
+/// copies) can run it too.
+pub(crate) async fn create_user_in(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    new: &NewUser,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Resource, TxError> {
     let tenant = store.tenant_key();
-    let event = Event::created(ResourceKind::User, &id, 1, &document);
-    write_txn!(store.inner, [store, id], [cols, text, tenant, event], txn => {
-        users::Entity::insert(user_active_model(tenant, id, cols, text, 1, at, at))
-            .exec_without_returning(txn)
-            .await
-            .map_err(|e| unique_or(e, || user_name_taken(&cols.user_name)))?;
-        write_emails(txn, tenant, id, &cols.emails, false).await?;
-        let mut events = vec![event.clone()];
-        events.extend(role_store::derive_new_user(store, txn, id, cols.active).await?);
-        events::write(store, txn, events).await
-    })?;
+    let (id, cols) = (&new.id, &new.cols);
+    users::Entity::insert(user_active_model(&tenant, id, cols, &new.text, 1, at, at))
+        .exec_without_returning(txn)
+        .await
+        .map_err(|e| unique_or(e, || user_name_taken(&cols.user_name)))?;
+    write_emails(txn, &tenant, id, &cols.emails, false).await?;
+    let mut events = vec![new.event.clone()];
+    events.extend(role_store::derive_new_user(store, txn, id, cols.active).await?);
+    events::write(store, txn, events).await?;
     Ok(Resource {
-        id,
-        document,
+        id: id.clone(),
+        document: new.document.clone(),
         version: 1,
         created: at,
         last_modified: at,
@@ -319,13 +357,24 @@ pub(crate) async fn replace_user(
     // Refuse a bad document before taking any lock.
     user_columns(&document)?;
     write_txn!(store.inner, [store, id], [document], txn => {
-        let row = find_user(store, txn, id, true)
-            .await
-            .map_err(dbx)?
-            .ok_or_else(|| not_found("User", id))?;
-        check_if_match(if_match, version(row.version, "user")?)?;
-        update_user(store, txn, &row, document.clone()).await
+        replace_user_in(store, txn, id, document.clone(), if_match).await
     })
+}
+
+/// The body of [`replace_user`].
+pub(crate) async fn replace_user_in(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    id: &str,
+    document: Value,
+    if_match: Option<u64>,
+) -> Result<Resource, TxError> {
+    let row = find_user(store, txn, id, true)
+        .await
+        .map_err(dbx)?
+        .ok_or_else(|| not_found("User", id))?;
+    check_if_match(if_match, version(row.version, "user")?)?;
+    update_user(store, txn, &row, document).await
 }
 
 pub(crate) async fn modify_user<F>(
@@ -338,15 +387,29 @@ where
     F: Fn(&Resource) -> Result<Value, scim::Error> + Send + Sync + 'static,
 {
     write_txn!(store.inner, [store, id], [modify], txn => {
-        let row = find_user(store, txn, id, true)
-            .await
-            .map_err(dbx)?
-            .ok_or_else(|| not_found("User", id))?;
-        let current = user_resource(&row)?;
-        check_if_match(if_match, current.version)?;
-        let document = modify(&current)?;
-        update_user(store, txn, &row, document).await
+        modify_user_in(store, txn, id, if_match, modify).await
     })
+}
+
+/// The body of [`modify_user`].
+pub(crate) async fn modify_user_in<F>(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    id: &str,
+    if_match: Option<u64>,
+    modify: &F,
+) -> Result<Resource, TxError>
+where
+    F: Fn(&Resource) -> Result<Value, scim::Error> + Send + Sync,
+{
+    let row = find_user(store, txn, id, true)
+        .await
+        .map_err(dbx)?
+        .ok_or_else(|| not_found("User", id))?;
+    let current = user_resource(&row)?;
+    check_if_match(if_match, current.version)?;
+    let document = modify(&current)?;
+    update_user(store, txn, &row, document).await
 }
 
 pub(crate) async fn delete_user(
@@ -355,31 +418,41 @@ pub(crate) async fn delete_user(
     if_match: Option<u64>,
 ) -> Result<()> {
     write_txn!(store.inner, [store, id], [], txn => {
-        let row = find_user(store, txn, id, true)
-            .await
-            .map_err(dbx)?
-            .ok_or_else(|| not_found("User", id))?;
-        let current = version(row.version, "user")?;
-        check_if_match(if_match, current)?;
-        let mut events = remove_from_all_groups(store, txn, id).await?;
-        let left: Vec<&String> = events.iter().map(|e| &e.resource_id).collect();
-        let last = user_resource(&row)?.document;
-        let deleted = Event::deleted(
-            ResourceKind::User,
-            id,
-            current,
-            &last,
-            json!({ "groups": left }),
-        );
-        users::Entity::delete_many()
-            .filter(users::Column::TenantId.eq(store.tenant_key()))
-            .filter(users::Column::Id.eq(id))
-            .exec(txn)
-            .await
-            .map_err(dbx)?;
-        events.insert(0, deleted);
-        events::write(store, txn, events).await
+        delete_user_in(store, txn, id, if_match).await
     })
+}
+
+/// The body of [`delete_user`].
+pub(crate) async fn delete_user_in(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    id: &str,
+    if_match: Option<u64>,
+) -> Result<(), TxError> {
+    let row = find_user(store, txn, id, true)
+        .await
+        .map_err(dbx)?
+        .ok_or_else(|| not_found("User", id))?;
+    let current = version(row.version, "user")?;
+    check_if_match(if_match, current)?;
+    let mut events = remove_from_all_groups(store, txn, id).await?;
+    let left: Vec<&String> = events.iter().map(|e| &e.resource_id).collect();
+    let last = user_resource(&row)?.document;
+    let deleted = Event::deleted(
+        ResourceKind::User,
+        id,
+        current,
+        &last,
+        json!({ "groups": left }),
+    );
+    users::Entity::delete_many()
+        .filter(users::Column::TenantId.eq(store.tenant_key()))
+        .filter(users::Column::Id.eq(id))
+        .exec(txn)
+        .await
+        .map_err(dbx)?;
+    events.insert(0, deleted);
+    events::write(store, txn, events).await
 }
 
 /// Removes `member_id` from every group of the tenant it belongs to,
@@ -1044,31 +1117,77 @@ pub(crate) async fn create_group(
     document: Value,
     members: Vec<Member>,
 ) -> Result<Resource> {
-    let cols = group_columns(&document)?;
-    let id = Uuid::new_v4().to_string();
+    let new = NewGroup::prepare(Uuid::new_v4().to_string(), document, members)?;
     let at = now();
-    let text = document.to_string();
-    let tenant = store.tenant_key();
-    let created = Event::created(ResourceKind::Group, &id, 1, &document);
-    let members = write_txn!(store.inner, [store, id, members], [cols, text, tenant, created], txn => {
-        groups::Entity::insert(group_active_model(tenant, id, cols, text, at))
-            .exec_without_returning(txn)
-            .await
-            .map_err(|e| unique_or(e, || group_name_taken(&cols.display_name)))?;
-        let mut delta = Delta::default();
-        add_members(store, txn, id, members.clone(), &mut delta).await?;
-        let mut events = vec![created.clone()];
-        if !delta.is_empty() {
-            events.extend(delta.events(id, 1));
-        }
-        let added: Vec<String> = delta.added.iter().cloned().collect();
-        events.extend(role_store::recompute(store, txn, &added).await?);
-        events::write(store, txn, events).await?;
-        Ok(members_of(store, txn, id).await.map_err(dbx)?.unwrap_or_default())
-    })?;
-    Ok(Resource {
+    write_txn!(store.inner, [store], [new], txn => {
+        create_group_in(store, txn, new, at).await
+    })
+}
+
+/// A group about to be inserted, with what can be worked out before the
+/// transaction (see [`NewUser`]).
+#[derive(Debug, Clone)]
+pub(crate) struct NewGroup {
+    id: String,
+    document: Value,
+    members: Vec<Member>,
+    cols: GroupColumns,
+    text: String,
+    event: Event,
+}
+
+impl NewGroup {
+    /// Validates `document`'s indexed columns for group `id`.
+    pub(crate) fn prepare(id: String, document: Value, members: Vec<Member>) -> Result<NewGroup> {
+        let cols = group_columns(&document)?;
+        let text = document.to_string();
+        let event = Event::created(ResourceKind::Group, &id, 1, &document);
+        Ok(NewGroup {
+            id,
+            document,
+            members,
+            cols,
+            text,
+            event,
+        })
+    }
+}
+
+/// The body of [`create_group`]: inserts the group and its members in
+/// `txn`, with the members' derived roles and the events.
+pub(crate) async fn create_group_in(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    new: &NewGroup,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Resource, TxError> {
+    let (id, cols) = (&new.id, &new.cols);
+    groups::Entity::insert(group_active_model(
+        &store.tenant_key(),
         id,
-        document,
+        cols,
+        &new.text,
+        at,
+    ))
+    .exec_without_returning(txn)
+    .await
+    .map_err(|e| unique_or(e, || group_name_taken(&cols.display_name)))?;
+    let mut delta = Delta::default();
+    add_members(store, txn, id, new.members.clone(), &mut delta).await?;
+    let mut events = vec![new.event.clone()];
+    if !delta.is_empty() {
+        events.extend(delta.events(id, 1));
+    }
+    let added: Vec<String> = delta.added.iter().cloned().collect();
+    events.extend(role_store::recompute(store, txn, &added).await?);
+    events::write(store, txn, events).await?;
+    let members = members_of(store, txn, id)
+        .await
+        .map_err(dbx)?
+        .unwrap_or_default();
+    Ok(Resource {
+        id: id.clone(),
+        document: new.document.clone(),
         version: 1,
         created: at,
         last_modified: at,
@@ -1241,16 +1360,33 @@ pub(crate) async fn replace_group(
 ) -> Result<Resource> {
     group_columns(&document)?;
     write_txn!(store.inner, [store, id, members], [document], txn => {
-        let row = find_group(store, txn, id, true)
+        replace_group_in(store, txn, id, document.clone(), members.clone(), if_match).await
+    })
+}
+
+/// The body of [`replace_group`].
+pub(crate) async fn replace_group_in(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    id: &str,
+    document: Value,
+    members: Vec<Member>,
+    if_match: Option<u64>,
+) -> Result<Resource, TxError> {
+    let row = find_group(store, txn, id, true)
+        .await
+        .map_err(dbx)?
+        .ok_or_else(|| not_found("Group", id))?;
+    check_if_match(if_match, version(row.version, "group")?)?;
+    let changes = vec![MemberChange::Replace(members)];
+    let mut resource = update_group(store, txn, &row, document, changes).await?;
+    resource.members = Some(
+        members_of(store, txn, id)
             .await
             .map_err(dbx)?
-            .ok_or_else(|| not_found("Group", id))?;
-        check_if_match(if_match, version(row.version, "group")?)?;
-        let changes = vec![MemberChange::Replace(members.clone())];
-        let mut resource = update_group(store, txn, &row, document.clone(), changes).await?;
-        resource.members = Some(members_of(store, txn, id).await.map_err(dbx)?.unwrap_or_default());
-        Ok(resource)
-    })
+            .unwrap_or_default(),
+    );
+    Ok(resource)
 }
 
 pub(crate) async fn modify_group<F>(
@@ -1263,15 +1399,29 @@ where
     F: Fn(&Resource) -> Result<(Value, Vec<MemberChange>), scim::Error> + Send + Sync + 'static,
 {
     write_txn!(store.inner, [store, id], [modify], txn => {
-        let row = find_group(store, txn, id, true)
-            .await
-            .map_err(dbx)?
-            .ok_or_else(|| not_found("Group", id))?;
-        let current = group_resource(&row, None)?;
-        check_if_match(if_match, current.version)?;
-        let (document, changes) = modify(&current)?;
-        update_group(store, txn, &row, document, changes).await
+        modify_group_in(store, txn, id, if_match, modify).await
     })
+}
+
+/// The body of [`modify_group`].
+pub(crate) async fn modify_group_in<F>(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    id: &str,
+    if_match: Option<u64>,
+    modify: &F,
+) -> Result<Resource, TxError>
+where
+    F: Fn(&Resource) -> Result<(Value, Vec<MemberChange>), scim::Error> + Send + Sync,
+{
+    let row = find_group(store, txn, id, true)
+        .await
+        .map_err(dbx)?
+        .ok_or_else(|| not_found("Group", id))?;
+    let current = group_resource(&row, None)?;
+    check_if_match(if_match, current.version)?;
+    let (document, changes) = modify(&current)?;
+    update_group(store, txn, &row, document, changes).await
 }
 
 pub(crate) async fn delete_group(
@@ -1280,35 +1430,176 @@ pub(crate) async fn delete_group(
     if_match: Option<u64>,
 ) -> Result<()> {
     write_txn!(store.inner, [store, id], [], txn => {
-        let row = find_group(store, txn, id, true)
-            .await
-            .map_err(dbx)?
-            .ok_or_else(|| not_found("Group", id))?;
-        let current = version(row.version, "group")?;
-        check_if_match(if_match, current)?;
-        // Its own membership in other groups; its members go with it
-        // (ON DELETE CASCADE), so they are read first.
-        let members = all_member_ids(store, txn, id).await?;
-        let mut events = remove_from_all_groups(store, txn, id).await?;
-        groups::Entity::delete_many()
-            .filter(groups::Column::TenantId.eq(store.tenant_key()))
-            .filter(groups::Column::Id.eq(id))
-            .exec(txn)
-            .await
-            .map_err(dbx)?;
-        let last = group_resource(&row, None)?.document;
-        events.insert(
-            0,
-            Event::deleted(ResourceKind::Group, id, current, &last, json!({})),
-        );
-        events.extend(role_store::recompute(store, txn, &members).await?);
-        events::write(store, txn, events).await
+        delete_group_in(store, txn, id, if_match).await
     })
+}
+
+/// The body of [`delete_group`].
+pub(crate) async fn delete_group_in(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    id: &str,
+    if_match: Option<u64>,
+) -> Result<(), TxError> {
+    let row = find_group(store, txn, id, true)
+        .await
+        .map_err(dbx)?
+        .ok_or_else(|| not_found("Group", id))?;
+    let current = version(row.version, "group")?;
+    check_if_match(if_match, current)?;
+    // Its own membership in other groups; its members go with it
+    // (ON DELETE CASCADE), so they are read first.
+    let members = all_member_ids(store, txn, id).await?;
+    let mut events = remove_from_all_groups(store, txn, id).await?;
+    groups::Entity::delete_many()
+        .filter(groups::Column::TenantId.eq(store.tenant_key()))
+        .filter(groups::Column::Id.eq(id))
+        .exec(txn)
+        .await
+        .map_err(dbx)?;
+    let last = group_resource(&row, None)?.document;
+    events.insert(
+        0,
+        Event::deleted(ResourceKind::Group, id, current, &last, json!({})),
+    );
+    events.extend(role_store::recompute(store, txn, &members).await?);
+    events::write(store, txn, events).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn two_tenants(store: &crate::Store) -> (TenantStore, TenantStore) {
+        let mut out = Vec::new();
+        for slug in ["source", "child"] {
+            let t = store
+                .admin()
+                .create_tenant(
+                    crate::NewTenant {
+                        slug: slug.into(),
+                        name: slug.into(),
+                        kind: crate::TenantKind::Standard,
+                    },
+                    "test",
+                )
+                .await
+                .expect("tenant");
+            out.push(store.tenant(&t));
+        }
+        let b = out.pop().expect("two");
+        let a = out.pop().expect("two");
+        (a, b)
+    }
+
+    fn user(name: &str) -> Value {
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": name,
+            "active": true,
+        })
+    }
+
+    /// Writes of two tenants compose into one transaction (what a super
+    /// tenant's copies need): both commit with their own events, or, when
+    /// one fails, neither leaves a row or an event behind.
+    #[tokio::test]
+    async fn writes_of_several_tenants_compose_into_one_transaction() {
+        for which in testkit::backends() {
+            let db = testkit::fresh_database(which).await;
+            let store = crate::Store::connect(&db.url, crate::StoreOptions::default())
+                .await
+                .expect("connect");
+            store.migrate().await.expect("migrate");
+            let (a, b) = two_tenants(&store).await;
+            b.create_user(user("taken@x")).await.expect("user in b");
+            let before = (
+                a.events_after(0, 100).await.expect("events").len(),
+                b.events_after(0, 100).await.expect("events").len(),
+            );
+
+            // Both: committed together, each tenant with its own event.
+            let one = NewUser::prepare(Uuid::new_v4().to_string(), user("ann@x")).expect("valid");
+            let two = NewUser::prepare(Uuid::new_v4().to_string(), user("ann@x")).expect("valid");
+            let at = now();
+            let (a_ref, b_ref) = (&a, &b);
+            let (ra, rb) = write_txn!(store.inner, [a_ref, b_ref], [one, two], txn => {
+                let (a, b) = (a_ref, b_ref);
+                let ra = create_user_in(a, txn, one, at).await?;
+                let rb = create_user_in(b, txn, two, at).await?;
+                Ok((ra, rb))
+            })
+            .expect("both commit");
+            assert_eq!(
+                a.get_user(&ra.id).await.expect("in a").id,
+                ra.id,
+                "{which:?}"
+            );
+            assert_eq!(
+                b.get_user(&rb.id).await.expect("in b").id,
+                rb.id,
+                "{which:?}"
+            );
+            assert!(
+                a.get_user(&rb.id).await.is_err(),
+                "{which:?}: tenants stay apart"
+            );
+            let a_events = a.events_after(0, 100).await.expect("events");
+            let b_events = b.events_after(0, 100).await.expect("events");
+            assert_eq!(a_events.len(), before.0 + 1, "{which:?}");
+            assert_eq!(b_events.len(), before.1 + 1, "{which:?}");
+            assert_eq!(
+                a_events.last().map(|e| e.resource_id.clone()),
+                Some(ra.id.clone())
+            );
+            assert_eq!(
+                b_events.last().map(|e| e.resource_id.clone()),
+                Some(rb.id.clone())
+            );
+
+            // The second fails (its userName is taken in b): the first is
+            // rolled back with it.
+            let three = NewUser::prepare(Uuid::new_v4().to_string(), user("bob@x")).expect("valid");
+            let four =
+                NewUser::prepare(Uuid::new_v4().to_string(), user("taken@x")).expect("valid");
+            let failed = write_txn!(store.inner, [a_ref, b_ref], [three, four], txn => {
+                let (a, b) = (a_ref, b_ref);
+                create_user_in(a, txn, three, at).await?;
+                create_user_in(b, txn, four, at).await?;
+                Ok(())
+            });
+            assert!(
+                matches!(failed, Err(StoreError::Uniqueness(_))),
+                "{which:?}: {failed:?}"
+            );
+            let users = a
+                .list_users(&crate::ListQuery {
+                    filter: None,
+                    sort_by: None,
+                    descending: false,
+                    start_index: 1,
+                    count: 0,
+                    with_members: false,
+                })
+                .await
+                .map(|page| page.total);
+            assert_eq!(
+                users.ok(),
+                Some(1),
+                "{which:?}: bob was not left behind in a"
+            );
+            assert_eq!(
+                a.events_after(0, 100).await.expect("events").len(),
+                before.0 + 1,
+                "{which:?}"
+            );
+            assert_eq!(
+                b.events_after(0, 100).await.expect("events").len(),
+                before.1 + 1,
+                "{which:?}"
+            );
+        }
+    }
 
     /// SQLite reads a group's member list from the group-direction index
     /// alone, in its order: no table lookup per member and no temporary

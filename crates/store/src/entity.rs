@@ -482,3 +482,20 @@ pub mod remote_ids {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod super_links {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "super_links")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub child_tenant_id: String,
+        pub super_tenant_id: String,
+        pub on_unroute: String,
+        pub created_at: DateTimeUtc,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -373,8 +373,11 @@ pub(crate) async fn insert(
 
 /// PostgreSQL: numbers committed rows that have no position yet, in id
 /// order, continuing after the largest position. One sequencer runs at a
-/// time; a caller that finds another running returns at once (that one
-/// numbers the rows). Returns how many rows it numbered.
+/// time; a caller that finds another running waits for it (a few
+/// milliseconds) and then numbers what is still left, so every event
+/// committed before the call has its position when the call returns (a
+/// caller that returned at once could read the log without an event it
+/// had just seen committed). Returns how many rows it numbered.
 pub(crate) async fn sequence(inner: &Inner) -> Result<u64> {
     if inner.backend != Backend::Postgres {
         return Ok(0);
@@ -383,22 +386,13 @@ pub(crate) async fn sequence(inner: &Inner) -> Result<u64> {
     let mut total = 0u64;
     loop {
         let txn = inner.conn.begin().await.map_err(db)?;
-        let locked = txn
-            .query_one_raw(Statement::from_sql_and_values(
-                sea_orm::DbBackend::Postgres,
-                "SELECT pg_try_advisory_xact_lock($1) AS locked",
-                [SEQUENCER_LOCK.into()],
-            ))
-            .await
-            .map_err(db)?
-            .map(|row| row.try_get::<bool>("", "locked"))
-            .transpose()
-            .map_err(db)?
-            .unwrap_or(false);
-        if !locked {
-            let _ = txn.rollback().await;
-            return Ok(total);
-        }
+        txn.execute_raw(Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1)",
+            [SEQUENCER_LOCK.into()],
+        ))
+        .await
+        .map_err(db)?;
         // Each statement of a READ COMMITTED transaction sees every commit
         // made before it started, so the previous sequencer's numbers
         // (committed before this one got the lock) are in MAX(position).

@@ -64,6 +64,7 @@ pub mod delivery;
 mod directory;
 mod entity;
 pub mod events;
+pub mod fanout;
 mod jobs;
 mod list;
 mod log;
@@ -640,6 +641,35 @@ impl AdminStore {
     /// Deletes a tenant and everything it owns (audited).
     pub async fn delete_tenant(&self, id: Uuid, actor: &str) -> Result<()> {
         admin::delete_tenant(&self.inner, id, actor).await
+    }
+    /// Makes a tenant `standard` or `super` (audited); `InvalidValue` for a
+    /// child becoming super or a super tenant with children becoming
+    /// standard.
+    pub async fn set_tenant_kind(&self, id: Uuid, kind: TenantKind, actor: &str) -> Result<Tenant> {
+        fanout::set_kind(&self.inner, id, kind, actor).await
+    }
+    /// Makes `child` a child of `super_tenant` (audited); `Uniqueness` when
+    /// another super tenant already feeds it.
+    pub async fn link_child(
+        &self,
+        super_tenant: Uuid,
+        child: Uuid,
+        on_unroute: fanout::OnUnroute,
+        actor: &str,
+    ) -> Result<fanout::SuperLink> {
+        fanout::link(&self.inner, super_tenant, child, on_unroute, actor).await
+    }
+    /// Ends `child`'s link to its super tenant (audited).
+    pub async fn unlink_child(&self, child: Uuid, actor: &str) -> Result<()> {
+        fanout::unlink(&self.inner, child, actor).await
+    }
+    /// The children a super tenant feeds.
+    pub async fn children(&self, super_tenant: Uuid) -> Result<Vec<fanout::SuperLink>> {
+        fanout::children(&self.inner, super_tenant).await
+    }
+    /// The super tenant feeding `child`, if any.
+    pub async fn super_of(&self, child: Uuid) -> Result<Option<fanout::SuperLink>> {
+        fanout::super_of(&self.inner, child).await
     }
     /// Issues a token (argon2id-hashed at rest; secret returned once;
     /// audited).

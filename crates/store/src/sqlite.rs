@@ -442,6 +442,7 @@ fn declared_kind(table: &str, column: &str) -> Option<Kind> {
             add::<tenant_admins::Entity>(&mut kinds);
             add::<admin_audit::Entity>(&mut kinds);
             add::<jobs::Entity>(&mut kinds);
+            add::<super_links::Entity>(&mut kinds);
             kinds
         })
         .get(table)?

@@ -14,4 +14,5 @@ mod jobs;
 mod list;
 mod outbox_log;
 mod roles;
+mod super_tenants;
 mod users;

@@ -1,0 +1,280 @@
+//! Super tenants and their children: a tenant's kind, and which super
+//! tenant feeds a child (docs/msp-guide.md, once routing lands).
+//!
+//! The rules hold in the database as well as here: a child has one link
+//! row (its primary key), and deleting either tenant removes the link
+//! (foreign keys, migration m0010). The checks that need both tenants'
+//! kinds run in one write transaction with both rows locked, so two
+//! operators cannot make a child of a child or a super tenant of a child.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::audit;
+use crate::db::{Inner, TxError, db, dbx, now};
+use crate::entity::{super_links, tenants};
+use crate::{Result, StoreError, Tenant, TenantKind};
+
+/// What happens to a child's copy of a user who stops being routed there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnUnroute {
+    /// The copy is deactivated (`active: false`), and reactivated if the
+    /// user is routed there again.
+    Deactivate,
+    /// The copy is deleted (a later route creates a new one).
+    Delete,
+}
+
+impl OnUnroute {
+    /// The stored and wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnUnroute::Deactivate => "deactivate",
+            OnUnroute::Delete => "delete",
+        }
+    }
+
+    /// Parses the stored and wire spelling.
+    pub fn parse(text: &str) -> Option<OnUnroute> {
+        match text {
+            "deactivate" => Some(OnUnroute::Deactivate),
+            "delete" => Some(OnUnroute::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// A child tenant's link to the super tenant that feeds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuperLink {
+    /// The child tenant.
+    pub child: Uuid,
+    /// The super tenant feeding it.
+    pub super_tenant: Uuid,
+    /// What happens to copies of users no longer routed to the child.
+    pub on_unroute: OnUnroute,
+    /// When the link was made.
+    pub created_at: DateTime<Utc>,
+}
+
+fn uuid_of(text: &str) -> Result<Uuid> {
+    Uuid::parse_str(text)
+        .map_err(|_| StoreError::Internal(format!("malformed tenant id {text:?} in super_links")))
+}
+
+fn link_from_row(row: super_links::Model) -> Result<SuperLink> {
+    Ok(SuperLink {
+        child: uuid_of(&row.child_tenant_id)?,
+        super_tenant: uuid_of(&row.super_tenant_id)?,
+        on_unroute: OnUnroute::parse(&row.on_unroute).ok_or_else(|| {
+            StoreError::Internal(format!("unknown on_unroute {:?}", row.on_unroute))
+        })?,
+        created_at: row.created_at,
+    })
+}
+
+fn kind_of(row: &tenants::Model) -> &str {
+    row.kind.as_str()
+}
+
+async fn locked_tenant(
+    txn: &sea_orm::DatabaseTransaction,
+    id: Uuid,
+) -> Result<tenants::Model, TxError> {
+    tenants::Entity::find_by_id(id.to_string())
+        .lock_exclusive()
+        .one(txn)
+        .await
+        .map_err(dbx)?
+        .ok_or_else(|| StoreError::NotFound(format!("tenant {id}")).into())
+}
+
+async fn link_of(
+    txn: &sea_orm::DatabaseTransaction,
+    child: Uuid,
+) -> Result<Option<super_links::Model>, TxError> {
+    super_links::Entity::find_by_id(child.to_string())
+        .one(txn)
+        .await
+        .map_err(dbx)
+}
+
+async fn has_children(txn: &sea_orm::DatabaseTransaction, id: Uuid) -> Result<bool, TxError> {
+    let found: Option<String> = super_links::Entity::find()
+        .select_only()
+        .column(super_links::Column::ChildTenantId)
+        .filter(super_links::Column::SuperTenantId.eq(id.to_string()))
+        .limit(1)
+        .into_tuple()
+        .one(txn)
+        .await
+        .map_err(dbx)?;
+    Ok(found.is_some())
+}
+
+/// Makes a tenant `standard` or `super` (audited). A child cannot become a
+/// super tenant, and a super tenant with children cannot become standard.
+pub(crate) async fn set_kind(
+    inner: &Inner,
+    id: Uuid,
+    kind: TenantKind,
+    actor: &str,
+) -> Result<Tenant> {
+    let row = write_txn!(inner, [actor], [], txn => {
+        let row = locked_tenant(txn, id).await?;
+        let wanted = match kind {
+            TenantKind::Standard => "standard",
+            TenantKind::Super => "super",
+        };
+        if kind_of(&row) == wanted {
+            return Ok(row);
+        }
+        match kind {
+            TenantKind::Super if link_of(txn, id).await?.is_some() => {
+                return Err(StoreError::InvalidValue(format!(
+                    "tenant '{}' is fed by a super tenant: unlink it before making it a super tenant",
+                    row.slug
+                ))
+                .into());
+            }
+            TenantKind::Standard if has_children(txn, id).await? => {
+                return Err(StoreError::InvalidValue(format!(
+                    "super tenant '{}' still feeds child tenants: unlink them first",
+                    row.slug
+                ))
+                .into());
+            }
+            _ => {}
+        }
+        let at = now();
+        tenants::Entity::update_many()
+            .col_expr(tenants::Column::Kind, Expr::value(wanted))
+            .col_expr(tenants::Column::UpdatedAt, Expr::value(at))
+            .filter(tenants::Column::Id.eq(id.to_string()))
+            .exec(txn)
+            .await
+            .map_err(dbx)?;
+        let detail = json!({"before": row.kind, "after": wanted});
+        audit::write(txn, Some(id), actor, "tenant.kind", &row.slug, detail).await?;
+        Ok(tenants::Model {
+            kind: wanted.to_owned(),
+            updated_at: at,
+            ..row
+        })
+    })?;
+    crate::admin::tenant_from_row(row)
+}
+
+/// Links `child` to `super_tenant` (audited): the super tenant must be of
+/// kind `super`, the child `standard` and not yet fed by any super tenant.
+pub(crate) async fn link(
+    inner: &Inner,
+    super_tenant: Uuid,
+    child: Uuid,
+    on_unroute: OnUnroute,
+    actor: &str,
+) -> Result<SuperLink> {
+    if super_tenant == child {
+        return Err(StoreError::InvalidValue(
+            "a tenant cannot be its own child".into(),
+        ));
+    }
+    let row = write_txn!(inner, [actor], [], txn => {
+        let parent = locked_tenant(txn, super_tenant).await?;
+        let kid = locked_tenant(txn, child).await?;
+        if kind_of(&parent) != "super" {
+            return Err(StoreError::InvalidValue(format!(
+                "tenant '{}' is not a super tenant (make it one first)",
+                parent.slug
+            ))
+            .into());
+        }
+        if kind_of(&kid) != "standard" {
+            return Err(StoreError::InvalidValue(format!(
+                "tenant '{}' is a super tenant and cannot be a child",
+                kid.slug
+            ))
+            .into());
+        }
+        if let Some(existing) = link_of(txn, child).await? {
+            if existing.super_tenant_id == super_tenant.to_string() {
+                return Ok(existing);
+            }
+            return Err(StoreError::Uniqueness(format!(
+                "tenant '{}' is already fed by another super tenant: unlink it first",
+                kid.slug
+            ))
+            .into());
+        }
+        let row = super_links::Model {
+            child_tenant_id: child.to_string(),
+            super_tenant_id: super_tenant.to_string(),
+            on_unroute: on_unroute.as_str().to_owned(),
+            created_at: now(),
+        };
+        super_links::Entity::insert(super_links::ActiveModel {
+            child_tenant_id: Set(row.child_tenant_id.clone()),
+            super_tenant_id: Set(row.super_tenant_id.clone()),
+            on_unroute: Set(row.on_unroute.clone()),
+            created_at: Set(row.created_at),
+        })
+        .exec_without_returning(txn)
+        .await
+        .map_err(dbx)?;
+        let detail = json!({"super_tenant": parent.slug, "child": kid.slug, "on_unroute": row.on_unroute});
+        audit::write(txn, Some(super_tenant), actor, "tenant.link", &kid.slug, detail.clone()).await?;
+        audit::write(txn, Some(child), actor, "tenant.link", &kid.slug, detail).await?;
+        Ok(row)
+    })?;
+    link_from_row(row)
+}
+
+/// Removes `child`'s link to its super tenant (audited); `NotFound` when
+/// it has none. Its users and groups stay, as standalone resources.
+pub(crate) async fn unlink(inner: &Inner, child: Uuid, actor: &str) -> Result<()> {
+    write_txn!(inner, [actor], [], txn => {
+        let kid = locked_tenant(txn, child).await?;
+        let Some(existing) = link_of(txn, child).await? else {
+            return Err(StoreError::NotFound(format!(
+                "tenant '{}' is not fed by a super tenant",
+                kid.slug
+            ))
+            .into());
+        };
+        super_links::Entity::delete_by_id(child.to_string())
+            .exec(txn)
+            .await
+            .map_err(dbx)?;
+        let parent = uuid_of(&existing.super_tenant_id)?;
+        let detail = json!({"super_tenant": existing.super_tenant_id, "child": kid.slug});
+        audit::write(txn, Some(parent), actor, "tenant.unlink", &kid.slug, detail.clone()).await?;
+        audit::write(txn, Some(child), actor, "tenant.unlink", &kid.slug, detail).await
+    })
+}
+
+/// The children a super tenant feeds, in link order.
+pub(crate) async fn children(inner: &Inner, super_tenant: Uuid) -> Result<Vec<SuperLink>> {
+    super_links::Entity::find()
+        .filter(super_links::Column::SuperTenantId.eq(super_tenant.to_string()))
+        .order_by_asc(super_links::Column::CreatedAt)
+        .order_by_asc(super_links::Column::ChildTenantId)
+        .all(&inner.conn)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .map(link_from_row)
+        .collect()
+}
+
+/// The super tenant feeding `child`, if any.
+pub(crate) async fn super_of(inner: &Inner, child: Uuid) -> Result<Option<SuperLink>> {
+    super_links::Entity::find_by_id(child.to_string())
+        .one(&inner.conn)
+        .await
+        .map_err(db)?
+        .map(link_from_row)
+        .transpose()
+}
