@@ -274,6 +274,55 @@ pub enum TenantCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Make a tenant standard or super (a super tenant feeds child tenants).
+    Kind {
+        /// The tenant's slug.
+        tenant: String,
+        /// The new kind.
+        #[arg(value_enum)]
+        kind: KindArg,
+    },
+    /// Make a tenant a child of a super tenant.
+    Link {
+        /// The super tenant's slug.
+        super_tenant: String,
+        /// The child tenant's slug.
+        child: String,
+        /// What happens to the child's copy of a user the super tenant no
+        /// longer routes there.
+        #[arg(long, value_enum, default_value_t = OnUnrouteArg::Deactivate)]
+        on_unroute: OnUnrouteArg,
+    },
+    /// End a child's link to its super tenant (the child keeps its users and groups).
+    Unlink {
+        /// The super tenant's slug.
+        super_tenant: String,
+        /// The child tenant's slug.
+        child: String,
+    },
+    /// List the child tenants a super tenant feeds.
+    Children {
+        /// The super tenant's slug.
+        super_tenant: String,
+    },
+}
+
+/// What happens to a child's copy of a user no longer routed there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnUnrouteArg {
+    /// Deactivated, and reactivated if routed there again.
+    Deactivate,
+    /// Deleted.
+    Delete,
+}
+
+impl From<OnUnrouteArg> for store::fanout::OnUnroute {
+    fn from(arg: OnUnrouteArg) -> Self {
+        match arg {
+            OnUnrouteArg::Deactivate => store::fanout::OnUnroute::Deactivate,
+            OnUnrouteArg::Delete => store::fanout::OnUnroute::Delete,
+        }
+    }
 }
 
 /// `admin ...`.

@@ -203,7 +203,83 @@ pub async fn tenant(config: &Config, command: TenantCommand) -> Result<Output, C
                 ),
             })
         }
+        TenantCommand::Kind { tenant, kind } => {
+            let tenant = service::set_tenant_kind(&admin, &cli(), &tenant, kind.into()).await?;
+            Ok(tenant_changed(
+                &tenant,
+                format!(
+                    "Tenant {:?} is a {} tenant.",
+                    tenant.slug(),
+                    kind_str(tenant.kind())
+                ),
+            ))
+        }
+        TenantCommand::Link {
+            super_tenant,
+            child,
+            on_unroute,
+        } => {
+            let linked =
+                service::link_child(&admin, &cli(), &super_tenant, &child, on_unroute.into())
+                    .await?;
+            Ok(Output {
+                json: json!({ "super_tenant": super_tenant, "child": child_json(&linked) }),
+                text: format!(
+                    "Tenant {:?} is a child of super tenant {super_tenant:?}; copies of users no longer routed there are {}d.",
+                    linked.tenant.slug(),
+                    linked.on_unroute.as_str()
+                ),
+            })
+        }
+        TenantCommand::Unlink {
+            super_tenant,
+            child,
+        } => {
+            service::unlink_child(&admin, &cli(), &super_tenant, &child).await?;
+            Ok(Output {
+                json: json!({ "unlinked": { "super_tenant": super_tenant, "child": child } }),
+                text: format!(
+                    "Tenant {child:?} is no longer fed by {super_tenant:?}; it keeps its users and groups."
+                ),
+            })
+        }
+        TenantCommand::Children { super_tenant } => {
+            let children = service::list_children(&admin, &super_tenant).await?;
+            let mut rows = vec![[
+                "SLUG".to_owned(),
+                "NAME".to_owned(),
+                "ON UNROUTE".to_owned(),
+                "LINKED".to_owned(),
+            ]];
+            for c in &children {
+                rows.push([
+                    c.tenant.slug().to_owned(),
+                    c.tenant.name().to_owned(),
+                    c.on_unroute.as_str().to_owned(),
+                    time(c.linked_at),
+                ]);
+            }
+            let text = if children.is_empty() {
+                format!(
+                    "{super_tenant:?} feeds no child tenants: `scimgate tenant link {super_tenant} CHILD` adds one."
+                )
+            } else {
+                table(&rows)
+            };
+            Ok(Output {
+                json: json!({ "children": children.iter().map(child_json).collect::<Vec<_>>() }),
+                text,
+            })
+        }
     }
+}
+
+fn child_json(c: &service::Child) -> Value {
+    json!({
+        "tenant": tenant_json(&c.tenant),
+        "on_unroute": c.on_unroute.as_str(),
+        "linked_at": time(c.linked_at),
+    })
 }
 
 async fn tenant_update(

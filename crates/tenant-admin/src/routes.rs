@@ -25,7 +25,7 @@ use utoipa::openapi::{Content, OpenApi as Document, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{self, AdminError};
-use crate::handlers::{delivery, directory, logs, roles, session, tenants, tokens};
+use crate::handlers::{delivery, directory, logs, roles, session, super_tenants, tenants, tokens};
 use crate::{BASE_PATH, MAX_BODY_BYTES, State, auth};
 
 /// One route of the admin API, relative to [`BASE_PATH`](crate::BASE_PATH).
@@ -97,6 +97,10 @@ route_table! {
     bearer get "/tenants/{tenant}" => tenants::get_tenant;
     bearer patch "/tenants/{tenant}" => tenants::update_tenant;
     bearer delete "/tenants/{tenant}" => tenants::delete_tenant;
+    bearer put "/tenants/{tenant}/kind" => super_tenants::set_kind;
+    bearer get "/tenants/{tenant}/children" => super_tenants::list_children;
+    bearer put "/tenants/{tenant}/children/{child}" => super_tenants::link_child;
+    bearer delete "/tenants/{tenant}/children/{child}" => super_tenants::unlink_child;
 
     bearer get "/tenants/{tenant}/admins" => tenants::list_admins;
     bearer post "/tenants/{tenant}/admins" => tenants::create_admin;

@@ -1361,3 +1361,52 @@ pub struct JobInfoView {
     /// When it ended.
     pub finished_at: Option<DateTime<Utc>>,
 }
+
+/// `PUT /tenants/{tenant}/kind`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetTenantKind {
+    /// The tenant's new kind.
+    pub kind: TenantKindWire,
+}
+
+/// What happens to a child's copy of a user the super tenant no longer
+/// routes there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnUnrouteWire {
+    /// Deactivated (`active: false`), reactivated if routed there again.
+    #[default]
+    Deactivate,
+    /// Deleted.
+    Delete,
+}
+
+/// `PUT /tenants/{tenant}/children/{child}`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LinkChild {
+    /// What happens to copies of users no longer routed to the child
+    /// (default `deactivate`).
+    #[serde(default)]
+    pub on_unroute: OnUnrouteWire,
+}
+
+/// A child tenant of a super tenant.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChildView {
+    /// The child tenant.
+    pub tenant: TenantView,
+    /// What happens to copies of users no longer routed to it.
+    pub on_unroute: OnUnrouteWire,
+    /// When it was linked.
+    pub linked_at: DateTime<Utc>,
+}
+
+/// `GET /tenants/{tenant}/children`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChildList {
+    /// The children, in the order they were linked.
+    pub children: Vec<ChildView>,
+}

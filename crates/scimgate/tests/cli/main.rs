@@ -12,5 +12,6 @@ mod role_locks;
 mod role_policy;
 mod seeded;
 mod serve;
+mod super_tenants;
 mod support;
 mod tenant_lifecycle;

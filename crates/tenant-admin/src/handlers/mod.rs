@@ -20,6 +20,7 @@ pub(crate) mod directory;
 pub(crate) mod logs;
 pub(crate) mod roles;
 pub(crate) mod session;
+pub(crate) mod super_tenants;
 pub(crate) mod tenants;
 pub(crate) mod tokens;
 

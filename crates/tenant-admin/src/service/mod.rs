@@ -45,8 +45,8 @@ pub use policy::{
     list_role_jobs,
 };
 pub use tenants::{
-    NewTenantRequest, TenantPage, create_tenant, delete_tenant, find_tenant, list_tenants,
-    update_tenant,
+    Child, NewTenantRequest, TenantPage, create_tenant, delete_tenant, find_tenant, link_child,
+    list_children, list_tenants, set_tenant_kind, unlink_child, update_tenant,
 };
 pub use tokens::{issue_token, list_tokens, revoke_token};
 

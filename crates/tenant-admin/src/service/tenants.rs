@@ -1,8 +1,11 @@
 //! Tenants: list and create them (operators), read, rename, suspend,
 //! reactivate and delete one.
 
+use chrono::{DateTime, Utc};
+use store::fanout::OnUnroute;
 use store::{
-    AdminStore, IssuedToken, NewTenant, NewToken, Scope, Tenant, TenantKind, TenantUpdate,
+    AdminStore, IssuedToken, NewTenant, NewToken, Scope, StoreError, Tenant, TenantKind,
+    TenantUpdate,
 };
 
 use super::{Actor, ServiceError, TenantContext, not_blank, page_size};
@@ -141,4 +144,118 @@ pub async fn delete_tenant(ctx: &TenantContext, confirm: Option<&str>) -> Result
         )));
     }
     Ok(ctx.store().delete_tenant(ctx.actor().as_str()).await?)
+}
+
+/// A child tenant, as its super tenant lists it.
+#[derive(Debug, Clone)]
+pub struct Child {
+    /// The child tenant.
+    pub tenant: Tenant,
+    /// What happens to copies of users no longer routed to it.
+    pub on_unroute: OnUnroute,
+    /// When it was linked.
+    pub linked_at: DateTime<Utc>,
+}
+
+fn operators_only(actor: &Actor) -> Result<(), ServiceError> {
+    if actor.is_operator() {
+        Ok(())
+    } else {
+        Err(ServiceError::Forbidden(
+            "only operators may change tenant kinds and links".to_owned(),
+        ))
+    }
+}
+
+/// A refused kind or link change is a conflict with the tenants' state.
+fn state_conflict(e: StoreError) -> ServiceError {
+    match e {
+        StoreError::InvalidValue(m) | StoreError::Uniqueness(m) => ServiceError::Conflict(m),
+        other => ServiceError::Store(other),
+    }
+}
+
+/// Makes a tenant `standard` or `super` (operators; audited). A child
+/// cannot become a super tenant; a super tenant with children cannot
+/// become standard.
+pub async fn set_tenant_kind(
+    admin: &AdminStore,
+    actor: &Actor,
+    slug: &str,
+    kind: TenantKind,
+) -> Result<Tenant, ServiceError> {
+    operators_only(actor)?;
+    let tenant = find_tenant(admin, slug).await?;
+    admin
+        .set_tenant_kind(tenant.id(), kind, actor.as_str())
+        .await
+        .map_err(state_conflict)
+}
+
+/// Makes `child` a child of super tenant `super_slug` (operators;
+/// audited). Linking a child to the super tenant it already has changes
+/// nothing.
+pub async fn link_child(
+    admin: &AdminStore,
+    actor: &Actor,
+    super_slug: &str,
+    child_slug: &str,
+    on_unroute: OnUnroute,
+) -> Result<Child, ServiceError> {
+    operators_only(actor)?;
+    let parent = find_tenant(admin, super_slug).await?;
+    let child = find_tenant(admin, child_slug).await?;
+    let link = admin
+        .link_child(parent.id(), child.id(), on_unroute, actor.as_str())
+        .await
+        .map_err(state_conflict)?;
+    Ok(Child {
+        tenant: child,
+        on_unroute: link.on_unroute,
+        linked_at: link.created_at,
+    })
+}
+
+/// Ends the link between super tenant `super_slug` and `child_slug`
+/// (operators; audited). The child keeps its users and groups, as its
+/// own; `NotFound` when the super tenant does not feed it.
+pub async fn unlink_child(
+    admin: &AdminStore,
+    actor: &Actor,
+    super_slug: &str,
+    child_slug: &str,
+) -> Result<(), ServiceError> {
+    operators_only(actor)?;
+    let parent = find_tenant(admin, super_slug).await?;
+    let child = find_tenant(admin, child_slug).await?;
+    match admin.super_of(child.id()).await? {
+        Some(link) if link.super_tenant == parent.id() => {}
+        _ => {
+            return Err(ServiceError::NotFound(format!(
+                "child tenant '{child_slug}' of super tenant '{super_slug}'"
+            )));
+        }
+    }
+    Ok(admin.unlink_child(child.id(), actor.as_str()).await?)
+}
+
+/// The children super tenant `super_slug` feeds, in the order they were
+/// linked.
+pub async fn list_children(
+    admin: &AdminStore,
+    super_slug: &str,
+) -> Result<Vec<Child>, ServiceError> {
+    let parent = find_tenant(admin, super_slug).await?;
+    let mut out = Vec::new();
+    for link in admin.children(parent.id()).await? {
+        // A child deleted meanwhile has no link any more: skip it.
+        if let Some(tenant) = admin.tenant_by_id(link.child).await? {
+            out.push(Child {
+                tenant,
+                on_unroute: link.on_unroute,
+                linked_at: link.created_at,
+            });
+        }
+    }
+    Ok(out)
 }

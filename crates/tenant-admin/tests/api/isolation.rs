@@ -14,6 +14,8 @@ pub fn body_for(method: &str, path: &str) -> Option<Value> {
         ("post", "/login") => json!({"email": "x@example.test", "password": "x"}),
         ("post", "/tenants") => json!({"slug": "evil", "name": "Evil"}),
         ("patch", "/tenants/{tenant}") => json!({"name": "Hacked"}),
+        ("put", "/tenants/{tenant}/kind") => json!({"kind": "super"}),
+        ("put", "/tenants/{tenant}/children/{child}") => json!({}),
         ("post", "/tenants/{tenant}/admins") => {
             json!({"email": "mallory@evil.test", "password": "long enough password"})
         }
@@ -76,6 +78,7 @@ impl Ids {
         path.replace("{tenant}", tenant)
             .replace("{id}", id)
             .replace("{name}", "admin")
+            .replace("{child}", "acme")
             .replace("{delivery}", "1")
     }
 }
@@ -226,6 +229,10 @@ async fn operator_only_routes_are_403_for_tenant_admins() {
                 "/tenants/acme",
                 Some(json!({"status": "suspended"})),
             ),
+            ("PUT", "/tenants/acme/kind", Some(json!({"kind": "super"}))),
+            ("GET", "/tenants/acme/children", None),
+            ("PUT", "/tenants/acme/children/acme", Some(json!({}))),
+            ("DELETE", "/tenants/acme/children/acme", None),
         ];
         for (method, path, body) in refused {
             let resp = s.api(method, path, Some(&ta), body).await;

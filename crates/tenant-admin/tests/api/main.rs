@@ -12,6 +12,7 @@ mod isolation;
 mod openapi;
 mod query_params;
 mod roles;
+mod super_tenants;
 mod support;
 mod tenants;
 mod throttle;

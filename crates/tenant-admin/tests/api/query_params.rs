@@ -95,6 +95,22 @@ async fn every_route_refuses_unknown_query_parameters_and_changes_nothing() {
                     ("delete", "/tenants/{tenant}") => {
                         ("/tenants/acme".into(), "confirm=acme&bogusParam=1", None)
                     }
+                    ("put", "/tenants/{tenant}/kind") => (
+                        "/tenants/acme/kind".into(),
+                        bogus,
+                        Some(json!({"kind": "super"})),
+                    ),
+                    ("get", "/tenants/{tenant}/children") => {
+                        ("/tenants/acme/children".into(), bogus, None)
+                    }
+                    ("put", "/tenants/{tenant}/children/{child}") => (
+                        "/tenants/acme/children/default".into(),
+                        bogus,
+                        Some(json!({"onUnroute": "delete"})),
+                    ),
+                    ("delete", "/tenants/{tenant}/children/{child}") => {
+                        ("/tenants/acme/children/default".into(), bogus, None)
+                    }
                     ("get", "/tenants/{tenant}/admins") => {
                         ("/tenants/acme/admins".into(), bogus, None)
                     }
