@@ -367,6 +367,19 @@ impl CompiledPolicy {
 
 /// Case folding for displayName matching: Unicode lowercase, borrowed when
 /// the name is ASCII with no capitals (the common case) to save an allocation.
+impl crate::GroupMatch {
+    /// True when `group` is the group this selector names: `id` and
+    /// `externalId` case-exactly, `displayName` ignoring case (as role
+    /// mappings match).
+    pub fn matches(&self, group: &GroupFacts) -> bool {
+        match self {
+            crate::GroupMatch::Id(v) => group.id == *v,
+            crate::GroupMatch::ExternalId(v) => group.external_id.as_deref() == Some(v.as_str()),
+            crate::GroupMatch::DisplayName(v) => fold(v) == fold(&group.display_name),
+        }
+    }
+}
+
 fn fold(s: &str) -> Cow<'_, str> {
     if s.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
         Cow::Borrowed(s)

@@ -632,3 +632,23 @@ fn effective_serializes_for_the_store() {
         })
     );
 }
+
+#[test]
+fn a_selector_matches_the_way_mappings_do() {
+    let g = group("g-1", Some("ext-1"), "Acme Staff");
+    assert!(GroupMatch::Id("g-1".into()).matches(&g));
+    assert!(!GroupMatch::Id("G-1".into()).matches(&g));
+    assert!(GroupMatch::ExternalId("ext-1".into()).matches(&g));
+    assert!(!GroupMatch::ExternalId("EXT-1".into()).matches(&g));
+    assert!(GroupMatch::DisplayName("acme STAFF".into()).matches(&g));
+    assert!(!GroupMatch::DisplayName("Acme".into()).matches(&g));
+    // The selector agrees with evaluation for every kind.
+    for m in [
+        GroupMatch::Id("g-1".into()),
+        GroupMatch::ExternalId("ext-1".into()),
+        GroupMatch::DisplayName("ACME staff".into()),
+        GroupMatch::DisplayName("other".into()),
+    ] {
+        assert_eq!(m.matches(&g), matches(m.clone(), g.clone()), "{m:?}");
+    }
+}

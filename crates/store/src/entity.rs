@@ -499,3 +499,20 @@ pub mod super_links {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod routing_policies {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "routing_policies")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub super_tenant_id: String,
+        pub version: i64,
+        pub rules: String,
+        pub updated_at: DateTimeUtc,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

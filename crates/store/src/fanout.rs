@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::audit;
 use crate::db::{Inner, TxError, db, dbx, now};
-use crate::entity::{super_links, tenants};
+use crate::entity::{routing_policies, super_links, tenants};
 use crate::{Result, StoreError, Tenant, TenantKind};
 
 /// What happens to a child's copy of a user who stops being routed there.
@@ -277,4 +277,142 @@ pub(crate) async fn super_of(inner: &Inner, child: Uuid) -> Result<Option<SuperL
         .map_err(db)?
         .map(link_from_row)
         .transpose()
+}
+
+/// A super tenant's routing rules and their version (0: never set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingPolicy {
+    /// Grows with every change; `If-Match` compares against it.
+    pub version: u64,
+    /// The rules, in order.
+    pub rules: Vec<crate::routing::RuleSpec>,
+    /// When last changed (`None`: never set).
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+fn policy_from_row(row: Option<routing_policies::Model>) -> Result<RoutingPolicy> {
+    let Some(row) = row else {
+        return Ok(RoutingPolicy {
+            version: 0,
+            rules: Vec::new(),
+            updated_at: None,
+        });
+    };
+    let rules = serde_json::from_str(&row.rules).map_err(|e| {
+        StoreError::Internal(format!(
+            "routing policy of tenant {} does not parse: {e}",
+            row.super_tenant_id
+        ))
+    })?;
+    Ok(RoutingPolicy {
+        version: u64::try_from(row.version).unwrap_or(0),
+        rules,
+        updated_at: Some(row.updated_at),
+    })
+}
+
+/// The routing policy of super tenant `tenant`.
+pub(crate) async fn routing_policy(inner: &Inner, tenant: Uuid) -> Result<RoutingPolicy> {
+    policy_from_row(
+        routing_policies::Entity::find_by_id(tenant.to_string())
+            .one(&inner.conn)
+            .await
+            .map_err(db)?,
+    )
+}
+
+/// Replaces super tenant `tenant`'s rules (audited) when `if_match` is the
+/// current version (or absent). The rules must be valid, and each must
+/// name a child this super tenant feeds.
+pub(crate) async fn set_routing_policy(
+    inner: &Inner,
+    tenant: Uuid,
+    rules: Vec<crate::routing::RuleSpec>,
+    if_match: Option<u64>,
+    actor: &str,
+) -> Result<RoutingPolicy> {
+    crate::routing::Rules::parse(&rules).map_err(|e| StoreError::InvalidValue(e.0))?;
+    let text = serde_json::to_string(&rules)
+        .map_err(|e| StoreError::Internal(format!("routing rules do not serialize: {e}")))?;
+    let row = write_txn!(inner, [actor], [rules, text], txn => {
+        let me = locked_tenant(txn, tenant).await?;
+        if kind_of(&me) != "super" {
+            return Err(StoreError::InvalidValue(format!(
+                "tenant '{}' is not a super tenant: only a super tenant routes to children",
+                me.slug
+            ))
+            .into());
+        }
+        // Each rule's child must be one this super tenant feeds.
+        let linked: Vec<String> = super_links::Entity::find()
+            .select_only()
+            .column(super_links::Column::ChildTenantId)
+            .filter(super_links::Column::SuperTenantId.eq(tenant.to_string()))
+            .into_tuple()
+            .all(txn)
+            .await
+            .map_err(dbx)?;
+        let slugs: Vec<String> = if linked.is_empty() {
+            Vec::new()
+        } else {
+            tenants::Entity::find()
+                .select_only()
+                .column(tenants::Column::Slug)
+                .filter(tenants::Column::Id.is_in(linked))
+                .into_tuple()
+                .all(txn)
+                .await
+                .map_err(dbx)?
+        };
+        for rule in rules.iter() {
+            if !slugs.contains(&rule.child) {
+                return Err(StoreError::InvalidValue(format!(
+                    "rule {:?}: tenant '{}' is not a child of super tenant '{}' (link it first)",
+                    rule.id, rule.child, me.slug
+                ))
+                .into());
+            }
+        }
+        let current = routing_policies::Entity::find_by_id(tenant.to_string())
+            .lock_exclusive()
+            .one(txn)
+            .await
+            .map_err(dbx)?;
+        let version = current.as_ref().map_or(0, |r| r.version);
+        if let Some(expected) = if_match
+            && i64::try_from(expected).ok() != Some(version)
+        {
+            return Err(StoreError::PreconditionFailed {
+                current: u64::try_from(version).unwrap_or(0),
+            }
+            .into());
+        }
+        let row = routing_policies::Model {
+            super_tenant_id: tenant.to_string(),
+            version: version + 1,
+            rules: text.clone(),
+            updated_at: now(),
+        };
+        let active = routing_policies::ActiveModel {
+            super_tenant_id: Set(row.super_tenant_id.clone()),
+            version: Set(row.version),
+            rules: Set(row.rules.clone()),
+            updated_at: Set(row.updated_at),
+        };
+        if current.is_some() {
+            routing_policies::Entity::update(active)
+                .exec(txn)
+                .await
+                .map_err(dbx)?;
+        } else {
+            routing_policies::Entity::insert(active)
+                .exec_without_returning(txn)
+                .await
+                .map_err(dbx)?;
+        }
+        let detail = json!({"version": row.version, "rules": rules.len()});
+        audit::write(txn, Some(tenant), actor, "routing.update", &me.slug, detail).await?;
+        Ok(row)
+    })?;
+    policy_from_row(Some(row))
 }

@@ -70,6 +70,7 @@ mod list;
 mod log;
 pub mod render;
 mod roles;
+pub mod routing;
 mod sqlite;
 mod translate;
 mod writer;
@@ -670,6 +671,22 @@ impl AdminStore {
     /// The super tenant feeding `child`, if any.
     pub async fn super_of(&self, child: Uuid) -> Result<Option<fanout::SuperLink>> {
         fanout::super_of(&self.inner, child).await
+    }
+    /// A super tenant's routing rules (version 0 and none when never set).
+    pub async fn routing_policy(&self, super_tenant: Uuid) -> Result<fanout::RoutingPolicy> {
+        fanout::routing_policy(&self.inner, super_tenant).await
+    }
+    /// Replaces a super tenant's routing rules (audited): `InvalidValue`
+    /// for a bad rule or one naming a tenant that is not its child,
+    /// `PreconditionFailed` when `if_match` is not the current version.
+    pub async fn set_routing_policy(
+        &self,
+        super_tenant: Uuid,
+        rules: Vec<routing::RuleSpec>,
+        if_match: Option<u64>,
+        actor: &str,
+    ) -> Result<fanout::RoutingPolicy> {
+        fanout::set_routing_policy(&self.inner, super_tenant, rules, if_match, actor).await
     }
     /// Issues a token (argon2id-hashed at rest; secret returned once;
     /// audited).

@@ -443,6 +443,7 @@ fn declared_kind(table: &str, column: &str) -> Option<Kind> {
             add::<admin_audit::Entity>(&mut kinds);
             add::<jobs::Entity>(&mut kinds);
             add::<super_links::Entity>(&mut kinds);
+            add::<routing_policies::Entity>(&mut kinds);
             kinds
         })
         .get(table)?

@@ -167,3 +167,100 @@ async fn a_super_tenant_feeds_children_and_every_change_is_audited() {
         assert_eq!(log.len(), 2, "{which:?}: one entry under each tenant");
     }
 }
+
+#[tokio::test]
+async fn routing_rules_are_validated_versioned_and_audited() {
+    use store::routing::RuleSpec;
+    for which in backends() {
+        let (_db, store) = store(which).await;
+        let admin = store.admin();
+        let msp = tenant(&store, "msp").await;
+        let acme = tenant(&store, "acme").await;
+        tenant(&store, "stranger").await;
+        let rule = |id: &str, child: &str, filter: &str| RuleSpec {
+            id: id.into(),
+            child: child.into(),
+            group: None,
+            filter: Some(filter.into()),
+        };
+        let acme_rule = rule("acme-mail", "acme", r#"emails.value ew "@acme.example""#);
+
+        let e = admin
+            .set_routing_policy(msp.id(), vec![acme_rule.clone()], None, "op")
+            .await
+            .expect_err("standard");
+        assert!(
+            e.to_string().contains("not a super tenant"),
+            "{which:?}: {e}"
+        );
+        admin
+            .set_tenant_kind(msp.id(), TenantKind::Super, "op")
+            .await
+            .expect("super");
+        let e = admin
+            .set_routing_policy(msp.id(), vec![acme_rule.clone()], None, "op")
+            .await
+            .expect_err("not linked");
+        assert!(
+            e.to_string()
+                .contains("'acme' is not a child of super tenant 'msp'"),
+            "{which:?}: {e}"
+        );
+        admin
+            .link_child(msp.id(), acme.id(), OnUnroute::Deactivate, "op")
+            .await
+            .expect("linked");
+        let e = admin
+            .set_routing_policy(
+                msp.id(),
+                vec![rule("bad", "acme", "userName eq")],
+                None,
+                "op",
+            )
+            .await
+            .expect_err("bad filter");
+        assert!(matches!(e, StoreError::InvalidValue(_)), "{which:?}: {e}");
+        let e = admin
+            .set_routing_policy(
+                msp.id(),
+                vec![rule("x", "stranger", "active eq true")],
+                None,
+                "op",
+            )
+            .await
+            .expect_err("a stranger");
+        assert!(e.to_string().contains("'stranger'"), "{which:?}: {e}");
+
+        let empty = admin.routing_policy(msp.id()).await.expect("read");
+        assert_eq!((empty.version, empty.rules.len()), (0, 0), "{which:?}");
+        let set = admin
+            .set_routing_policy(msp.id(), vec![acme_rule.clone()], Some(0), "op")
+            .await
+            .expect("set");
+        assert_eq!(set.version, 1, "{which:?}");
+        assert_eq!(admin.routing_policy(msp.id()).await.expect("read"), set);
+        let e = admin
+            .set_routing_policy(msp.id(), vec![], Some(0), "op")
+            .await
+            .expect_err("stale");
+        assert!(
+            matches!(e, StoreError::PreconditionFailed { current: 1 }),
+            "{which:?}: {e}"
+        );
+        let cleared = admin
+            .set_routing_policy(msp.id(), vec![], None, "op")
+            .await
+            .expect("cleared");
+        assert_eq!((cleared.version, cleared.rules.len()), (2, 0), "{which:?}");
+
+        let log = admin
+            .audit_log(&AuditQuery {
+                action: Some("routing.update".into()),
+                limit: 10,
+                ..AuditQuery::default()
+            })
+            .await
+            .expect("audit");
+        assert_eq!(log.len(), 2, "{which:?}: refused changes leave no entry");
+    }
+}
