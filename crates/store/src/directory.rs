@@ -21,6 +21,7 @@ use sea_orm::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::copies::{self, Touched};
 use crate::columns::{GroupColumns, UserColumns, changed_attributes, group_columns, user_columns};
 use crate::db::{TxError, db, dbx, now, unique_or};
 use crate::entity::{groups, memberships, user_emails, users};
@@ -102,7 +103,7 @@ impl TenantStore {
 // ---------------------------------------------------------------------------
 // Users
 
-async fn find_user(
+pub(crate) async fn find_user(
     store: &TenantStore,
     conn: &impl ConnectionTrait,
     id: &str,
@@ -182,7 +183,9 @@ pub(crate) async fn create_user(store: &TenantStore, document: Value) -> Result<
     let new = NewUser::prepare(Uuid::new_v4().to_string(), document)?;
     let at = now();
     write_txn!(store.inner, [store], [new], txn => {
-        create_user_in(store, txn, new, at).await
+        let user = create_user_in(store, txn, new, at).await?;
+        copies::follow(store, txn, Touched::Users(std::slice::from_ref(&user.id))).await?;
+        Ok(user)
     })
 }
 
@@ -357,7 +360,9 @@ pub(crate) async fn replace_user(
     // Refuse a bad document before taking any lock.
     user_columns(&document)?;
     write_txn!(store.inner, [store, id], [document], txn => {
-        replace_user_in(store, txn, id, document.clone(), if_match).await
+        let user = replace_user_in(store, txn, id, document.clone(), if_match).await?;
+        copies::follow(store, txn, Touched::Users(std::slice::from_ref(&user.id))).await?;
+        Ok(user)
     })
 }
 
@@ -387,7 +392,9 @@ where
     F: Fn(&Resource) -> Result<Value, scim::Error> + Send + Sync + 'static,
 {
     write_txn!(store.inner, [store, id], [modify], txn => {
-        modify_user_in(store, txn, id, if_match, modify).await
+        let user = modify_user_in(store, txn, id, if_match, modify).await?;
+        copies::follow(store, txn, Touched::Users(std::slice::from_ref(&user.id))).await?;
+        Ok(user)
     })
 }
 
@@ -418,7 +425,9 @@ pub(crate) async fn delete_user(
     if_match: Option<u64>,
 ) -> Result<()> {
     write_txn!(store.inner, [store, id], [], txn => {
-        delete_user_in(store, txn, id, if_match).await
+        delete_user_in(store, txn, id, if_match).await?;
+        copies::follow(store, txn, Touched::Users(&[id.clone()])).await?;
+        Ok(())
     })
 }
 
@@ -587,7 +596,7 @@ pub(crate) async fn user_groups(
 // ---------------------------------------------------------------------------
 // Groups
 
-async fn find_group(
+pub(crate) async fn find_group(
     store: &TenantStore,
     conn: &impl ConnectionTrait,
     id: &str,
@@ -930,7 +939,7 @@ async fn existing_members(
     Ok(found)
 }
 
-async fn all_member_ids(
+pub(crate) async fn all_member_ids(
     store: &TenantStore,
     txn: &DatabaseTransaction,
     group_id: &str,
@@ -1120,7 +1129,19 @@ pub(crate) async fn create_group(
     let new = NewGroup::prepare(Uuid::new_v4().to_string(), document, members)?;
     let at = now();
     write_txn!(store.inner, [store], [new], txn => {
-        create_group_in(store, txn, new, at).await
+        let group = create_group_in(store, txn, new, at).await?;
+        if store.tenant.kind == crate::TenantKind::Super {
+            let members: Vec<String> = group
+                .members
+                .iter()
+                .flatten()
+                .map(|m| m.value.clone())
+                .collect();
+            let change = GroupChange::default();
+            let touched = Touched::Group { id: &group.id, change: &change, all_members: &members };
+            copies::follow(store, txn, touched).await?;
+        }
+        Ok(group)
     })
 }
 
@@ -1248,6 +1269,18 @@ pub(crate) async fn group_has_more_members_than(
     Ok(!beyond.is_empty())
 }
 
+/// What a group write changed, for a super tenant's copies to follow.
+#[derive(Debug, Default)]
+pub(crate) struct GroupChange {
+    /// Member ids added.
+    pub(crate) added: Vec<String>,
+    /// Member ids removed.
+    pub(crate) removed: Vec<String>,
+    /// The displayName or externalId changed (what routing and role
+    /// mappings match on).
+    pub(crate) renamed: bool,
+}
+
 /// Writes a group's new document and member changes over `row` (read under
 /// lock). No change at all keeps the version and writes no event.
 async fn update_group(
@@ -1256,7 +1289,7 @@ async fn update_group(
     row: &groups::Model,
     document: Value,
     changes: Vec<MemberChange>,
-) -> Result<Resource, TxError> {
+) -> Result<(Resource, GroupChange), TxError> {
     let current = group_resource(row, None)?;
     let doc_changed = current.document != document;
     let cols = if doc_changed {
@@ -1269,7 +1302,7 @@ async fn update_group(
         apply_change(store, txn, &row.id, change, &mut delta).await?;
     }
     if !doc_changed && delta.is_empty() {
-        return Ok(current);
+        return Ok((current, GroupChange::default()));
     }
     let new_version = row.version + 1;
     let at = now();
@@ -1341,14 +1374,20 @@ async fn update_group(
     }
     events.extend(role_store::recompute(store, txn, &affected).await?);
     events::write(store, txn, events).await?;
-    Ok(Resource {
+    let change = GroupChange {
+        added: delta.added.into_iter().collect(),
+        removed: delta.removed.into_iter().collect(),
+        renamed,
+    };
+    let resource = Resource {
         id: row.id.clone(),
         document,
         version,
         created: row.created_at,
         last_modified: at,
         members: None,
-    })
+    };
+    Ok((resource, change))
 }
 
 pub(crate) async fn replace_group(
@@ -1360,7 +1399,11 @@ pub(crate) async fn replace_group(
 ) -> Result<Resource> {
     group_columns(&document)?;
     write_txn!(store.inner, [store, id, members], [document], txn => {
-        replace_group_in(store, txn, id, document.clone(), members.clone(), if_match).await
+        let (resource, change) =
+            replace_group_in(store, txn, id, document.clone(), members.clone(), if_match).await?;
+        copies::follow(store, txn, Touched::Group { id, change: &change, all_members: &[] })
+            .await?;
+        Ok(resource)
     })
 }
 
@@ -1372,21 +1415,21 @@ pub(crate) async fn replace_group_in(
     document: Value,
     members: Vec<Member>,
     if_match: Option<u64>,
-) -> Result<Resource, TxError> {
+) -> Result<(Resource, GroupChange), TxError> {
     let row = find_group(store, txn, id, true)
         .await
         .map_err(dbx)?
         .ok_or_else(|| not_found("Group", id))?;
     check_if_match(if_match, version(row.version, "group")?)?;
     let changes = vec![MemberChange::Replace(members)];
-    let mut resource = update_group(store, txn, &row, document, changes).await?;
+    let (mut resource, change) = update_group(store, txn, &row, document, changes).await?;
     resource.members = Some(
         members_of(store, txn, id)
             .await
             .map_err(dbx)?
             .unwrap_or_default(),
     );
-    Ok(resource)
+    Ok((resource, change))
 }
 
 pub(crate) async fn modify_group<F>(
@@ -1399,7 +1442,10 @@ where
     F: Fn(&Resource) -> Result<(Value, Vec<MemberChange>), scim::Error> + Send + Sync + 'static,
 {
     write_txn!(store.inner, [store, id], [modify], txn => {
-        modify_group_in(store, txn, id, if_match, modify).await
+        let (resource, change) = modify_group_in(store, txn, id, if_match, modify).await?;
+        copies::follow(store, txn, Touched::Group { id, change: &change, all_members: &[] })
+            .await?;
+        Ok(resource)
     })
 }
 
@@ -1410,7 +1456,7 @@ pub(crate) async fn modify_group_in<F>(
     id: &str,
     if_match: Option<u64>,
     modify: &F,
-) -> Result<Resource, TxError>
+) -> Result<(Resource, GroupChange), TxError>
 where
     F: Fn(&Resource) -> Result<(Value, Vec<MemberChange>), scim::Error> + Send + Sync,
 {
@@ -1430,17 +1476,21 @@ pub(crate) async fn delete_group(
     if_match: Option<u64>,
 ) -> Result<()> {
     write_txn!(store.inner, [store, id], [], txn => {
-        delete_group_in(store, txn, id, if_match).await
+        let members = delete_group_in(store, txn, id, if_match).await?;
+        let change = GroupChange::default();
+        copies::follow(store, txn, Touched::Group { id, change: &change, all_members: &members })
+            .await?;
+        Ok(())
     })
 }
 
-/// The body of [`delete_group`].
+/// The body of [`delete_group`]; returns the ids of the members it had.
 pub(crate) async fn delete_group_in(
     store: &TenantStore,
     txn: &DatabaseTransaction,
     id: &str,
     if_match: Option<u64>,
-) -> Result<(), TxError> {
+) -> Result<Vec<String>, TxError> {
     let row = find_group(store, txn, id, true)
         .await
         .map_err(dbx)?
@@ -1463,7 +1513,8 @@ pub(crate) async fn delete_group_in(
         Event::deleted(ResourceKind::Group, id, current, &last, json!({})),
     );
     events.extend(role_store::recompute(store, txn, &members).await?);
-    events::write(store, txn, events).await
+    events::write(store, txn, events).await?;
+    Ok(members)
 }
 
 #[cfg(test)]

@@ -516,3 +516,27 @@ pub mod routing_policies {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod copies {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "copies")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub child_tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub kind: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub source_id: String,
+        pub child_id: String,
+        pub super_tenant_id: String,
+        pub routed: bool,
+        pub rules: String,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

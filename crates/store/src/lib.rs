@@ -59,6 +59,7 @@ mod macros;
 mod admin;
 mod audit;
 mod columns;
+pub mod copies;
 mod db;
 pub mod delivery;
 mod directory;
@@ -1072,6 +1073,12 @@ impl TenantStore {
         user_ids: &[String],
     ) -> Result<HashMap<String, ::roles::Effective>> {
         roles::effective_roles(self, user_ids).await
+    }
+
+    /// The copies a super tenant made of its user or group `source_id` in
+    /// its children (empty for any other tenant).
+    pub async fn copies(&self, source_id: &str) -> Result<Vec<copies::CopyInfo>> {
+        copies::copies_of(self, source_id).await
     }
 
     /// Appends a provisioning-log entry (outside any write transaction, so

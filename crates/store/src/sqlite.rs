@@ -444,6 +444,7 @@ fn declared_kind(table: &str, column: &str) -> Option<Kind> {
             add::<jobs::Entity>(&mut kinds);
             add::<super_links::Entity>(&mut kinds);
             add::<routing_policies::Entity>(&mut kinds);
+            add::<copies::Entity>(&mut kinds);
             kinds
         })
         .get(table)?

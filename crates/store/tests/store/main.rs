@@ -8,6 +8,7 @@ mod admin_api;
 mod auth;
 mod common;
 mod concurrency;
+mod fanout;
 mod groups;
 mod isolation;
 mod jobs;

@@ -1,0 +1,1033 @@
+//! A super tenant's copies in its child tenants, kept in the same
+//! transaction as the super tenant's own write.
+//!
+//! Every user or group write on a super tenant ends with [`follow`]: it
+//! reads the routing rules and linked children (in the transaction, so a
+//! concurrent rule change is either wholly before or wholly after), works
+//! out where each touched user and group goes, and writes the copies with
+//! the child's own write bodies (`directory::*_in`), so each child derives
+//! its own roles and appends its own events. The `copies` table links each
+//! copy to its source, says whether the source is routed there now, and
+//! keeps the rules that route it (the "why").
+//!
+//! What a copy follows:
+//! - a user routed to a child has a copy there with the source's document;
+//!   one routed nowhere any more is deactivated (its document kept in step,
+//!   `active` false) or deleted, by the child's link; routed again, it is
+//!   reactivated, not duplicated;
+//! - a group selected by a group rule is copied into that rule's child with
+//!   the members routed there (users whose copies are routed, groups with a
+//!   copy); a group no rule selects any more is deleted from the child;
+//! - a source deleted in the super tenant is deleted in every child;
+//! - a copy to be created whose name is already taken in the child by a
+//!   resource that is no copy (a customer moved in with its own users)
+//!   adopts that resource instead of failing.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use roles::GroupFacts;
+use scim::patch::{Member, MemberChange};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::columns::{group_columns, user_columns};
+use crate::db::{TxError, dbx, now};
+use crate::directory::{self, CHUNK, GroupChange, NewGroup, NewUser};
+use crate::entity::{copies, groups, routing_policies, super_links, tenants, users};
+use crate::fanout::OnUnroute;
+use crate::routing::{RuleSpec, Rules};
+use crate::{StoreError, TenantKind, TenantStore};
+
+const USER: &str = "user";
+const GROUP: &str = "group";
+
+/// What one source write touched.
+pub(crate) enum Touched<'a> {
+    /// Users written (created, changed or deleted).
+    Users(&'a [String]),
+    /// A group written: its id, what changed, and (for a group created or
+    /// deleted) all its members.
+    Group {
+        /// The group's id.
+        id: &'a str,
+        /// Members added and removed, and whether it was renamed.
+        change: &'a GroupChange,
+        /// Every member, when the whole group is new or gone.
+        all_members: &'a [String],
+    },
+}
+
+/// What happened to one copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyAction {
+    /// A new copy was made.
+    Created,
+    /// A resource already in the child (not a copy) became the copy.
+    Adopted,
+    /// The copy was brought in line with its source.
+    Updated,
+    /// A deactivated copy was routed again.
+    Reactivated,
+    /// The source stopped being routed there: the copy is deactivated.
+    Deactivated,
+    /// The copy was deleted (source deleted, or no longer routed there).
+    Deleted,
+}
+
+impl CopyAction {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CopyAction::Created => "created",
+            CopyAction::Adopted => "adopted",
+            CopyAction::Updated => "updated",
+            CopyAction::Reactivated => "reactivated",
+            CopyAction::Deactivated => "deactivated",
+            CopyAction::Deleted => "deleted",
+        }
+    }
+}
+
+/// One copy a super tenant's write changed, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routed {
+    /// The child tenant's slug.
+    pub child: String,
+    /// "User" or "Group".
+    pub resource_type: &'static str,
+    /// The source's id in the super tenant.
+    pub source_id: String,
+    /// The copy's id in the child.
+    pub copy_id: String,
+    /// What happened.
+    pub action: CopyAction,
+    /// The rules that route the source there (empty when it left).
+    pub rules: Vec<String>,
+}
+
+/// A child the super tenant feeds.
+struct Child {
+    id: String,
+    store: TenantStore,
+    on_unroute: OnUnroute,
+}
+
+/// A super tenant's rules and children, as read in one transaction.
+pub(crate) struct Fanout {
+    super_id: String,
+    rules: Rules,
+    /// By slug (what rules name).
+    children: BTreeMap<String, Child>,
+    /// Child tenant id -> slug.
+    slugs: HashMap<String, String>,
+}
+
+impl Fanout {
+    /// The super tenant's fan-out, or `None` when `store` is no super
+    /// tenant or feeds no child.
+    pub(crate) async fn load(
+        store: &TenantStore,
+        txn: &DatabaseTransaction,
+    ) -> Result<Option<Fanout>, TxError> {
+        if store.tenant.kind != TenantKind::Super {
+            return Ok(None);
+        }
+        let super_id = store.tenant.id.to_string();
+        let links = super_links::Entity::find()
+            .filter(super_links::Column::SuperTenantId.eq(super_id.clone()))
+            .all(txn)
+            .await
+            .map_err(dbx)?;
+        if links.is_empty() {
+            return Ok(None);
+        }
+        let ids: Vec<String> = links.iter().map(|l| l.child_tenant_id.clone()).collect();
+        let rows = tenants::Entity::find()
+            .filter(tenants::Column::Id.is_in(ids))
+            .all(txn)
+            .await
+            .map_err(dbx)?;
+        let on_unroute: HashMap<String, OnUnroute> = links
+            .into_iter()
+            .map(|l| {
+                let how = OnUnroute::parse(&l.on_unroute).unwrap_or(OnUnroute::Deactivate);
+                (l.child_tenant_id, how)
+            })
+            .collect();
+        let mut children = BTreeMap::new();
+        let mut slugs = HashMap::new();
+        for row in rows {
+            let tenant = crate::admin::tenant_from_row(row)?;
+            let id = tenant.id.to_string();
+            slugs.insert(id.clone(), tenant.slug.clone());
+            children.insert(
+                tenant.slug.clone(),
+                Child {
+                    on_unroute: on_unroute
+                        .get(&id)
+                        .copied()
+                        .unwrap_or(OnUnroute::Deactivate),
+                    id,
+                    store: TenantStore {
+                        inner: store.inner.clone(),
+                        tenant,
+                    },
+                },
+            );
+        }
+        let policy = routing_policies::Entity::find_by_id(super_id.clone())
+            .one(txn)
+            .await
+            .map_err(dbx)?;
+        let rules = match policy {
+            Some(row) => {
+                let specs: Vec<RuleSpec> = serde_json::from_str(&row.rules).map_err(|e| {
+                    StoreError::Internal(format!("routing rules of {super_id} do not parse: {e}"))
+                })?;
+                Rules::parse(&specs).map_err(|e| {
+                    StoreError::Internal(format!("stored routing rules are invalid: {e}"))
+                })?
+            }
+            None => Rules::default(),
+        };
+        Ok(Some(Fanout {
+            super_id,
+            rules,
+            children,
+            slugs,
+        }))
+    }
+}
+
+/// Brings the copies of what a super tenant's write touched in line with
+/// it, in the same transaction; returns what changed. Does nothing (and
+/// reads nothing) for a tenant that is not a super tenant.
+pub(crate) async fn follow(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    touched: Touched<'_>,
+) -> Result<Vec<Routed>, TxError> {
+    if store.tenant.kind != TenantKind::Super {
+        return Ok(Vec::new());
+    }
+    let Some(fanout) = Fanout::load(store, txn).await? else {
+        return Ok(Vec::new());
+    };
+    let mut run = Run::new(store, &fanout);
+    match touched {
+        Touched::Users(ids) => {
+            run.route_users(txn, ids).await?;
+        }
+        Touched::Group {
+            id,
+            change,
+            all_members,
+        } => {
+            // A rename can change where every member goes (group rules
+            // match names); otherwise only the members that came or went.
+            let mut users: BTreeSet<String> = all_members.iter().cloned().collect();
+            users.extend(change.added.iter().cloned());
+            users.extend(change.removed.iter().cloned());
+            if change.renamed {
+                users.extend(directory::all_member_ids(store, txn, id).await?);
+            }
+            let users: Vec<String> = users.into_iter().collect();
+            run.route_users(txn, &users).await?;
+            run.route_group(txn, id, change).await?;
+        }
+    }
+    run.apply_member_deltas(txn).await?;
+    Ok(run.out)
+}
+
+/// Re-routes `user_ids` and `group_ids` of a super tenant under its
+/// current rules (the re-route job's batch): users first, then the groups
+/// with their full member lists.
+pub(crate) async fn reroute(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    user_ids: &[String],
+    group_ids: &[String],
+) -> Result<Vec<Routed>, TxError> {
+    let Some(fanout) = Fanout::load(store, txn).await? else {
+        return Ok(Vec::new());
+    };
+    let mut run = Run::new(store, &fanout);
+    run.route_users(txn, user_ids).await?;
+    for id in group_ids {
+        run.resync_group(txn, id).await?;
+    }
+    run.apply_member_deltas(txn).await?;
+    Ok(run.out)
+}
+
+/// Member changes to make in a child's copy of a source group.
+#[derive(Default)]
+struct MemberDelta {
+    add: BTreeSet<String>,
+    remove: BTreeSet<String>,
+    document: Option<Value>,
+}
+
+/// One fan-out in progress.
+struct Run<'a> {
+    source: &'a TenantStore,
+    fanout: &'a Fanout,
+    /// (child slug, source group id) -> copy member changes, by copy id.
+    deltas: BTreeMap<(String, String), MemberDelta>,
+    /// (child slug, source group id) of group copies made or removed in
+    /// this run: their members are already right.
+    settled: HashSet<(String, String)>,
+    out: Vec<Routed>,
+    at: DateTime<Utc>,
+}
+
+fn parse_doc(text: &str, what: &str) -> Result<Value, TxError> {
+    Ok(directory::parse_document(text, what)?)
+}
+
+fn deactivated(mut doc: Value) -> Value {
+    if let Some(obj) = doc.as_object_mut() {
+        obj.insert("active".into(), Value::Bool(false));
+    }
+    doc
+}
+
+fn rules_text(rules: &[String]) -> String {
+    serde_json::to_string(rules).unwrap_or_else(|_| "[]".into())
+}
+
+fn stored_rules(row: &copies::Model) -> Vec<String> {
+    serde_json::from_str(&row.rules).unwrap_or_default()
+}
+
+impl<'a> Run<'a> {
+    fn new(source: &'a TenantStore, fanout: &'a Fanout) -> Run<'a> {
+        Run {
+            source,
+            fanout,
+            deltas: BTreeMap::new(),
+            settled: HashSet::new(),
+            out: Vec::new(),
+            at: now(),
+        }
+    }
+
+    fn record(
+        &mut self,
+        child: &str,
+        resource_type: &'static str,
+        source_id: &str,
+        copy_id: &str,
+        action: CopyAction,
+        rules: &[String],
+    ) {
+        self.out.push(Routed {
+            child: child.to_owned(),
+            resource_type,
+            source_id: source_id.to_owned(),
+            copy_id: copy_id.to_owned(),
+            action,
+            rules: rules.to_vec(),
+        });
+    }
+
+    fn delta(&mut self, child: &str, group: &str) -> &mut MemberDelta {
+        self.deltas
+            .entry((child.to_owned(), group.to_owned()))
+            .or_default()
+    }
+
+    /// Routes each of `ids` (users of the super tenant, or ids that are
+    /// not users, which are skipped) and writes their copies.
+    async fn route_users(
+        &mut self,
+        txn: &DatabaseTransaction,
+        ids: &[String],
+    ) -> Result<(), TxError> {
+        for chunk in ids.chunks(CHUNK) {
+            let rows: HashMap<String, users::Model> = users::Entity::find()
+                .filter(users::Column::TenantId.eq(self.fanout.super_id.clone()))
+                .filter(users::Column::Id.is_in(chunk.iter().cloned()))
+                .all(txn)
+                .await
+                .map_err(dbx)?
+                .into_iter()
+                .map(|r| (r.id.clone(), r))
+                .collect();
+            let groups = crate::roles::groups_of(self.source, txn, chunk).await?;
+            let mut existing = copies_by_source(txn, &self.fanout.super_id, USER, chunk).await?;
+            for id in chunk {
+                let copies = existing.remove(id).unwrap_or_default();
+                let row = rows.get(id);
+                if row.is_none() && copies.is_empty() {
+                    continue;
+                }
+                let no_groups = Vec::new();
+                let facts = groups.get(id).unwrap_or(&no_groups);
+                self.route_user(txn, id, row, facts, copies).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn route_user(
+        &mut self,
+        txn: &DatabaseTransaction,
+        id: &str,
+        row: Option<&users::Model>,
+        facts: &[GroupFacts],
+        copies: Vec<copies::Model>,
+    ) -> Result<(), TxError> {
+        let document = match row {
+            Some(r) => Some(parse_doc(&r.document, "user")?),
+            None => None,
+        };
+        let routes = match &document {
+            Some(doc) => self.fanout.rules.route_user(doc, facts),
+            None => BTreeMap::new(),
+        };
+        let mut by_child: BTreeMap<String, Option<copies::Model>> = BTreeMap::new();
+        for slug in routes.keys() {
+            if self.fanout.children.contains_key(slug) {
+                by_child.insert(slug.clone(), None);
+            }
+        }
+        for copy in copies {
+            if let Some(slug) = self.fanout.slugs.get(&copy.child_tenant_id) {
+                by_child.insert(slug.clone(), Some(copy));
+            }
+        }
+        for (slug, copy) in by_child {
+            let Some(child) = self.fanout.children.get(&slug) else {
+                continue;
+            };
+            let rules = routes.get(&slug);
+            match (&document, rules, copy) {
+                (None, _, Some(copy)) => {
+                    directory::delete_user_in(&child.store, txn, &copy.child_id, None).await?;
+                    delete_copy(txn, &copy).await?;
+                    self.record(&slug, "User", id, &copy.child_id, CopyAction::Deleted, &[]);
+                }
+                (Some(doc), Some(rules), None) => {
+                    let (copy_id, action) = self.create_user_copy(txn, child, id, doc).await?;
+                    insert_copy(txn, &self.fanout.super_id, child, USER, id, &copy_id, rules, self.at)
+                        .await?;
+                    self.entered(&slug, &copy_id, facts);
+                    self.record(&slug, "User", id, &copy_id, action, rules);
+                }
+                (Some(doc), Some(rules), Some(copy)) => {
+                    let before = directory::find_user(&child.store, txn, &copy.child_id, false)
+                        .await
+                        .map_err(dbx)?
+                        .map(|r| r.version);
+                    let after = directory::replace_user_in(
+                        &child.store,
+                        txn,
+                        &copy.child_id,
+                        doc.clone(),
+                        None,
+                    )
+                    .await?;
+                    let stored = stored_rules(&copy);
+                    if !copy.routed || &stored != rules {
+                        update_copy(txn, &copy, true, rules, self.at).await?;
+                    }
+                    if !copy.routed {
+                        self.entered(&slug, &copy.child_id, facts);
+                        self.record(
+                            &slug,
+                            "User",
+                            id,
+                            &copy.child_id,
+                            CopyAction::Reactivated,
+                            rules,
+                        );
+                    } else if before != i64::try_from(after.version).ok() {
+                        self.record(&slug, "User", id, &copy.child_id, CopyAction::Updated, rules);
+                    }
+                }
+                (Some(doc), None, Some(copy)) => {
+                    if copy.routed && child.on_unroute == OnUnroute::Delete {
+                        directory::delete_user_in(&child.store, txn, &copy.child_id, None).await?;
+                        delete_copy(txn, &copy).await?;
+                        self.record(&slug, "User", id, &copy.child_id, CopyAction::Deleted, &[]);
+                        continue;
+                    }
+                    // Deactivated, and kept in step while it waits (a later
+                    // rename would otherwise collide with the stale name).
+                    directory::replace_user_in(
+                        &child.store,
+                        txn,
+                        &copy.child_id,
+                        deactivated(doc.clone()),
+                        None,
+                    )
+                    .await?;
+                    if copy.routed {
+                        update_copy(txn, &copy, false, &[], self.at).await?;
+                        self.left(&slug, &copy.child_id, facts);
+                        self.record(
+                            &slug,
+                            "User",
+                            id,
+                            &copy.child_id,
+                            CopyAction::Deactivated,
+                            &[],
+                        );
+                    }
+                }
+                (None, _, None) | (Some(_), None, None) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// A user copy now routed: it joins the child's copies of its groups.
+    fn entered(&mut self, child: &str, copy_id: &str, facts: &[GroupFacts]) {
+        for g in facts {
+            let d = self.delta(child, &g.id);
+            d.remove.remove(copy_id);
+            d.add.insert(copy_id.to_owned());
+        }
+    }
+
+    /// A user copy no longer routed: it leaves the child's group copies.
+    fn left(&mut self, child: &str, copy_id: &str, facts: &[GroupFacts]) {
+        for g in facts {
+            let d = self.delta(child, &g.id);
+            d.add.remove(copy_id);
+            d.remove.insert(copy_id.to_owned());
+        }
+    }
+
+    async fn create_user_copy(
+        &mut self,
+        txn: &DatabaseTransaction,
+        child: &Child,
+        source_id: &str,
+        doc: &Value,
+    ) -> Result<(String, CopyAction), TxError> {
+        let cols = user_columns(doc)?;
+        let taken: Vec<String> = users::Entity::find()
+            .select_only()
+            .column(users::Column::Id)
+            .filter(users::Column::TenantId.eq(child.id.clone()))
+            .filter(users::Column::UserNameNorm.eq(cols.user_name_norm.clone()))
+            .into_tuple()
+            .all(txn)
+            .await
+            .map_err(dbx)?;
+        if let Some(existing) = taken.into_iter().next() {
+            if is_copy(txn, &child.id, USER, &existing).await? {
+                return Err(StoreError::Uniqueness(format!(
+                    "userName '{}' is taken in child tenant '{}' by a copy of another user",
+                    cols.user_name, child.store.tenant.slug
+                ))
+                .into());
+            }
+            directory::replace_user_in(&child.store, txn, &existing, doc.clone(), None).await?;
+            tracing::info!(
+                child = %child.store.tenant.slug,
+                source = source_id,
+                copy = %existing,
+                "adopted a user already in the child as its copy"
+            );
+            return Ok((existing, CopyAction::Adopted));
+        }
+        let new = NewUser::prepare(Uuid::new_v4().to_string(), doc.clone())?;
+        let created = directory::create_user_in(&child.store, txn, &new, self.at).await?;
+        Ok((created.id, CopyAction::Created))
+    }
+
+    /// Routes a group written in this run, and carries its member changes
+    /// to its copies.
+    async fn route_group(
+        &mut self,
+        txn: &DatabaseTransaction,
+        id: &str,
+        change: &GroupChange,
+    ) -> Result<(), TxError> {
+        let row = directory::find_group(self.source, txn, id, false)
+            .await
+            .map_err(dbx)?;
+        let routes = self.sync_group_copies(txn, id, row.as_ref()).await?;
+        let Some(row) = row else {
+            return Ok(());
+        };
+        let document = parse_doc(&row.document, "group")?;
+        for slug in routes {
+            if self.settled.contains(&(slug.clone(), id.to_owned())) {
+                continue;
+            }
+            let Some(child) = self.fanout.children.get(&slug) else {
+                continue;
+            };
+            let added = member_copies(txn, &child.id, &change.added, true).await?;
+            let removed = member_copies(txn, &child.id, &change.removed, false).await?;
+            let d = self.delta(&slug, id);
+            for m in added {
+                d.remove.remove(&m);
+                d.add.insert(m);
+            }
+            for m in removed {
+                d.add.remove(&m);
+                d.remove.insert(m);
+            }
+            d.document = Some(document.clone());
+        }
+        Ok(())
+    }
+
+    /// Re-routes a group from scratch (the re-route job): its copies where
+    /// it is routed, with exactly the members routed there.
+    async fn resync_group(&mut self, txn: &DatabaseTransaction, id: &str) -> Result<(), TxError> {
+        let row = directory::find_group(self.source, txn, id, false)
+            .await
+            .map_err(dbx)?;
+        let routes = self.sync_group_copies(txn, id, row.as_ref()).await?;
+        let Some(row) = row else {
+            return Ok(());
+        };
+        let document = parse_doc(&row.document, "group")?;
+        let members = directory::all_member_ids(self.source, txn, id).await?;
+        for slug in routes {
+            if self.settled.contains(&(slug.clone(), id.to_owned())) {
+                continue;
+            }
+            let Some(child) = self.fanout.children.get(&slug) else {
+                continue;
+            };
+            let wanted = routed_members(txn, &child.id, &members).await?;
+            let copy = copies_in(txn, &child.id, GROUP, &[id.to_owned()])
+                .await?
+                .remove(id);
+            let Some(copy) = copy else { continue };
+            let changes = vec![MemberChange::Replace(wanted)];
+            let doc = document.clone();
+            let (before, after) = {
+                let before = directory::find_group(&child.store, txn, &copy.child_id, false)
+                    .await
+                    .map_err(dbx)?
+                    .map(|r| r.version);
+                let (resource, _) = directory::modify_group_in(
+                    &child.store,
+                    txn,
+                    &copy.child_id,
+                    None,
+                    &move |_: &crate::Resource| Ok((doc.clone(), changes.clone())),
+                )
+                .await?;
+                (before, resource.version)
+            };
+            if before != i64::try_from(after).ok() {
+                let rules = stored_rules(&copy);
+                self.record(&slug, "Group", id, &copy.child_id, CopyAction::Updated, &rules);
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates, deletes and relinks the copies of group `id` (`row`: its
+    /// current row, `None` when deleted) by the rules; returns the
+    /// children it is routed to.
+    async fn sync_group_copies(
+        &mut self,
+        txn: &DatabaseTransaction,
+        id: &str,
+        row: Option<&groups::Model>,
+    ) -> Result<Vec<String>, TxError> {
+        let routes = match row {
+            Some(r) => self.fanout.rules.route_group(&GroupFacts {
+                id: r.id.clone(),
+                external_id: r.external_id.clone(),
+                display_name: r.display_name.clone(),
+            }),
+            None => BTreeMap::new(),
+        };
+        let existing = copies_by_source(txn, &self.fanout.super_id, GROUP, &[id.to_owned()])
+            .await?
+            .remove(id)
+            .unwrap_or_default();
+        let mut by_child: BTreeMap<String, Option<copies::Model>> = BTreeMap::new();
+        for slug in routes.keys() {
+            if self.fanout.children.contains_key(slug) {
+                by_child.insert(slug.clone(), None);
+            }
+        }
+        for copy in existing {
+            if let Some(slug) = self.fanout.slugs.get(&copy.child_tenant_id) {
+                by_child.insert(slug.clone(), Some(copy));
+            }
+        }
+        let mut routed = Vec::new();
+        for (slug, copy) in by_child {
+            let Some(child) = self.fanout.children.get(&slug) else {
+                continue;
+            };
+            match (row, routes.get(&slug), copy) {
+                (Some(row), Some(rules), None) => {
+                    let doc = parse_doc(&row.document, "group")?;
+                    let members = directory::all_member_ids(self.source, txn, id).await?;
+                    let members = routed_members(txn, &child.id, &members).await?;
+                    let (copy_id, action) = self
+                        .create_group_copy(txn, child, &doc, members)
+                        .await?;
+                    insert_copy(txn, &self.fanout.super_id, child, GROUP, id, &copy_id, rules, self.at)
+                        .await?;
+                    self.settled.insert((slug.clone(), id.to_owned()));
+                    self.record(&slug, "Group", id, &copy_id, action, rules);
+                    routed.push(slug);
+                }
+                (Some(_), Some(rules), Some(copy)) => {
+                    if &stored_rules(&copy) != rules {
+                        update_copy(txn, &copy, true, rules, self.at).await?;
+                    }
+                    routed.push(slug);
+                }
+                (_, _, Some(copy)) => {
+                    directory::delete_group_in(&child.store, txn, &copy.child_id, None).await?;
+                    delete_copy(txn, &copy).await?;
+                    self.settled.insert((slug.clone(), id.to_owned()));
+                    self.record(&slug, "Group", id, &copy.child_id, CopyAction::Deleted, &[]);
+                }
+                (_, _, None) => {}
+            }
+        }
+        Ok(routed)
+    }
+
+    async fn create_group_copy(
+        &mut self,
+        txn: &DatabaseTransaction,
+        child: &Child,
+        doc: &Value,
+        members: Vec<Member>,
+    ) -> Result<(String, CopyAction), TxError> {
+        let cols = group_columns(doc)?;
+        let taken: Vec<String> = groups::Entity::find()
+            .select_only()
+            .column(groups::Column::Id)
+            .filter(groups::Column::TenantId.eq(child.id.clone()))
+            .filter(groups::Column::DisplayNameNorm.eq(cols.display_name_norm.clone()))
+            .into_tuple()
+            .all(txn)
+            .await
+            .map_err(dbx)?;
+        if let Some(existing) = taken.into_iter().next() {
+            if is_copy(txn, &child.id, GROUP, &existing).await? {
+                return Err(StoreError::Uniqueness(format!(
+                    "displayName '{}' is taken in child tenant '{}' by a copy of another group",
+                    cols.display_name, child.store.tenant.slug
+                ))
+                .into());
+            }
+            directory::replace_group_in(&child.store, txn, &existing, doc.clone(), members, None)
+                .await?;
+            return Ok((existing, CopyAction::Adopted));
+        }
+        let new = NewGroup::prepare(Uuid::new_v4().to_string(), doc.clone(), members)?;
+        let created = directory::create_group_in(&child.store, txn, &new, self.at).await?;
+        Ok((created.id, CopyAction::Created))
+    }
+
+    /// Applies the collected member changes (and document updates) to the
+    /// group copies, one write per copy, in a fixed order.
+    async fn apply_member_deltas(&mut self, txn: &DatabaseTransaction) -> Result<(), TxError> {
+        let deltas = std::mem::take(&mut self.deltas);
+        for ((slug, source_group), delta) in deltas {
+            if self.settled.contains(&(slug.clone(), source_group.clone())) {
+                continue;
+            }
+            let Some(child) = self.fanout.children.get(&slug) else {
+                continue;
+            };
+            let Some(copy) = copies_in(txn, &child.id, GROUP, std::slice::from_ref(&source_group))
+                .await?
+                .remove(&source_group)
+            else {
+                continue;
+            };
+            if delta.add.is_empty() && delta.remove.is_empty() && delta.document.is_none() {
+                continue;
+            }
+            let mut changes = Vec::new();
+            if !delta.remove.is_empty() {
+                changes.push(MemberChange::Remove(delta.remove.into_iter().collect()));
+            }
+            if !delta.add.is_empty() {
+                changes.push(MemberChange::Add(
+                    delta.add.into_iter().map(member).collect(),
+                ));
+            }
+            let document = delta.document;
+            let before = directory::find_group(&child.store, txn, &copy.child_id, false)
+                .await
+                .map_err(dbx)?
+                .map(|r| r.version);
+            let (resource, _) = directory::modify_group_in(
+                &child.store,
+                txn,
+                &copy.child_id,
+                None,
+                &move |current: &crate::Resource| {
+                    let doc = document.clone().unwrap_or_else(|| current.document.clone());
+                    Ok((doc, changes.clone()))
+                },
+            )
+            .await?;
+            if before != i64::try_from(resource.version).ok() {
+                let rules = stored_rules(&copy);
+                self.record(
+                    &slug,
+                    "Group",
+                    &source_group,
+                    &copy.child_id,
+                    CopyAction::Updated,
+                    &rules,
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+fn member(id: String) -> Member {
+    Member {
+        value: id,
+        display: None,
+        r#type: None,
+        reference: None,
+    }
+}
+
+/// The copies in `child` of the source members `ids` that a group copy
+/// there may hold: user copies that are routed (or any, when `any`) and
+/// group copies; by copy id.
+async fn member_copies(
+    txn: &DatabaseTransaction,
+    child: &str,
+    ids: &[String],
+    routed_only: bool,
+) -> Result<Vec<String>, TxError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for kind in [USER, GROUP] {
+        for copy in copies_in(txn, child, kind, ids).await?.into_values() {
+            if !routed_only || kind == GROUP || copy.routed {
+                out.push(copy.child_id);
+            }
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// The members a group copy in `child` holds for the source members `ids`.
+async fn routed_members(
+    txn: &DatabaseTransaction,
+    child: &str,
+    ids: &[String],
+) -> Result<Vec<Member>, TxError> {
+    Ok(member_copies(txn, child, ids, true)
+        .await?
+        .into_iter()
+        .map(member)
+        .collect())
+}
+
+/// The copies of `source_ids` (of `kind`) in every child, by source id.
+async fn copies_by_source(
+    txn: &DatabaseTransaction,
+    super_id: &str,
+    kind: &str,
+    source_ids: &[String],
+) -> Result<HashMap<String, Vec<copies::Model>>, TxError> {
+    let mut out: HashMap<String, Vec<copies::Model>> = HashMap::new();
+    for chunk in source_ids.chunks(CHUNK) {
+        let rows = copies::Entity::find()
+            .filter(copies::Column::SuperTenantId.eq(super_id))
+            .filter(copies::Column::Kind.eq(kind))
+            .filter(copies::Column::SourceId.is_in(chunk.iter().cloned()))
+            .all(txn)
+            .await
+            .map_err(dbx)?;
+        for row in rows {
+            out.entry(row.source_id.clone()).or_default().push(row);
+        }
+    }
+    Ok(out)
+}
+
+/// The copies of `source_ids` (of `kind`) in one child, by source id.
+async fn copies_in(
+    txn: &DatabaseTransaction,
+    child: &str,
+    kind: &str,
+    source_ids: &[String],
+) -> Result<HashMap<String, copies::Model>, TxError> {
+    let mut out = HashMap::new();
+    for chunk in source_ids.chunks(CHUNK) {
+        let rows = copies::Entity::find()
+            .filter(copies::Column::ChildTenantId.eq(child))
+            .filter(copies::Column::Kind.eq(kind))
+            .filter(copies::Column::SourceId.is_in(chunk.iter().cloned()))
+            .all(txn)
+            .await
+            .map_err(dbx)?;
+        for row in rows {
+            out.insert(row.source_id.clone(), row);
+        }
+    }
+    Ok(out)
+}
+
+async fn is_copy(
+    txn: &DatabaseTransaction,
+    child: &str,
+    kind: &str,
+    child_id: &str,
+) -> Result<bool, TxError> {
+    let found: Vec<String> = copies::Entity::find()
+        .select_only()
+        .column(copies::Column::SourceId)
+        .filter(copies::Column::ChildTenantId.eq(child))
+        .filter(copies::Column::Kind.eq(kind))
+        .filter(copies::Column::ChildId.eq(child_id))
+        .into_tuple()
+        .all(txn)
+        .await
+        .map_err(dbx)?;
+    Ok(!found.is_empty())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_copy(
+    txn: &DatabaseTransaction,
+    super_id: &str,
+    child: &Child,
+    kind: &str,
+    source_id: &str,
+    copy_id: &str,
+    rules: &[String],
+    at: DateTime<Utc>,
+) -> Result<(), TxError> {
+    copies::Entity::insert(copies::ActiveModel {
+        child_tenant_id: Set(child.id.clone()),
+        kind: Set(kind.to_owned()),
+        source_id: Set(source_id.to_owned()),
+        child_id: Set(copy_id.to_owned()),
+        super_tenant_id: Set(super_id.to_owned()),
+        routed: Set(true),
+        rules: Set(rules_text(rules)),
+        created_at: Set(at),
+        updated_at: Set(at),
+    })
+    .exec_without_returning(txn)
+    .await
+    .map_err(dbx)?;
+    Ok(())
+}
+
+async fn update_copy(
+    txn: &DatabaseTransaction,
+    copy: &copies::Model,
+    routed: bool,
+    rules: &[String],
+    at: DateTime<Utc>,
+) -> Result<(), TxError> {
+    copies::Entity::update_many()
+        .col_expr(copies::Column::Routed, Expr::value(routed))
+        .col_expr(copies::Column::Rules, Expr::value(rules_text(rules)))
+        .col_expr(copies::Column::UpdatedAt, Expr::value(at))
+        .filter(copies::Column::ChildTenantId.eq(copy.child_tenant_id.clone()))
+        .filter(copies::Column::Kind.eq(copy.kind.clone()))
+        .filter(copies::Column::SourceId.eq(copy.source_id.clone()))
+        .exec(txn)
+        .await
+        .map_err(dbx)?;
+    Ok(())
+}
+
+async fn delete_copy(txn: &DatabaseTransaction, copy: &copies::Model) -> Result<(), TxError> {
+    copies::Entity::delete_many()
+        .filter(copies::Column::ChildTenantId.eq(copy.child_tenant_id.clone()))
+        .filter(copies::Column::Kind.eq(copy.kind.clone()))
+        .filter(copies::Column::SourceId.eq(copy.source_id.clone()))
+        .exec(txn)
+        .await
+        .map_err(dbx)?;
+    Ok(())
+}
+
+/// A copy of a super tenant's user or group, as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyInfo {
+    /// The child tenant's slug.
+    pub child: String,
+    /// "User" or "Group".
+    pub resource_type: &'static str,
+    /// The source's id in the super tenant.
+    pub source_id: String,
+    /// The copy's id in the child.
+    pub copy_id: String,
+    /// Whether the source is routed there now (a deactivated copy is not).
+    pub routed: bool,
+    /// The rules that route it there.
+    pub rules: Vec<String>,
+    /// When the link last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The copies of super tenant `store`'s resource `source_id`, by child slug.
+pub(crate) async fn copies_of(
+    store: &TenantStore,
+    source_id: &str,
+) -> crate::Result<Vec<CopyInfo>> {
+    let rows = copies::Entity::find()
+        .filter(copies::Column::SuperTenantId.eq(store.tenant.id.to_string()))
+        .filter(copies::Column::Kind.is_in([USER, GROUP]))
+        .filter(copies::Column::SourceId.eq(source_id))
+        .all(&store.inner.conn)
+        .await
+        .map_err(crate::db::db)?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: BTreeSet<String> = rows.iter().map(|r| r.child_tenant_id.clone()).collect();
+    let slugs: HashMap<String, String> = tenants::Entity::find()
+        .select_only()
+        .column(tenants::Column::Id)
+        .column(tenants::Column::Slug)
+        .filter(tenants::Column::Id.is_in(ids))
+        .into_tuple()
+        .all(&store.inner.conn)
+        .await
+        .map_err(crate::db::db)?
+        .into_iter()
+        .collect();
+    let mut out: Vec<CopyInfo> = rows
+        .into_iter()
+        .map(|row| CopyInfo {
+            child: slugs
+                .get(&row.child_tenant_id)
+                .cloned()
+                .unwrap_or_else(|| row.child_tenant_id.clone()),
+            resource_type: if row.kind == GROUP { "Group" } else { "User" },
+            rules: stored_rules(&row),
+            source_id: row.source_id,
+            copy_id: row.child_id,
+            routed: row.routed,
+            updated_at: row.updated_at,
+        })
+        .collect();
+    out.sort_by(|a, b| a.child.cmp(&b.child));
+    Ok(out)
+}

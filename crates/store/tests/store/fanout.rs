@@ -1,0 +1,417 @@
+//! A super tenant's writes and their copies in its children.
+
+use roles::{GroupMatch, Mapping, Mode, Policy, Role};
+use scim::patch::{Member, MemberChange};
+use serde_json::{Value, json};
+use store::copies::CopyInfo;
+use store::fanout::OnUnroute;
+use store::routing::RuleSpec;
+use store::{ListQuery, Store, TenantKind, TenantStore};
+use testkit::backends;
+
+use crate::common::*;
+
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+fn person(name: &str, email: &str, org: Option<&str>) -> Value {
+    let mut doc = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": name,
+        "active": true,
+        "emails": [{"value": email, "type": "work", "primary": true}],
+    });
+    if let Some(org) = org {
+        doc["schemas"]
+            .as_array_mut()
+            .expect("array")
+            .push(json!(ENTERPRISE));
+        doc[ENTERPRISE] = json!({"organization": org});
+    }
+    doc
+}
+
+fn rule(id: &str, child: &str, group: Option<&str>, filter: Option<&str>) -> RuleSpec {
+    RuleSpec {
+        id: id.into(),
+        child: child.into(),
+        group: group.map(|g| GroupMatch::DisplayName(g.into())),
+        filter: filter.map(str::to_owned),
+    }
+}
+
+/// A super tenant `msp` feeding acme (deactivate), globex (delete) and
+/// initech (deactivate), with rules by group and by attribute.
+async fn setup(store: &Store) -> (TenantStore, TenantStore, TenantStore, TenantStore) {
+    let admin = store.admin();
+    let msp = tenant(store, "msp").await;
+    let msp = admin
+        .set_tenant_kind(msp.id(), TenantKind::Super, "op")
+        .await
+        .expect("super");
+    let mut children = Vec::new();
+    for (slug, how) in [
+        ("acme", OnUnroute::Deactivate),
+        ("globex", OnUnroute::Delete),
+        ("initech", OnUnroute::Deactivate),
+    ] {
+        let t = tenant(store, slug).await;
+        admin
+            .link_child(msp.id(), t.id(), how, "op")
+            .await
+            .expect("link");
+        children.push(store.tenant(&t));
+    }
+    admin
+        .set_routing_policy(
+            msp.id(),
+            vec![
+                rule("acme-staff", "acme", Some("Acme Staff"), None),
+                rule(
+                    "globex-mail",
+                    "globex",
+                    None,
+                    Some("emails.value ew \"@globex.example\""),
+                ),
+                rule(
+                    "initech-org",
+                    "initech",
+                    None,
+                    Some(&format!("{ENTERPRISE}:organization eq \"Initech\"")),
+                ),
+            ],
+            Some(0),
+            "op",
+        )
+        .await
+        .expect("rules");
+    let initech = children.pop().expect("three");
+    let globex = children.pop().expect("three");
+    let acme = children.pop().expect("three");
+    (store.tenant(&msp), acme, globex, initech)
+}
+
+fn all() -> ListQuery {
+    ListQuery {
+        filter: None,
+        sort_by: None,
+        descending: false,
+        start_index: 1,
+        count: 100,
+        with_members: true,
+    }
+}
+
+/// userName -> active, of a tenant's users.
+async fn users_of(dir: &TenantStore) -> Vec<(String, bool)> {
+    let mut out: Vec<(String, bool)> = dir
+        .list_users(&all())
+        .await
+        .expect("list")
+        .resources
+        .into_iter()
+        .map(|r| {
+            (
+                r.document["userName"].as_str().unwrap_or("").to_owned(),
+                r.document["active"].as_bool().unwrap_or(true),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// displayName -> member userNames, of a tenant's groups.
+async fn groups_of(dir: &TenantStore) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    for g in dir.list_groups(&all()).await.expect("list").resources {
+        let mut names = Vec::new();
+        for m in g.members.unwrap_or_default() {
+            let u = dir.get_user(&m.value).await.expect("member is a user");
+            names.push(u.document["userName"].as_str().unwrap_or("").to_owned());
+        }
+        names.sort();
+        out.push((
+            g.document["displayName"].as_str().unwrap_or("").to_owned(),
+            names,
+        ));
+    }
+    out.sort();
+    out
+}
+
+fn copy_in<'a>(copies: &'a [CopyInfo], child: &str) -> Option<&'a CopyInfo> {
+    copies.iter().find(|c| c.child == child)
+}
+
+fn pair(name: &str, active: bool) -> (String, bool) {
+    (name.to_owned(), active)
+}
+
+fn add(id: &str) -> MemberChange {
+    MemberChange::Add(vec![Member::new(id.to_owned())])
+}
+
+async fn change_members(dir: &TenantStore, group: &str, change: MemberChange) {
+    dir.modify_group(group, None, move |cur| {
+        Ok((cur.document.clone(), vec![change.clone()]))
+    })
+    .await
+    .expect("member change");
+}
+
+#[tokio::test]
+async fn writes_on_a_super_tenant_reach_exactly_the_children_routed_to() {
+    for which in backends() {
+        let (_db, store) = store(which).await;
+        let (msp, acme, globex, initech) = setup(&store).await;
+        // acme's own roles: staff are admins, everyone else a viewer.
+        acme.set_role_policy(
+            Policy {
+                roles: vec![
+                    Role {
+                        name: "viewer".into(),
+                        description: String::new(),
+                    },
+                    Role {
+                        name: "admin".into(),
+                        description: String::new(),
+                    },
+                ],
+                default_role: Some("viewer".into()),
+                mappings: vec![Mapping {
+                    group: GroupMatch::DisplayName("Acme Staff".into()),
+                    role: "admin".into(),
+                    priority: 10,
+                }],
+                mode: Mode::Single,
+            },
+            None,
+            "op",
+        )
+        .await
+        .expect("acme roles");
+
+        // By attribute at once; by group only once in the group.
+        let ann = msp
+            .create_user(person("ann", "ann@globex.example", None))
+            .await
+            .expect("ann");
+        let bob = msp
+            .create_user(person("bob", "bob@example.com", Some("Initech")))
+            .await
+            .expect("bob");
+        let carol = msp
+            .create_user(person("carol", "carol@example.com", None))
+            .await
+            .expect("carol");
+        assert_eq!(users_of(&globex).await, [pair("ann", true)], "{which:?}");
+        assert_eq!(users_of(&initech).await, [pair("bob", true)], "{which:?}");
+        assert!(users_of(&acme).await.is_empty(), "{which:?}");
+
+        // A group selected by a rule: copied with the members routed there;
+        // ann is now in two children.
+        let staff = msp
+            .create_group(
+                group("Acme Staff"),
+                vec![
+                    Member::new(ann.id.clone()),
+                    Member::new(carol.id.clone()),
+                ],
+            )
+            .await
+            .expect("group");
+        let others = msp
+            .create_group(group("Others"), vec![Member::new(bob.id.clone())])
+            .await
+            .expect("group");
+        assert_eq!(
+            users_of(&acme).await,
+            [pair("ann", true), pair("carol", true)],
+            "{which:?}"
+        );
+        assert_eq!(
+            groups_of(&acme).await,
+            [("Acme Staff".to_owned(), vec!["ann".into(), "carol".into()])],
+            "{which:?}: only routed groups, with their routed members"
+        );
+        assert!(groups_of(&initech).await.is_empty(), "{which:?}");
+        let ann_copies = msp.copies(&ann.id).await.expect("copies");
+        let in_acme = copy_in(&ann_copies, "acme").expect("ann in acme").clone();
+        assert_eq!(in_acme.rules, ["acme-staff"], "{which:?}: why");
+        assert!(in_acme.routed);
+        assert_eq!(
+            copy_in(&ann_copies, "globex").map(|c| c.rules.clone()),
+            Some(vec!["globex-mail".to_owned()])
+        );
+        assert_ne!(in_acme.copy_id, ann.id, "a copy has its own id");
+        // The child's own roles apply to the copies.
+        let roles = acme
+            .effective_roles(std::slice::from_ref(&in_acme.copy_id))
+            .await
+            .expect("roles");
+        assert_eq!(
+            roles.get(&in_acme.copy_id).map(|e| e.role_names()),
+            Some(vec!["admin"]),
+            "{which:?}"
+        );
+
+        // Leaving the group deactivates carol in acme (and drops her from
+        // the copy); coming back reactivates the same copy.
+        let carol_copy = copy_in(&msp.copies(&carol.id).await.expect("copies"), "acme")
+            .expect("carol in acme")
+            .copy_id
+            .clone();
+        change_members(
+            &msp,
+            &staff.id,
+            MemberChange::Remove(vec![carol.id.clone()]),
+        )
+        .await;
+        assert_eq!(
+            users_of(&acme).await,
+            [pair("ann", true), pair("carol", false)],
+            "{which:?}"
+        );
+        assert_eq!(
+            groups_of(&acme).await,
+            [("Acme Staff".to_owned(), vec!["ann".into()])],
+            "{which:?}"
+        );
+        let c = msp.copies(&carol.id).await.expect("copies");
+        assert_eq!(
+            copy_in(&c, "acme").map(|c| c.routed),
+            Some(false),
+            "{which:?}"
+        );
+        let carol_roles = acme
+            .effective_roles(std::slice::from_ref(&carol_copy))
+            .await
+            .expect("roles");
+        assert_ne!(
+            carol_roles.get(&carol_copy).map(|e| e.role_names()),
+            Some(vec!["admin"]),
+            "{which:?}: not an admin once out of the group"
+        );
+        change_members(&msp, &staff.id, add(&carol.id)).await;
+        assert_eq!(
+            users_of(&acme).await,
+            [pair("ann", true), pair("carol", true)],
+            "{which:?}"
+        );
+        let c = msp.copies(&carol.id).await.expect("copies");
+        assert_eq!(
+            copy_in(&c, "acme").map(|c| (c.copy_id.clone(), c.routed)),
+            Some((carol_copy.clone(), true)),
+            "{which:?}: reactivated, not duplicated"
+        );
+        assert_eq!(
+            groups_of(&acme).await,
+            [("Acme Staff".to_owned(), vec!["ann".into(), "carol".into()])],
+            "{which:?}"
+        );
+
+        // An attribute change moves ann out of globex, whose link deletes.
+        let moved = person("ann", "ann@acme.example", None);
+        msp.replace_user(&ann.id, moved, None)
+            .await
+            .expect("replace");
+        assert!(users_of(&globex).await.is_empty(), "{which:?}");
+        assert!(
+            copy_in(&msp.copies(&ann.id).await.expect("copies"), "globex").is_none(),
+            "{which:?}"
+        );
+
+        // Disabling in the IdP disables every copy; a rename follows.
+        msp.modify_user(&bob.id, None, |cur| {
+            let mut d = cur.document.clone();
+            d["active"] = json!(false);
+            d["userName"] = json!("robert");
+            Ok(d)
+        })
+        .await
+        .expect("disable");
+        assert_eq!(
+            users_of(&initech).await,
+            [pair("robert", false)],
+            "{which:?}"
+        );
+
+        // Moving bob into the staff group adds him to acme as well.
+        change_members(&msp, &staff.id, add(&bob.id)).await;
+        assert_eq!(
+            users_of(&acme).await,
+            [pair("ann", true), pair("carol", true), pair("robert", false)],
+            "{which:?}"
+        );
+
+        // A renamed group stops matching its rule: its copy goes, and its
+        // members leave acme (deactivated: acme's link).
+        msp.modify_group(&staff.id, None, |cur| {
+            let mut d = cur.document.clone();
+            d["displayName"] = json!("Former Staff");
+            Ok((d, Vec::new()))
+        })
+        .await
+        .expect("rename");
+        assert!(groups_of(&acme).await.is_empty(), "{which:?}");
+        assert_eq!(
+            users_of(&acme).await,
+            [
+                pair("ann", false),
+                pair("carol", false),
+                pair("robert", false)
+            ],
+            "{which:?}"
+        );
+
+        // Deleting in the IdP deletes in every child.
+        msp.delete_user(&bob.id, None).await.expect("delete");
+        assert!(users_of(&initech).await.is_empty(), "{which:?}");
+        assert_eq!(
+            users_of(&acme).await,
+            [pair("ann", false), pair("carol", false)],
+            "{which:?}"
+        );
+        msp.delete_group(&others.id, None).await.expect("delete");
+
+        // Each child's events name only its own resources.
+        let msp_ids: Vec<String> = vec![ann.id.clone(), bob.id.clone(), carol.id.clone()];
+        for child in [&acme, &globex, &initech] {
+            let events = child.events_after(0, 1000).await.expect("events");
+            assert!(!events.is_empty(), "{which:?}");
+            for e in events {
+                assert!(
+                    !msp_ids.contains(&e.resource_id),
+                    "{which:?}: a child's event names a super tenant id"
+                );
+            }
+        }
+    }
+}
+
+/// A customer moved in with its own users: the copy adopts the user with
+/// the same userName instead of failing, and a direct user stays apart.
+#[tokio::test]
+async fn a_copy_adopts_the_childs_own_user_of_the_same_name() {
+    for which in backends() {
+        let (_db, store) = store(which).await;
+        let (msp, _acme, globex, _initech) = setup(&store).await;
+        let own = globex
+            .create_user(person("dana", "dana@old.example", None))
+            .await
+            .expect("own user");
+        let dana = msp
+            .create_user(person("DANA", "dana@globex.example", None))
+            .await
+            .expect("dana");
+        let copies = msp.copies(&dana.id).await.expect("copies");
+        assert_eq!(
+            copy_in(&copies, "globex").map(|c| c.copy_id.clone()),
+            Some(own.id.clone()),
+            "{which:?}: adopted"
+        );
+        let read = globex.get_user(&own.id).await.expect("read");
+        assert_eq!(read.document["emails"][0]["value"], "dana@globex.example");
+        assert_eq!(users_of(&globex).await, [pair("DANA", true)], "{which:?}");
+    }
+}
