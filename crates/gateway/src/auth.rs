@@ -47,6 +47,9 @@ pub trait Requirement {
     fn allows(scopes: &[Scope]) -> bool;
     /// What is missing, for the 403 detail.
     const DESCRIPTION: &'static str;
+    /// True for writes to the directory, which a tenant fed by a super
+    /// tenant refuses.
+    const WRITES: bool = false;
 }
 
 /// Reading the tenant's directory (`scim:read` or `scim:write`).
@@ -73,6 +76,7 @@ impl Requirement for ScimWrite {
         scopes.contains(&Scope::ScimWrite)
     }
     const DESCRIPTION: &'static str = "this token is read-only; writes need the scim:write scope";
+    const WRITES: bool = true;
 }
 
 impl Requirement for AnyScope {
@@ -171,6 +175,19 @@ async fn authorize<R: Requirement>(req: &HttpRequest) -> Result<Authorized<R>, A
     }
     if !R::allows(&auth.scopes) {
         return Err(fail("scope", ApiError::Forbidden(R::DESCRIPTION.into())));
+    }
+    if R::WRITES
+        && let Some(feeder) = &auth.fed_by
+    {
+        return Err(fail(
+            "fed_by_super_tenant",
+            ApiError::Forbidden(format!(
+                "tenant '{}' is fed by super tenant '{feeder}': its users and groups are \
+                 written through the super tenant's SCIM connection, and this tenant's \
+                 tokens can only read",
+                auth.tenant.slug()
+            )),
+        ));
     }
     shared.limiter.check(&shared, &auth.tenant)?;
     let base_url = crate::render::base_url(req, &shared.config, auth.tenant.slug());

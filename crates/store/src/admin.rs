@@ -353,7 +353,7 @@ async fn farewell_events(
     Ok(out)
 }
 
-async fn bump_auth_revision(txn: &impl ConnectionTrait) -> Result<(), TxError> {
+pub(crate) async fn bump_auth_revision(txn: &impl ConnectionTrait) -> Result<(), TxError> {
     auth_revision::Entity::update_many()
         .col_expr(
             auth_revision::Column::Revision,
@@ -616,11 +616,13 @@ pub(crate) async fn authenticate(inner: &Inner, bearer: &str) -> Result<Option<A
         return Ok(None);
     };
     let info = token_from_row(&row)?;
+    let fed_by = crate::fanout::super_slug_of(&inner.conn, &tenant.id).await?;
     Ok(Some(Authenticated {
         tenant: tenant_from_row(tenant)?,
         token_id,
         scopes: info.scopes,
         expires_at: row.expires_at,
+        fed_by,
     }))
 }
 

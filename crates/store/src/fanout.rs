@@ -157,6 +157,8 @@ pub(crate) async fn set_kind(
             .exec(txn)
             .await
             .map_err(dbx)?;
+        // Cached token lookups carry the kind: they must be re-read.
+        crate::admin::bump_auth_revision(txn).await?;
         let detail = json!({"before": row.kind, "after": wanted});
         audit::write(txn, Some(id), actor, "tenant.kind", &row.slug, detail).await?;
         Ok(tenants::Model {
@@ -224,6 +226,8 @@ pub(crate) async fn link(
         .exec_without_returning(txn)
         .await
         .map_err(dbx)?;
+        // Cached token lookups say whether a tenant is fed: re-read them.
+        crate::admin::bump_auth_revision(txn).await?;
         let detail = json!({"super_tenant": parent.slug, "child": kid.slug, "on_unroute": row.on_unroute});
         audit::write(txn, Some(super_tenant), actor, "tenant.link", &kid.slug, detail.clone()).await?;
         audit::write(txn, Some(child), actor, "tenant.link", &kid.slug, detail).await?;
@@ -248,6 +252,7 @@ pub(crate) async fn unlink(inner: &Inner, child: Uuid, actor: &str) -> Result<()
             .exec(txn)
             .await
             .map_err(dbx)?;
+        crate::admin::bump_auth_revision(txn).await?;
         let parent = uuid_of(&existing.super_tenant_id)?;
         let detail = json!({"super_tenant": existing.super_tenant_id, "child": kid.slug});
         audit::write(txn, Some(parent), actor, "tenant.unlink", &kid.slug, detail.clone()).await?;
@@ -267,6 +272,28 @@ pub(crate) async fn children(inner: &Inner, super_tenant: Uuid) -> Result<Vec<Su
         .into_iter()
         .map(link_from_row)
         .collect()
+}
+
+/// The slug of the super tenant feeding tenant `child`, if any.
+pub(crate) async fn super_slug_of(
+    conn: &impl sea_orm::ConnectionTrait,
+    child: &str,
+) -> Result<Option<String>> {
+    let Some(link) = super_links::Entity::find_by_id(child.to_owned())
+        .one(conn)
+        .await
+        .map_err(db)?
+    else {
+        return Ok(None);
+    };
+    let slug: Option<String> = tenants::Entity::find_by_id(link.super_tenant_id)
+        .select_only()
+        .column(tenants::Column::Slug)
+        .into_tuple()
+        .one(conn)
+        .await
+        .map_err(db)?;
+    Ok(slug)
 }
 
 /// The super tenant feeding `child`, if any.

@@ -295,6 +295,9 @@ pub struct Authenticated {
     pub scopes: Vec<Scope>,
     /// When it expires, so a cache never outlives it.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The slug of the super tenant feeding this tenant, if one does: its
+    /// directory is then written only through that super tenant.
+    pub fed_by: Option<String>,
 }
 
 /// A request for a new tenant.

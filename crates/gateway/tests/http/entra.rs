@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{App, each_backend, enc, redacted};
+use crate::common::{App, TenantCtx, each_backend, enc, redacted};
 
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -33,11 +33,16 @@ fn empty_list() -> Value {
     json!({"schemas": [LIST], "totalResults": 0, "itemsPerPage": 0, "startIndex": 1, "Resources": []})
 }
 
-/// Runs the tutorial's sequence; `legacy` switches to the forms Entra sends
-/// without the `aadOptscim062020` flag.
+/// Runs the tutorial's sequence into a new tenant; `legacy` switches to the
+/// forms Entra sends without the `aadOptscim062020` flag.
 async fn replay(app: &App, legacy: bool) {
     let slug = if legacy { "entra-legacy" } else { "entra" };
     let t = app.tenant(slug).await;
+    replay_into(app, &t, legacy).await;
+}
+
+/// Runs the tutorial's sequence into tenant `t`, checking every answer.
+pub(crate) async fn replay_into(app: &App, t: &TenantCtx, legacy: bool) {
     let tok = t.token.as_str();
     // Entra keeps the flag in the tenant URL, so it rides on every request.
     let q = if legacy { "?x=1" } else { "?aadOptscim062020" };

@@ -14,4 +14,5 @@ mod groups;
 mod isolation;
 mod okta;
 mod service;
+mod super_tenants;
 mod users;
