@@ -30,7 +30,8 @@ use roles::GroupFacts;
 use scim::patch::{Member, MemberChange};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -132,7 +133,7 @@ impl Fanout {
     /// tenant or feeds no child.
     pub(crate) async fn load(
         store: &TenantStore,
-        txn: &DatabaseTransaction,
+        txn: &impl ConnectionTrait,
     ) -> Result<Option<Fanout>, TxError> {
         if store.tenant.kind != TenantKind::Super {
             return Ok(None);
@@ -306,6 +307,46 @@ fn stored_rules(row: &copies::Model) -> Vec<String> {
     serde_json::from_str(&row.rules).unwrap_or_default()
 }
 
+/// What to do with a user's copy in one child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UserStep {
+    /// Make one (or adopt the child's own user of that name).
+    Create,
+    /// Bring the routed copy in line with the source.
+    Update,
+    /// Route a deactivated copy again.
+    Reactivate,
+    /// The source left: deactivate the copy.
+    Deactivate,
+    /// Keep a deactivated copy in step, still deactivated.
+    Follow,
+    /// Delete the copy (source deleted, or left a child that deletes).
+    Delete,
+}
+
+/// The one decision both the write path and the dry run make: given
+/// whether the source exists and is routed to the child, and its copy
+/// there, what happens to the copy.
+fn user_step(
+    exists: bool,
+    routed: bool,
+    copy: Option<&copies::Model>,
+    on_unroute: OnUnroute,
+) -> Option<UserStep> {
+    match (exists, routed, copy) {
+        (false, _, Some(_)) => Some(UserStep::Delete),
+        (true, true, None) => Some(UserStep::Create),
+        (true, true, Some(c)) if c.routed => Some(UserStep::Update),
+        (true, true, Some(_)) => Some(UserStep::Reactivate),
+        (true, false, Some(c)) if c.routed => Some(match on_unroute {
+            OnUnroute::Delete => UserStep::Delete,
+            OnUnroute::Deactivate => UserStep::Deactivate,
+        }),
+        (true, false, Some(_)) => Some(UserStep::Follow),
+        (_, _, None) => None,
+    }
+}
+
 impl<'a> Run<'a> {
     fn new(source: &'a TenantStore, fanout: &'a Fanout) -> Run<'a> {
         Run {
@@ -403,25 +444,40 @@ impl<'a> Run<'a> {
                 by_child.insert(slug.clone(), Some(copy));
             }
         }
+        let no_rules = Vec::new();
         for (slug, copy) in by_child {
             let Some(child) = self.fanout.children.get(&slug) else {
                 continue;
             };
-            let rules = routes.get(&slug);
-            match (&document, rules, copy) {
-                (None, _, Some(copy)) => {
+            let rules = routes.get(&slug).unwrap_or(&no_rules);
+            let routed = routes.contains_key(&slug);
+            let Some(step) = user_step(document.is_some(), routed, copy.as_ref(), child.on_unroute)
+            else {
+                continue;
+            };
+            match (step, &document, copy) {
+                (UserStep::Delete, _, Some(copy)) => {
                     directory::delete_user_in(&child.store, txn, &copy.child_id, None).await?;
                     delete_copy(txn, &copy).await?;
                     self.record(&slug, "User", id, &copy.child_id, CopyAction::Deleted, &[]);
                 }
-                (Some(doc), Some(rules), None) => {
+                (UserStep::Create, Some(doc), _) => {
                     let (copy_id, action) = self.create_user_copy(txn, child, id, doc).await?;
-                    insert_copy(txn, &self.fanout.super_id, child, USER, id, &copy_id, rules, self.at)
-                        .await?;
+                    insert_copy(
+                        txn,
+                        &self.fanout.super_id,
+                        child,
+                        USER,
+                        id,
+                        &copy_id,
+                        rules,
+                        self.at,
+                    )
+                    .await?;
                     self.entered(&slug, &copy_id, facts);
                     self.record(&slug, "User", id, &copy_id, action, rules);
                 }
-                (Some(doc), Some(rules), Some(copy)) => {
+                (UserStep::Update | UserStep::Reactivate, Some(doc), Some(copy)) => {
                     let before = directory::find_user(&child.store, txn, &copy.child_id, false)
                         .await
                         .map_err(dbx)?
@@ -434,33 +490,27 @@ impl<'a> Run<'a> {
                         None,
                     )
                     .await?;
-                    let stored = stored_rules(&copy);
-                    if !copy.routed || &stored != rules {
+                    if !copy.routed || &stored_rules(&copy) != rules {
                         update_copy(txn, &copy, true, rules, self.at).await?;
                     }
-                    if !copy.routed {
+                    if step == UserStep::Reactivate {
                         self.entered(&slug, &copy.child_id, facts);
+                        let action = CopyAction::Reactivated;
+                        self.record(&slug, "User", id, &copy.child_id, action, rules);
+                    } else if before != i64::try_from(after.version).ok() {
                         self.record(
                             &slug,
                             "User",
                             id,
                             &copy.child_id,
-                            CopyAction::Reactivated,
+                            CopyAction::Updated,
                             rules,
                         );
-                    } else if before != i64::try_from(after.version).ok() {
-                        self.record(&slug, "User", id, &copy.child_id, CopyAction::Updated, rules);
                     }
                 }
-                (Some(doc), None, Some(copy)) => {
-                    if copy.routed && child.on_unroute == OnUnroute::Delete {
-                        directory::delete_user_in(&child.store, txn, &copy.child_id, None).await?;
-                        delete_copy(txn, &copy).await?;
-                        self.record(&slug, "User", id, &copy.child_id, CopyAction::Deleted, &[]);
-                        continue;
-                    }
-                    // Deactivated, and kept in step while it waits (a later
-                    // rename would otherwise collide with the stale name).
+                (UserStep::Deactivate | UserStep::Follow, Some(doc), Some(copy)) => {
+                    // Kept in step while it waits (a later rename would
+                    // otherwise collide with the stale name), `active` off.
                     directory::replace_user_in(
                         &child.store,
                         txn,
@@ -469,20 +519,14 @@ impl<'a> Run<'a> {
                         None,
                     )
                     .await?;
-                    if copy.routed {
+                    if step == UserStep::Deactivate {
                         update_copy(txn, &copy, false, &[], self.at).await?;
                         self.left(&slug, &copy.child_id, facts);
-                        self.record(
-                            &slug,
-                            "User",
-                            id,
-                            &copy.child_id,
-                            CopyAction::Deactivated,
-                            &[],
-                        );
+                        let action = CopyAction::Deactivated;
+                        self.record(&slug, "User", id, &copy.child_id, action, &[]);
                     }
                 }
-                (None, _, None) | (Some(_), None, None) => {}
+                _ => {}
             }
         }
         Ok(())
@@ -627,7 +671,14 @@ impl<'a> Run<'a> {
             };
             if before != i64::try_from(after).ok() {
                 let rules = stored_rules(&copy);
-                self.record(&slug, "Group", id, &copy.child_id, CopyAction::Updated, &rules);
+                self.record(
+                    &slug,
+                    "Group",
+                    id,
+                    &copy.child_id,
+                    CopyAction::Updated,
+                    &rules,
+                );
             }
         }
         Ok(())
@@ -675,11 +726,19 @@ impl<'a> Run<'a> {
                     let doc = parse_doc(&row.document, "group")?;
                     let members = directory::all_member_ids(self.source, txn, id).await?;
                     let members = routed_members(txn, &child.id, &members).await?;
-                    let (copy_id, action) = self
-                        .create_group_copy(txn, child, &doc, members)
-                        .await?;
-                    insert_copy(txn, &self.fanout.super_id, child, GROUP, id, &copy_id, rules, self.at)
-                        .await?;
+                    let (copy_id, action) =
+                        self.create_group_copy(txn, child, &doc, members).await?;
+                    insert_copy(
+                        txn,
+                        &self.fanout.super_id,
+                        child,
+                        GROUP,
+                        id,
+                        &copy_id,
+                        rules,
+                        self.at,
+                    )
+                    .await?;
                     self.settled.insert((slug.clone(), id.to_owned()));
                     self.record(&slug, "Group", id, &copy_id, action, rules);
                     routed.push(slug);
@@ -845,7 +904,7 @@ async fn routed_members(
 
 /// The copies of `source_ids` (of `kind`) in every child, by source id.
 async fn copies_by_source(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     super_id: &str,
     kind: &str,
     source_ids: &[String],
@@ -1030,4 +1089,187 @@ pub(crate) async fn copies_of(
         .collect();
     out.sort_by(|a, b| a.child.cmp(&b.child));
     Ok(out)
+}
+
+/// Entries of each sample a dry run shows, at most.
+pub const SAMPLE: usize = 20;
+
+/// One user or group in a dry run's sample.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviewEntry {
+    /// Its id in the super tenant.
+    pub id: String,
+    /// Its userName or displayName.
+    pub name: String,
+}
+
+/// What a change of routing rules would do in one child.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChildMoves {
+    /// The child's slug.
+    pub child: String,
+    /// Users who would get a copy there or have theirs reactivated.
+    pub users_entering: u64,
+    /// Users whose copy there would be deactivated or deleted.
+    pub users_leaving: u64,
+    /// Groups that would be copied there.
+    pub groups_entering: u64,
+    /// Groups whose copy there would be deleted.
+    pub groups_leaving: u64,
+    /// Some of the users entering.
+    pub sample_entering: Vec<PreviewEntry>,
+    /// Some of the users leaving.
+    pub sample_leaving: Vec<PreviewEntry>,
+}
+
+/// A dry run of routing rules over a super tenant's directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoutingPreview {
+    /// Users looked at (all of the super tenant's).
+    pub users: u64,
+    /// Groups looked at.
+    pub groups: u64,
+    /// Per child that something would enter or leave, by slug.
+    pub children: Vec<ChildMoves>,
+}
+
+impl RoutingPreview {
+    fn child(&mut self, slug: &str) -> &mut ChildMoves {
+        if let Some(i) = self.children.iter().position(|c| c.child == slug) {
+            return &mut self.children[i];
+        }
+        self.children.push(ChildMoves {
+            child: slug.to_owned(),
+            ..ChildMoves::default()
+        });
+        let last = self.children.len() - 1;
+        &mut self.children[last]
+    }
+}
+
+/// What `specs` would route where, against the copies as they are: the
+/// same decisions the write path and the re-route job make, counted per
+/// child, with samples. Reads only.
+pub(crate) async fn preview(
+    store: &TenantStore,
+    specs: &[RuleSpec],
+) -> crate::Result<RoutingPreview> {
+    let rules = Rules::parse(specs).map_err(|e| StoreError::InvalidValue(e.0))?;
+    let conn = &store.inner.conn;
+    let mut out = RoutingPreview::default();
+    let Some(mut fanout) = Fanout::load(store, conn)
+        .await
+        .map_err(TxError::into_error)?
+    else {
+        return Ok(out);
+    };
+    fanout.rules = rules;
+    let tenant = store.tenant.id.to_string();
+    let mut last = String::new();
+    loop {
+        let rows = users::Entity::find()
+            .filter(users::Column::TenantId.eq(tenant.clone()))
+            .filter(users::Column::Id.gt(last.clone()))
+            .order_by_asc(users::Column::Id)
+            .limit(CHUNK as u64)
+            .all(conn)
+            .await
+            .map_err(crate::db::db)?;
+        let Some(end) = rows.last() else { break };
+        last = end.id.clone();
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let groups = crate::roles::groups_of(store, conn, &ids)
+            .await
+            .map_err(TxError::into_error)?;
+        let mut existing = copies_by_source(conn, &fanout.super_id, USER, &ids)
+            .await
+            .map_err(TxError::into_error)?;
+        for row in &rows {
+            out.users += 1;
+            let doc = directory::parse_document(&row.document, "user")?;
+            let facts = groups.get(&row.id).map(Vec::as_slice).unwrap_or(&[]);
+            let routes = fanout.rules.route_user(&doc, facts);
+            let copies = existing.remove(&row.id).unwrap_or_default();
+            for (slug, child) in &fanout.children {
+                let copy = copies.iter().find(|c| c.child_tenant_id == child.id);
+                let step = user_step(true, routes.contains_key(slug), copy, child.on_unroute);
+                let entry = || PreviewEntry {
+                    id: row.id.clone(),
+                    name: row.user_name.clone(),
+                };
+                match step {
+                    Some(UserStep::Create | UserStep::Reactivate) => {
+                        let c = out.child(slug);
+                        c.users_entering += 1;
+                        if c.sample_entering.len() < SAMPLE {
+                            c.sample_entering.push(entry());
+                        }
+                    }
+                    Some(UserStep::Deactivate | UserStep::Delete) => {
+                        let c = out.child(slug);
+                        c.users_leaving += 1;
+                        if c.sample_leaving.len() < SAMPLE {
+                            c.sample_leaving.push(entry());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    let mut last = String::new();
+    loop {
+        let rows = groups::Entity::find()
+            .filter(groups::Column::TenantId.eq(tenant.clone()))
+            .filter(groups::Column::Id.gt(last.clone()))
+            .order_by_asc(groups::Column::Id)
+            .limit(CHUNK as u64)
+            .all(conn)
+            .await
+            .map_err(crate::db::db)?;
+        let Some(end) = rows.last() else { break };
+        last = end.id.clone();
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let mut existing = copies_by_source(conn, &fanout.super_id, GROUP, &ids)
+            .await
+            .map_err(TxError::into_error)?;
+        for row in &rows {
+            out.groups += 1;
+            let routes = fanout.rules.route_group(&GroupFacts {
+                id: row.id.clone(),
+                external_id: row.external_id.clone(),
+                display_name: row.display_name.clone(),
+            });
+            let copies = existing.remove(&row.id).unwrap_or_default();
+            for (slug, child) in &fanout.children {
+                let copied = copies.iter().any(|c| c.child_tenant_id == child.id);
+                match (routes.contains_key(slug), copied) {
+                    (true, false) => out.child(slug).groups_entering += 1,
+                    (false, true) => out.child(slug).groups_leaving += 1,
+                    _ => {}
+                }
+            }
+        }
+    }
+    out.children.sort_by(|a, b| a.child.cmp(&b.child));
+    Ok(out)
+}
+
+/// Counts what a run did per child, as a dry run counts it.
+pub(crate) fn tally(routed: &[Routed], into: &mut BTreeMap<String, ChildMoves>) {
+    for r in routed {
+        let c = into.entry(r.child.clone()).or_insert_with(|| ChildMoves {
+            child: r.child.clone(),
+            ..ChildMoves::default()
+        });
+        match (r.resource_type, r.action) {
+            ("User", CopyAction::Created | CopyAction::Adopted | CopyAction::Reactivated) => {
+                c.users_entering += 1
+            }
+            ("User", CopyAction::Deactivated | CopyAction::Deleted) => c.users_leaving += 1,
+            ("Group", CopyAction::Created | CopyAction::Adopted) => c.groups_entering += 1,
+            ("Group", CopyAction::Deleted) => c.groups_leaving += 1,
+            _ => {}
+        }
+    }
 }

@@ -21,8 +21,8 @@ use sea_orm::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::copies::{self, Touched};
 use crate::columns::{GroupColumns, UserColumns, changed_attributes, group_columns, user_columns};
+use crate::copies::{self, Touched};
 use crate::db::{TxError, db, dbx, now, unique_or};
 use crate::entity::{groups, memberships, user_emails, users};
 use crate::events::{self, Event, ResourceKind};

@@ -357,11 +357,12 @@ pub(crate) async fn set_routing_policy(
     rules: Vec<crate::routing::RuleSpec>,
     if_match: Option<u64>,
     actor: &str,
-) -> Result<RoutingPolicy> {
+) -> Result<RoutingChange> {
     crate::routing::Rules::parse(&rules).map_err(|e| StoreError::InvalidValue(e.0))?;
     let text = serde_json::to_string(&rules)
         .map_err(|e| StoreError::Internal(format!("routing rules do not serialize: {e}")))?;
-    let row = write_txn!(inner, [actor], [rules, text], txn => {
+    let clock = inner.options.clock.clone();
+    let row = write_txn!(inner, [actor], [rules, text, clock], txn => {
         let me = locked_tenant(txn, tenant).await?;
         if kind_of(&me) != "super" {
             return Err(StoreError::InvalidValue(format!(
@@ -437,9 +438,23 @@ pub(crate) async fn set_routing_policy(
                 .await
                 .map_err(dbx)?;
         }
-        let detail = json!({"version": row.version, "rules": rules.len()});
+        let version = u64::try_from(row.version).unwrap_or(0);
+        let job = crate::jobs::enqueue_reroute(clock, txn, tenant, version).await?;
+        let detail = json!({"version": row.version, "rules": rules.len(), "job": job});
         audit::write(txn, Some(tenant), actor, "routing.update", &me.slug, detail).await?;
-        Ok(row)
+        Ok((row, job))
     })?;
-    policy_from_row(Some(row))
+    Ok(RoutingChange {
+        policy: policy_from_row(Some(row.0))?,
+        job: row.1,
+    })
+}
+
+/// Stored routing rules and the re-route job they queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingChange {
+    /// The rules as stored, with their new version.
+    pub policy: RoutingPolicy,
+    /// The id of the job that re-routes the existing users and groups.
+    pub job: String,
 }

@@ -79,8 +79,8 @@ mod writer;
 pub use events::{EventQuery, EventType, ResourceKind, StoredEvent, UnknownEventType};
 pub use jobs::{
     Clock, DEFAULT_MAX_ATTEMPTS, Job, JobContext, JobError, JobHandler, JobHandlers, JobProgress,
-    JobResult, JobStatus, JobWorker, ManualClock, NewJob, ROLE_RECOMPUTE, RoleJob, RoleRecompute,
-    SystemClock,
+    JobResult, JobStatus, JobWorker, ManualClock, NewJob, ROLE_RECOMPUTE, ROUTING_REROUTE, Reroute,
+    RoleJob, RoleRecompute, SystemClock,
 };
 
 /// The schema version this build migrates to (see the `migrations` crate).
@@ -683,14 +683,29 @@ impl AdminStore {
     /// Replaces a super tenant's routing rules (audited): `InvalidValue`
     /// for a bad rule or one naming a tenant that is not its child,
     /// `PreconditionFailed` when `if_match` is not the current version.
+    /// Queues the job that re-routes the existing directory, in the same
+    /// transaction.
     pub async fn set_routing_policy(
         &self,
         super_tenant: Uuid,
         rules: Vec<routing::RuleSpec>,
         if_match: Option<u64>,
         actor: &str,
-    ) -> Result<fanout::RoutingPolicy> {
+    ) -> Result<fanout::RoutingChange> {
         fanout::set_routing_policy(&self.inner, super_tenant, rules, if_match, actor).await
+    }
+    /// What `rules` would route where in super tenant `tenant`, against
+    /// its copies as they are (stores nothing).
+    pub async fn preview_routing(
+        &self,
+        tenant: &Tenant,
+        rules: &[routing::RuleSpec],
+    ) -> Result<copies::RoutingPreview> {
+        let store = TenantStore {
+            inner: self.inner.clone(),
+            tenant: tenant.clone(),
+        };
+        copies::preview(&store, rules).await
     }
     /// Issues a token (argon2id-hashed at rest; secret returned once;
     /// audited).

@@ -144,8 +144,14 @@ async fn replay_fans_out(app: &App, legacy: bool) {
     );
     // Entra disabled the user before it joined the group: its copy was
     // made disabled, so leaving changed nothing more.
-    assert!(!initech.contains(&EventType::UserDeactivated), "{initech:?}");
-    assert!(!initech.contains(&EventType::UserReactivated), "{initech:?}");
+    assert!(
+        !initech.contains(&EventType::UserDeactivated),
+        "{initech:?}"
+    );
+    assert!(
+        !initech.contains(&EventType::UserReactivated),
+        "{initech:?}"
+    );
     assert!(
         acme_ids.is_disjoint(&globex_ids)
             && acme_ids.is_disjoint(&initech_ids)
@@ -187,7 +193,10 @@ async fn replay_fans_out(app: &App, legacy: bool) {
             .await;
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(r.body["totalResults"], 1, "{}", r.body);
-        let copy = r.body["Resources"][0]["id"].as_str().expect("id").to_owned();
+        let copy = r.body["Resources"][0]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
         assert_ne!(copy, source);
         copies.insert(copy.clone());
         // ... and nothing of the super tenant's, nor of another child's.

@@ -41,6 +41,7 @@
 mod clock;
 #[cfg(test)]
 mod migration_tests;
+mod reroute;
 mod role;
 pub(crate) mod state;
 
@@ -65,6 +66,8 @@ use crate::entity::jobs;
 use crate::{Result, Store, StoreError, TenantStore};
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub(crate) use reroute::enqueue as enqueue_reroute;
+pub use reroute::{ROUTING_REROUTE, Reroute};
 pub(crate) use role::enqueue as enqueue_role_recompute;
 pub use role::{ROLE_RECOMPUTE, RoleJob, RoleRecompute};
 pub use state::{JobProgress, JobStatus};
@@ -250,9 +253,9 @@ impl JobHandlers {
         JobHandlers::default()
     }
 
-    /// The store's own kinds: role recompute.
+    /// The store's own kinds: role recompute and re-routing.
     pub fn builtin() -> JobHandlers {
-        JobHandlers::new().with(RoleRecompute)
+        JobHandlers::new().with(RoleRecompute).with(Reroute)
     }
 
     /// Adds (or replaces) the handler of `handler.kind()`.
@@ -1007,6 +1010,22 @@ impl Store {
             None => Ok(None),
         }
     }
+}
+
+/// Applies a holder's `outcome` to the job in `txn`; the refusal (as the
+/// handler's error) when the job is no longer held.
+pub(crate) async fn fence(
+    txn: &DatabaseTransaction,
+    id: &str,
+    outcome: &Outcome,
+    clock: &std::sync::Arc<dyn Clock>,
+) -> Result<Result<(), JobError>, TxError> {
+    let now = stamp(clock);
+    let row = lock_row(txn, id).await?;
+    Ok(transition(txn, row, |s| state::next(s, outcome, now))
+        .await?
+        .map(|_| ())
+        .map_err(refusal))
 }
 
 #[cfg(test)]

@@ -18,10 +18,8 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::state::{self, JobProgress, JobStatus, Outcome};
-use super::{
-    Job, JobContext, JobError, JobHandler, JobResult, NewJob, lock_row, stamp, transition,
-};
+use super::state::{JobProgress, JobStatus, Outcome};
+use super::{Job, JobContext, JobError, JobHandler, JobResult, NewJob, fence};
 use crate::db::{TxError, db, dbx};
 use crate::entity::users;
 use crate::events;
@@ -212,20 +210,4 @@ impl JobHandler for RoleRecompute {
             summary: Some(json!({ "users": done.processed, "changed": done.changed })),
         })
     }
-}
-
-/// Applies a holder's `outcome` to the job in `txn`; the refusal (as the
-/// handler's error) when the job is no longer held.
-async fn fence(
-    txn: &DatabaseTransaction,
-    id: &str,
-    outcome: &Outcome,
-    clock: &std::sync::Arc<dyn super::Clock>,
-) -> Result<Result<(), JobError>, TxError> {
-    let now = stamp(clock);
-    let row = lock_row(txn, id).await?;
-    Ok(transition(txn, row, |s| state::next(s, outcome, now))
-        .await?
-        .map(|_| ())
-        .map_err(super::refusal))
 }

@@ -213,10 +213,7 @@ async fn writes_on_a_super_tenant_reach_exactly_the_children_routed_to() {
         let staff = msp
             .create_group(
                 group("Acme Staff"),
-                vec![
-                    Member::new(ann.id.clone()),
-                    Member::new(carol.id.clone()),
-                ],
+                vec![Member::new(ann.id.clone()), Member::new(carol.id.clone())],
             )
             .await
             .expect("group");
@@ -340,7 +337,11 @@ async fn writes_on_a_super_tenant_reach_exactly_the_children_routed_to() {
         change_members(&msp, &staff.id, add(&bob.id)).await;
         assert_eq!(
             users_of(&acme).await,
-            [pair("ann", true), pair("carol", true), pair("robert", false)],
+            [
+                pair("ann", true),
+                pair("carol", true),
+                pair("robert", false)
+            ],
             "{which:?}"
         );
 
@@ -413,5 +414,171 @@ async fn a_copy_adopts_the_childs_own_user_of_the_same_name() {
         let read = globex.get_user(&own.id).await.expect("read");
         assert_eq!(read.document["emails"][0]["value"], "dana@globex.example");
         assert_eq!(users_of(&globex).await, [pair("DANA", true)], "{which:?}");
+    }
+}
+
+/// New rules: the dry run says who would enter and leave each child, and
+/// the re-route job then does exactly that.
+#[tokio::test]
+async fn a_rule_change_reroutes_as_its_dry_run_predicted() {
+    for which in backends() {
+        let (_db, store) = store(which).await;
+        let (msp, acme, globex, initech) = setup(&store).await;
+        let admin = store.admin();
+        let mut ids = Vec::new();
+        for i in 0..12 {
+            let mail = if i % 3 == 0 {
+                format!("u{i}@globex.example")
+            } else {
+                format!("u{i}@example.com")
+            };
+            let org = (i % 4 == 0).then_some("Initech");
+            let u = msp
+                .create_user(person(&format!("u{i}"), &mail, org))
+                .await
+                .expect("user");
+            ids.push(u.id);
+        }
+        let staff: Vec<Member> = ids[..6].iter().map(|id| Member::new(id.clone())).collect();
+        let staff = msp
+            .create_group(group("Acme Staff"), staff)
+            .await
+            .expect("group");
+        let sales: Vec<Member> = ids[4..9].iter().map(|id| Member::new(id.clone())).collect();
+        msp.create_group(group("Sales"), sales)
+            .await
+            .expect("group");
+        let before = (
+            users_of(&acme).await.len(),
+            users_of(&globex).await.len(),
+            users_of(&initech).await.len(),
+        );
+        assert_eq!(before, (6, 4, 3), "{which:?}");
+
+        // acme now takes Sales (not Staff), globex nobody, initech Staff.
+        let next = vec![
+            rule("acme-sales", "acme", Some("Sales"), None),
+            rule("initech-staff", "initech", Some("Acme Staff"), None),
+        ];
+        let msp_tenant = msp.tenant().clone();
+        let preview = admin
+            .preview_routing(&msp_tenant, &next)
+            .await
+            .expect("preview");
+        assert_eq!((preview.users, preview.groups), (12, 2), "{which:?}");
+        let moves: Vec<(String, u64, u64, u64, u64)> = preview
+            .children
+            .iter()
+            .map(|c| {
+                (
+                    c.child.clone(),
+                    c.users_entering,
+                    c.users_leaving,
+                    c.groups_entering,
+                    c.groups_leaving,
+                )
+            })
+            .collect();
+        // acme: 6,7,8 enter; 0..4 leave (4,5 stay). globex: all 4 leave.
+        // initech: staff 0..6 minus those already there (0, 4) enter... by
+        // routing: initech-org is gone, so 8 leaves; 0 and 4 stay (Staff).
+        assert_eq!(
+            moves,
+            [
+                ("acme".to_owned(), 3, 4, 1, 1),
+                ("globex".to_owned(), 0, 4, 0, 0),
+                ("initech".to_owned(), 4, 1, 1, 0),
+            ],
+            "{which:?}: {preview:?}"
+        );
+        let acme_in = &preview.children[0].sample_entering;
+        let mut names: Vec<&str> = acme_in.iter().map(|e| e.name.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["u6", "u7", "u8"], "{which:?}: who");
+        // A dry run changes nothing.
+        assert_eq!(users_of(&acme).await.len(), 6, "{which:?}");
+
+        let change = admin
+            .set_routing_policy(msp_tenant.id(), next, Some(1), "op")
+            .await
+            .expect("stored");
+        let job = store
+            .job_worker(store::JobHandlers::builtin())
+            .run_next()
+            .await
+            .expect("run")
+            .expect("a job");
+        assert_eq!(job.id, change.job, "{which:?}");
+        assert_eq!(job.status, store::JobStatus::Done, "{which:?}: {job:?}");
+        let summary = job.result.expect("summary");
+        let done: Vec<(String, u64, u64, u64, u64)> = summary["children"]
+            .as_array()
+            .expect("children")
+            .iter()
+            .map(|c| {
+                let n = |k: &str| c[k].as_u64().unwrap_or(u64::MAX);
+                (
+                    c["child"].as_str().unwrap_or("").to_owned(),
+                    n("usersEntering"),
+                    n("usersLeaving"),
+                    n("groupsEntering"),
+                    n("groupsLeaving"),
+                )
+            })
+            .collect();
+        assert_eq!(done, moves, "{which:?}: the job did what the dry run said");
+
+        // And the children show it.
+        let active = |list: Vec<(String, bool)>| -> Vec<String> {
+            list.into_iter()
+                .filter(|(_, a)| *a)
+                .map(|(n, _)| n)
+                .collect()
+        };
+        assert_eq!(
+            active(users_of(&acme).await),
+            ["u4", "u5", "u6", "u7", "u8"],
+            "{which:?}"
+        );
+        assert!(users_of(&globex).await.is_empty(), "{which:?}: deleted");
+        assert_eq!(
+            active(users_of(&initech).await),
+            ["u0", "u1", "u2", "u3", "u4", "u5"],
+            "{which:?}"
+        );
+        assert_eq!(
+            groups_of(&acme).await,
+            [(
+                "Sales".to_owned(),
+                vec![
+                    "u4".into(),
+                    "u5".into(),
+                    "u6".into(),
+                    "u7".into(),
+                    "u8".into()
+                ]
+            )],
+            "{which:?}"
+        );
+        assert_eq!(
+            groups_of(&initech).await.first().map(|g| g.1.len()),
+            Some(6),
+            "{which:?}"
+        );
+        // A second run changes nothing: the dry run of the same rules
+        // predicts no move.
+        let again = admin
+            .preview_routing(
+                &msp_tenant,
+                &admin
+                    .routing_policy(msp_tenant.id())
+                    .await
+                    .expect("read")
+                    .rules,
+            )
+            .await
+            .expect("preview");
+        assert!(again.children.is_empty(), "{which:?}: {again:?}");
+        let _ = staff;
     }
 }

@@ -236,7 +236,8 @@ async fn routing_rules_are_validated_versioned_and_audited() {
         let set = admin
             .set_routing_policy(msp.id(), vec![acme_rule.clone()], Some(0), "op")
             .await
-            .expect("set");
+            .expect("set")
+            .policy;
         assert_eq!(set.version, 1, "{which:?}");
         assert_eq!(admin.routing_policy(msp.id()).await.expect("read"), set);
         let e = admin
@@ -250,7 +251,8 @@ async fn routing_rules_are_validated_versioned_and_audited() {
         let cleared = admin
             .set_routing_policy(msp.id(), vec![], None, "op")
             .await
-            .expect("cleared");
+            .expect("cleared")
+            .policy;
         assert_eq!((cleared.version, cleared.rules.len()), (2, 0), "{which:?}");
 
         let log = admin
