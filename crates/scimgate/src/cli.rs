@@ -63,6 +63,9 @@ pub enum Command {
     /// Show and change a tenant's role policy (roles, default, mode, group mappings).
     #[command(subcommand)]
     Role(RoleCommand),
+    /// Show and change a super tenant's routing rules; show where a user or group was copied.
+    #[command(subcommand)]
+    Routing(RoutingCommand),
     /// Pin a user to roles, whatever their groups (a role-lock).
     Lock(LockArgs),
     /// Remove a user's role-lock.
@@ -304,6 +307,43 @@ pub enum TenantCommand {
     Children {
         /// The super tenant's slug.
         super_tenant: String,
+    },
+}
+
+/// `routing ...`.
+#[derive(Debug, Subcommand)]
+pub enum RoutingCommand {
+    /// Show a super tenant's routing rules and their version.
+    Show {
+        /// The super tenant's slug.
+        super_tenant: String,
+    },
+    /// Replace a super tenant's routing rules with those of a JSON file
+    /// (`{"rules": [...]}` or the bare array; `-` reads standard input),
+    /// then re-route its users and groups.
+    Set {
+        /// The super tenant's slug.
+        super_tenant: String,
+        /// The rules file, or `-` for standard input.
+        #[arg(long)]
+        file: std::path::PathBuf,
+        /// Only if the rules are still at this version.
+        #[arg(long)]
+        if_match: Option<u64>,
+        /// Show who would enter and leave each child; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Store the rules and print the queued re-route job's id without
+        /// running it (a running server picks it up).
+        #[arg(long, conflicts_with = "dry_run")]
+        no_wait: bool,
+    },
+    /// Show the children a super tenant's user or group was copied into, and why.
+    Copies {
+        /// The super tenant's slug.
+        super_tenant: String,
+        /// The user's or group's id in the super tenant.
+        id: String,
     },
 }
 

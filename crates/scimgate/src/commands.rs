@@ -31,11 +31,13 @@ mod audit;
 mod delivery;
 mod logins;
 mod policy;
+mod routing;
 
 pub use audit::audit;
 pub use delivery::{target, timeline};
 pub use logins::admin;
 pub use policy::{lock, locks, role, unlock};
+pub use routing::routing;
 
 /// Page size when listing every tenant.
 const TENANT_PAGE: u64 = 500;

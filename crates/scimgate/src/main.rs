@@ -31,6 +31,7 @@ async fn main() -> ExitCode {
         | Command::Token(_)
         | Command::Admin(_)
         | Command::Role(_)
+        | Command::Routing(_)
         | Command::Lock(_)
         | Command::Unlock { .. }
         | Command::Locks { .. }
@@ -61,6 +62,7 @@ async fn main() -> ExitCode {
         Command::Token(command) => finish(json, commands::token(&config, command).await),
         Command::Admin(command) => finish(json, commands::admin(&config, command).await),
         Command::Role(command) => finish(json, commands::role(&config, command).await),
+        Command::Routing(command) => finish(json, commands::routing(&config, command).await),
         Command::Lock(args) => finish(json, commands::lock(&config, args).await),
         Command::Unlock { tenant, user } => {
             finish(json, commands::unlock(&config, &tenant, &user).await)

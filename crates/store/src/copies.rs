@@ -1155,12 +1155,30 @@ pub(crate) async fn preview(
     specs: &[RuleSpec],
 ) -> crate::Result<RoutingPreview> {
     let rules = Rules::parse(specs).map_err(|e| StoreError::InvalidValue(e.0))?;
+    let me = &store.tenant.slug;
+    if store.tenant.kind != TenantKind::Super {
+        return Err(StoreError::InvalidValue(format!(
+            "tenant '{me}' is not a super tenant: only a super tenant routes to children"
+        )));
+    }
     let conn = &store.inner.conn;
     let mut out = RoutingPreview::default();
-    let Some(mut fanout) = Fanout::load(store, conn)
+    let fanout = Fanout::load(store, conn)
         .await
-        .map_err(TxError::into_error)?
-    else {
+        .map_err(TxError::into_error)?;
+    // The same refusal storing the rules gives.
+    for spec in specs {
+        if !fanout
+            .as_ref()
+            .is_some_and(|f| f.children.contains_key(&spec.child))
+        {
+            return Err(StoreError::InvalidValue(format!(
+                "rule {:?}: tenant '{}' is not a child of super tenant '{me}' (link it first)",
+                spec.id, spec.child
+            )));
+        }
+    }
+    let Some(mut fanout) = fanout else {
         return Ok(out);
     };
     fanout.rules = rules;

@@ -426,7 +426,7 @@ pub(crate) async fn delete_user(
 ) -> Result<()> {
     write_txn!(store.inner, [store, id], [], txn => {
         delete_user_in(store, txn, id, if_match).await?;
-        copies::follow(store, txn, Touched::Users(&[id.clone()])).await?;
+        copies::follow(store, txn, Touched::Users(std::slice::from_ref(id))).await?;
         Ok(())
     })
 }

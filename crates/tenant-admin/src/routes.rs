@@ -101,6 +101,10 @@ route_table! {
     bearer get "/tenants/{tenant}/children" => super_tenants::list_children;
     bearer put "/tenants/{tenant}/children/{child}" => super_tenants::link_child;
     bearer delete "/tenants/{tenant}/children/{child}" => super_tenants::unlink_child;
+    bearer get "/tenants/{tenant}/routing" => super_tenants::get_routing;
+    bearer put "/tenants/{tenant}/routing" => super_tenants::put_routing;
+    bearer get "/tenants/{tenant}/users/{id}/copies" => super_tenants::user_copies;
+    bearer get "/tenants/{tenant}/groups/{id}/copies" => super_tenants::group_copies;
 
     bearer get "/tenants/{tenant}/admins" => tenants::list_admins;
     bearer post "/tenants/{tenant}/admins" => tenants::create_admin;

@@ -1410,3 +1410,141 @@ pub struct ChildList {
     /// The children, in the order they were linked.
     pub children: Vec<ChildView>,
 }
+
+/// One routing rule: a child tenant and exactly one condition.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RuleWire {
+    /// The rule's id: 1 to 64 of `a-z`, `0-9`, `-`, `_`; unique.
+    pub id: String,
+    /// The child tenant's slug (a child this super tenant feeds).
+    pub child: String,
+    /// Route this group's members (and copy the group there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupSelector>,
+    /// Route the users this SCIM filter matches (RFC 7644 §3.4.2.2; the
+    /// user's `groups` can be tested too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+}
+
+/// `GET /tenants/{tenant}/routing`: a super tenant's routing rules.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoutingView {
+    /// Grows with every change; send it back as `If-Match`.
+    pub version: u64,
+    /// The rules, in order.
+    pub rules: Vec<RuleWire>,
+    /// When last changed (absent: never set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// `PUT /tenants/{tenant}/routing`: the whole new set of rules.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoutingInput {
+    /// The rules, in order (at most 1000).
+    pub rules: Vec<RuleWire>,
+    /// The version the change expects (as `If-Match`, which wins when both
+    /// are given and must then agree).
+    #[serde(default)]
+    pub version: Option<u64>,
+    /// Accepted so a document read with GET can be sent back; ignored.
+    #[serde(default)]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// The answer to stored routing rules.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoutingChangeView {
+    /// The rules as stored.
+    pub routing: RoutingView,
+    /// The job re-routing the existing users and groups (its progress and,
+    /// when done, what entered and left each child: `GET
+    /// /tenants/{tenant}/jobs/{id}`).
+    pub job: JobRef,
+}
+
+/// A user or group in a routing dry run's sample.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoutedSample {
+    /// Its id in the super tenant.
+    pub id: String,
+    /// Its userName.
+    pub name: String,
+}
+
+/// What new rules would do in one child.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChildMovesView {
+    /// The child's slug.
+    pub child: String,
+    /// Users who would get a copy there, or have theirs reactivated.
+    pub users_entering: u64,
+    /// Users whose copy there would be deactivated or deleted (by the
+    /// child's link).
+    pub users_leaving: u64,
+    /// Groups that would be copied there.
+    pub groups_entering: u64,
+    /// Groups whose copy there would be deleted.
+    pub groups_leaving: u64,
+    /// Up to 20 of the users entering.
+    pub sample_entering: Vec<RoutedSample>,
+    /// Up to 20 of the users leaving.
+    pub sample_leaving: Vec<RoutedSample>,
+}
+
+/// A routing dry run: nothing stored.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoutingDryRunView {
+    /// Always true.
+    pub dry_run: bool,
+    /// The super tenant's users, all looked at.
+    pub users: u64,
+    /// Its groups, all looked at.
+    pub groups: u64,
+    /// Each child something would enter or leave.
+    pub children: Vec<ChildMovesView>,
+}
+
+/// What a routing change answers: the stored rules and their job, or with
+/// `?dryRun=true` what they would do.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum RoutingChangeResult {
+    /// Stored.
+    Stored(RoutingChangeView),
+    /// A dry run.
+    DryRun(RoutingDryRunView),
+}
+
+/// A copy of a super tenant's user or group in one child.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyView {
+    /// The child's slug.
+    pub child: String,
+    /// `User` or `Group`.
+    pub resource_type: String,
+    /// The copy's own id in the child.
+    pub copy_id: String,
+    /// Routed there now (false: a deactivated copy waiting).
+    pub routed: bool,
+    /// The ids of the rules that route it there (the "why").
+    pub rules: Vec<String>,
+    /// When the copy's link last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `GET /tenants/{tenant}/users/{id}/copies` (and groups).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CopyList {
+    /// The copies, by child slug.
+    pub copies: Vec<CopyView>,
+}

@@ -1,19 +1,27 @@
-//! Super tenants: tenant kinds and the children a super tenant feeds
+//! Super tenants: tenant kinds, the children a super tenant feeds, its
+//! routing rules (with dry runs) and where each resource was copied
 //! (operators only).
 
-use actix_web::{HttpResponse, web};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use roles::GroupMatch;
 use serde::Deserialize;
-use store::TenantKind;
-use store::fanout::OnUnroute;
+use store::copies::{CopyInfo, PreviewEntry, RoutingPreview};
+use store::fanout::{OnUnroute, RoutingPolicy};
+use store::routing::RuleSpec;
+use store::{JobStatus, TenantKind};
 
-use crate::State;
 use crate::auth::{OperatorOnly, Scoped};
 use crate::error::{AdminError, ErrorBody};
-use crate::handlers::{JsonBody, tenant_view};
-use crate::service::{self, Child};
+use crate::handlers::{IdPath, JsonBody, if_match, tenant_view};
+use crate::service::{self, Child, RoutingOutcome};
 use crate::wire::{
-    ChildList, ChildView, LinkChild, OnUnrouteWire, SetTenantKind, TenantKindWire, TenantView,
+    ChildList, ChildMovesView, ChildView, CopyList, CopyView, DryRunQuery, GroupSelector,
+    IfMatchHeader, JobRef, LinkChild, OnUnrouteWire, RoutedSample, RoutingChangeResult,
+    RoutingChangeView, RoutingDryRunView, RoutingInput, RoutingView, RuleWire, SetTenantKind,
+    TenantKindWire, TenantView,
 };
+use crate::{BASE_PATH, State};
 
 /// The `{child}` of a child's path (`{tenant}` is the scope's).
 #[derive(Debug, Deserialize)]
@@ -158,4 +166,252 @@ pub(crate) async fn unlink_child(
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+fn selector(group: &GroupMatch) -> GroupSelector {
+    match group {
+        GroupMatch::DisplayName(v) => GroupSelector::DisplayName(v.clone()),
+        GroupMatch::ExternalId(v) => GroupSelector::ExternalId(v.clone()),
+        GroupMatch::Id(v) => GroupSelector::Id(v.clone()),
+    }
+}
+
+fn group_match(group: GroupSelector) -> GroupMatch {
+    match group {
+        GroupSelector::DisplayName(v) => GroupMatch::DisplayName(v),
+        GroupSelector::ExternalId(v) => GroupMatch::ExternalId(v),
+        GroupSelector::Id(v) => GroupMatch::Id(v),
+    }
+}
+
+fn rule_wire(rule: &RuleSpec) -> RuleWire {
+    RuleWire {
+        id: rule.id.clone(),
+        child: rule.child.clone(),
+        group: rule.group.as_ref().map(selector),
+        filter: rule.filter.clone(),
+    }
+}
+
+fn routing_view(policy: &RoutingPolicy) -> RoutingView {
+    RoutingView {
+        version: policy.version,
+        rules: policy.rules.iter().map(rule_wire).collect(),
+        updated_at: policy.updated_at,
+    }
+}
+
+fn etag(version: u64) -> (header::HeaderName, String) {
+    (header::ETAG, format!("\"{version}\""))
+}
+
+fn samples(entries: Vec<PreviewEntry>) -> Vec<RoutedSample> {
+    entries
+        .into_iter()
+        .map(|e| RoutedSample {
+            id: e.id,
+            name: e.name,
+        })
+        .collect()
+}
+
+fn dry_run_view(preview: RoutingPreview) -> RoutingDryRunView {
+    RoutingDryRunView {
+        dry_run: true,
+        users: preview.users,
+        groups: preview.groups,
+        children: preview
+            .children
+            .into_iter()
+            .map(|c| ChildMovesView {
+                child: c.child,
+                users_entering: c.users_entering,
+                users_leaving: c.users_leaving,
+                groups_entering: c.groups_entering,
+                groups_leaving: c.groups_leaving,
+                sample_entering: samples(c.sample_entering),
+                sample_leaving: samples(c.sample_leaving),
+            })
+            .collect(),
+    }
+}
+
+/// A super tenant's routing rules (operators only).
+#[utoipa::path(
+    get,
+    path = "/tenants/{tenant}/routing",
+    tag = "tenants",
+    operation_id = "getRouting",
+    params(("tenant" = String, Path, description = "The super tenant's slug")),
+    responses(
+        (status = 200, description = "The rules and their version (also the ETag)", body = RoutingView),
+        (status = 403, description = "Tenant admins may not read routing rules", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn get_routing(
+    scope: Scoped<OperatorOnly>,
+    state: web::Data<State>,
+) -> Result<HttpResponse, AdminError> {
+    let policy = service::routing_policy(
+        &state.store.admin(),
+        scope.ctx.actor(),
+        scope.tenant().slug(),
+    )
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(policy.version))
+        .json(routing_view(&policy)))
+}
+
+/// Replaces a super tenant's routing rules, conditional on `If-Match`, and
+/// queues the job that re-routes its existing users and groups; with
+/// `?dryRun=true` stores nothing and answers who would enter and leave
+/// each child (operators only).
+#[utoipa::path(
+    put,
+    path = "/tenants/{tenant}/routing",
+    tag = "tenants",
+    operation_id = "putRouting",
+    params(
+        ("tenant" = String, Path, description = "The super tenant's slug"),
+        DryRunQuery,
+        IfMatchHeader,
+    ),
+    request_body = RoutingInput,
+    responses(
+        (status = 200, description = "The stored rules and their re-route job, or the dry run's report", body = RoutingChangeResult),
+        (status = 400, description = "An invalid rule, a child this super tenant does not feed, or not a super tenant", body = ErrorBody),
+        (status = 403, description = "Tenant admins may not change routing rules", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+        (status = 412, description = "If-Match is not the current version", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn put_routing(
+    scope: Scoped<OperatorOnly>,
+    state: web::Data<State>,
+    req: HttpRequest,
+    query: web::Query<DryRunQuery>,
+    body: JsonBody<RoutingInput>,
+) -> Result<HttpResponse, AdminError> {
+    let RoutingInput {
+        rules,
+        version,
+        // Sent back from a GET; not the caller's to set.
+        updated_at: _read_only,
+    } = body.into_inner();
+    let expected = match (if_match(&req)?, version) {
+        (Some(h), Some(b)) if h != b => {
+            return Err(AdminError::BadRequest(format!(
+                "If-Match names version {h} but the body's version is {b}"
+            )));
+        }
+        (h, b) => h.or(b),
+    };
+    let rules: Vec<RuleSpec> = rules
+        .into_iter()
+        .map(|r| RuleSpec {
+            id: r.id,
+            child: r.child,
+            group: r.group.map(group_match),
+            filter: r.filter,
+        })
+        .collect();
+    let slug = scope.tenant().slug().to_owned();
+    let outcome = service::change_routing(
+        &state.store.admin(),
+        scope.ctx.actor(),
+        &slug,
+        rules,
+        expected,
+        query.dry_run,
+    )
+    .await?;
+    Ok(match outcome {
+        RoutingOutcome::DryRun(preview) => {
+            HttpResponse::Ok().json(RoutingChangeResult::DryRun(dry_run_view(preview)))
+        }
+        RoutingOutcome::Stored(change) => {
+            let version = change.policy.version;
+            let url = format!("{BASE_PATH}/tenants/{slug}/jobs/{}", change.job);
+            HttpResponse::Ok()
+                .insert_header(etag(version))
+                .json(RoutingChangeResult::Stored(RoutingChangeView {
+                    routing: routing_view(&change.policy),
+                    job: JobRef {
+                        id: change.job,
+                        status: JobStatus::Queued.as_str().to_owned(),
+                        url,
+                    },
+                }))
+        }
+    })
+}
+
+fn copy_list(copies: Vec<CopyInfo>, resource_type: &str) -> CopyList {
+    CopyList {
+        copies: copies
+            .into_iter()
+            .filter(|c| c.resource_type == resource_type)
+            .map(|c| CopyView {
+                child: c.child,
+                resource_type: c.resource_type.to_owned(),
+                copy_id: c.copy_id,
+                routed: c.routed,
+                rules: c.rules,
+                updated_at: c.updated_at,
+            })
+            .collect(),
+    }
+}
+
+/// Where a super tenant's user was copied, and by which rules (operators
+/// only; empty for a user routed nowhere, or of a tenant that is not a
+/// super tenant).
+#[utoipa::path(
+    get,
+    path = "/tenants/{tenant}/users/{id}/copies",
+    tag = "tenants",
+    operation_id = "listUserCopies",
+    params(
+        ("tenant" = String, Path, description = "The super tenant's slug"),
+        ("id" = String, Path, description = "The user's id in the super tenant"),
+    ),
+    responses(
+        (status = 200, description = "Its copies, by child", body = CopyList),
+        (status = 403, description = "Tenant admins may not list copies", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn user_copies(
+    scope: Scoped<OperatorOnly>,
+    path: web::Path<IdPath>,
+) -> Result<HttpResponse, AdminError> {
+    let copies = scope.ctx.store().copies(&path.id).await?;
+    Ok(HttpResponse::Ok().json(copy_list(copies, "User")))
+}
+
+/// Where a super tenant's group was copied, and by which rules (operators
+/// only).
+#[utoipa::path(
+    get,
+    path = "/tenants/{tenant}/groups/{id}/copies",
+    tag = "tenants",
+    operation_id = "listGroupCopies",
+    params(
+        ("tenant" = String, Path, description = "The super tenant's slug"),
+        ("id" = String, Path, description = "The group's id in the super tenant"),
+    ),
+    responses(
+        (status = 200, description = "Its copies, by child", body = CopyList),
+        (status = 403, description = "Tenant admins may not list copies", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn group_copies(
+    scope: Scoped<OperatorOnly>,
+    path: web::Path<IdPath>,
+) -> Result<HttpResponse, AdminError> {
+    let copies = scope.ctx.store().copies(&path.id).await?;
+    Ok(HttpResponse::Ok().json(copy_list(copies, "Group")))
 }

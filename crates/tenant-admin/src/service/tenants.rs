@@ -2,7 +2,9 @@
 //! reactivate and delete one.
 
 use chrono::{DateTime, Utc};
-use store::fanout::OnUnroute;
+use store::copies::RoutingPreview;
+use store::fanout::{OnUnroute, RoutingChange, RoutingPolicy};
+use store::routing::RuleSpec;
 use store::{
     AdminStore, IssuedToken, NewTenant, NewToken, Scope, StoreError, Tenant, TenantKind,
     TenantUpdate,
@@ -258,4 +260,67 @@ pub async fn list_children(
         }
     }
     Ok(out)
+}
+
+/// A super tenant's routing rules and their version (operators).
+pub async fn routing_policy(
+    admin: &AdminStore,
+    actor: &Actor,
+    super_slug: &str,
+) -> Result<RoutingPolicy, ServiceError> {
+    operators_only(actor)?;
+    let tenant = find_tenant(admin, super_slug).await?;
+    Ok(admin.routing_policy(tenant.id()).await?)
+}
+
+/// What a routing change did: stored with its re-route job, or (dry run)
+/// what it would do.
+#[derive(Debug, Clone)]
+pub enum RoutingOutcome {
+    /// The rules are stored and the re-route job queued.
+    Stored(RoutingChange),
+    /// Nothing stored: who would enter and leave each child.
+    DryRun(RoutingPreview),
+}
+
+/// Replaces a super tenant's routing rules (operators; audited) when
+/// `expected` is the current version (or absent), queueing the job that
+/// re-routes its users and groups; with `dry_run`, stores nothing and
+/// reports what the rules would do. Either way the rules are checked the
+/// same: a dry run of an invalid change fails as the change would.
+pub async fn change_routing(
+    admin: &AdminStore,
+    actor: &Actor,
+    super_slug: &str,
+    rules: Vec<RuleSpec>,
+    expected: Option<u64>,
+    dry_run: bool,
+) -> Result<RoutingOutcome, ServiceError> {
+    operators_only(actor)?;
+    let tenant = find_tenant(admin, super_slug).await?;
+    let invalid = |e: StoreError| match e {
+        StoreError::InvalidValue(m) => ServiceError::Invalid(m),
+        StoreError::PreconditionFailed { current } => ServiceError::PreconditionFailed { current },
+        other => ServiceError::Store(other),
+    };
+    if dry_run {
+        let current = admin.routing_policy(tenant.id()).await?;
+        if let Some(v) = expected
+            && v != current.version
+        {
+            return Err(ServiceError::PreconditionFailed {
+                current: current.version,
+            });
+        }
+        let preview = admin
+            .preview_routing(&tenant, &rules)
+            .await
+            .map_err(invalid)?;
+        return Ok(RoutingOutcome::DryRun(preview));
+    }
+    let change = admin
+        .set_routing_policy(tenant.id(), rules, expected, actor.as_str())
+        .await
+        .map_err(invalid)?;
+    Ok(RoutingOutcome::Stored(change))
 }

@@ -16,6 +16,7 @@ pub fn body_for(method: &str, path: &str) -> Option<Value> {
         ("patch", "/tenants/{tenant}") => json!({"name": "Hacked"}),
         ("put", "/tenants/{tenant}/kind") => json!({"kind": "super"}),
         ("put", "/tenants/{tenant}/children/{child}") => json!({}),
+        ("put", "/tenants/{tenant}/routing") => json!({"rules": []}),
         ("post", "/tenants/{tenant}/admins") => {
             json!({"email": "mallory@evil.test", "password": "long enough password"})
         }
@@ -233,6 +234,15 @@ async fn operator_only_routes_are_403_for_tenant_admins() {
             ("GET", "/tenants/acme/children", None),
             ("PUT", "/tenants/acme/children/acme", Some(json!({}))),
             ("DELETE", "/tenants/acme/children/acme", None),
+            ("GET", "/tenants/acme/routing", None),
+            ("PUT", "/tenants/acme/routing", Some(json!({"rules": []}))),
+            (
+                "PUT",
+                "/tenants/acme/routing?dryRun=true",
+                Some(json!({"rules": []})),
+            ),
+            ("GET", "/tenants/acme/users/x/copies", None),
+            ("GET", "/tenants/acme/groups/x/copies", None),
         ];
         for (method, path, body) in refused {
             let resp = s.api(method, path, Some(&ta), body).await;

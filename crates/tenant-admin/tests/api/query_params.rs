@@ -111,6 +111,20 @@ async fn every_route_refuses_unknown_query_parameters_and_changes_nothing() {
                     ("delete", "/tenants/{tenant}/children/{child}") => {
                         ("/tenants/acme/children/default".into(), bogus, None)
                     }
+                    ("get", "/tenants/{tenant}/routing") => {
+                        ("/tenants/acme/routing".into(), bogus, None)
+                    }
+                    ("put", "/tenants/{tenant}/routing") => (
+                        "/tenants/acme/routing".into(),
+                        bogus,
+                        Some(json!({"rules": []})),
+                    ),
+                    ("get", "/tenants/{tenant}/users/{id}/copies") => {
+                        (format!("/tenants/acme/users/{user}/copies"), bogus, None)
+                    }
+                    ("get", "/tenants/{tenant}/groups/{id}/copies") => {
+                        (format!("/tenants/acme/groups/{group}/copies"), bogus, None)
+                    }
                     ("get", "/tenants/{tenant}/admins") => {
                         ("/tenants/acme/admins".into(), bogus, None)
                     }

@@ -1,6 +1,6 @@
 //! Tenant kinds and super tenants' children through the admin API.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::*;
 
@@ -157,6 +157,163 @@ async fn operators_make_super_tenants_and_link_children() {
             Some(1),
             "{audit}"
         );
+    })
+    .await;
+}
+
+/// Routing rules over the API: versioned with If-Match, validated, a dry
+/// run that changes nothing, and a stored change whose re-route job moves
+/// users as the dry run said; each user's copies show where and why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_rules_with_dry_run_and_reroute_job() {
+    each_backend(async |s: &Server| {
+        let op = s.operator().await;
+        let msp = s.tenant(&op, "msp").await;
+        s.tenant(&op, "acme").await;
+        s.tenant(&op, "globex").await;
+        // Users before the super tenant has rules: nothing is copied.
+        let ann = s.scim_user("msp", &msp, "ann@acme.example").await;
+        let bob = s.scim_user("msp", &msp, "bob@globex.example").await;
+        let staff = s.scim_group("msp", &msp, "Staff", &[&ann, &bob]).await;
+
+        s.api(
+            "PUT",
+            "/tenants/msp/kind",
+            Some(&op),
+            Some(json!({"kind": "super"})),
+        )
+        .await
+        .expect(200);
+        for child in ["acme", "globex"] {
+            s.api(
+                "PUT",
+                &format!("/tenants/msp/children/{child}"),
+                Some(&op),
+                Some(json!({})),
+            )
+            .await
+            .expect(200);
+        }
+        let empty = s.get("/tenants/msp/routing", &op).await;
+        assert_eq!(empty.header("etag"), Some("\"0\""));
+        let empty = empty.expect(200);
+        assert_eq!(empty["version"], 0);
+        assert_eq!(empty["rules"], json!([]));
+
+        let rules = json!({"rules": [
+            {"id": "acme-mail", "child": "acme", "filter": "userName ew \"@acme.example\""},
+            {"id": "globex-staff", "child": "globex", "group": {"displayName": "Staff"}},
+        ]});
+        // Refused, naming the problem, whether a dry run or not.
+        for dry in ["", "?dryRun=true"] {
+            s.api(
+                "PUT",
+                &format!("/tenants/msp/routing{dry}"),
+                Some(&op),
+                Some(json!({"rules": [{"id": "x", "child": "acme", "filter": "nope eq"}]})),
+            )
+            .await
+            .expect_error(400, "invalid_request", "rule 1 (\"x\")");
+            s.api(
+                "PUT",
+                &format!("/tenants/msp/routing{dry}"),
+                Some(&op),
+                Some(json!({"rules": [{"id": "x", "child": "initech", "filter": "active eq true"}]})),
+            )
+            .await
+            .expect_error(400, "invalid_request", "'initech' is not a child");
+        }
+
+        let preview = s
+            .api(
+                "PUT",
+                "/tenants/msp/routing?dryRun=true",
+                Some(&op),
+                Some(rules.clone()),
+            )
+            .await
+            .expect(200);
+        assert_eq!(preview["dryRun"], true, "{preview}");
+        assert_eq!((preview["users"].clone(), preview["groups"].clone()), (json!(2), json!(1)));
+        assert_eq!(
+            preview["children"],
+            json!([
+                {"child": "acme", "usersEntering": 1, "usersLeaving": 0, "groupsEntering": 0, "groupsLeaving": 0,
+                 "sampleEntering": [{"id": ann, "name": "ann@acme.example"}], "sampleLeaving": []},
+                {"child": "globex", "usersEntering": 2, "usersLeaving": 0, "groupsEntering": 1, "groupsLeaving": 0,
+                 "sampleEntering": preview["children"][1]["sampleEntering"].clone(), "sampleLeaving": []},
+            ]),
+            "{preview}"
+        );
+        let nothing = s.get("/tenants/msp/routing", &op).await.expect(200);
+        assert_eq!(nothing["version"], 0, "a dry run stores nothing");
+
+        // Stored: a re-route job follows; a stale If-Match is refused.
+        let stored = s
+            .api_with(
+                "PUT",
+                "/tenants/msp/routing",
+                Some(&op),
+                &[("If-Match", "\"0\"")],
+                Some(rules.clone()),
+            )
+            .await;
+        assert_eq!(stored.header("etag"), Some("\"1\""));
+        let stored = stored.expect(200);
+        assert_eq!(stored["routing"]["version"], 1);
+        assert_eq!(stored["routing"]["rules"], rules["rules"]);
+        let job_url = stored["job"]["url"].as_str().expect("url").to_owned();
+        let job_path = job_url.trim_start_matches("/admin/v1").to_owned();
+        s.api_with(
+            "PUT",
+            "/tenants/msp/routing",
+            Some(&op),
+            &[("If-Match", "\"0\"")],
+            Some(rules.clone()),
+        )
+        .await
+        .expect_error(412, "precondition_failed", "1");
+        let done = eventually(|| {
+            let (job_path, op) = (job_path.clone(), op.clone());
+            async move {
+                let job = s.get(&job_path, &op).await.expect(200);
+                assert_ne!(job["status"], "failed", "{job}");
+                (job["status"] == "done").then_some(job)
+            }
+        })
+        .await
+        .expect("the re-route job finishes");
+        let children = &done["result"]["children"];
+        for (i, child) in preview["children"].as_array().expect("children").iter().enumerate() {
+            for k in ["child", "usersEntering", "usersLeaving", "groupsEntering", "groupsLeaving"] {
+                assert_eq!(children[i][k], child[k], "{k}: {done}");
+            }
+        }
+
+        // Where each went, and why.
+        let copies = s
+            .get(&format!("/tenants/msp/users/{ann}/copies"), &op)
+            .await
+            .expect(200);
+        let copies = copies["copies"].as_array().expect("copies").clone();
+        let rules_of: Vec<(String, Value)> = copies
+            .iter()
+            .map(|c| (c["child"].as_str().unwrap_or("").to_owned(), c["rules"].clone()))
+            .collect();
+        assert_eq!(
+            rules_of,
+            [
+                ("acme".to_owned(), json!(["acme-mail"])),
+                ("globex".to_owned(), json!(["globex-staff"]))
+            ]
+        );
+        let group_copies = s
+            .get(&format!("/tenants/msp/groups/{staff}/copies"), &op)
+            .await
+            .expect(200);
+        assert_eq!(group_copies["copies"][0]["child"], "globex", "{group_copies}");
+        assert_eq!(group_copies["copies"][0]["resourceType"], "Group");
+        assert_eq!(group_copies["copies"].as_array().map(Vec::len), Some(1));
     })
     .await;
 }

@@ -207,6 +207,28 @@ impl Server {
         .await
     }
 
+    /// [`Server::api`] with extra headers (a JSON body).
+    pub async fn api_with(
+        &self,
+        method: &str,
+        path: &str,
+        jwt: Option<&str>,
+        extra: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Resp {
+        let url = format!("{}/admin/v1{path}", self.origin);
+        let mut headers = vec![("Content-Type", "application/json")];
+        headers.extend_from_slice(extra);
+        self.raw(
+            method,
+            &url,
+            jwt,
+            &headers,
+            body.map(|b| b.to_string().into_bytes()),
+        )
+        .await
+    }
+
     pub async fn get(&self, path: &str, jwt: &str) -> Resp {
         self.api("GET", path, Some(jwt), None).await
     }
