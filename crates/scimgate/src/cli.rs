@@ -276,6 +276,10 @@ pub enum TenantCommand {
         /// Confirm the deletion; it cannot be undone.
         #[arg(long)]
         yes: bool,
+        /// For a super tenant that feeds children: keep the users and
+        /// groups it copied there as the children's own, or remove them.
+        #[arg(long, value_enum)]
+        copies: Option<CopiesArg>,
     },
     /// Make a tenant standard or super (a super tenant feeds child tenants).
     Kind {
@@ -296,12 +300,16 @@ pub enum TenantCommand {
         #[arg(long, value_enum, default_value_t = OnUnrouteArg::Deactivate)]
         on_unroute: OnUnrouteArg,
     },
-    /// End a child's link to its super tenant (the child keeps its users and groups).
+    /// End a child's link to its super tenant.
     Unlink {
         /// The super tenant's slug.
         super_tenant: String,
         /// The child tenant's slug.
         child: String,
+        /// What becomes of the users and groups the super tenant copied
+        /// there: kept as the child's own, or removed from it.
+        #[arg(long, value_enum)]
+        copies: Option<CopiesArg>,
     },
     /// List the child tenants a super tenant feeds.
     Children {
@@ -345,6 +353,24 @@ pub enum RoutingCommand {
         /// The user's or group's id in the super tenant.
         id: String,
     },
+}
+
+/// What becomes of a super tenant's copies when a child's link ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CopiesArg {
+    /// They stay, as the child's own users and groups.
+    Keep,
+    /// They are deleted from the child.
+    Remove,
+}
+
+impl From<CopiesArg> for store::fanout::CopiesOnUnlink {
+    fn from(arg: CopiesArg) -> Self {
+        match arg {
+            CopiesArg::Keep => store::fanout::CopiesOnUnlink::Keep,
+            CopiesArg::Remove => store::fanout::CopiesOnUnlink::Remove,
+        }
+    }
 }
 
 /// What happens to a child's copy of a user no longer routed there.

@@ -185,7 +185,11 @@ pub async fn tenant(config: &Config, command: TenantCommand) -> Result<Output, C
                 ),
             ))
         }
-        TenantCommand::Delete { tenant, yes } => {
+        TenantCommand::Delete {
+            tenant,
+            yes,
+            copies,
+        } => {
             let ctx = tenant_context(&store, &tenant).await?;
             let tenant = ctx.tenant().clone();
             if !yes {
@@ -195,7 +199,8 @@ pub async fn tenant(config: &Config, command: TenantCommand) -> Result<Output, C
                 )));
             }
             // --yes is the CLI's spelling of the API's ?confirm={slug}.
-            service::delete_tenant(&ctx, Some(tenant.slug())).await?;
+            service::delete_tenant(&ctx, &admin, Some(tenant.slug()), copies.map(Into::into))
+                .await?;
             Ok(Output {
                 json: json!({ "deleted": tenant_json(&tenant) }),
                 text: format!(
@@ -236,12 +241,25 @@ pub async fn tenant(config: &Config, command: TenantCommand) -> Result<Output, C
         TenantCommand::Unlink {
             super_tenant,
             child,
+            copies,
         } => {
-            service::unlink_child(&admin, &cli(), &super_tenant, &child).await?;
+            let done = service::unlink_child(
+                &admin,
+                &cli(),
+                &super_tenant,
+                &child,
+                copies.map(Into::into),
+            )
+            .await?;
             Ok(Output {
-                json: json!({ "unlinked": { "super_tenant": super_tenant, "child": child } }),
+                json: json!({ "unlinked": {
+                    "super_tenant": super_tenant, "child": child,
+                    "kept": done.kept, "users_removed": done.users_removed,
+                    "groups_removed": done.groups_removed,
+                } }),
                 text: format!(
-                    "Tenant {child:?} is no longer fed by {super_tenant:?}; it keeps its users and groups."
+                    "Tenant {child:?} is no longer fed by {super_tenant:?}: {} copies kept as its own, {} users and {} groups removed.",
+                    done.kept, done.users_removed, done.groups_removed
                 ),
             })
         }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::audit;
 use crate::db::{Inner, TxError, db, dbx, now};
-use crate::entity::{routing_policies, super_links, tenants};
+use crate::entity::{copies, routing_policies, super_links, tenants};
 use crate::{Result, StoreError, Tenant, TenantKind};
 
 /// What happens to a child's copy of a user who stops being routed there.
@@ -236,10 +236,47 @@ pub(crate) async fn link(
     link_from_row(row)
 }
 
-/// Removes `child`'s link to its super tenant (audited); `NotFound` when
-/// it has none. Its users and groups stay, as standalone resources.
-pub(crate) async fn unlink(inner: &Inner, child: Uuid, actor: &str) -> Result<()> {
-    write_txn!(inner, [actor], [], txn => {
+/// What happens to a child's copies when its link ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopiesOnUnlink {
+    /// They stay, as the child's own standalone users and groups.
+    Keep,
+    /// They are deleted from the child (each deletion an event there).
+    Remove,
+}
+
+impl CopiesOnUnlink {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CopiesOnUnlink::Keep => "keep",
+            CopiesOnUnlink::Remove => "remove",
+        }
+    }
+}
+
+/// What ending a link did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Unlinked {
+    /// Copies left in the child as its own users and groups.
+    pub kept: u64,
+    /// Users deleted from the child.
+    pub users_removed: u64,
+    /// Groups deleted from the child.
+    pub groups_removed: u64,
+}
+
+/// Removes `child`'s link to its super tenant (audited), keeping its
+/// copies as standalone resources or deleting them, in one transaction;
+/// `NotFound` when it has none.
+pub(crate) async fn unlink(
+    inner: &std::sync::Arc<Inner>,
+    child: Uuid,
+    copies: CopiesOnUnlink,
+    actor: &str,
+) -> Result<Unlinked> {
+    let shared = inner.clone();
+    write_txn!(inner, [actor], [shared], txn => {
         let kid = locked_tenant(txn, child).await?;
         let Some(existing) = link_of(txn, child).await? else {
             return Err(StoreError::NotFound(format!(
@@ -248,15 +285,62 @@ pub(crate) async fn unlink(inner: &Inner, child: Uuid, actor: &str) -> Result<()
             ))
             .into());
         };
+        let rows = copies::Entity::find()
+            .filter(copies::Column::ChildTenantId.eq(child.to_string()))
+            .order_by_asc(copies::Column::Kind)
+            .order_by_asc(copies::Column::ChildId)
+            .all(txn)
+            .await
+            .map_err(dbx)?;
+        let mut done = Unlinked::default();
+        match copies {
+            CopiesOnUnlink::Keep => done.kept = rows.len() as u64,
+            CopiesOnUnlink::Remove => {
+                let store = crate::TenantStore {
+                    inner: shared.clone(),
+                    tenant: crate::admin::tenant_from_row(kid.clone())?,
+                };
+                // Groups first ("group" sorts before "user"), so member
+                // removals are not written only to be deleted.
+                for row in &rows {
+                    let gone = if row.kind == "group" {
+                        crate::directory::delete_group_in(&store, txn, &row.child_id, None)
+                            .await
+                            .map(drop)
+                    } else {
+                        crate::directory::delete_user_in(&store, txn, &row.child_id, None).await
+                    };
+                    match gone {
+                        Ok(()) if row.kind == "group" => done.groups_removed += 1,
+                        Ok(()) => done.users_removed += 1,
+                        Err(TxError::Fail(StoreError::NotFound(_))) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        copies::Entity::delete_many()
+            .filter(copies::Column::ChildTenantId.eq(child.to_string()))
+            .exec(txn)
+            .await
+            .map_err(dbx)?;
         super_links::Entity::delete_by_id(child.to_string())
             .exec(txn)
             .await
             .map_err(dbx)?;
         crate::admin::bump_auth_revision(txn).await?;
         let parent = uuid_of(&existing.super_tenant_id)?;
-        let detail = json!({"super_tenant": existing.super_tenant_id, "child": kid.slug});
+        let detail = json!({
+            "super_tenant": existing.super_tenant_id,
+            "child": kid.slug,
+            "copies": copies.as_str(),
+            "kept": done.kept,
+            "users_removed": done.users_removed,
+            "groups_removed": done.groups_removed,
+        });
         audit::write(txn, Some(parent), actor, "tenant.unlink", &kid.slug, detail.clone()).await?;
-        audit::write(txn, Some(child), actor, "tenant.unlink", &kid.slug, detail).await
+        audit::write(txn, Some(child), actor, "tenant.unlink", &kid.slug, detail).await?;
+        Ok(done)
     })
 }
 

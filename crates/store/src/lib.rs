@@ -664,9 +664,15 @@ impl AdminStore {
     ) -> Result<fanout::SuperLink> {
         fanout::link(&self.inner, super_tenant, child, on_unroute, actor).await
     }
-    /// Ends `child`'s link to its super tenant (audited).
-    pub async fn unlink_child(&self, child: Uuid, actor: &str) -> Result<()> {
-        fanout::unlink(&self.inner, child, actor).await
+    /// Ends `child`'s link to its super tenant (audited), keeping or
+    /// deleting the copies the super tenant made there.
+    pub async fn unlink_child(
+        &self,
+        child: Uuid,
+        copies: fanout::CopiesOnUnlink,
+        actor: &str,
+    ) -> Result<fanout::Unlinked> {
+        fanout::unlink(&self.inner, child, copies, actor).await
     }
     /// The children a super tenant feeds.
     pub async fn children(&self, super_tenant: Uuid) -> Result<Vec<fanout::SuperLink>> {

@@ -210,6 +210,45 @@ pub struct DeleteTenantQuery {
     #[serde(default)]
     #[param(max_length = 63)]
     pub confirm: Option<String>,
+    /// For a super tenant that feeds children: what becomes of the users
+    /// and groups it copied into them.
+    #[serde(default)]
+    pub copies: Option<CopiesWire>,
+}
+
+/// What becomes of a super tenant's copies in a child when their link ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CopiesWire {
+    /// They stay, as the child's own users and groups.
+    Keep,
+    /// They are deleted from the child (a `user.deleted` or
+    /// `group.deleted` event each).
+    Remove,
+}
+
+/// `DELETE /tenants/{tenant}/children/{child}?copies=...`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UnlinkQuery {
+    /// Required: `keep` or `remove`.
+    #[serde(default)]
+    pub copies: Option<CopiesWire>,
+}
+
+/// What ending a child's link did.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UnlinkedView {
+    /// The choice made.
+    pub copies: CopiesWire,
+    /// Copies left in the child as its own.
+    pub kept: u64,
+    /// Users deleted from the child.
+    pub users_removed: u64,
+    /// Groups deleted from the child.
+    pub groups_removed: u64,
 }
 
 // ---------------------------------------------------------------------------

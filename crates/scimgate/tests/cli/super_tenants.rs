@@ -33,11 +33,13 @@ fn kinds_and_children_from_the_cli() {
         let refused = db.fails(&["tenant", "kind", "msp", "standard"]);
         assert!(refused.contains("still feeds"), "{which:?}: {refused}");
 
-        let unlinked = db.json(&["tenant", "unlink", "msp", "acme"]);
+        let refused = db.fails(&["tenant", "unlink", "msp", "acme"]);
+        assert!(refused.contains("copies=keep"), "{which:?}: {refused}");
+        let unlinked = db.json(&["tenant", "unlink", "msp", "acme", "--copies", "keep"]);
         assert_eq!(unlinked["unlinked"]["child"], "acme", "{unlinked}");
         let children = db.json(&["tenant", "children", "msp"]);
         assert_eq!(children["children"], serde_json::json!([]), "{which:?}");
-        let refused = db.fails(&["tenant", "unlink", "msp", "acme"]);
+        let refused = db.fails(&["tenant", "unlink", "msp", "acme", "--copies", "remove"]);
         assert!(refused.contains("not found"), "{which:?}: {refused}");
         let back = db.json(&["tenant", "kind", "msp", "standard"]);
         assert_eq!(back["tenant"]["kind"], "standard", "{which:?}");

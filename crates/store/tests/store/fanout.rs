@@ -582,3 +582,81 @@ async fn a_rule_change_reroutes_as_its_dry_run_predicted() {
         let _ = staff;
     }
 }
+
+/// Ending a link: `Keep` leaves the copies as the child's own (the super
+/// tenant's writes no longer reach them), `Remove` deletes them with an
+/// event each; both audited with what they did.
+#[tokio::test]
+async fn unlinking_keeps_or_removes_the_copies_as_asked() {
+    for which in backends() {
+        let (_db, store) = store(which).await;
+        let (msp, acme, globex, _initech) = setup(&store).await;
+        let admin = store.admin();
+        let ann = msp
+            .create_user(person("ann", "ann@globex.example", None))
+            .await
+            .expect("ann");
+        msp.create_group(group("Acme Staff"), vec![Member::new(ann.id.clone())])
+            .await
+            .expect("group");
+        assert_eq!(users_of(&acme).await, [pair("ann", true)], "{which:?}");
+        assert_eq!(users_of(&globex).await, [pair("ann", true)], "{which:?}");
+
+        let removed = admin
+            .unlink_child(
+                acme.tenant().id(),
+                store::fanout::CopiesOnUnlink::Remove,
+                "op",
+            )
+            .await
+            .expect("unlinked");
+        assert_eq!(
+            (removed.kept, removed.users_removed, removed.groups_removed),
+            (0, 1, 1),
+            "{which:?}"
+        );
+        assert!(users_of(&acme).await.is_empty(), "{which:?}");
+        assert!(groups_of(&acme).await.is_empty(), "{which:?}");
+        let types: Vec<_> = acme
+            .events_after(0, 100)
+            .await
+            .expect("events")
+            .into_iter()
+            .map(|e| e.event_type)
+            .collect();
+        assert!(types.contains(&store::EventType::UserDeleted), "{types:?}");
+        assert!(types.contains(&store::EventType::GroupDeleted), "{types:?}");
+
+        let kept = admin
+            .unlink_child(
+                globex.tenant().id(),
+                store::fanout::CopiesOnUnlink::Keep,
+                "op",
+            )
+            .await
+            .expect("unlinked");
+        assert_eq!((kept.kept, kept.users_removed), (1, 0), "{which:?}");
+        // The super tenant's writes no longer reach the former child.
+        msp.modify_user(&ann.id, None, |cur| {
+            let mut d = cur.document.clone();
+            d["active"] = json!(false);
+            Ok(d)
+        })
+        .await
+        .expect("disable");
+        assert_eq!(users_of(&globex).await, [pair("ann", true)], "{which:?}");
+        assert!(msp.copies(&ann.id).await.expect("copies").is_empty());
+        let audit = admin
+            .audit_log(&store::AuditQuery {
+                tenant: Some(globex.tenant().id()),
+                action: Some("tenant.unlink".into()),
+                limit: 10,
+                ..store::AuditQuery::default()
+            })
+            .await
+            .expect("audit");
+        assert_eq!(audit.len(), 1, "{which:?}");
+        assert_eq!(audit[0].detail["copies"], "keep");
+        assert_eq!(audit[0].detail["kept"], 1);
+    }
+}

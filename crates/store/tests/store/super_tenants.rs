@@ -107,10 +107,13 @@ async fn a_super_tenant_feeds_children_and_every_change_is_audited() {
 
         // Unlinking: the child is standalone again, and can be linked
         // elsewhere.
-        admin.unlink_child(acme.id(), "op").await.expect("unlinked");
+        admin
+            .unlink_child(acme.id(), store::fanout::CopiesOnUnlink::Keep, "op")
+            .await
+            .expect("unlinked");
         assert_eq!(admin.super_of(acme.id()).await.expect("read"), None);
         let e = admin
-            .unlink_child(acme.id(), "op")
+            .unlink_child(acme.id(), store::fanout::CopiesOnUnlink::Keep, "op")
             .await
             .expect_err("not linked");
         assert!(matches!(e, StoreError::NotFound(_)), "{which:?}: {e}");

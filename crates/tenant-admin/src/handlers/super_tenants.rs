@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use roles::GroupMatch;
 use serde::Deserialize;
 use store::copies::{CopyInfo, PreviewEntry, RoutingPreview};
-use store::fanout::{OnUnroute, RoutingPolicy};
+use store::fanout::{CopiesOnUnlink, OnUnroute, RoutingPolicy};
 use store::routing::RuleSpec;
 use store::{JobStatus, TenantKind};
 
@@ -16,10 +16,10 @@ use crate::error::{AdminError, ErrorBody};
 use crate::handlers::{IdPath, JsonBody, if_match, tenant_view};
 use crate::service::{self, Child, RoutingOutcome};
 use crate::wire::{
-    ChildList, ChildMovesView, ChildView, CopyList, CopyView, DryRunQuery, GroupSelector,
-    IfMatchHeader, JobRef, LinkChild, OnUnrouteWire, RoutedSample, RoutingChangeResult,
-    RoutingChangeView, RoutingDryRunView, RoutingInput, RoutingView, RuleWire, SetTenantKind,
-    TenantKindWire, TenantView,
+    ChildList, ChildMovesView, ChildView, CopiesWire, CopyList, CopyView, DryRunQuery,
+    GroupSelector, IfMatchHeader, JobRef, LinkChild, OnUnrouteWire, RoutedSample,
+    RoutingChangeResult, RoutingChangeView, RoutingDryRunView, RoutingInput, RoutingView, RuleWire,
+    SetTenantKind, TenantKindWire, TenantView, UnlinkQuery, UnlinkedView,
 };
 use crate::{BASE_PATH, State};
 
@@ -136,8 +136,17 @@ pub(crate) async fn link_child(
     Ok(HttpResponse::Ok().json(child_view(&child)))
 }
 
-/// Ends a child's link to this super tenant; the child keeps its users
-/// and groups as its own (operators only).
+/// What `?copies=` asks for.
+pub(crate) fn copies_on_unlink(wire: CopiesWire) -> CopiesOnUnlink {
+    match wire {
+        CopiesWire::Keep => CopiesOnUnlink::Keep,
+        CopiesWire::Remove => CopiesOnUnlink::Remove,
+    }
+}
+
+/// Ends a child's link to this super tenant; `?copies=keep` leaves the
+/// users and groups it copied there as the child's own, `?copies=remove`
+/// deletes them from the child (operators only).
 #[utoipa::path(
     delete,
     path = "/tenants/{tenant}/children/{child}",
@@ -146,9 +155,11 @@ pub(crate) async fn link_child(
     params(
         ("tenant" = String, Path, description = "The super tenant's slug"),
         ("child" = String, Path, description = "The child tenant's slug"),
+        UnlinkQuery,
     ),
     responses(
-        (status = 204, description = "Unlinked"),
+        (status = 200, description = "Unlinked: what became of the copies", body = UnlinkedView),
+        (status = 400, description = "`copies` missing: the choice is never implicit", body = ErrorBody),
         (status = 403, description = "Tenant admins may not unlink tenants", body = ErrorBody),
         (status = 404, description = "No such tenant, or not a child of this super tenant", body = ErrorBody),
     ),
@@ -157,15 +168,24 @@ pub(crate) async fn unlink_child(
     scope: Scoped<OperatorOnly>,
     state: web::Data<State>,
     path: web::Path<ChildPath>,
+    query: web::Query<UnlinkQuery>,
 ) -> Result<HttpResponse, AdminError> {
-    service::unlink_child(
+    let choice = query.into_inner().copies;
+    let done = service::unlink_child(
         &state.store.admin(),
         scope.ctx.actor(),
         scope.tenant().slug(),
         &path.child,
+        choice.map(copies_on_unlink),
     )
     .await?;
-    Ok(HttpResponse::NoContent().finish())
+    state.auth_changed();
+    Ok(HttpResponse::Ok().json(UnlinkedView {
+        copies: choice.unwrap_or(CopiesWire::Keep),
+        kept: done.kept,
+        users_removed: done.users_removed,
+        groups_removed: done.groups_removed,
+    }))
 }
 
 fn selector(group: &GroupMatch) -> GroupSelector {

@@ -152,7 +152,16 @@ pub(crate) async fn delete_tenant(
     state: web::Data<State>,
     query: web::Query<DeleteTenantQuery>,
 ) -> Result<HttpResponse, AdminError> {
-    service::delete_tenant(&scope.ctx, query.confirm.as_deref()).await?;
+    let query = query.into_inner();
+    service::delete_tenant(
+        &scope.ctx,
+        &state.store.admin(),
+        query.confirm.as_deref(),
+        query
+            .copies
+            .map(crate::handlers::super_tenants::copies_on_unlink),
+    )
+    .await?;
     state.auth_changed();
     Ok(HttpResponse::NoContent().finish())
 }

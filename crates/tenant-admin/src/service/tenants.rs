@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use store::copies::RoutingPreview;
-use store::fanout::{OnUnroute, RoutingChange, RoutingPolicy};
+use store::fanout::{CopiesOnUnlink, OnUnroute, RoutingChange, RoutingPolicy, Unlinked};
 use store::routing::RuleSpec;
 use store::{
     AdminStore, IssuedToken, NewTenant, NewToken, Scope, StoreError, Tenant, TenantKind,
@@ -132,8 +132,16 @@ pub async fn update_tenant(
 }
 
 /// Deletes the tenant and everything it owns (operators; audited).
-/// `confirm` must repeat the slug: a deletion is never an accident.
-pub async fn delete_tenant(ctx: &TenantContext, confirm: Option<&str>) -> Result<(), ServiceError> {
+/// `confirm` must repeat the slug: a deletion is never an accident. A
+/// super tenant that feeds children also needs `copies`: whether the
+/// children keep its copies as their own or lose them; each child is
+/// unlinked that way first (and audited), then the tenant is deleted.
+pub async fn delete_tenant(
+    ctx: &TenantContext,
+    admin: &AdminStore,
+    confirm: Option<&str>,
+    copies: Option<CopiesOnUnlink>,
+) -> Result<(), ServiceError> {
     if !ctx.actor().is_operator() {
         return Err(ServiceError::Forbidden(
             "only operators may do this".to_owned(),
@@ -144,6 +152,25 @@ pub async fn delete_tenant(ctx: &TenantContext, confirm: Option<&str>) -> Result
         return Err(ServiceError::Invalid(format!(
             "deleting a tenant removes its whole directory; repeat its slug as ?confirm={slug}"
         )));
+    }
+    let children = admin.children(ctx.tenant().id()).await?;
+    if !children.is_empty() {
+        let Some(copies) = copies else {
+            return Err(ServiceError::Invalid(format!(
+                "super tenant '{slug}' feeds {} child tenants: say what becomes of the users and groups it copied there, copies=keep (they stay, as each child's own) or copies=remove (they are deleted from the children)",
+                children.len()
+            )));
+        };
+        for link in children {
+            match admin
+                .unlink_child(link.child, copies, ctx.actor().as_str())
+                .await
+            {
+                // Unlinked meanwhile by someone else: nothing left to do.
+                Ok(_) | Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
     Ok(ctx.store().delete_tenant(ctx.actor().as_str()).await?)
 }
@@ -219,15 +246,22 @@ pub async fn link_child(
 }
 
 /// Ends the link between super tenant `super_slug` and `child_slug`
-/// (operators; audited). The child keeps its users and groups, as its
-/// own; `NotFound` when the super tenant does not feed it.
+/// (operators; audited). `copies` must say what becomes of the users and
+/// groups the super tenant copied there: kept as the child's own, or
+/// deleted from it. `NotFound` when the super tenant does not feed it.
 pub async fn unlink_child(
     admin: &AdminStore,
     actor: &Actor,
     super_slug: &str,
     child_slug: &str,
-) -> Result<(), ServiceError> {
+    copies: Option<CopiesOnUnlink>,
+) -> Result<Unlinked, ServiceError> {
     operators_only(actor)?;
+    let Some(copies) = copies else {
+        return Err(ServiceError::Invalid(format!(
+            "say what becomes of the users and groups '{super_slug}' copied into '{child_slug}': copies=keep (they stay, as the child's own) or copies=remove (they are deleted from the child)"
+        )));
+    };
     let parent = find_tenant(admin, super_slug).await?;
     let child = find_tenant(admin, child_slug).await?;
     match admin.super_of(child.id()).await? {
@@ -238,7 +272,9 @@ pub async fn unlink_child(
             )));
         }
     }
-    Ok(admin.unlink_child(child.id(), actor.as_str()).await?)
+    Ok(admin
+        .unlink_child(child.id(), copies, actor.as_str())
+        .await?)
 }
 
 /// The children super tenant `super_slug` feeds, in the order they were

@@ -138,13 +138,32 @@ async fn operators_make_super_tenants_and_link_children() {
             .await
             .expect_error(404, "not_found", "tenant 'msp' not found");
 
-        // Unlinking: only a child of this super tenant.
+        // Unlinking: the fate of the copies is always said; only a child
+        // of this super tenant.
         s.api("DELETE", "/tenants/msp/children/acme", Some(&op), None)
             .await
-            .expect(204);
-        s.api("DELETE", "/tenants/msp/children/acme", Some(&op), None)
+            .expect_error(400, "invalid_request", "copies=keep");
+        let done = s
+            .api(
+                "DELETE",
+                "/tenants/msp/children/acme?copies=keep",
+                Some(&op),
+                None,
+            )
             .await
-            .expect_error(404, "not_found", "acme");
+            .expect(200);
+        assert_eq!(
+            done,
+            json!({"copies": "keep", "kept": 0, "usersRemoved": 0, "groupsRemoved": 0})
+        );
+        s.api(
+            "DELETE",
+            "/tenants/msp/children/acme?copies=keep",
+            Some(&op),
+            None,
+        )
+        .await
+        .expect_error(404, "not_found", "acme");
         let list = s.get("/tenants/msp/children", &op).await.expect(200);
         assert_eq!(list["children"].as_array().map(Vec::len), Some(1), "{list}");
 
@@ -314,6 +333,28 @@ async fn routing_rules_with_dry_run_and_reroute_job() {
         assert_eq!(group_copies["copies"][0]["child"], "globex", "{group_copies}");
         assert_eq!(group_copies["copies"][0]["resourceType"], "Group");
         assert_eq!(group_copies["copies"].as_array().map(Vec::len), Some(1));
+
+        // Deleting the super tenant: the children's copies go only when
+        // asked; here they are removed, while the children stay.
+        let users_of = |slug: &'static str| {
+            let op = op.clone();
+            async move {
+                s.get(&format!("/tenants/{slug}/users"), &op).await.expect(200)["total"]
+                    .clone()
+            }
+        };
+        assert_eq!(users_of("acme").await, json!(1));
+        assert_eq!(users_of("globex").await, json!(2));
+        s.api("DELETE", "/tenants/msp?confirm=msp", Some(&op), None)
+            .await
+            .expect_error(400, "invalid_request", "copies=remove");
+        s.api("DELETE", "/tenants/msp?confirm=msp&copies=remove", Some(&op), None)
+            .await
+            .expect(204);
+        assert_eq!(users_of("acme").await, json!(0));
+        assert_eq!(users_of("globex").await, json!(0));
+        let acme = s.get("/tenants/acme", &op).await.expect(200);
+        assert_eq!(acme["slug"], "acme", "the children stay");
     })
     .await;
 }
