@@ -19,9 +19,10 @@ mod m0007_jobs;
 mod m0008_delivery;
 mod m0009_attempts_by_event;
 mod m0010_super_tenants;
+mod m0011_routed_log;
 
 /// The schema version this build expects: the number of migration steps.
-pub const SCHEMA_VERSION: u32 = 10;
+pub const SCHEMA_VERSION: u32 = 11;
 
 /// All of scimgate's migrations, in order.
 pub struct Migrator;
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_delivery::Migration),
             Box::new(m0009_attempts_by_event::Migration),
             Box::new(m0010_super_tenants::Migration),
+            Box::new(m0011_routed_log::Migration),
         ]
     }
 }

@@ -241,8 +241,9 @@ pub(crate) async fn create_user(
         let body = body?.0;
         audit.identify(&body);
         let projection = params(&req).projection()?;
-        let user = ops::create_user(&auth.store, &body).await?;
+        let mut user = ops::create_user(&auth.store, &body).await?;
         audit.id(&user.id);
+        audit.routed(std::mem::take(&mut user.routed));
         let location = render::resource_location(&auth.base_url, Kind::User, &user.id);
         let version = user.version;
         let mut rendered = render_users(&auth, vec![user], &projection).await?;
@@ -271,7 +272,8 @@ pub(crate) async fn replace_user(
         let body = body?.0;
         audit.identify(&body);
         let projection = params(&req).projection()?;
-        let user = ops::replace_user(&auth.store, &id, &body, &if_match(&req)).await?;
+        let mut user = ops::replace_user(&auth.store, &id, &body, &if_match(&req)).await?;
+        audit.routed(std::mem::take(&mut user.routed));
         let version = user.version;
         let mut rendered = render_users(&auth, vec![user], &projection).await?;
         let rendered = rendered.pop().unwrap_or(Value::Null);
@@ -298,7 +300,8 @@ pub(crate) async fn patch_user(
     let result = async {
         let body = body?.0;
         let projection = params(&req).projection()?;
-        let user = ops::patch_user(&auth.store, &id, &body, &if_match(&req)).await?;
+        let mut user = ops::patch_user(&auth.store, &id, &body, &if_match(&req)).await?;
+        audit.routed(std::mem::take(&mut user.routed));
         audit.identify(&user.document);
         let version = user.version;
         let mut rendered = render_users(&auth, vec![user], &projection).await?;
@@ -321,9 +324,9 @@ pub(crate) async fn delete_user(
     PathId(id): PathId,
     req: HttpRequest,
 ) -> Reply {
-    let audit = Audit::start("DELETE", Kind::User, "delete", Some(&id));
+    let mut audit = Audit::start("DELETE", Kind::User, "delete", Some(&id));
     let result = async {
-        ops::delete_user(&auth.store, &id, &if_match(&req)).await?;
+        audit.routed(ops::delete_user(&auth.store, &id, &if_match(&req)).await?);
         Ok(HttpResponse::NoContent().finish())
     }
     .await;
@@ -411,6 +414,7 @@ pub(crate) async fn create_group(
         let projection = params(&req).projection()?;
         let (mut group, members) = ops::create_group(&auth.store, &body).await?;
         audit.id(&group.id);
+        audit.routed(std::mem::take(&mut group.routed));
         group.members.get_or_insert(members);
         let location = render::resource_location(&auth.base_url, Kind::Group, &group.id);
         let version = group.version;
@@ -441,6 +445,7 @@ pub(crate) async fn replace_group(
         let projection = params(&req).projection()?;
         let (mut group, members) =
             ops::replace_group(&auth.store, &id, &body, &if_match(&req)).await?;
+        audit.routed(std::mem::take(&mut group.routed));
         group.members.get_or_insert(members);
         let version = group.version;
         let rendered = render_group(&auth, group, &projection);
@@ -473,8 +478,9 @@ pub(crate) async fn patch_group(
         let params = params(&req);
         let projection = params.projection()?;
         let patched = ops::patch_group(&auth.store, &id, &body, &if_match(&req)).await?;
-        let group = patched.group;
+        let mut group = patched.group;
         audit.identify(&group.document);
+        audit.routed(std::mem::take(&mut group.routed));
         if answers_no_content(&auth, &group.id, patched.members_only, &params).await? {
             return Ok(render::no_content(group.version));
         }
@@ -527,9 +533,9 @@ pub(crate) async fn delete_group(
     PathId(id): PathId,
     req: HttpRequest,
 ) -> Reply {
-    let audit = Audit::start("DELETE", Kind::Group, "delete", Some(&id));
+    let mut audit = Audit::start("DELETE", Kind::Group, "delete", Some(&id));
     let result = async {
-        ops::delete_group(&auth.store, &id, &if_match(&req)).await?;
+        audit.routed(ops::delete_group(&auth.store, &id, &if_match(&req)).await?);
         Ok(HttpResponse::NoContent().finish())
     }
     .await;

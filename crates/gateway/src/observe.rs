@@ -55,6 +55,7 @@ pub(crate) struct Metrics {
     pub rate_limited: IntCounterVec,
     pub token_cache: IntCounterVec,
     pub log_dropped: prometheus::IntCounter,
+    pub fanout: IntCounterVec,
 }
 
 impl Metrics {
@@ -106,6 +107,13 @@ impl Metrics {
                 "scimgate_provisioning_log_dropped_total",
                 "Provisioning-log entries dropped because the writer queue was full",
             )?,
+            fanout: IntCounterVec::new(
+                Opts::new(
+                    "scimgate_fanout_copies_total",
+                    "Copies a super tenant's SCIM writes changed in its children, by super tenant, child, resource type and action",
+                ),
+                &["tenant", "child", "resource", "action"],
+            )?,
         };
         registry.register(Box::new(m.http_requests.clone()))?;
         registry.register(Box::new(m.http_duration.clone()))?;
@@ -114,6 +122,7 @@ impl Metrics {
         registry.register(Box::new(m.rate_limited.clone()))?;
         registry.register(Box::new(m.token_cache.clone()))?;
         registry.register(Box::new(m.log_dropped.clone()))?;
+        registry.register(Box::new(m.fanout.clone()))?;
         Ok(m)
     }
 }

@@ -180,7 +180,7 @@ pub(crate) async fn delete_user(
     dir: &TenantStore,
     id: &str,
     if_match: &IfMatch,
-) -> Result<(), ApiError> {
+) -> Result<Vec<store::copies::Routed>, ApiError> {
     let current = match if_match.needs_current() {
         true => Some(dir.get_user(id).await?.version),
         false => None,
@@ -289,7 +289,7 @@ pub(crate) async fn delete_group(
     dir: &TenantStore,
     id: &str,
     if_match: &IfMatch,
-) -> Result<(), ApiError> {
+) -> Result<Vec<store::copies::Routed>, ApiError> {
     let current = match if_match.needs_current() {
         true => Some(dir.get_group(id, false).await?.version),
         false => None,

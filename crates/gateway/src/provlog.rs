@@ -16,6 +16,7 @@ use std::time::Instant;
 use actix_web::{HttpResponse, ResponseError};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use store::copies::Routed;
 use store::{ProvisioningEntry, TenantStore};
 use tokio::sync::mpsc;
 
@@ -119,6 +120,7 @@ pub(crate) struct Audit {
     operation: &'static str,
     id: Option<String>,
     identifier: Option<String>,
+    routed: Vec<Routed>,
 }
 
 impl Audit {
@@ -137,7 +139,13 @@ impl Audit {
             operation,
             id: id.map(str::to_owned),
             identifier: None,
+            routed: Vec::new(),
         }
+    }
+
+    /// Notes the copies a write on a super tenant changed in its children.
+    pub(crate) fn routed(&mut self, routed: Vec<Routed>) {
+        self.routed = routed;
     }
 
     /// Notes the resource id once it is known.
@@ -183,6 +191,19 @@ impl Audit {
                 outcome,
             ])
             .inc();
+        for r in &self.routed {
+            shared
+                .metrics
+                .fanout
+                .with_label_values(&[
+                    auth.tenant.slug(),
+                    r.child.as_str(),
+                    r.resource_type,
+                    r.action.as_str(),
+                ])
+                .inc();
+        }
+        let routed = (!self.routed.is_empty()).then(|| store::copies::routed_json(&self.routed));
         let entry = ProvisioningEntry {
             at: self.at,
             method: self.method.to_owned(),
@@ -194,6 +215,7 @@ impl Audit {
             duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             request_id: observe::current_request_id(),
             detail,
+            routed,
         };
         shared.log.push(&shared.metrics, auth.store.clone(), entry);
     }

@@ -1291,3 +1291,23 @@ pub(crate) fn tally(routed: &[Routed], into: &mut BTreeMap<String, ChildMoves>) 
         }
     }
 }
+
+/// What a write routed, as the provisioning log keeps it: one object per
+/// copy changed, with the rules that route it (the "why").
+pub fn routed_json(routed: &[Routed]) -> Value {
+    Value::Array(
+        routed
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "child": r.child,
+                    "resourceType": r.resource_type,
+                    "sourceId": r.source_id,
+                    "copyId": r.copy_id,
+                    "action": r.action.as_str(),
+                    "rules": r.rules,
+                })
+            })
+            .collect(),
+    )
+}

@@ -55,6 +55,7 @@ pub(crate) fn user_resource(row: &users::Model) -> Result<Resource> {
         created: row.created_at,
         last_modified: row.updated_at,
         members: None,
+        routed: Vec::new(),
     })
 }
 
@@ -70,6 +71,7 @@ pub(crate) fn group_resource(
         created: row.created_at,
         last_modified: row.updated_at,
         members,
+        routed: Vec::new(),
     })
 }
 
@@ -183,8 +185,8 @@ pub(crate) async fn create_user(store: &TenantStore, document: Value) -> Result<
     let new = NewUser::prepare(Uuid::new_v4().to_string(), document)?;
     let at = now();
     write_txn!(store.inner, [store], [new], txn => {
-        let user = create_user_in(store, txn, new, at).await?;
-        copies::follow(store, txn, Touched::Users(std::slice::from_ref(&user.id))).await?;
+        let mut user = create_user_in(store, txn, new, at).await?;
+        user.routed = copies::follow(store, txn, Touched::Users(std::slice::from_ref(&user.id))).await?;
         Ok(user)
     })
 }
@@ -243,6 +245,7 @@ pub(crate) async fn create_user_in(
         created: at,
         last_modified: at,
         members: None,
+        routed: Vec::new(),
     })
 }
 
@@ -348,6 +351,7 @@ async fn update_user(
         created: row.created_at,
         last_modified: at,
         members: None,
+        routed: Vec::new(),
     })
 }
 
@@ -360,8 +364,8 @@ pub(crate) async fn replace_user(
     // Refuse a bad document before taking any lock.
     user_columns(&document)?;
     write_txn!(store.inner, [store, id], [document], txn => {
-        let user = replace_user_in(store, txn, id, document.clone(), if_match).await?;
-        copies::follow(store, txn, Touched::Users(std::slice::from_ref(&user.id))).await?;
+        let mut user = replace_user_in(store, txn, id, document.clone(), if_match).await?;
+        user.routed = copies::follow(store, txn, Touched::Users(std::slice::from_ref(&user.id))).await?;
         Ok(user)
     })
 }
@@ -392,8 +396,8 @@ where
     F: Fn(&Resource) -> Result<Value, scim::Error> + Send + Sync + 'static,
 {
     write_txn!(store.inner, [store, id], [modify], txn => {
-        let user = modify_user_in(store, txn, id, if_match, modify).await?;
-        copies::follow(store, txn, Touched::Users(std::slice::from_ref(&user.id))).await?;
+        let mut user = modify_user_in(store, txn, id, if_match, modify).await?;
+        user.routed = copies::follow(store, txn, Touched::Users(std::slice::from_ref(&user.id))).await?;
         Ok(user)
     })
 }
@@ -423,11 +427,10 @@ pub(crate) async fn delete_user(
     store: &TenantStore,
     id: &str,
     if_match: Option<u64>,
-) -> Result<()> {
+) -> Result<Vec<copies::Routed>> {
     write_txn!(store.inner, [store, id], [], txn => {
         delete_user_in(store, txn, id, if_match).await?;
-        copies::follow(store, txn, Touched::Users(std::slice::from_ref(id))).await?;
-        Ok(())
+        copies::follow(store, txn, Touched::Users(std::slice::from_ref(id))).await
     })
 }
 
@@ -1129,7 +1132,7 @@ pub(crate) async fn create_group(
     let new = NewGroup::prepare(Uuid::new_v4().to_string(), document, members)?;
     let at = now();
     write_txn!(store.inner, [store], [new], txn => {
-        let group = create_group_in(store, txn, new, at).await?;
+        let mut group = create_group_in(store, txn, new, at).await?;
         if store.tenant.kind == crate::TenantKind::Super {
             let members: Vec<String> = group
                 .members
@@ -1139,7 +1142,7 @@ pub(crate) async fn create_group(
                 .collect();
             let change = GroupChange::default();
             let touched = Touched::Group { id: &group.id, change: &change, all_members: &members };
-            copies::follow(store, txn, touched).await?;
+            group.routed = copies::follow(store, txn, touched).await?;
         }
         Ok(group)
     })
@@ -1213,6 +1216,7 @@ pub(crate) async fn create_group_in(
         created: at,
         last_modified: at,
         members: Some(members),
+        routed: Vec::new(),
     })
 }
 
@@ -1386,6 +1390,7 @@ async fn update_group(
         created: row.created_at,
         last_modified: at,
         members: None,
+        routed: Vec::new(),
     };
     Ok((resource, change))
 }
@@ -1399,10 +1404,11 @@ pub(crate) async fn replace_group(
 ) -> Result<Resource> {
     group_columns(&document)?;
     write_txn!(store.inner, [store, id, members], [document], txn => {
-        let (resource, change) =
+        let (mut resource, change) =
             replace_group_in(store, txn, id, document.clone(), members.clone(), if_match).await?;
-        copies::follow(store, txn, Touched::Group { id, change: &change, all_members: &[] })
-            .await?;
+        resource.routed =
+            copies::follow(store, txn, Touched::Group { id, change: &change, all_members: &[] })
+                .await?;
         Ok(resource)
     })
 }
@@ -1442,9 +1448,10 @@ where
     F: Fn(&Resource) -> Result<(Value, Vec<MemberChange>), scim::Error> + Send + Sync + 'static,
 {
     write_txn!(store.inner, [store, id], [modify], txn => {
-        let (resource, change) = modify_group_in(store, txn, id, if_match, modify).await?;
-        copies::follow(store, txn, Touched::Group { id, change: &change, all_members: &[] })
-            .await?;
+        let (mut resource, change) = modify_group_in(store, txn, id, if_match, modify).await?;
+        resource.routed =
+            copies::follow(store, txn, Touched::Group { id, change: &change, all_members: &[] })
+                .await?;
         Ok(resource)
     })
 }
@@ -1474,13 +1481,12 @@ pub(crate) async fn delete_group(
     store: &TenantStore,
     id: &str,
     if_match: Option<u64>,
-) -> Result<()> {
+) -> Result<Vec<copies::Routed>> {
     write_txn!(store.inner, [store, id], [], txn => {
         let members = delete_group_in(store, txn, id, if_match).await?;
         let change = GroupChange::default();
         copies::follow(store, txn, Touched::Group { id, change: &change, all_members: &members })
-            .await?;
-        Ok(())
+            .await
     })
 }
 

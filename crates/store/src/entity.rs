@@ -184,6 +184,7 @@ pub mod provisioning_log {
         pub duration_ms: i64,
         pub request_id: String,
         pub detail: Option<String>,
+        pub routed: Option<String>,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

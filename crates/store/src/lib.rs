@@ -338,6 +338,9 @@ pub struct Resource {
     pub last_modified: DateTime<Utc>,
     /// Group members, when asked for (`None` when not loaded).
     pub members: Option<Vec<Member>>,
+    /// The copies a write on a super tenant changed in its children (empty
+    /// for reads and for other tenants).
+    pub routed: Vec<copies::Routed>,
 }
 
 /// A group a user belongs to, for the User's read-only `groups` attribute.
@@ -398,6 +401,9 @@ pub struct ProvisioningEntry {
     pub request_id: String,
     /// The SCIM error detail for failures.
     pub detail: Option<String>,
+    /// For a write on a super tenant, the copies it changed in children
+    /// and why ([`copies::routed_json`]); `None` otherwise.
+    pub routed: Option<Value>,
 }
 
 /// Filters for reading the provisioning log.
@@ -931,7 +937,11 @@ impl TenantStore {
         directory::modify_user(self, id, if_match, modify).await
     }
     /// Deletes a user and all their memberships.
-    pub async fn delete_user(&self, id: &str, if_match: Option<u64>) -> Result<()> {
+    pub async fn delete_user(
+        &self,
+        id: &str,
+        if_match: Option<u64>,
+    ) -> Result<Vec<copies::Routed>> {
         directory::delete_user(self, id, if_match).await
     }
     /// Lists users matching a query.
@@ -977,7 +987,11 @@ impl TenantStore {
         directory::modify_group(self, id, if_match, modify).await
     }
     /// Deletes a group, its memberships and its own membership in others.
-    pub async fn delete_group(&self, id: &str, if_match: Option<u64>) -> Result<()> {
+    pub async fn delete_group(
+        &self,
+        id: &str,
+        if_match: Option<u64>,
+    ) -> Result<Vec<copies::Routed>> {
         directory::delete_group(self, id, if_match).await
     }
     /// Lists groups matching a query.

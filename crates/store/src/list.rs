@@ -166,6 +166,7 @@ fn to_resource(kind: Kind, r: Row, members: Option<Vec<scim::patch::Member>>) ->
         created: r.created,
         last_modified: r.updated,
         members,
+        routed: Vec::new(),
     })
 }
 

@@ -29,10 +29,11 @@ fn row(store: &TenantStore, entry: ProvisioningEntry) -> provisioning_log::Activ
         duration_ms: Set(i64::try_from(entry.duration_ms).unwrap_or(i64::MAX)),
         request_id: Set(entry.request_id),
         detail: Set(entry.detail),
+        routed: Set(entry.routed.map(|v| v.to_string())),
     }
 }
 
-/// Rows per multi-row insert: 12 columns each, well inside SQLite's limit
+/// Rows per multi-row insert: 13 columns each, well inside SQLite's limit
 /// on bound parameters.
 const INSERT_ROWS: usize = 200;
 
@@ -110,6 +111,10 @@ pub(crate) async fn read(
                     duration_ms: u64::try_from(r.duration_ms).unwrap_or(0),
                     request_id: r.request_id,
                     detail: r.detail,
+                    // Written by this module as JSON; unreadable text (never
+                    // expected) is shown as absent rather than failing the
+                    // whole page.
+                    routed: r.routed.and_then(|t| serde_json::from_str(&t).ok()),
                 },
             ))
         })

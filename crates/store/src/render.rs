@@ -258,6 +258,7 @@ mod tests {
             created: at(),
             last_modified: at(),
             members: None,
+            routed: Vec::new(),
         }
     }
 
@@ -394,6 +395,7 @@ mod tests {
             created: at(),
             last_modified: at(),
             members: Some(vec![typed, nested, sent, Member::new("x")]),
+            routed: Vec::new(),
         };
         let v = group(stored, BASE);
         assert_eq!(
@@ -440,6 +442,7 @@ mod tests {
             created: at(),
             last_modified: at(),
             members: None,
+            routed: Vec::new(),
         };
         assert!(group(stored, BASE).get("members").is_none());
     }

@@ -37,13 +37,40 @@ pub async fn timeline(dir: &TenantStore, id: &str) -> Result<Vec<Entry>, StoreEr
         })
         .await?;
     for (log_id, r) in requests {
+        let mut summary = format!(
+            "{} {} → {} ({})",
+            r.method, r.resource_type, r.status, r.outcome
+        );
+        // A super tenant's write: where its copies went, and by which rules.
+        if let Some(routed) = r.routed.as_ref().and_then(Value::as_array) {
+            let each: Vec<String> = routed
+                .iter()
+                .map(|c| {
+                    let rules: Vec<&str> = c["rules"]
+                        .as_array()
+                        .map(|a| a.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    let why = match rules.is_empty() {
+                        true => String::new(),
+                        false => format!(" by {}", rules.join(", ")),
+                    };
+                    format!(
+                        "{} {} in {}{why}",
+                        c["resourceType"].as_str().unwrap_or(""),
+                        c["action"].as_str().unwrap_or(""),
+                        c["child"].as_str().unwrap_or(""),
+                    )
+                })
+                .collect();
+            if !each.is_empty() {
+                summary.push_str("; routed: ");
+                summary.push_str(&each.join("; "));
+            }
+        }
         out.push(Entry {
             at: r.at,
             kind: "request",
-            summary: format!(
-                "{} {} → {} ({})",
-                r.method, r.resource_type, r.status, r.outcome
-            ),
+            summary,
             detail: json!({
                 "logId": log_id,
                 "method": r.method,
@@ -53,6 +80,7 @@ pub async fn timeline(dir: &TenantStore, id: &str) -> Result<Vec<Entry>, StoreEr
                 "requestId": r.request_id,
                 "durationMs": r.duration_ms,
                 "detail": r.detail,
+                "routed": r.routed,
             }),
         });
     }

@@ -871,6 +871,12 @@ pub struct ProvisioningEntryView {
     pub request_id: String,
     /// The SCIM error detail for failures.
     pub detail: Option<String>,
+    /// For a write on a super tenant: the copies it changed in children,
+    /// each `{child, resourceType, sourceId, copyId, action, rules}` (the
+    /// rules are why it went there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub routed: Option<Value>,
 }
 
 /// A page of the provisioning log.

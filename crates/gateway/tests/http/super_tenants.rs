@@ -3,12 +3,13 @@
 //! group; children read their copies and refuse direct writes.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use roles::GroupMatch;
-use serde_json::json;
+use serde_json::{Value, json};
 use store::fanout::OnUnroute;
 use store::routing::RuleSpec;
-use store::{EventType, TenantKind, TenantStore};
+use store::{EventType, LogQuery, TenantKind, TenantStore};
 
 use crate::common::{App, TenantCtx, each_backend, enc};
 use crate::entra::replay_into;
@@ -101,6 +102,7 @@ fn has_in_order(types: &[EventType], wanted: &[EventType]) -> bool {
 
 async fn replay_fans_out(app: &App, legacy: bool) {
     let prefix = if legacy { "l-" } else { "c-" };
+    let background = app.gateway.spawn_background();
     let m = msp(app, prefix).await;
     // Every answer Entra gets is checked inside: the super tenant answers
     // exactly as a standard tenant does.
@@ -179,6 +181,65 @@ async fn replay_fans_out(app: &App, legacy: bool) {
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let source = r.body["id"].as_str().expect("id").to_owned();
+
+    // The super tenant's provisioning log says where it went and why.
+    let dir = app.store.tenant(&m.root.tenant);
+    let mut routed = Vec::new();
+    for _ in 0..100 {
+        let entries = dir
+            .provisioning_log(&LogQuery {
+                resource_id: Some(source.clone()),
+                limit: 10,
+                ..LogQuery::default()
+            })
+            .await
+            .expect("log");
+        if let Some((_, e)) = entries.into_iter().find(|(_, e)| e.method == "POST") {
+            routed = e
+                .routed
+                .and_then(|v| v.as_array().cloned())
+                .unwrap_or_default();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut why: Vec<(String, String, Value)> = routed
+        .iter()
+        .map(|c| {
+            (
+                c["child"].as_str().unwrap_or("").to_owned(),
+                c["action"].as_str().unwrap_or("").to_owned(),
+                c["rules"].clone(),
+            )
+        })
+        .collect();
+    why.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        why,
+        [
+            (
+                format!("{prefix}acme"),
+                "created".to_owned(),
+                json!(["testuser-mail"])
+            ),
+            (
+                format!("{prefix}globex"),
+                "created".to_owned(),
+                json!(["microsoft-mail"])
+            ),
+        ],
+        "{routed:?}"
+    );
+    // ... and the metrics count the copies per child.
+    let text = prometheus::TextEncoder::new()
+        .encode_to_string(&app.registry.gather())
+        .expect("metrics");
+    for child in ["acme", "globex"] {
+        let line = format!(
+            "scimgate_fanout_copies_total{{action=\"created\",child=\"{prefix}{child}\",resource=\"User\",tenant=\"{prefix}msp\"}} 2"
+        );
+        assert!(text.contains(&line), "{line} not in:\n{text}");
+    }
     let filter = enc("userName eq \"both@testuser.com\"");
     let mut copies = BTreeSet::new();
     for child in [&m.acme, &m.globex] {
@@ -266,6 +327,7 @@ async fn replay_fans_out(app: &App, legacy: bool) {
             .await;
         assert_eq!(r.body["Resources"][0]["active"], false, "{}", r.body);
     }
+    background.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -213,6 +213,7 @@ fn entry(at_offset_secs: i64, outcome: &str, rt: &str, id: Option<&str>) -> Prov
         duration_ms: 12,
         request_id: "req-1".into(),
         detail: (outcome != "success").then(|| "invalidValue".into()),
+        routed: None,
     }
 }
 

@@ -528,6 +528,7 @@ async fn a_users_timeline_shows_request_roles_events_and_attempts() {
             duration_ms: 3,
             request_id: "req-1".into(),
             detail: None,
+            routed: None,
         })
         .await
         .expect("log");

@@ -54,6 +54,7 @@ pub(crate) async fn provisioning_log(
                 duration_ms: e.duration_ms,
                 request_id: e.request_id,
                 detail: e.detail,
+                routed: e.routed,
             })
             .collect(),
         next_before_id: page.next_before_id,
