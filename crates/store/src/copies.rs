@@ -49,8 +49,16 @@ const GROUP: &str = "group";
 
 /// What one source write touched.
 pub(crate) enum Touched<'a> {
-    /// Users written (created, changed or deleted).
-    Users(&'a [String]),
+    /// A user written: its id, its document (`None`: deleted), and whether
+    /// it was just created (then it has no groups and no copies yet).
+    User {
+        /// The user's id.
+        id: &'a str,
+        /// Its document as written; `None` when deleted.
+        document: Option<&'a Value>,
+        /// Created by this write.
+        new: bool,
+    },
     /// A group written: its id, what changed, and (for a group created or
     /// deleted) all its members.
     Group {
@@ -112,6 +120,7 @@ pub struct Routed {
 }
 
 /// A child the super tenant feeds.
+#[derive(Clone)]
 struct Child {
     id: String,
     store: TenantStore,
@@ -119,6 +128,7 @@ struct Child {
 }
 
 /// A super tenant's rules and children, as read in one transaction.
+#[derive(Clone)]
 pub(crate) struct Fanout {
     super_id: String,
     rules: Rules,
@@ -128,36 +138,86 @@ pub(crate) struct Fanout {
     slugs: HashMap<String, String>,
 }
 
+/// What a cached [`Fanout`] was built from: the routing policy's version
+/// and change time, and each link (child id, on-unroute), sorted.
+type FanoutStamp = (Option<(i64, DateTime<Utc>)>, Vec<(String, String)>);
+
+/// Built fan-outs by super tenant (see [`crate::db::Inner`]): a write reads
+/// the policy's stamp and the links (two small reads) and reuses the
+/// parsed rules and child tenants while they are the same.
+#[derive(Default)]
+pub(crate) struct FanoutCache(
+    std::sync::Mutex<HashMap<Uuid, (FanoutStamp, std::sync::Arc<Fanout>)>>,
+);
+
+impl FanoutCache {
+    fn get(&self, tenant: Uuid, stamp: &FanoutStamp) -> Option<std::sync::Arc<Fanout>> {
+        let map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(&tenant)
+            .filter(|(s, _)| s == stamp)
+            .map(|(_, f)| f.clone())
+    }
+
+    fn put(&self, tenant: Uuid, stamp: FanoutStamp, fanout: std::sync::Arc<Fanout>) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.insert(tenant, (stamp, fanout));
+    }
+}
+
 impl Fanout {
     /// The super tenant's fan-out, or `None` when `store` is no super
-    /// tenant or feeds no child.
+    /// tenant or feeds no child. The links are read with a share lock
+    /// (PostgreSQL), so an unlink waits for the writes fanning out to the
+    /// child it removes.
     pub(crate) async fn load(
         store: &TenantStore,
         txn: &impl ConnectionTrait,
-    ) -> Result<Option<Fanout>, TxError> {
+    ) -> Result<Option<std::sync::Arc<Fanout>>, TxError> {
         if store.tenant.kind != TenantKind::Super {
             return Ok(None);
         }
         let super_id = store.tenant.id.to_string();
-        let links = super_links::Entity::find()
+        let mut links: Vec<(String, String)> = super_links::Entity::find()
+            .select_only()
+            .column(super_links::Column::ChildTenantId)
+            .column(super_links::Column::OnUnroute)
             .filter(super_links::Column::SuperTenantId.eq(super_id.clone()))
+            .lock_shared()
+            .into_tuple()
             .all(txn)
             .await
             .map_err(dbx)?;
         if links.is_empty() {
             return Ok(None);
         }
-        let ids: Vec<String> = links.iter().map(|l| l.child_tenant_id.clone()).collect();
+        links.sort();
+        let policy = routing_policies::Entity::find_by_id(super_id.clone())
+            .one(txn)
+            .await
+            .map_err(dbx)?;
+        let stamp: FanoutStamp = (policy.as_ref().map(|p| (p.version, p.updated_at)), links);
+        let cache = &store.inner.fanouts;
+        if let Some(hit) = cache.get(store.tenant.id, &stamp) {
+            return Ok(Some(hit));
+        }
+        let ids: Vec<String> = stamp.1.iter().map(|(id, _)| id.clone()).collect();
         let rows = tenants::Entity::find()
             .filter(tenants::Column::Id.is_in(ids))
             .all(txn)
             .await
             .map_err(dbx)?;
-        let on_unroute: HashMap<String, OnUnroute> = links
-            .into_iter()
-            .map(|l| {
-                let how = OnUnroute::parse(&l.on_unroute).unwrap_or(OnUnroute::Deactivate);
-                (l.child_tenant_id, how)
+        let on_unroute: HashMap<&str, OnUnroute> = stamp
+            .1
+            .iter()
+            .map(|(id, how)| {
+                let how = OnUnroute::parse(how).unwrap_or(OnUnroute::Deactivate);
+                (id.as_str(), how)
             })
             .collect();
         let mut children = BTreeMap::new();
@@ -170,7 +230,7 @@ impl Fanout {
                 tenant.slug.clone(),
                 Child {
                     on_unroute: on_unroute
-                        .get(&id)
+                        .get(id.as_str())
                         .copied()
                         .unwrap_or(OnUnroute::Deactivate),
                     id,
@@ -181,11 +241,7 @@ impl Fanout {
                 },
             );
         }
-        let policy = routing_policies::Entity::find_by_id(super_id.clone())
-            .one(txn)
-            .await
-            .map_err(dbx)?;
-        let rules = match policy {
+        let rules = match &policy {
             Some(row) => {
                 let specs: Vec<RuleSpec> = serde_json::from_str(&row.rules).map_err(|e| {
                     StoreError::Internal(format!("routing rules of {super_id} do not parse: {e}"))
@@ -196,12 +252,14 @@ impl Fanout {
             }
             None => Rules::default(),
         };
-        Ok(Some(Fanout {
+        let built = std::sync::Arc::new(Fanout {
             super_id,
             rules,
             children,
             slugs,
-        }))
+        });
+        cache.put(store.tenant.id, stamp, built.clone());
+        Ok(Some(built))
     }
 }
 
@@ -221,8 +279,8 @@ pub(crate) async fn follow(
     };
     let mut run = Run::new(store, &fanout);
     match touched {
-        Touched::Users(ids) => {
-            run.route_users(txn, ids).await?;
+        Touched::User { id, document, new } => {
+            run.route_one(txn, id, document, new).await?;
         }
         Touched::Group {
             id,
@@ -238,7 +296,7 @@ pub(crate) async fn follow(
                 users.extend(directory::all_member_ids(store, txn, id).await?);
             }
             let users: Vec<String> = users.into_iter().collect();
-            run.route_users(txn, &users).await?;
+            run.route_users(txn, &users, false).await?;
             run.route_group(txn, id, change).await?;
         }
     }
@@ -259,7 +317,7 @@ pub(crate) async fn reroute(
         return Ok(Vec::new());
     };
     let mut run = Run::new(store, &fanout);
-    run.route_users(txn, user_ids).await?;
+    run.route_users(txn, user_ids, false).await?;
     for id in group_ids {
         run.resync_group(txn, id).await?;
     }
@@ -286,6 +344,8 @@ struct Run<'a> {
     settled: HashSet<(String, String)>,
     out: Vec<Routed>,
     at: DateTime<Utc>,
+    /// User copy links to insert (see `flush_copies`).
+    pending: Vec<copies::ActiveModel>,
 }
 
 fn parse_doc(text: &str, what: &str) -> Result<Value, TxError> {
@@ -356,6 +416,7 @@ impl<'a> Run<'a> {
             settled: HashSet::new(),
             out: Vec::new(),
             at: now(),
+            pending: Vec::new(),
         }
     }
 
@@ -390,6 +451,7 @@ impl<'a> Run<'a> {
         &mut self,
         txn: &DatabaseTransaction,
         ids: &[String],
+        docs_changed: bool,
     ) -> Result<(), TxError> {
         for chunk in ids.chunks(CHUNK) {
             let rows: HashMap<String, users::Model> = users::Entity::find()
@@ -411,8 +473,56 @@ impl<'a> Run<'a> {
                 }
                 let no_groups = Vec::new();
                 let facts = groups.get(id).unwrap_or(&no_groups);
-                self.route_user(txn, id, row, facts, copies).await?;
+                let document = match row {
+                    Some(r) => Some(parse_doc(&r.document, "user")?),
+                    None => None,
+                };
+                self.route_user(txn, id, document, facts, copies, docs_changed)
+                    .await?;
             }
+        }
+        self.flush_copies(txn).await
+    }
+
+    /// Routes one user a write just wrote (`document`, `None` when it was
+    /// deleted), without reading it back.
+    async fn route_one(
+        &mut self,
+        txn: &DatabaseTransaction,
+        id: &str,
+        document: Option<&Value>,
+        new: bool,
+    ) -> Result<(), TxError> {
+        let ids = [id.to_owned()];
+        let (facts, copies) = if new {
+            (Vec::new(), Vec::new())
+        } else {
+            let facts = crate::roles::groups_of(self.source, txn, &ids)
+                .await?
+                .remove(id)
+                .unwrap_or_default();
+            let copies = copies_by_source(txn, &self.fanout.super_id, USER, &ids)
+                .await?
+                .remove(id)
+                .unwrap_or_default();
+            (facts, copies)
+        };
+        if document.is_none() && copies.is_empty() {
+            return Ok(());
+        }
+        self.route_user(txn, id, document.cloned(), &facts, copies, true)
+            .await?;
+        self.flush_copies(txn).await
+    }
+
+    /// Inserts the links of the user copies made so far, in one statement.
+    async fn flush_copies(&mut self, txn: &DatabaseTransaction) -> Result<(), TxError> {
+        let rows = std::mem::take(&mut self.pending);
+        for chunk in rows.chunks(CHUNK / 10) {
+            copies::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(txn)
+                .await
+                .map_err(dbx)?;
         }
         Ok(())
     }
@@ -421,14 +531,11 @@ impl<'a> Run<'a> {
         &mut self,
         txn: &DatabaseTransaction,
         id: &str,
-        row: Option<&users::Model>,
+        document: Option<Value>,
         facts: &[GroupFacts],
         copies: Vec<copies::Model>,
+        docs_changed: bool,
     ) -> Result<(), TxError> {
-        let document = match row {
-            Some(r) => Some(parse_doc(&r.document, "user")?),
-            None => None,
-        };
         let routes = match &document {
             Some(doc) => self.fanout.rules.route_user(doc, facts),
             None => BTreeMap::new(),
@@ -455,6 +562,14 @@ impl<'a> Run<'a> {
             else {
                 continue;
             };
+            // Only a membership changed (a group write, the re-route job):
+            // copies that stay where they are already hold this document.
+            let same_rules = copy.as_ref().is_some_and(|c| &stored_rules(c) == rules);
+            if !docs_changed
+                && (step == UserStep::Follow || (step == UserStep::Update && same_rules))
+            {
+                continue;
+            }
             match (step, &document, copy) {
                 (UserStep::Delete, _, Some(copy)) => {
                     directory::delete_user_in(&child.store, txn, &copy.child_id, None).await?;
@@ -463,8 +578,7 @@ impl<'a> Run<'a> {
                 }
                 (UserStep::Create, Some(doc), _) => {
                     let (copy_id, action) = self.create_user_copy(txn, child, id, doc).await?;
-                    insert_copy(
-                        txn,
+                    self.pending.push(copy_row(
                         &self.fanout.super_id,
                         child,
                         USER,
@@ -472,24 +586,25 @@ impl<'a> Run<'a> {
                         &copy_id,
                         rules,
                         self.at,
-                    )
-                    .await?;
+                    ));
                     self.entered(&slug, &copy_id, facts);
                     self.record(&slug, "User", id, &copy_id, action, rules);
                 }
                 (UserStep::Update | UserStep::Reactivate, Some(doc), Some(copy)) => {
-                    let before = directory::find_user(&child.store, txn, &copy.child_id, false)
-                        .await
-                        .map_err(dbx)?
-                        .map(|r| r.version);
-                    let after = directory::replace_user_in(
-                        &child.store,
-                        txn,
-                        &copy.child_id,
-                        doc.clone(),
-                        None,
-                    )
-                    .await?;
+                    let Some(current) =
+                        directory::find_user(&child.store, txn, &copy.child_id, true)
+                            .await
+                            .map_err(dbx)?
+                    else {
+                        // Deleted in the child behind the link's back (never
+                        // through SCIM, which refuses): the link goes too,
+                        // and the next write makes a new copy.
+                        delete_copy(txn, &copy).await?;
+                        continue;
+                    };
+                    let before = Some(current.version);
+                    let after =
+                        directory::update_user(&child.store, txn, &current, doc.clone()).await?;
                     if !copy.routed || &stored_rules(&copy) != rules {
                         update_copy(txn, &copy, true, rules, self.at).await?;
                     }
@@ -557,6 +672,12 @@ impl<'a> Run<'a> {
         source_id: &str,
         doc: &Value,
     ) -> Result<(String, CopyAction), TxError> {
+        let new = NewUser::prepare(Uuid::new_v4().to_string(), doc.clone())?;
+        if let Some(created) =
+            directory::create_user_unless_taken(&child.store, txn, &new, self.at).await?
+        {
+            return Ok((created.id, CopyAction::Created));
+        }
         let cols = user_columns(doc)?;
         let taken: Vec<String> = users::Entity::find()
             .select_only()
@@ -584,9 +705,11 @@ impl<'a> Run<'a> {
             );
             return Ok((existing, CopyAction::Adopted));
         }
-        let new = NewUser::prepare(Uuid::new_v4().to_string(), doc.clone())?;
-        let created = directory::create_user_in(&child.store, txn, &new, self.at).await?;
-        Ok((created.id, CopyAction::Created))
+        Err(StoreError::Internal(format!(
+            "userName '{}' is taken in child tenant '{}' and yet not found",
+            cols.user_name, child.store.tenant.slug
+        ))
+        .into())
     }
 
     /// Routes a group written in this run, and carries its member changes
@@ -967,6 +1090,29 @@ async fn is_copy(
     Ok(!found.is_empty())
 }
 
+/// The link row of a new copy.
+fn copy_row(
+    super_id: &str,
+    child: &Child,
+    kind: &str,
+    source_id: &str,
+    copy_id: &str,
+    rules: &[String],
+    at: DateTime<Utc>,
+) -> copies::ActiveModel {
+    copies::ActiveModel {
+        child_tenant_id: Set(child.id.clone()),
+        kind: Set(kind.to_owned()),
+        source_id: Set(source_id.to_owned()),
+        child_id: Set(copy_id.to_owned()),
+        super_tenant_id: Set(super_id.to_owned()),
+        routed: Set(true),
+        rules: Set(rules_text(rules)),
+        created_at: Set(at),
+        updated_at: Set(at),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn insert_copy(
     txn: &DatabaseTransaction,
@@ -1178,9 +1324,10 @@ pub(crate) async fn preview(
             )));
         }
     }
-    let Some(mut fanout) = fanout else {
+    let Some(current) = fanout else {
         return Ok(out);
     };
+    let mut fanout = (*current).clone();
     fanout.rules = rules;
     let tenant = store.tenant.id.to_string();
     let mut last = String::new();

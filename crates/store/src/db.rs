@@ -62,6 +62,9 @@ pub(crate) struct Inner {
     /// `(policy_version, updated_at)` it was compiled from: a write then
     /// needs one primary-key read to know its copy is current.
     pub(crate) role_policies: crate::roles::PolicyCache,
+    /// Each super tenant's parsed routing rules and children, keyed by
+    /// what they were built from (see `copies::FanoutCache`).
+    pub(crate) fanouts: crate::copies::FanoutCache,
     /// Woken when this process queues a job, so idle workers start at
     /// once instead of at their next poll.
     pub(crate) jobs_queued: tokio::sync::Notify,
@@ -105,6 +108,7 @@ impl Inner {
                 backend,
                 options,
                 role_policies: crate::roles::PolicyCache::default(),
+                fanouts: crate::copies::FanoutCache::default(),
                 jobs_queued: tokio::sync::Notify::new(),
                 committed: tokio::sync::Notify::new(),
             });
@@ -125,6 +129,7 @@ impl Inner {
             backend,
             options,
             role_policies: crate::roles::PolicyCache::default(),
+            fanouts: crate::copies::FanoutCache::default(),
             jobs_queued: tokio::sync::Notify::new(),
             committed: tokio::sync::Notify::new(),
         })

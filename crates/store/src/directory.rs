@@ -186,7 +186,8 @@ pub(crate) async fn create_user(store: &TenantStore, document: Value) -> Result<
     let at = now();
     write_txn!(store.inner, [store], [new], txn => {
         let mut user = create_user_in(store, txn, new, at).await?;
-        user.routed = copies::follow(store, txn, Touched::Users(std::slice::from_ref(&user.id))).await?;
+        let touched = Touched::User { id: &user.id, document: Some(&user.document), new: true };
+        user.routed = copies::follow(store, txn, touched).await?;
         Ok(user)
     })
 }
@@ -228,17 +229,61 @@ pub(crate) async fn create_user_in(
     new: &NewUser,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<Resource, TxError> {
+    create_user_body(store, txn, new, at, false)
+        .await?
+        .ok_or_else(|| StoreError::Internal("a user insert wrote no row".into()).into())
+}
+
+/// [`create_user_in`], except that a userName already taken in the tenant
+/// writes nothing and answers `None` (one statement, where a look-up
+/// first would be two; a failed insert would abort a PostgreSQL
+/// transaction).
+pub(crate) async fn create_user_unless_taken(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    new: &NewUser,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<Resource>, TxError> {
+    create_user_body(store, txn, new, at, true).await
+}
+
+async fn create_user_body(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    new: &NewUser,
+    at: chrono::DateTime<chrono::Utc>,
+    unless_taken: bool,
+) -> Result<Option<Resource>, TxError> {
     let tenant = store.tenant_key();
     let (id, cols) = (&new.id, &new.cols);
-    users::Entity::insert(user_active_model(&tenant, id, cols, &new.text, 1, at, at))
-        .exec_without_returning(txn)
-        .await
-        .map_err(|e| unique_or(e, || user_name_taken(&cols.user_name)))?;
+    let insert = users::Entity::insert(user_active_model(&tenant, id, cols, &new.text, 1, at, at));
+    if unless_taken {
+        let written = insert
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::columns([
+                    users::Column::TenantId,
+                    users::Column::UserNameNorm,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(txn)
+            .await
+            .map_err(|e| unique_or(e, || user_name_taken(&cols.user_name)))?;
+        if written == 0 {
+            return Ok(None);
+        }
+    } else {
+        insert
+            .exec_without_returning(txn)
+            .await
+            .map_err(|e| unique_or(e, || user_name_taken(&cols.user_name)))?;
+    }
     write_emails(txn, &tenant, id, &cols.emails, false).await?;
     let mut events = vec![new.event.clone()];
     events.extend(role_store::derive_new_user(store, txn, id, cols.active).await?);
     events::write(store, txn, events).await?;
-    Ok(Resource {
+    Ok(Some(Resource {
         id: id.clone(),
         document: new.document.clone(),
         version: 1,
@@ -246,7 +291,7 @@ pub(crate) async fn create_user_in(
         last_modified: at,
         members: None,
         routed: Vec::new(),
-    })
+    }))
 }
 
 pub(crate) async fn get_user(store: &TenantStore, id: &str) -> Result<Resource> {
@@ -259,7 +304,7 @@ pub(crate) async fn get_user(store: &TenantStore, id: &str) -> Result<Resource> 
 
 /// Writes a user's new document over `row` (read under lock); a document
 /// equal to the stored one changes nothing.
-async fn update_user(
+pub(crate) async fn update_user(
     store: &TenantStore,
     txn: &DatabaseTransaction,
     row: &users::Model,
@@ -365,7 +410,8 @@ pub(crate) async fn replace_user(
     user_columns(&document)?;
     write_txn!(store.inner, [store, id], [document], txn => {
         let mut user = replace_user_in(store, txn, id, document.clone(), if_match).await?;
-        user.routed = copies::follow(store, txn, Touched::Users(std::slice::from_ref(&user.id))).await?;
+        let touched = Touched::User { id: &user.id, document: Some(&user.document), new: false };
+        user.routed = copies::follow(store, txn, touched).await?;
         Ok(user)
     })
 }
@@ -397,7 +443,8 @@ where
 {
     write_txn!(store.inner, [store, id], [modify], txn => {
         let mut user = modify_user_in(store, txn, id, if_match, modify).await?;
-        user.routed = copies::follow(store, txn, Touched::Users(std::slice::from_ref(&user.id))).await?;
+        let touched = Touched::User { id: &user.id, document: Some(&user.document), new: false };
+        user.routed = copies::follow(store, txn, touched).await?;
         Ok(user)
     })
 }
@@ -430,7 +477,7 @@ pub(crate) async fn delete_user(
 ) -> Result<Vec<copies::Routed>> {
     write_txn!(store.inner, [store, id], [], txn => {
         delete_user_in(store, txn, id, if_match).await?;
-        copies::follow(store, txn, Touched::Users(std::slice::from_ref(id))).await
+        copies::follow(store, txn, Touched::User { id, document: None, new: false }).await
     })
 }
 
