@@ -232,9 +232,8 @@ pub enum CopiesWire {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct UnlinkQuery {
-    /// Required: `keep` or `remove`.
-    #[serde(default)]
-    pub copies: Option<CopiesWire>,
+    /// `keep` or `remove`: never implicit.
+    pub copies: CopiesWire,
 }
 
 /// What ending a child's link did.
@@ -1326,7 +1325,7 @@ pub struct FeedQuery {
     /// Only these event types, comma-separated
     /// (`user.created,user.deleted`).
     #[serde(default, rename = "type")]
-    #[param(rename = "type", value_type = Option<Vec<EventTypeName>>, style = Form, explode = false)]
+    #[param(rename = "type", value_type = Option<Vec<EventTypeName>>, style = Form, explode = false, min_items = 1)]
     pub types: Option<String>,
 }
 
@@ -1495,6 +1494,7 @@ pub struct RoutingInput {
     /// The version the change expects (as `If-Match`, which wins when both
     /// are given and must then agree).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 9223372036854775807_i64)]
     pub version: Option<u64>,
     /// Accepted so a document read with GET can be sent back; ignored.
     #[serde(default)]

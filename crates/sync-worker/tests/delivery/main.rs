@@ -5,5 +5,6 @@
 mod queue;
 mod recipes;
 mod scim;
+mod super_tenants;
 mod support;
 mod webhooks;

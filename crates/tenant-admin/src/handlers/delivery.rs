@@ -437,14 +437,15 @@ pub(crate) async fn feed(
     let types: Vec<String> = q
         .types
         .as_deref()
-        .map(|t| {
-            t.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
+        .map(|t| t.split(',').map(str::trim).map(str::to_owned).collect())
         .unwrap_or_default();
+    // `type=` or `type=a,,b` names no type: refused, not read as "all".
+    if types.iter().any(String::is_empty) {
+        return Err(AdminError::BadRequest(
+            "type: an empty event type; give event types such as user.created, comma-separated"
+                .into(),
+        ));
+    }
     let (events, next) = delivery::feed(&scope.ctx, after, limit, &types).await?;
     Ok(HttpResponse::Ok().json(FeedPage { events, next }))
 }

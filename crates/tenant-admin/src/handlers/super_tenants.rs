@@ -13,7 +13,7 @@ use store::{JobStatus, TenantKind};
 
 use crate::auth::{OperatorOnly, Scoped};
 use crate::error::{AdminError, ErrorBody};
-use crate::handlers::{IdPath, JsonBody, if_match, tenant_view};
+use crate::handlers::{IdPath, JsonBody, MAX_INT64, bounded, if_match, tenant_view};
 use crate::service::{self, Child, RoutingOutcome};
 use crate::wire::{
     ChildList, ChildMovesView, ChildView, CopiesWire, CopyList, CopyView, DryRunQuery,
@@ -159,7 +159,7 @@ pub(crate) fn copies_on_unlink(wire: CopiesWire) -> CopiesOnUnlink {
     ),
     responses(
         (status = 200, description = "Unlinked: what became of the copies", body = UnlinkedView),
-        (status = 400, description = "`copies` missing: the choice is never implicit", body = ErrorBody),
+        (status = 400, description = "`copies` missing or not `keep`/`remove`: the choice is never implicit", body = ErrorBody),
         (status = 403, description = "Tenant admins may not unlink tenants", body = ErrorBody),
         (status = 404, description = "No such tenant, or not a child of this super tenant", body = ErrorBody),
     ),
@@ -176,12 +176,12 @@ pub(crate) async fn unlink_child(
         scope.ctx.actor(),
         scope.tenant().slug(),
         &path.child,
-        choice.map(copies_on_unlink),
+        Some(copies_on_unlink(choice)),
     )
     .await?;
     state.auth_changed();
     Ok(HttpResponse::Ok().json(UnlinkedView {
-        copies: choice.unwrap_or(CopiesWire::Keep),
+        copies: choice,
         kept: done.kept,
         users_removed: done.users_removed,
         groups_removed: done.groups_removed,
@@ -301,9 +301,10 @@ pub(crate) async fn get_routing(
     request_body = RoutingInput,
     responses(
         (status = 200, description = "The stored rules and their re-route job, or the dry run's report", body = RoutingChangeResult),
-        (status = 400, description = "An invalid rule, a child this super tenant does not feed, or not a super tenant", body = ErrorBody),
+        (status = 400, description = "An invalid rule (the message names it)", body = ErrorBody),
         (status = 403, description = "Tenant admins may not change routing rules", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
+        (status = 409, description = "Not a super tenant, or a rule names a tenant it does not feed", body = ErrorBody),
         (status = 412, description = "If-Match is not the current version", body = ErrorBody),
     ),
 )]
@@ -320,6 +321,7 @@ pub(crate) async fn put_routing(
         // Sent back from a GET; not the caller's to set.
         updated_at: _read_only,
     } = body.into_inner();
+    let version = bounded("version", version, 0, MAX_INT64)?;
     let expected = match (if_match(&req)?, version) {
         (Some(h), Some(b)) if h != b => {
             return Err(AdminError::BadRequest(format!(

@@ -334,6 +334,34 @@ pub async fn change_routing(
 ) -> Result<RoutingOutcome, ServiceError> {
     operators_only(actor)?;
     let tenant = find_tenant(admin, super_slug).await?;
+    // The tenants' state, not the request, decides these: 409.
+    if tenant.kind() != TenantKind::Super {
+        return Err(ServiceError::Conflict(format!(
+            "tenant '{super_slug}' is not a super tenant: only a super tenant routes to children"
+        )));
+    }
+    let linked: Vec<uuid::Uuid> = admin
+        .children(tenant.id())
+        .await?
+        .into_iter()
+        .map(|l| l.child)
+        .collect();
+    let mut checked = std::collections::BTreeSet::new();
+    for rule in &rules {
+        if !checked.insert(rule.child.as_str()) {
+            continue;
+        }
+        let fed = match admin.tenant_by_slug(&rule.child).await? {
+            Some(child) => linked.contains(&child.id()),
+            None => false,
+        };
+        if !fed {
+            return Err(ServiceError::Conflict(format!(
+                "rule {:?}: tenant '{}' is not a child of super tenant '{super_slug}' (link it first)",
+                rule.id, rule.child
+            )));
+        }
+    }
     let invalid = |e: StoreError| match e {
         StoreError::InvalidValue(m) => ServiceError::Invalid(m),
         StoreError::PreconditionFailed { current } => ServiceError::PreconditionFailed { current },

@@ -142,7 +142,7 @@ async fn operators_make_super_tenants_and_link_children() {
         // of this super tenant.
         s.api("DELETE", "/tenants/msp/children/acme", Some(&op), None)
             .await
-            .expect_error(400, "invalid_request", "copies=keep");
+            .expect_error(400, "invalid_request", "copies");
         let done = s
             .api(
                 "DELETE",
@@ -240,7 +240,7 @@ async fn routing_rules_with_dry_run_and_reroute_job() {
                 Some(json!({"rules": [{"id": "x", "child": "initech", "filter": "active eq true"}]})),
             )
             .await
-            .expect_error(400, "invalid_request", "'initech' is not a child");
+            .expect_error(409, "conflict", "'initech' is not a child");
         }
 
         let preview = s
