@@ -39,7 +39,7 @@ fn mode_of(mode: ModeWire) -> Mode {
     }
 }
 
-fn selector(group: &GroupMatch) -> GroupSelector {
+pub(crate) fn selector(group: &GroupMatch) -> GroupSelector {
     match group {
         GroupMatch::DisplayName(v) => GroupSelector::DisplayName(v.clone()),
         GroupMatch::ExternalId(v) => GroupSelector::ExternalId(v.clone()),
@@ -47,7 +47,7 @@ fn selector(group: &GroupMatch) -> GroupSelector {
     }
 }
 
-fn group_match(group: GroupSelector) -> GroupMatch {
+pub(crate) fn group_match(group: GroupSelector) -> GroupMatch {
     match group {
         GroupSelector::DisplayName(v) => GroupMatch::DisplayName(v),
         GroupSelector::ExternalId(v) => GroupMatch::ExternalId(v),
@@ -83,7 +83,7 @@ fn policy_view(stored: &StoredPolicy) -> PolicyView {
     }
 }
 
-fn etag(version: u64) -> (header::HeaderName, String) {
+pub(crate) fn etag(version: u64) -> (header::HeaderName, String) {
     (header::ETAG, format!("\"{version}\""))
 }
 

@@ -2,9 +2,7 @@
 //! routing rules (with dry runs) and where each resource was copied
 //! (operators only).
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use roles::GroupMatch;
 use serde::Deserialize;
 use store::copies::{CopyInfo, PreviewEntry, RoutingPreview};
 use store::fanout::{CopiesOnUnlink, OnUnroute, RoutingPolicy};
@@ -13,13 +11,14 @@ use store::{JobStatus, TenantKind};
 
 use crate::auth::{OperatorOnly, Scoped};
 use crate::error::{AdminError, ErrorBody};
+use crate::handlers::roles::{etag, group_match, selector};
 use crate::handlers::{IdPath, JsonBody, MAX_INT64, bounded, if_match, tenant_view};
 use crate::service::{self, Child, RoutingOutcome};
 use crate::wire::{
     ChildList, ChildMovesView, ChildView, CopiesWire, CopyList, CopyView, DryRunQuery,
-    GroupSelector, IfMatchHeader, JobRef, LinkChild, OnUnrouteWire, RoutedSample,
-    RoutingChangeResult, RoutingChangeView, RoutingDryRunView, RoutingInput, RoutingView, RuleWire,
-    SetTenantKind, TenantKindWire, TenantView, UnlinkQuery, UnlinkedView,
+    IfMatchHeader, JobRef, LinkChild, OnUnrouteWire, RoutedSample, RoutingChangeResult,
+    RoutingChangeView, RoutingDryRunView, RoutingInput, RoutingView, RuleWire, SetTenantKind,
+    TenantKindWire, TenantView, UnlinkQuery, UnlinkedView,
 };
 use crate::{BASE_PATH, State};
 
@@ -188,22 +187,6 @@ pub(crate) async fn unlink_child(
     }))
 }
 
-fn selector(group: &GroupMatch) -> GroupSelector {
-    match group {
-        GroupMatch::DisplayName(v) => GroupSelector::DisplayName(v.clone()),
-        GroupMatch::ExternalId(v) => GroupSelector::ExternalId(v.clone()),
-        GroupMatch::Id(v) => GroupSelector::Id(v.clone()),
-    }
-}
-
-fn group_match(group: GroupSelector) -> GroupMatch {
-    match group {
-        GroupSelector::DisplayName(v) => GroupMatch::DisplayName(v),
-        GroupSelector::ExternalId(v) => GroupMatch::ExternalId(v),
-        GroupSelector::Id(v) => GroupMatch::Id(v),
-    }
-}
-
 fn rule_wire(rule: &RuleSpec) -> RuleWire {
     RuleWire {
         id: rule.id.clone(),
@@ -219,10 +202,6 @@ fn routing_view(policy: &RoutingPolicy) -> RoutingView {
         rules: policy.rules.iter().map(rule_wire).collect(),
         updated_at: policy.updated_at,
     }
-}
-
-fn etag(version: u64) -> (header::HeaderName, String) {
-    (header::ETAG, format!("\"{version}\""))
 }
 
 fn samples(entries: Vec<PreviewEntry>) -> Vec<RoutedSample> {
