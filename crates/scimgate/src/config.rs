@@ -63,12 +63,19 @@ pub const KEYS: &[&str] = &[
     "delivery_concurrency_per_target",
     "delivery_attempt_retention_days",
     "event_retention_days",
+    "job_lease_secs",
 ];
 
 /// Shortest and longest admin session lifetimes accepted, in seconds.
 pub const MIN_ADMIN_TOKEN_TTL_SECS: u64 = 60;
 /// See [`MIN_ADMIN_TOKEN_TTL_SECS`]: a week.
 pub const MAX_ADMIN_TOKEN_TTL_SECS: u64 = 7 * 24 * 3600;
+
+/// Shortest job lease accepted, in seconds: a heartbeat comes every
+/// third of the lease, and a batch must fit in it.
+pub const MIN_JOB_LEASE_SECS: u64 = 5;
+/// See [`MIN_JOB_LEASE_SECS`]: an hour.
+pub const MAX_JOB_LEASE_SECS: u64 = 3600;
 
 /// Name of the SQLite database file inside the data directory.
 pub const SQLITE_FILE_NAME: &str = "scimgate.db";
@@ -293,6 +300,9 @@ pub struct Config {
     pub delivery_attempt_retention_days: u32,
     /// Days events are kept (never while a target still needs them).
     pub event_retention_days: u32,
+    /// How long a background job's claim lasts without a heartbeat: how
+    /// soon another worker takes over the job of a crashed process.
+    pub job_lease_secs: u64,
 }
 
 impl Default for Config {
@@ -338,6 +348,7 @@ impl Default for Config {
             delivery_concurrency_per_target: 8,
             delivery_attempt_retention_days: 30,
             event_retention_days: 30,
+            job_lease_secs: store.job_lease.as_secs(),
         }
     }
 }
@@ -427,6 +438,7 @@ struct Layer {
     delivery_concurrency_per_target: Option<usize>,
     delivery_attempt_retention_days: Option<u32>,
     event_retention_days: Option<u32>,
+    job_lease_secs: Option<u64>,
 }
 
 /// Where the database URL of the winning layer comes from.
@@ -608,7 +620,8 @@ impl Config {
             delivery_disable_after_hours,
             delivery_concurrency_per_target,
             delivery_attempt_retention_days,
-            event_retention_days
+            event_retention_days,
+            job_lease_secs
         );
         if let Some(key) = layer.delivery_secrets_key {
             self.delivery_secrets_key = Some(key);
@@ -676,6 +689,12 @@ impl Config {
                     "{} is larger than max_count ({})",
                     self.default_count, self.max_count
                 ),
+            ));
+        }
+        if !(MIN_JOB_LEASE_SECS..=MAX_JOB_LEASE_SECS).contains(&self.job_lease_secs) {
+            return Err(invalid(
+                "job_lease_secs",
+                format!("must be between {MIN_JOB_LEASE_SECS} and {MAX_JOB_LEASE_SECS} seconds"),
             ));
         }
         if self.db_max_connections == 0 {
@@ -857,6 +876,7 @@ impl Config {
         store::StoreOptions {
             max_connections: self.db_max_connections,
             sqlite_synchronous_full: self.sqlite_synchronous == SqliteSynchronous::Full,
+            job_lease: Duration::from_secs(self.job_lease_secs),
             ..store::StoreOptions::default()
         }
     }

@@ -5,6 +5,7 @@
 mod builder;
 mod config;
 mod delivery;
+mod fanout_crash;
 mod logins;
 mod operator;
 mod postgres;
