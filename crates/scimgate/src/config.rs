@@ -1285,6 +1285,8 @@ mod tests {
             ("SCIMGATE_OPERATOR_EMAIL", "nobody"),
             ("SCIMGATE_LOG_FORMAT", "xml"),
             ("SCIMGATE_SQLITE_SYNCHRONOUS", "off"),
+            ("SCIMGATE_JOB_LEASE_SECS", "4"),
+            ("SCIMGATE_JOB_LEASE_SECS", "3601"),
         ] {
             let sources = Sources {
                 env: env(&[(key, value)]),

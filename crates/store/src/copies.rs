@@ -672,7 +672,7 @@ impl<'a> Run<'a> {
         source_id: &str,
         doc: &Value,
     ) -> Result<(String, CopyAction), TxError> {
-        let new = NewUser::prepare(Uuid::new_v4().to_string(), doc.clone())?;
+        let new = NewUser::prepare(directory::new_resource_id(), doc.clone())?;
         if let Some(created) =
             directory::create_user_unless_taken(&child.store, txn, &new, self.at).await?
         {
@@ -913,7 +913,7 @@ impl<'a> Run<'a> {
                 .await?;
             return Ok((existing, CopyAction::Adopted));
         }
-        let new = NewGroup::prepare(Uuid::new_v4().to_string(), doc.clone(), members)?;
+        let new = NewGroup::prepare(directory::new_resource_id(), doc.clone(), members)?;
         let created = directory::create_group_in(&child.store, txn, &new, self.at).await?;
         Ok((created.id, CopyAction::Created))
     }

@@ -45,6 +45,10 @@ const SQLITE_MMAP_SIZE: u64 = 0;
 /// Each connection's page cache, as SQLite's negative "KiB" form.
 const SQLITE_CACHE_KIB: i64 = -16 * 1024;
 
+/// The writer connection's page cache: every write reads the pages it
+/// changes, so pages it kept need no read from the file.
+const SQLITE_WRITER_CACHE_KIB: i64 = -256 * 1024;
+
 /// The shared state behind [`crate::Store`] and its handles.
 pub(crate) struct Inner {
     pub(crate) conn: DatabaseConnection,
@@ -94,8 +98,14 @@ impl Inner {
                 SQLITE_MMAP_SIZE,
                 SQLITE_CACHE_KIB,
             )?;
+            let checkpointer = crate::sqlite::Checkpointer::start(&opener)?;
             let writer = Writer::start(
-                crate::sqlite::connection(crate::sqlite::Dedicated::new(&opener)?).await?,
+                crate::sqlite::connection(crate::sqlite::Dedicated::writer(
+                    &opener,
+                    SQLITE_WRITER_CACHE_KIB,
+                )?)
+                .await?,
+                Some(Box::new(move || checkpointer.committed())),
             )?;
             let readers = crate::sqlite::Readers::new(
                 opener.clone(),

@@ -129,6 +129,115 @@ impl Opener {
     }
 }
 
+/// Copies the write-ahead log back into the database on a thread and
+/// connection of its own, so the writer seldom does.
+///
+/// By default SQLite checkpoints inside the commit that pushes the log
+/// past 1,000 pages: the writer thread, which holds the one write lock,
+/// then also copies pages and fsyncs the database file (15 % of its time
+/// in a fan-out load, docs/benchmarks.md). Here the writer's commits wake
+/// this thread instead, which runs a `PASSIVE` checkpoint (it never
+/// blocks the writer or readers) at most once per [`CHECKPOINT_EVERY`],
+/// so a page written by many commits in between is copied once.
+///
+/// The log only starts over from its beginning when a write begins after
+/// a checkpoint that copied all of it, which a checkpoint running beside
+/// a busy writer never quite does: once the log passes [`RESTART_FRAMES`]
+/// the writer is asked to checkpoint the little that is left itself,
+/// between two transactions ([`Checkpointer::committed`]), so the log
+/// stays bounded.
+pub(crate) struct Checkpointer {
+    shared: Arc<CheckpointWake>,
+}
+
+#[derive(Default)]
+struct CheckpointWake {
+    /// (a commit happened, stop).
+    state: Mutex<(bool, bool)>,
+    cond: std::sync::Condvar,
+    /// The log is long: the writer should finish the checkpoint.
+    catch_up: std::sync::atomic::AtomicBool,
+}
+
+/// The shortest time between two checkpoints.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// Log frames (pages) past which the writer finishes a checkpoint so the
+/// log can start over: 128 MiB of 4 KiB pages.
+const RESTART_FRAMES: i64 = 32_768;
+/// What the writer runs between two transactions when asked to.
+pub(crate) const WRITER_CHECKPOINT: &str = "PRAGMA wal_checkpoint(PASSIVE);";
+
+impl Checkpointer {
+    /// Starts the checkpoint thread on a connection of its own.
+    pub(crate) fn start(opener: &Opener) -> Result<Checkpointer> {
+        let conn = opener.open().map_err(crate::db::db)?;
+        let shared = Arc::new(CheckpointWake::default());
+        let wake = shared.clone();
+        std::thread::Builder::new()
+            .name("scimgate-checkpoint".into())
+            .spawn(move || checkpoints(&conn, &wake))
+            .map_err(|e| StoreError::Internal(format!("cannot start the checkpointer: {e}")))?;
+        Ok(Checkpointer { shared })
+    }
+
+    /// Says a transaction has committed; true when the writer should now
+    /// run [`WRITER_CHECKPOINT`] before its next transaction.
+    pub(crate) fn committed(&self) -> bool {
+        if let Ok(mut state) = self.shared.state.lock() {
+            state.0 = true;
+            self.shared.cond.notify_one();
+        }
+        self.shared
+            .catch_up
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.shared.state.lock() {
+            state.1 = true;
+            self.shared.cond.notify_one();
+        }
+    }
+}
+
+/// The checkpoint thread: waits for commits, checkpoints, rests.
+fn checkpoints(conn: &Connection, wake: &CheckpointWake) {
+    loop {
+        {
+            let Ok(mut state) = wake.state.lock() else {
+                return;
+            };
+            while !state.0 && !state.1 {
+                state = match wake.cond.wait(state) {
+                    Ok(s) => s,
+                    Err(_) => return,
+                };
+            }
+            if state.1 {
+                return;
+            }
+            state.0 = false;
+        }
+        // (busy, frames in the log, frames copied): a busy or partial
+        // checkpoint only means readers or the writer were ahead.
+        let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            row.get::<_, i64>(1)
+        });
+        match result {
+            Ok(frames) if frames >= RESTART_FRAMES => wake
+                .catch_up
+                .store(true, std::sync::atomic::Ordering::Relaxed),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "WAL checkpoint failed; retrying after the next commit");
+            }
+        }
+        std::thread::sleep(CHECKPOINT_EVERY);
+    }
+}
+
 /// The pool of connections reads run on.
 #[derive(Debug)]
 pub(crate) struct Readers {
@@ -206,6 +315,21 @@ impl Dedicated {
     pub(crate) fn new(opener: &Opener) -> Result<Dedicated> {
         Ok(Dedicated {
             conn: Mutex::new(opener.open().map_err(crate::db::db)?),
+            failed: Mutex::new(None),
+        })
+    }
+
+    /// Opens the group-commit writer's connection: a page cache of
+    /// `cache_kib`, and no checkpoints of its own (a [`Checkpointer`]
+    /// runs them on another thread).
+    pub(crate) fn writer(opener: &Opener, cache_kib: i64) -> Result<Dedicated> {
+        let conn = opener.open().map_err(crate::db::db)?;
+        conn.execute_batch(&format!(
+            "PRAGMA cache_size = {cache_kib}; PRAGMA wal_autocheckpoint = 0;"
+        ))
+        .map_err(|e| crate::db::db(conn_err(e)))?;
+        Ok(Dedicated {
+            conn: Mutex::new(conn),
             failed: Mutex::new(None),
         })
     }

@@ -180,14 +180,19 @@ where
     }
 }
 
+/// What the writer calls after each successful commit; true asks it to
+/// run `crate::sqlite::WRITER_CHECKPOINT` before its next transaction.
+pub(crate) type OnCommit = Box<dyn Fn() -> bool + Send>;
+
 /// The handle the store keeps: a queue into the writer thread.
 pub(crate) struct Writer {
     queue: mpsc::Sender<Box<dyn Job>>,
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn` (a pool of one connection).
-    pub(crate) fn start(conn: DatabaseConnection) -> Result<Writer> {
+    /// Starts the writer thread on `conn` (a pool of one connection);
+    /// `on_commit` runs after each commit that succeeded.
+    pub(crate) fn start(conn: DatabaseConnection, on_commit: Option<OnCommit>) -> Result<Writer> {
         let (queue, jobs) = mpsc::channel(QUEUE);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -195,7 +200,7 @@ impl Writer {
             .map_err(|e| StoreError::Internal(format!("cannot start the writer: {e}")))?;
         std::thread::Builder::new()
             .name("scimgate-writer".into())
-            .spawn(move || runtime.block_on(run(conn, jobs)))
+            .spawn(move || runtime.block_on(run(conn, jobs, on_commit)))
             .map_err(|e| StoreError::Internal(format!("cannot start the writer: {e}")))?;
         Ok(Writer { queue })
     }
@@ -303,7 +308,11 @@ async fn run_job(
     }
 }
 
-async fn run(conn: DatabaseConnection, mut jobs: mpsc::Receiver<Box<dyn Job>>) {
+async fn run(
+    conn: DatabaseConnection,
+    mut jobs: mpsc::Receiver<Box<dyn Job>>,
+    on_commit: Option<OnCommit>,
+) {
     let mut pending: VecDeque<Box<dyn Job>> = VecDeque::new();
     let mut batches: u64 = 0;
     loop {
@@ -368,6 +377,15 @@ async fn run(conn: DatabaseConnection, mut jobs: mpsc::Receiver<Box<dyn Job>>) {
         };
         for job in done {
             job.answer(committed.clone());
+        }
+        // After the answers: the jobs committed need not wait for it.
+        if let (Ok(()), Some(hook)) = (&committed, &on_commit)
+            && hook()
+            && let Err(e) = conn
+                .execute_unprepared(crate::sqlite::WRITER_CHECKPOINT)
+                .await
+        {
+            tracing::warn!(error = %db(e), "WAL checkpoint failed");
         }
     }
 }

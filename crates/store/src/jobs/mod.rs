@@ -38,6 +38,7 @@
 //! **Time** comes from the store's [`Clock`] (`StoreOptions::clock`), so
 //! tests move time instead of sleeping.
 
+mod batches;
 mod clock;
 #[cfg(test)]
 mod migration_tests;

@@ -7,22 +7,24 @@
 //! groups, in id order and in batches, one write transaction each, making
 //! the same decisions a SCIM write makes (`copies`): copies created,
 //! reactivated, deactivated or deleted, group copies made or removed and
-//! their members set to those routed there. Each batch first proves that
-//! this worker still holds the job, as the role recompute does; a batch
+//! their members set to those routed there. Batches are fenced by the
+//! job's lease as the role recompute's are (`super::batches`); a batch
 //! is idempotent, so a takeover that redoes one changes nothing twice. The
 //! summary counts, per child, what entered and left, as a dry run does.
 
 use std::collections::BTreeMap;
 
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
 
-use super::state::{JobProgress, Outcome};
-use super::{JobContext, JobError, JobHandler, JobResult, NewJob, fence};
+use super::batches::{BatchBody, Walk, in_batches};
+use super::state::JobProgress;
+use super::{JobContext, JobError, JobHandler, JobResult, NewJob};
 use crate::copies::{self, ChildMoves};
-use crate::db::{TxError, db, dbx};
+use crate::db::{TxError, db};
 use crate::entity::{groups, users};
-use crate::{Result, StoreError};
+use crate::writer::TxFuture;
+use crate::{Result, TenantStore};
 
 /// The kind of a re-route job.
 pub const ROUTING_REROUTE: &str = "routing_reroute";
@@ -53,17 +55,29 @@ pub(crate) async fn enqueue(
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Reroute;
 
-/// Which resources a batch walks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Users,
-    Groups,
+/// A batch of users: each routed under the current rules.
+fn users_batch<'t>(
+    store: &'t TenantStore,
+    txn: &'t DatabaseTransaction,
+    ids: &'t [String],
+) -> TxFuture<'t, (u64, Vec<copies::Routed>)> {
+    Box::pin(async move {
+        let routed = copies::reroute(store, txn, ids, &[]).await?;
+        Ok((routed.len() as u64, routed))
+    })
 }
 
-enum Step {
-    Next(String, JobProgress, Vec<copies::Routed>),
-    End,
-    Refused(JobError),
+/// A batch of groups: each copied where its rules route it, with the
+/// members routed there.
+fn groups_batch<'t>(
+    store: &'t TenantStore,
+    txn: &'t DatabaseTransaction,
+    ids: &'t [String],
+) -> TxFuture<'t, (u64, Vec<copies::Routed>)> {
+    Box::pin(async move {
+        let routed = copies::reroute(store, txn, &[], ids).await?;
+        Ok((routed.len() as u64, routed))
+    })
 }
 
 impl JobHandler for Reroute {
@@ -87,85 +101,20 @@ impl JobHandler for Reroute {
             .count(conn)
             .await
             .map_err(db)?;
-        let job_id = ctx.job().id.clone();
-        let owner = ctx.owner().to_owned();
-        let lease = ctx.shared.lease;
-        let clock = store.inner.options.clock.clone();
         let mut done = JobProgress {
             total: user_count + group_count,
             processed: 0,
             changed: 0,
         };
         let mut moves: BTreeMap<String, ChildMoves> = BTreeMap::new();
-        for phase in [Phase::Users, Phase::Groups] {
-            let mut last = String::new();
-            loop {
-                let (tenant, job_id, owner, clock) =
-                    (tenant.clone(), job_id.clone(), owner.clone(), clock.clone());
-                let step = write_txn!(store.inner, [store], [last, tenant, job_id, owner, clock], txn => {
-                    let alive = Outcome::Heartbeat { owner: owner.clone(), lease };
-                    if let Err(refused) = fence(txn, job_id, &alive, clock).await? {
-                        return Ok(Step::Refused(refused));
-                    }
-                    let ids: Vec<String> = match phase {
-                        Phase::Users => users::Entity::find()
-                            .select_only()
-                            .column(users::Column::Id)
-                            .filter(users::Column::TenantId.eq(tenant.clone()))
-                            .filter(users::Column::Id.gt(last.clone()))
-                            .order_by_asc(users::Column::Id)
-                            .limit(USER_BATCH)
-                            .into_tuple()
-                            .all(txn)
-                            .await
-                            .map_err(dbx)?,
-                        Phase::Groups => groups::Entity::find()
-                            .select_only()
-                            .column(groups::Column::Id)
-                            .filter(groups::Column::TenantId.eq(tenant.clone()))
-                            .filter(groups::Column::Id.gt(last.clone()))
-                            .order_by_asc(groups::Column::Id)
-                            .limit(GROUP_BATCH)
-                            .into_tuple()
-                            .all(txn)
-                            .await
-                            .map_err(dbx)?,
-                    };
-                    let Some(next) = ids.last().cloned() else {
-                        return Ok(Step::End);
-                    };
-                    let routed = match phase {
-                        Phase::Users => copies::reroute(store, txn, &ids, &[]).await?,
-                        Phase::Groups => copies::reroute(store, txn, &[], &ids).await?,
-                    };
-                    let progress = JobProgress {
-                        total: done.total,
-                        processed: done.processed + ids.len() as u64,
-                        changed: done.changed + routed.len() as u64,
-                    };
-                    let report = Outcome::Progress { owner: owner.clone(), lease, progress };
-                    if let Err(refused) = fence(txn, job_id, &report, clock).await? {
-                        return Err(TxError::Fail(StoreError::Internal(format!(
-                            "job {job_id}: progress refused after the batch: {refused}"
-                        ))));
-                    }
-                    Ok(Step::Next(next, progress, routed))
-                })?;
-                match step {
-                    Step::Next(next, progress, routed) => {
-                        last = next;
-                        done = progress;
-                        copies::tally(&routed, &mut moves);
-                    }
-                    Step::End => break,
-                    Step::Refused(e) => {
-                        ctx.shared
-                            .lost
-                            .store(true, std::sync::atomic::Ordering::Relaxed);
-                        return Err(e);
-                    }
-                }
-            }
+        for (walk, size, body) in [
+            (Walk::Users, USER_BATCH, users_batch as BatchBody<_>),
+            (Walk::Groups, GROUP_BATCH, groups_batch),
+        ] {
+            in_batches(&ctx, store, walk, size, &mut done, body, |routed| {
+                copies::tally(&routed, &mut moves)
+            })
+            .await?;
         }
         ctx.progress(done).await?;
         let children: Vec<serde_json::Value> = moves

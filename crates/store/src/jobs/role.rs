@@ -4,25 +4,23 @@
 //! (payload `{"policy_version": N}`, coalescing per tenant) in the same
 //! transaction, and the handler brings every user's stored roles in line
 //! with the policy, in batches of [`BATCH`] users, one write transaction
-//! each. Each batch first proves, in its own transaction, that this worker
-//! still holds the job (locking the job's row), so the batch of a worker
-//! that lost its lease rolls back and changes nothing. A takeover starts
+//! each (`super::batches`: the batch of a worker that lost its lease
+//! rolls back and changes nothing). A takeover starts
 //! again from the first user: a batch is idempotent, so redoing one
 //! changes nothing and emits no event twice.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::state::{JobProgress, JobStatus, Outcome};
-use super::{Job, JobContext, JobError, JobHandler, JobResult, NewJob, fence};
-use crate::db::{TxError, db, dbx};
+use super::batches::{Walk, in_batches};
+use super::state::{JobProgress, JobStatus};
+use super::{Job, JobContext, JobError, JobHandler, JobResult, NewJob};
+use crate::db::{TxError, db};
 use crate::entity::users;
 use crate::events;
+use crate::writer::TxFuture;
 use crate::{Result, StoreError, TenantStore};
 
 /// The kind of a role recompute job.
@@ -110,14 +108,19 @@ pub(crate) async fn enqueue(
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RoleRecompute;
 
-/// What one batch transaction did.
-enum Step {
-    /// Users up to and including this id are done; the counters so far.
-    Next(String, JobProgress),
-    /// No users left.
-    End,
-    /// The job is no longer ours; nothing was written.
-    Refused(JobError),
+/// One batch: each user's roles brought in line with the policy, one
+/// `user.roles_changed` event per user whose roles changed.
+fn refresh_batch<'t>(
+    store: &'t TenantStore,
+    txn: &'t DatabaseTransaction,
+    ids: &'t [String],
+) -> TxFuture<'t, (u64, ())> {
+    Box::pin(async move {
+        let events = crate::roles::refresh(store, txn, ids).await?;
+        let changed = events.len() as u64;
+        events::write(store, txn, events).await?;
+        Ok((changed, ()))
+    })
 }
 
 impl JobHandler for RoleRecompute {
@@ -137,73 +140,21 @@ impl JobHandler for RoleRecompute {
             .count(&store.inner.conn)
             .await
             .map_err(db)?;
-        let job_id = ctx.job().id.clone();
-        let owner = ctx.owner().to_owned();
-        let lease = ctx.shared.lease;
-        let clock = store.inner.options.clock.clone();
         let mut done = JobProgress {
             total,
             processed: 0,
             changed: 0,
         };
-        let mut last = String::new();
-        loop {
-            // Moved into the transaction, which may run on the writer thread.
-            let (tenant, job_id, owner, clock) =
-                (tenant.clone(), job_id.clone(), owner.clone(), clock.clone());
-            let step = write_txn!(store.inner, [store], [last, tenant, job_id, owner, clock], txn => {
-                // First, and holding the job's row until commit: is the job
-                // still ours? A takeover or cancel waits for this batch or
-                // wins before it; never both.
-                let alive = Outcome::Heartbeat { owner: owner.clone(), lease };
-                if let Err(refused) = fence(txn, job_id, &alive, clock).await? {
-                    return Ok(Step::Refused(refused));
-                }
-                let ids: Vec<String> = users::Entity::find()
-                    .select_only()
-                    .column(users::Column::Id)
-                    .filter(users::Column::TenantId.eq(tenant.clone()))
-                    .filter(users::Column::Id.gt(last.clone()))
-                    .order_by_asc(users::Column::Id)
-                    .limit(BATCH)
-                    .into_tuple()
-                    .all(txn)
-                    .await
-                    .map_err(dbx)?;
-                let Some(next) = ids.last().cloned() else {
-                    return Ok(Step::End);
-                };
-                let events = crate::roles::refresh(store, txn, &ids).await?;
-                let progress = JobProgress {
-                    total: done.total,
-                    processed: done.processed + ids.len() as u64,
-                    changed: done.changed + events.len() as u64,
-                };
-                events::write(store, txn, events).await?;
-                let report = Outcome::Progress { owner: owner.clone(), lease, progress };
-                if let Err(refused) = fence(txn, job_id, &report, clock).await? {
-                    // Cannot happen with the row locked; if it did, the
-                    // error rolls the batch back.
-                    return Err(TxError::Fail(StoreError::Internal(format!(
-                        "job {job_id}: progress refused after the batch: {refused}"
-                    ))));
-                }
-                Ok(Step::Next(next, progress))
-            })?;
-            match step {
-                Step::Next(next, progress) => {
-                    last = next;
-                    done = progress;
-                }
-                Step::End => break,
-                Step::Refused(e) => {
-                    ctx.shared
-                        .lost
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
-                    return Err(e);
-                }
-            }
-        }
+        in_batches(
+            &ctx,
+            store,
+            Walk::Users,
+            BATCH,
+            &mut done,
+            refresh_batch,
+            |()| {},
+        )
+        .await?;
         // An empty tenant still reports its (zero) total.
         ctx.progress(done).await?;
         Ok(JobResult {
