@@ -29,11 +29,12 @@ use crate::{Result, TenantStore};
 /// The kind of a re-route job.
 pub const ROUTING_REROUTE: &str = "routing_reroute";
 
-/// Users per batch. Larger batches commit (and checkpoint) less often: a
-/// re-route of 20,000 users to 50 children took 17.4 s in batches of
-/// 500, 13.0 s of 1,000 and 11.4 s of 2,000 (docs/benchmarks.md); but on
-/// SQLite a batch holds the one writer, so SCIM writes wait for it (about
-/// half a second at 1,000).
+/// Users per batch. On SQLite a batch holds the one writer, so SCIM
+/// writes wait for it (about 0.4 s at 1,000 users). Larger batches once
+/// paid off by committing and checkpointing less often (a 20,000-user
+/// re-route to 50 children took 17.4 s in batches of 500, 13.0 s of 1,000
+/// and 11.4 s of 2,000), but with checkpoints off the writer's thread
+/// 2,000 no longer gains (7.05 s against 6.8-7.3 s; docs/benchmarks.md).
 const USER_BATCH: u64 = 1_000;
 /// Groups per batch (each may carry many members).
 const GROUP_BATCH: u64 = 20;
