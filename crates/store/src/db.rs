@@ -98,7 +98,8 @@ impl Inner {
                 SQLITE_MMAP_SIZE,
                 SQLITE_CACHE_KIB,
             )?;
-            let checkpointer = crate::sqlite::Checkpointer::start(&opener)?;
+            let checkpointer =
+                crate::sqlite::Checkpointer::start(&opener, crate::sqlite::RESTART_FRAMES)?;
             let writer = Writer::start(
                 crate::sqlite::connection(crate::sqlite::Dedicated::writer(
                     &opener,
