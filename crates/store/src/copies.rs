@@ -1124,17 +1124,9 @@ async fn insert_copy(
     rules: &[String],
     at: DateTime<Utc>,
 ) -> Result<(), TxError> {
-    copies::Entity::insert(copies::ActiveModel {
-        child_tenant_id: Set(child.id.clone()),
-        kind: Set(kind.to_owned()),
-        source_id: Set(source_id.to_owned()),
-        child_id: Set(copy_id.to_owned()),
-        super_tenant_id: Set(super_id.to_owned()),
-        routed: Set(true),
-        rules: Set(rules_text(rules)),
-        created_at: Set(at),
-        updated_at: Set(at),
-    })
+    copies::Entity::insert(copy_row(
+        super_id, child, kind, source_id, copy_id, rules, at,
+    ))
     .exec_without_returning(txn)
     .await
     .map_err(dbx)?;
