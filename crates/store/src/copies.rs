@@ -197,15 +197,31 @@ impl Fanout {
             return Ok(None);
         }
         links.sort();
+        // Only the stamp on every write: the rules' text is large, and
+        // `one()`'s bound `LIMIT` would make SQLite prepare the statement
+        // again each time.
+        let version: Option<(i64, DateTime<Utc>)> = routing_policies::Entity::find()
+            .select_only()
+            .column(routing_policies::Column::Version)
+            .column(routing_policies::Column::UpdatedAt)
+            .filter(routing_policies::Column::SuperTenantId.eq(super_id.clone()))
+            .into_tuple()
+            .all(txn)
+            .await
+            .map_err(dbx)?
+            .into_iter()
+            .next();
+        let cache = &store.inner.fanouts;
+        if let Some(hit) = cache.get(store.tenant.id, &(version, links.clone())) {
+            return Ok(Some(hit));
+        }
         let policy = routing_policies::Entity::find_by_id(super_id.clone())
             .one(txn)
             .await
             .map_err(dbx)?;
+        // The row itself names what it was built from (on PostgreSQL it may
+        // be newer than the stamp read a statement earlier).
         let stamp: FanoutStamp = (policy.as_ref().map(|p| (p.version, p.updated_at)), links);
-        let cache = &store.inner.fanouts;
-        if let Some(hit) = cache.get(store.tenant.id, &stamp) {
-            return Ok(Some(hit));
-        }
         let ids: Vec<String> = stamp.1.iter().map(|(id, _)| id.clone()).collect();
         let rows = tenants::Entity::find()
             .filter(tenants::Column::Id.is_in(ids))

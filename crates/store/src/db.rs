@@ -101,13 +101,10 @@ impl Inner {
             let checkpointer =
                 crate::sqlite::Checkpointer::start(&opener, crate::sqlite::RESTART_FRAMES)?;
             let writer = Writer::start(
-                crate::sqlite::connection(crate::sqlite::Dedicated::writer(
-                    &opener,
-                    SQLITE_WRITER_CACHE_KIB,
-                )?)
-                .await?,
+                crate::sqlite::Dedicated::writer(&opener, SQLITE_WRITER_CACHE_KIB)?,
                 Some(Box::new(move || checkpointer.committed())),
-            )?;
+            )
+            .await?;
             let readers = crate::sqlite::Readers::new(
                 opener.clone(),
                 options.max_connections.max(1) as usize,

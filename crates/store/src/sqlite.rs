@@ -368,14 +368,36 @@ impl Dedicated {
     }
 }
 
+thread_local! {
+    /// Rows changed so far by the dedicated connection last used on this
+    /// thread (`sqlite3_total_changes`), as of its last statement.
+    static CHANGES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many rows the dedicated connection used on this thread has changed
+/// so far: the writer compares it around a job to know whether a failed
+/// job wrote anything (a statement that failed counts for nothing, since
+/// SQLite undoes it whole).
+pub(crate) fn changes_on_this_thread() -> u64 {
+    CHANGES.with(std::cell::Cell::get)
+}
+
+/// Runs `f` and notes the connection's changed-row count after it.
+fn counting<T>(conn: &Connection, f: impl FnOnce(&Connection) -> T) -> T {
+    let out = f(conn);
+    CHANGES.with(|c| c.set(conn.total_changes()));
+    out
+}
+
 #[sea_orm::prelude::async_trait::async_trait]
 impl ProxyDatabaseTrait for Dedicated {
     async fn query(&self, statement: Statement) -> std::result::Result<Vec<ProxyRow>, DbErr> {
-        self.with(|conn| query(conn, &statement))
+        // A query may write too (`INSERT ... RETURNING`).
+        self.with(|conn| counting(conn, |c| query(c, &statement)))
     }
 
     async fn execute(&self, statement: Statement) -> std::result::Result<ProxyExecResult, DbErr> {
-        self.with(|conn| execute(conn, &statement))
+        self.with(|conn| counting(conn, |c| execute(c, &statement)))
     }
 
     // IMMEDIATE takes the write lock at once (waiting up to busy_timeout
