@@ -341,6 +341,43 @@ pub(crate) async fn reroute(
     Ok(run.out)
 }
 
+/// One user copy's change, decided before any is written.
+struct CopyPlan {
+    slug: String,
+    step: UserStep,
+    copy: Option<copies::Model>,
+    /// The rules routing the user there (none when it leaves).
+    rules: Vec<String>,
+}
+
+/// The rows of the copies `plan` writes over, by (child tenant id, copy
+/// id), read under lock in one statement per 500 where one read per copy
+/// would be one statement each.
+async fn copy_rows<'p>(
+    txn: &DatabaseTransaction,
+    plan: impl Iterator<Item = &'p CopyPlan>,
+) -> Result<HashMap<(String, String), users::Model>, TxError> {
+    let wanted: Vec<&copies::Model> = plan
+        .filter(|p| p.step != UserStep::Create && p.step != UserStep::Delete)
+        .filter_map(|p| p.copy.as_ref())
+        .collect();
+    let mut out = HashMap::new();
+    for chunk in wanted.chunks(CHUNK) {
+        let tenants: BTreeSet<&str> = chunk.iter().map(|c| c.child_tenant_id.as_str()).collect();
+        let rows = users::Entity::find()
+            .filter(users::Column::TenantId.is_in(tenants))
+            .filter(users::Column::Id.is_in(chunk.iter().map(|c| c.child_id.as_str())))
+            .lock_exclusive()
+            .all(txn)
+            .await
+            .map_err(dbx)?;
+        for row in rows {
+            out.insert((row.tenant_id.clone(), row.id.clone()), row);
+        }
+    }
+    Ok(out)
+}
+
 /// Member changes to make in a child's copy of a source group.
 #[derive(Default)]
 struct MemberDelta {
@@ -481,19 +518,26 @@ impl<'a> Run<'a> {
                 .collect();
             let groups = crate::roles::groups_of(self.source, txn, chunk).await?;
             let mut existing = copies_by_source(txn, &self.fanout.super_id, USER, chunk).await?;
+            let no_groups = Vec::new();
+            let mut planned = Vec::new();
             for id in chunk {
                 let copies = existing.remove(id).unwrap_or_default();
                 let row = rows.get(id);
                 if row.is_none() && copies.is_empty() {
                     continue;
                 }
-                let no_groups = Vec::new();
                 let facts = groups.get(id).unwrap_or(&no_groups);
                 let document = match row {
                     Some(r) => Some(parse_doc(&r.document, "user")?),
                     None => None,
                 };
-                self.route_user(txn, id, document, facts, copies, docs_changed)
+                let plan = self.plan_user(document.as_ref(), facts, copies, docs_changed);
+                planned.push((id, document, facts, plan));
+            }
+            let mut current =
+                copy_rows(txn, planned.iter().flat_map(|(_, _, _, plan)| plan.iter())).await?;
+            for (id, document, facts, plan) in planned {
+                self.route_user(txn, id, document, facts, plan, &mut current)
                     .await?;
             }
         }
@@ -526,7 +570,9 @@ impl<'a> Run<'a> {
         if document.is_none() && copies.is_empty() {
             return Ok(());
         }
-        self.route_user(txn, id, document.cloned(), &facts, copies, true)
+        let plan = self.plan_user(document, &facts, copies, true);
+        let mut current = copy_rows(txn, plan.iter()).await?;
+        self.route_user(txn, id, document.cloned(), &facts, plan, &mut current)
             .await?;
         self.flush_copies(txn).await
     }
@@ -543,16 +589,18 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    async fn route_user(
-        &mut self,
-        txn: &DatabaseTransaction,
-        id: &str,
-        document: Option<Value>,
+    /// What happens to each of a user's copies: its routes under the
+    /// rules, against the copies it has, skipping copies that stay as they
+    /// are when the document did not change (`docs_changed` false: a group
+    /// write, the re-route job).
+    fn plan_user(
+        &self,
+        document: Option<&Value>,
         facts: &[GroupFacts],
         copies: Vec<copies::Model>,
         docs_changed: bool,
-    ) -> Result<(), TxError> {
-        let routes = match &document {
+    ) -> Vec<CopyPlan> {
+        let routes = match document {
             Some(doc) => self.fanout.rules.route_user(doc, facts),
             None => BTreeMap::new(),
         };
@@ -567,25 +615,59 @@ impl<'a> Run<'a> {
                 by_child.insert(slug.clone(), Some(copy));
             }
         }
-        let no_rules = Vec::new();
+        let mut plan = Vec::new();
         for (slug, copy) in by_child {
             let Some(child) = self.fanout.children.get(&slug) else {
                 continue;
             };
-            let rules = routes.get(&slug).unwrap_or(&no_rules);
+            let rules = routes.get(&slug).cloned().unwrap_or_default();
             let routed = routes.contains_key(&slug);
             let Some(step) = user_step(document.is_some(), routed, copy.as_ref(), child.on_unroute)
             else {
                 continue;
             };
-            // Only a membership changed (a group write, the re-route job):
-            // copies that stay where they are already hold this document.
-            let same_rules = copy.as_ref().is_some_and(|c| &stored_rules(c) == rules);
+            // Copies that stay where they are already hold this document.
+            let same_rules = copy.as_ref().is_some_and(|c| stored_rules(c) == rules);
             if !docs_changed
                 && (step == UserStep::Follow || (step == UserStep::Update && same_rules))
             {
                 continue;
             }
+            plan.push(CopyPlan {
+                slug,
+                step,
+                copy,
+                rules,
+            });
+        }
+        plan
+    }
+
+    /// Carries out `plan` for user `id`; `current` holds the rows of the
+    /// copies it writes over (see [`copy_rows`]).
+    async fn route_user(
+        &mut self,
+        txn: &DatabaseTransaction,
+        id: &str,
+        document: Option<Value>,
+        facts: &[GroupFacts],
+        plan: Vec<CopyPlan>,
+        current: &mut HashMap<(String, String), users::Model>,
+    ) -> Result<(), TxError> {
+        for CopyPlan {
+            slug,
+            step,
+            copy,
+            rules,
+        } in plan
+        {
+            let Some(child) = self.fanout.children.get(&slug) else {
+                continue;
+            };
+            let rules = &rules;
+            let row = copy
+                .as_ref()
+                .and_then(|c| current.remove(&(c.child_tenant_id.clone(), c.child_id.clone())));
             match (step, &document, copy) {
                 (UserStep::Delete, _, Some(copy)) => {
                     directory::delete_user_in(&child.store, txn, &copy.child_id, None).await?;
@@ -607,11 +689,7 @@ impl<'a> Run<'a> {
                     self.record(&slug, "User", id, &copy_id, action, rules);
                 }
                 (UserStep::Update | UserStep::Reactivate, Some(doc), Some(copy)) => {
-                    let Some(current) =
-                        directory::find_user(&child.store, txn, &copy.child_id, true)
-                            .await
-                            .map_err(dbx)?
-                    else {
+                    let Some(current) = row else {
                         // Deleted in the child behind the link's back (never
                         // through SCIM, which refuses): the link goes too,
                         // and the next write makes a new copy.
@@ -640,16 +718,14 @@ impl<'a> Run<'a> {
                     }
                 }
                 (UserStep::Deactivate | UserStep::Follow, Some(doc), Some(copy)) => {
+                    let Some(current) = row else {
+                        delete_copy(txn, &copy).await?;
+                        continue;
+                    };
                     // Kept in step while it waits (a later rename would
                     // otherwise collide with the stale name), `active` off.
-                    directory::replace_user_in(
-                        &child.store,
-                        txn,
-                        &copy.child_id,
-                        deactivated(doc.clone()),
-                        None,
-                    )
-                    .await?;
+                    directory::update_user(&child.store, txn, &current, deactivated(doc.clone()))
+                        .await?;
                     if step == UserStep::Deactivate {
                         update_copy(txn, &copy, false, &[], self.at).await?;
                         self.left(&slug, &copy.child_id, facts);
