@@ -351,28 +351,36 @@ struct CopyPlan {
 }
 
 /// The rows of the copies `plan` writes over, by (child tenant id, copy
-/// id), read under lock in one statement per 500 where one read per copy
-/// would be one statement each.
+/// id), read under lock: per child, one statement per 500 copies, where
+/// one read per copy would be a statement each. (Both key columns in one
+/// `IN` each would make SQLite probe every pair.)
 async fn copy_rows<'p>(
     txn: &DatabaseTransaction,
     plan: impl Iterator<Item = &'p CopyPlan>,
 ) -> Result<HashMap<(String, String), users::Model>, TxError> {
-    let wanted: Vec<&copies::Model> = plan
+    let mut by_child: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for copy in plan
         .filter(|p| p.step != UserStep::Create && p.step != UserStep::Delete)
         .filter_map(|p| p.copy.as_ref())
-        .collect();
+    {
+        by_child
+            .entry(copy.child_tenant_id.as_str())
+            .or_default()
+            .push(copy.child_id.as_str());
+    }
     let mut out = HashMap::new();
-    for chunk in wanted.chunks(CHUNK) {
-        let tenants: BTreeSet<&str> = chunk.iter().map(|c| c.child_tenant_id.as_str()).collect();
-        let rows = users::Entity::find()
-            .filter(users::Column::TenantId.is_in(tenants))
-            .filter(users::Column::Id.is_in(chunk.iter().map(|c| c.child_id.as_str())))
-            .lock_exclusive()
-            .all(txn)
-            .await
-            .map_err(dbx)?;
-        for row in rows {
-            out.insert((row.tenant_id.clone(), row.id.clone()), row);
+    for (child, ids) in by_child {
+        for chunk in ids.chunks(CHUNK) {
+            let rows = users::Entity::find()
+                .filter(users::Column::TenantId.eq(child))
+                .filter(users::Column::Id.is_in(chunk.iter().copied()))
+                .lock_exclusive()
+                .all(txn)
+                .await
+                .map_err(dbx)?;
+            for row in rows {
+                out.insert((row.tenant_id.clone(), row.id.clone()), row);
+            }
         }
     }
     Ok(out)
