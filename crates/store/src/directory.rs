@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::columns::{GroupColumns, UserColumns, changed_attributes, group_columns, user_columns};
 use crate::copies::{self, Touched};
 use crate::db::{TxError, db, dbx, now, unique_or};
-use crate::entity::{groups, memberships, user_emails, users};
+use crate::entity::{event_log, groups, memberships, user_emails, users};
 use crate::events::{self, Event, ResourceKind};
 use crate::roles as role_store;
 use crate::{GroupRef, Resource, Result, StoreError, TenantStore};
@@ -319,11 +319,89 @@ pub(crate) async fn update_user(
     row: &users::Model,
     document: Value,
 ) -> Result<Resource, TxError> {
-    let current = user_resource(row)?;
-    if current.document == document {
-        return Ok(current);
+    let update = UserUpdate::prepare(store.tenant.id, row, document)?;
+    apply_user_update(store, txn, row, update).await
+}
+
+/// A user's update as far as it can be decided without the database:
+/// the parsed documents, the new columns and the event. A batch (the
+/// re-route job) prepares these for many users off the writer's thread.
+pub(crate) struct UserUpdate {
+    current: Resource,
+    /// `None` when the new document equals the stored one.
+    change: Option<UserChange>,
+}
+
+/// What [`UserUpdate`] writes when the document changed.
+struct UserChange {
+    document: Value,
+    cols: UserColumns,
+    text: String,
+    emails_changed: bool,
+    event_rows: Vec<event_log::ActiveModel>,
+}
+
+impl UserUpdate {
+    /// Prepares writing `document` over `row`, a user of tenant `tenant`.
+    pub(crate) fn prepare(
+        tenant: Uuid,
+        row: &users::Model,
+        document: Value,
+    ) -> Result<UserUpdate, TxError> {
+        let current = user_resource(row)?;
+        if current.document == document {
+            return Ok(UserUpdate {
+                current,
+                change: None,
+            });
+        }
+        let cols = user_columns(&document)?;
+        // Most updates (active, displayName, name) leave the emails alone:
+        // then their index rows stay as they are.
+        let old_emails = user_columns(&current.document).map(|c| c.emails).ok();
+        let emails_changed = old_emails.as_ref() != Some(&cols.emails);
+        let version = version(row.version + 1, "user")?;
+        let changed = changed_attributes(&current.document, &document);
+        let event = Event::updated(
+            ResourceKind::User,
+            &row.id,
+            version,
+            &changed,
+            &current.document,
+            &document,
+        );
+        let text = document.to_string();
+        Ok(UserUpdate {
+            current,
+            change: Some(UserChange {
+                document,
+                cols,
+                text,
+                emails_changed,
+                event_rows: events::rows(tenant, vec![event]),
+            }),
+        })
     }
-    let cols = user_columns(&document)?;
+}
+
+/// Writes a prepared update over `row` (read under lock).
+pub(crate) async fn apply_user_update(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    row: &users::Model,
+    update: UserUpdate,
+) -> Result<Resource, TxError> {
+    let UserUpdate { current, change } = update;
+    let Some(UserChange {
+        document,
+        cols,
+        text,
+        emails_changed,
+        event_rows,
+    }) = change
+    else {
+        return Ok(current);
+    };
     let tenant = store.tenant_key();
     let new_version = row.version + 1;
     let at = now();
@@ -331,7 +409,7 @@ pub(crate) async fn update_user(
     // of every indexed column a `SET` names, changed or not, and each
     // rewritten entry is another page in the commit.
     let mut update = users::Entity::update_many()
-        .col_expr(users::Column::Document, Expr::value(document.to_string()))
+        .col_expr(users::Column::Document, Expr::value(text))
         .col_expr(users::Column::Version, Expr::value(new_version))
         .col_expr(users::Column::UpdatedAt, Expr::value(at));
     if cols.user_name != row.user_name {
@@ -374,22 +452,11 @@ pub(crate) async fn update_user(
     if updated.rows_affected == 0 {
         return Err(TxError::Retry);
     }
-    // Most updates (active, displayName, name) leave the emails alone: then
-    // their index rows stay as they are.
-    let old_emails = user_columns(&current.document).map(|c| c.emails).ok();
-    if old_emails.as_ref() != Some(&cols.emails) {
+    if emails_changed {
         write_emails(txn, &tenant, &row.id, &cols.emails, true).await?;
     }
     let version = version(new_version, "user")?;
-    let changed = changed_attributes(&current.document, &document);
-    let mut events = vec![Event::updated(
-        ResourceKind::User,
-        &row.id,
-        version,
-        &changed,
-        &current.document,
-        &document,
-    )];
+    let mut events = Vec::new();
     // Only `active` and group membership feed role derivation (users
     // written before the tenant had roles get theirs from the recompute
     // job that defining roles starts).
@@ -397,6 +464,7 @@ pub(crate) async fn update_user(
     if active_changed {
         events.extend(role_store::recompute(store, txn, std::slice::from_ref(&row.id)).await?);
     }
+    events::write_rows(store, txn, event_rows).await?;
     events::write(store, txn, events).await?;
     Ok(Resource {
         id: row.id.clone(),

@@ -326,7 +326,27 @@ pub(crate) async fn write_for(
     if events.is_empty() {
         return Ok(());
     }
-    let rows = rows(tenant, events);
+    insert_rows(backend, txn, rows(tenant, events)).await
+}
+
+/// Writes events made into rows already (see [`rows`]) inside the
+/// caller's transaction.
+pub(crate) async fn write_rows(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    rows: Vec<event_log::ActiveModel>,
+) -> Result<(), TxError> {
+    insert_rows(store.inner.backend, txn, rows).await
+}
+
+async fn insert_rows(
+    backend: Backend,
+    txn: &DatabaseTransaction,
+    rows: Vec<event_log::ActiveModel>,
+) -> Result<(), TxError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     // On SQLite's writer the batch inserts every job's rows in one
     // statement before its commit, saving a round trip per write.
     let Err(rows) = crate::writer::defer_events(rows) else {

@@ -660,3 +660,127 @@ async fn unlinking_keeps_or_removes_the_copies_as_asked() {
         assert_eq!(audit[0].detail["kept"], 1);
     }
 }
+
+/// A re-route batch of more users than `copies` plans on one thread: each
+/// user is moved exactly once, as the dry run said, on both threads'
+/// halves of the batch.
+#[tokio::test]
+async fn a_reroute_of_a_large_batch_moves_every_user_once() {
+    for which in backends() {
+        let (_db, store) = store(which).await;
+        let (msp, acme, globex, initech) = setup(&store).await;
+        let admin = store.admin();
+        const USERS: usize = 150;
+        let mut ids = Vec::new();
+        for i in 0..USERS {
+            let domain = if i % 2 == 0 {
+                "globex.example"
+            } else {
+                "example.com"
+            };
+            let org = (i % 3 == 0).then_some("Initech");
+            let user = msp
+                .create_user(person(&format!("u{i:03}"), &format!("u{i}@{domain}"), org))
+                .await
+                .expect("user");
+            ids.push(user.id);
+        }
+        let names = |pick: fn(usize) -> bool| -> Vec<(String, bool)> {
+            (0..USERS)
+                .filter(|i| pick(*i))
+                .map(|i| (format!("u{i:03}"), true))
+                .collect()
+        };
+        assert_eq!(users_of(&globex).await, names(|i| i % 2 == 0), "{which:?}");
+        assert_eq!(users_of(&initech).await, names(|i| i % 3 == 0), "{which:?}");
+        let initech_before = initech.list_users(&all()).await.expect("list").resources;
+
+        // acme takes the other domain, globex (which deletes) nobody,
+        // initech keeps its rule.
+        let next = vec![
+            rule(
+                "acme-mail",
+                "acme",
+                None,
+                Some("emails.value ew \"@example.com\""),
+            ),
+            rule(
+                "initech-org",
+                "initech",
+                None,
+                Some(&format!("{ENTERPRISE}:organization eq \"Initech\"")),
+            ),
+        ];
+        let msp_tenant = msp.tenant().clone();
+        let preview = admin
+            .preview_routing(&msp_tenant, &next)
+            .await
+            .expect("preview");
+        let predicted: Vec<(String, u64, u64)> = preview
+            .children
+            .iter()
+            .map(|c| (c.child.clone(), c.users_entering, c.users_leaving))
+            .collect();
+        assert_eq!(
+            predicted,
+            [("acme".to_owned(), 75, 0), ("globex".to_owned(), 0, 75),],
+            "{which:?}"
+        );
+        admin
+            .set_routing_policy(msp_tenant.id(), next, Some(1), "op")
+            .await
+            .expect("stored");
+        let job = store
+            .job_worker(store::JobHandlers::builtin())
+            .run_next()
+            .await
+            .expect("run")
+            .expect("a job");
+        assert_eq!(job.status, store::JobStatus::Done, "{which:?}: {job:?}");
+        let summary = job.result.expect("summary");
+        let done: Vec<(String, u64, u64)> = summary["children"]
+            .as_array()
+            .expect("children")
+            .iter()
+            .map(|c| {
+                let n = |k: &str| c[k].as_u64().unwrap_or(u64::MAX);
+                let child = c["child"].as_str().unwrap_or("").to_owned();
+                (child, n("usersEntering"), n("usersLeaving"))
+            })
+            .collect();
+        assert_eq!(
+            done, predicted,
+            "{which:?}: the job did what the dry run said"
+        );
+
+        assert_eq!(users_of(&acme).await, names(|i| i % 2 == 1), "{which:?}");
+        assert!(users_of(&globex).await.is_empty(), "{which:?}: deleted");
+        // Copies that stay routed by the same rule are not written again.
+        let initech_after = initech.list_users(&all()).await.expect("list").resources;
+        let versions = |list: &[store::Resource]| -> Vec<(String, u64)> {
+            list.iter().map(|r| (r.id.clone(), r.version)).collect()
+        };
+        assert_eq!(
+            versions(&initech_after),
+            versions(&initech_before),
+            "{which:?}"
+        );
+        // Each source has the copies its rules give it, each linked once.
+        for (i, id) in ids.iter().enumerate() {
+            let copies = msp.copies(id).await.expect("copies");
+            let mut found: Vec<(&str, bool, Vec<String>)> = copies
+                .iter()
+                .map(|c| (c.child.as_str(), c.routed, c.rules.clone()))
+                .collect();
+            found.sort();
+            let mut want = Vec::new();
+            if i % 2 == 1 {
+                want.push(("acme", true, vec!["acme-mail".to_owned()]));
+            }
+            if i % 3 == 0 {
+                want.push(("initech", true, vec!["initech-org".to_owned()]));
+            }
+            assert_eq!(found, want, "{which:?}: u{i:03}");
+        }
+    }
+}
