@@ -360,10 +360,8 @@ struct CopyPlan {
 impl CopyPlan {
     /// Prepares the update this step makes over its copy's row, from the
     /// source's `document`.
-    fn prepare_update(&mut self, fanout: &Fanout, document: Option<&Value>) -> Result<(), TxError> {
-        let (Some(row), Some(doc), Some(child)) =
-            (&self.row, document, fanout.children.get(&self.slug))
-        else {
+    fn prepare_update(&mut self, document: Option<&Value>) -> Result<(), TxError> {
+        let (Some(row), Some(doc)) = (&self.row, document) else {
             return Ok(());
         };
         let target = match self.step {
@@ -373,7 +371,7 @@ impl CopyPlan {
             UserStep::Deactivate | UserStep::Follow => deactivated(doc.clone()),
             UserStep::Create | UserStep::Delete => return Ok(()),
         };
-        self.update = Some(UserUpdate::prepare(child.store.tenant.id, row, target)?);
+        self.update = Some(UserUpdate::prepare(row, target)?);
         Ok(())
     }
 }
@@ -385,7 +383,6 @@ type UserPlan<'a> = (&'a str, Option<Value>, &'a [GroupFacts], Vec<CopyPlan>);
 /// Gives each step of `planned` the copy row it writes over, from
 /// `current` (see [`copy_rows`]), and prepares its update.
 fn with_rows<'a>(
-    fanout: &Fanout,
     planned: Vec<UserPlan<'a>>,
     current: &mut HashMap<(String, String), users::Model>,
 ) -> Result<Vec<UserPlan<'a>>, TxError> {
@@ -403,7 +400,7 @@ fn with_rows<'a>(
         .collect();
     on_two_threads(planned, |(id, document, facts, mut plan)| {
         for step in &mut plan {
-            step.prepare_update(fanout, document.as_ref())?;
+            step.prepare_update(document.as_ref())?;
         }
         Ok((id, document, facts, plan))
     })
@@ -696,7 +693,7 @@ impl<'a> Run<'a> {
             .collect::<Result<Vec<_>, TxError>>()?;
             let mut current =
                 copy_rows(txn, planned.iter().flat_map(|(_, _, _, plan)| plan.iter())).await?;
-            for planned in with_rows(fanout, planned, &mut current)? {
+            for planned in with_rows(planned, &mut current)? {
                 self.route_user(txn, planned).await?;
             }
         }
@@ -732,7 +729,7 @@ impl<'a> Run<'a> {
         let plan = plan_user(self.fanout, document, &facts, copies, true)?;
         let mut current = copy_rows(txn, plan.iter()).await?;
         let planned = vec![(id, document.cloned(), facts.as_slice(), plan)];
-        for planned in with_rows(self.fanout, planned, &mut current)? {
+        for planned in with_rows(planned, &mut current)? {
             self.route_user(txn, planned).await?;
         }
         self.flush_copies(txn).await
@@ -892,10 +889,8 @@ impl<'a> Run<'a> {
         doc: &Value,
         new: &NewUser,
     ) -> Result<(String, CopyAction), TxError> {
-        if let Some(created) =
-            directory::create_user_unless_taken(&child.store, txn, new, self.at).await?
-        {
-            return Ok((created.id, CopyAction::Created));
+        if directory::create_user_unless_taken(&child.store, txn, new, self.at).await? {
+            return Ok((new.id().to_owned(), CopyAction::Created));
         }
         let cols = user_columns(doc)?;
         let taken: Vec<String> = users::Entity::find()

@@ -24,8 +24,8 @@ use uuid::Uuid;
 use crate::columns::{GroupColumns, UserColumns, changed_attributes, group_columns, user_columns};
 use crate::copies::{self, Touched};
 use crate::db::{TxError, db, dbx, now, unique_or};
-use crate::entity::{event_log, groups, memberships, user_emails, users};
-use crate::events::{self, Event, ResourceKind};
+use crate::entity::{groups, memberships, user_emails, users};
+use crate::events::{self, Event, PreparedEvent, ResourceKind};
 use crate::roles as role_store;
 use crate::{GroupRef, Resource, Result, StoreError, TenantStore};
 
@@ -210,15 +210,20 @@ pub(crate) struct NewUser {
     document: Value,
     cols: UserColumns,
     text: String,
-    event: Event,
+    event: PreparedEvent,
 }
 
 impl NewUser {
+    /// The new user's id.
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
     /// Validates `document`'s indexed columns for user `id`.
     pub(crate) fn prepare(id: String, document: Value) -> Result<NewUser> {
         let cols = user_columns(&document)?;
         let text = document.to_string();
-        let event = Event::created(ResourceKind::User, &id, 1, &document);
+        let event = Event::created(ResourceKind::User, &id, 1, &document).into();
         Ok(NewUser {
             id,
             document,
@@ -238,21 +243,31 @@ pub(crate) async fn create_user_in(
     new: &NewUser,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<Resource, TxError> {
-    create_user_body(store, txn, new, at, false)
-        .await?
-        .ok_or_else(|| StoreError::Internal("a user insert wrote no row".into()).into())
+    if !create_user_body(store, txn, new, at, false).await? {
+        return Err(StoreError::Internal("a user insert wrote no row".into()).into());
+    }
+    Ok(Resource {
+        id: new.id.clone(),
+        document: new.document.clone(),
+        version: 1,
+        created: at,
+        last_modified: at,
+        members: None,
+        routed: Vec::new(),
+    })
 }
 
 /// [`create_user_in`], except that a userName already taken in the tenant
-/// writes nothing and answers `None` (one statement, where a look-up
+/// writes nothing and answers `false` (one statement, where a look-up
 /// first would be two; a failed insert would abort a PostgreSQL
-/// transaction).
+/// transaction). The new user is `new.id()`; no resource is built, which
+/// a copy does not need.
 pub(crate) async fn create_user_unless_taken(
     store: &TenantStore,
     txn: &DatabaseTransaction,
     new: &NewUser,
     at: chrono::DateTime<chrono::Utc>,
-) -> Result<Option<Resource>, TxError> {
+) -> Result<bool, TxError> {
     create_user_body(store, txn, new, at, true).await
 }
 
@@ -262,7 +277,7 @@ async fn create_user_body(
     new: &NewUser,
     at: chrono::DateTime<chrono::Utc>,
     unless_taken: bool,
-) -> Result<Option<Resource>, TxError> {
+) -> Result<bool, TxError> {
     let tenant = store.tenant_key();
     let (id, cols) = (&new.id, &new.cols);
     let insert = users::Entity::insert(user_active_model(&tenant, id, cols, &new.text, 1, at, at));
@@ -280,7 +295,7 @@ async fn create_user_body(
             .await
             .map_err(|e| unique_or(e, || user_name_taken(&cols.user_name)))?;
         if written == 0 {
-            return Ok(None);
+            return Ok(false);
         }
     } else {
         insert
@@ -289,18 +304,10 @@ async fn create_user_body(
             .map_err(|e| unique_or(e, || user_name_taken(&cols.user_name)))?;
     }
     write_emails(txn, &tenant, id, &cols.emails, false).await?;
-    let mut events = vec![new.event.clone()];
-    events.extend(role_store::derive_new_user(store, txn, id, cols.active).await?);
-    events::write(store, txn, events).await?;
-    Ok(Some(Resource {
-        id: id.clone(),
-        document: new.document.clone(),
-        version: 1,
-        created: at,
-        last_modified: at,
-        members: None,
-        routed: Vec::new(),
-    }))
+    events::write_prepared(store, txn, vec![new.event.clone()]).await?;
+    let roles = role_store::derive_new_user(store, txn, id, cols.active).await?;
+    events::write(store, txn, roles.into_iter().collect()).await?;
+    Ok(true)
 }
 
 pub(crate) async fn get_user(store: &TenantStore, id: &str) -> Result<Resource> {
@@ -319,41 +326,36 @@ pub(crate) async fn update_user(
     row: &users::Model,
     document: Value,
 ) -> Result<Resource, TxError> {
-    let update = UserUpdate::prepare(store.tenant.id, row, document)?;
+    let update = UserUpdate::prepare(row, document)?;
     apply_user_update(store, txn, row, update).await
 }
 
 /// A user's update as far as it can be decided without the database:
 /// the parsed documents, the new columns and the event. A batch (the
 /// re-route job) prepares these for many users off the writer's thread.
-pub(crate) struct UserUpdate {
-    current: Resource,
-    /// `None` when the new document equals the stored one.
-    change: Option<UserChange>,
+pub(crate) enum UserUpdate {
+    /// The new document equals the stored one: nothing to write.
+    Unchanged(Resource),
+    /// What to write. (The stored document, parsed to compare, is dropped
+    /// where it was prepared, which is not always the writer's thread.)
+    Changed(UserChange),
 }
 
-/// What [`UserUpdate`] writes when the document changed.
-struct UserChange {
+/// What a [`UserUpdate`] writes when the document changed.
+pub(crate) struct UserChange {
     document: Value,
     cols: UserColumns,
     text: String,
     emails_changed: bool,
-    event_rows: Vec<event_log::ActiveModel>,
+    event: PreparedEvent,
 }
 
 impl UserUpdate {
-    /// Prepares writing `document` over `row`, a user of tenant `tenant`.
-    pub(crate) fn prepare(
-        tenant: Uuid,
-        row: &users::Model,
-        document: Value,
-    ) -> Result<UserUpdate, TxError> {
+    /// Prepares writing `document` over `row`.
+    pub(crate) fn prepare(row: &users::Model, document: Value) -> Result<UserUpdate, TxError> {
         let current = user_resource(row)?;
         if current.document == document {
-            return Ok(UserUpdate {
-                current,
-                change: None,
-            });
+            return Ok(UserUpdate::Unchanged(current));
         }
         let cols = user_columns(&document)?;
         // Most updates (active, displayName, name) leave the emails alone:
@@ -371,16 +373,13 @@ impl UserUpdate {
             &document,
         );
         let text = document.to_string();
-        Ok(UserUpdate {
-            current,
-            change: Some(UserChange {
-                document,
-                cols,
-                text,
-                emails_changed,
-                event_rows: events::rows(tenant, vec![event]),
-            }),
-        })
+        Ok(UserUpdate::Changed(UserChange {
+            document,
+            cols,
+            text,
+            emails_changed,
+            event: event.into(),
+        }))
     }
 }
 
@@ -391,16 +390,15 @@ pub(crate) async fn apply_user_update(
     row: &users::Model,
     update: UserUpdate,
 ) -> Result<Resource, TxError> {
-    let UserUpdate { current, change } = update;
-    let Some(UserChange {
+    let UserChange {
         document,
         cols,
         text,
         emails_changed,
-        event_rows,
-    }) = change
-    else {
-        return Ok(current);
+        event,
+    } = match update {
+        UserUpdate::Unchanged(current) => return Ok(current),
+        UserUpdate::Changed(change) => change,
     };
     let tenant = store.tenant_key();
     let new_version = row.version + 1;
@@ -464,7 +462,7 @@ pub(crate) async fn apply_user_update(
     if active_changed {
         events.extend(role_store::recompute(store, txn, std::slice::from_ref(&row.id)).await?);
     }
-    events::write_rows(store, txn, event_rows).await?;
+    events::write_prepared(store, txn, vec![event]).await?;
     events::write(store, txn, events).await?;
     Ok(Resource {
         id: row.id.clone(),
@@ -1281,7 +1279,7 @@ pub(crate) struct NewGroup {
     members: Vec<Member>,
     cols: GroupColumns,
     text: String,
-    event: Event,
+    event: PreparedEvent,
 }
 
 impl NewGroup {
@@ -1289,7 +1287,7 @@ impl NewGroup {
     pub(crate) fn prepare(id: String, document: Value, members: Vec<Member>) -> Result<NewGroup> {
         let cols = group_columns(&document)?;
         let text = document.to_string();
-        let event = Event::created(ResourceKind::Group, &id, 1, &document);
+        let event = Event::created(ResourceKind::Group, &id, 1, &document).into();
         Ok(NewGroup {
             id,
             document,
@@ -1322,7 +1320,8 @@ pub(crate) async fn create_group_in(
     .map_err(|e| unique_or(e, || group_name_taken(&cols.display_name)))?;
     let mut delta = Delta::default();
     add_members(store, txn, id, new.members.clone(), &mut delta).await?;
-    let mut events = vec![new.event.clone()];
+    events::write_prepared(store, txn, vec![new.event.clone()]).await?;
+    let mut events = Vec::new();
     if !delta.is_empty() {
         events.extend(delta.events(id, 1));
     }

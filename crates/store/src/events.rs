@@ -287,8 +287,32 @@ impl Event {
     }
 }
 
+/// An event with its payload serialized already: made where that work
+/// can run off SQLite's writer thread (a request's handler, a batch's
+/// planning threads), written later, and more than once if the
+/// transaction runs again.
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedEvent {
+    event_type: EventType,
+    resource_id: String,
+    payload: String,
+}
+
+impl From<Event> for PreparedEvent {
+    fn from(e: Event) -> PreparedEvent {
+        PreparedEvent {
+            event_type: e.event_type,
+            resource_id: e.resource_id,
+            payload: e.payload.to_string(),
+        }
+    }
+}
+
 /// The rows of `events` for `tenant`, without positions.
-pub(crate) fn rows(tenant: Uuid, events: Vec<Event>) -> Vec<event_log::ActiveModel> {
+fn rows(
+    tenant: Uuid,
+    events: impl IntoIterator<Item = PreparedEvent>,
+) -> Vec<event_log::ActiveModel> {
     let at = now();
     let tenant_id = tenant.to_string();
     events
@@ -301,7 +325,7 @@ pub(crate) fn rows(tenant: Uuid, events: Vec<Event>) -> Vec<event_log::ActiveMod
             resource_type: Set(e.event_type.resource_kind().as_str().to_owned()),
             resource_id: Set(e.resource_id),
             schema_version: Set(SCHEMA_VERSION),
-            payload: Set(e.payload.to_string()),
+            payload: Set(e.payload),
             created_at: Set(at),
         })
         .collect()
@@ -326,17 +350,17 @@ pub(crate) async fn write_for(
     if events.is_empty() {
         return Ok(());
     }
+    let events = events.into_iter().map(PreparedEvent::from);
     insert_rows(backend, txn, rows(tenant, events)).await
 }
 
-/// Writes events made into rows already (see [`rows`]) inside the
-/// caller's transaction.
-pub(crate) async fn write_rows(
+/// [`write`] for events prepared beforehand.
+pub(crate) async fn write_prepared(
     store: &TenantStore,
     txn: &DatabaseTransaction,
-    rows: Vec<event_log::ActiveModel>,
+    events: Vec<PreparedEvent>,
 ) -> Result<(), TxError> {
-    insert_rows(store.inner.backend, txn, rows).await
+    insert_rows(store.inner.backend, txn, rows(store.tenant.id, events)).await
 }
 
 async fn insert_rows(
