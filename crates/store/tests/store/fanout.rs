@@ -139,6 +139,56 @@ async fn groups_of(dir: &TenantStore) -> Vec<(String, Vec<String>)> {
     out
 }
 
+/// Per child: users entering, users leaving, groups entering, groups
+/// leaving.
+type Moves = Vec<(String, u64, u64, u64, u64)>;
+
+/// The moves a dry run predicts.
+fn predicted(preview: &store::copies::RoutingPreview) -> Moves {
+    preview
+        .children
+        .iter()
+        .map(|c| {
+            (
+                c.child.clone(),
+                c.users_entering,
+                c.users_leaving,
+                c.groups_entering,
+                c.groups_leaving,
+            )
+        })
+        .collect()
+}
+
+/// Runs the next job (the re-route a rule change queued), checks that it
+/// finished, and returns its id and the moves its summary reports.
+async fn run_reroute(store: &Store) -> (String, Moves) {
+    let job = store
+        .job_worker(store::JobHandlers::builtin())
+        .run_next()
+        .await
+        .expect("run")
+        .expect("a job");
+    assert_eq!(job.status, store::JobStatus::Done, "{job:?}");
+    let summary = job.result.expect("summary");
+    let moves = summary["children"]
+        .as_array()
+        .expect("children")
+        .iter()
+        .map(|c| {
+            let n = |k: &str| c[k].as_u64().unwrap_or(u64::MAX);
+            (
+                c["child"].as_str().unwrap_or("").to_owned(),
+                n("usersEntering"),
+                n("usersLeaving"),
+                n("groupsEntering"),
+                n("groupsLeaving"),
+            )
+        })
+        .collect();
+    (job.id, moves)
+}
+
 fn copy_in<'a>(copies: &'a [CopyInfo], child: &str) -> Option<&'a CopyInfo> {
     copies.iter().find(|c| c.child == child)
 }
@@ -466,19 +516,7 @@ async fn a_rule_change_reroutes_as_its_dry_run_predicted() {
             .await
             .expect("preview");
         assert_eq!((preview.users, preview.groups), (12, 2), "{which:?}");
-        let moves: Vec<(String, u64, u64, u64, u64)> = preview
-            .children
-            .iter()
-            .map(|c| {
-                (
-                    c.child.clone(),
-                    c.users_entering,
-                    c.users_leaving,
-                    c.groups_entering,
-                    c.groups_leaving,
-                )
-            })
-            .collect();
+        let moves = predicted(&preview);
         // acme: 6,7,8 enter; 0..4 leave (4,5 stay). globex: all 4 leave.
         // initech: staff 0..6 minus those already there (0, 4) enter... by
         // routing: initech-org is gone, so 8 leaves; 0 and 4 stay (Staff).
@@ -502,30 +540,8 @@ async fn a_rule_change_reroutes_as_its_dry_run_predicted() {
             .set_routing_policy(msp_tenant.id(), next, Some(1), "op")
             .await
             .expect("stored");
-        let job = store
-            .job_worker(store::JobHandlers::builtin())
-            .run_next()
-            .await
-            .expect("run")
-            .expect("a job");
-        assert_eq!(job.id, change.job, "{which:?}");
-        assert_eq!(job.status, store::JobStatus::Done, "{which:?}: {job:?}");
-        let summary = job.result.expect("summary");
-        let done: Vec<(String, u64, u64, u64, u64)> = summary["children"]
-            .as_array()
-            .expect("children")
-            .iter()
-            .map(|c| {
-                let n = |k: &str| c[k].as_u64().unwrap_or(u64::MAX);
-                (
-                    c["child"].as_str().unwrap_or("").to_owned(),
-                    n("usersEntering"),
-                    n("usersLeaving"),
-                    n("groupsEntering"),
-                    n("groupsLeaving"),
-                )
-            })
-            .collect();
+        let (job, done) = run_reroute(&store).await;
+        assert_eq!(job, change.job, "{which:?}");
         assert_eq!(done, moves, "{which:?}: the job did what the dry run said");
 
         // And the children show it.
@@ -716,42 +732,21 @@ async fn a_reroute_of_a_large_batch_moves_every_user_once() {
             .preview_routing(&msp_tenant, &next)
             .await
             .expect("preview");
-        let predicted: Vec<(String, u64, u64)> = preview
-            .children
-            .iter()
-            .map(|c| (c.child.clone(), c.users_entering, c.users_leaving))
-            .collect();
+        let moves = predicted(&preview);
         assert_eq!(
-            predicted,
-            [("acme".to_owned(), 75, 0), ("globex".to_owned(), 0, 75),],
+            moves,
+            [
+                ("acme".to_owned(), 75, 0, 0, 0),
+                ("globex".to_owned(), 0, 75, 0, 0)
+            ],
             "{which:?}"
         );
         admin
             .set_routing_policy(msp_tenant.id(), next, Some(1), "op")
             .await
             .expect("stored");
-        let job = store
-            .job_worker(store::JobHandlers::builtin())
-            .run_next()
-            .await
-            .expect("run")
-            .expect("a job");
-        assert_eq!(job.status, store::JobStatus::Done, "{which:?}: {job:?}");
-        let summary = job.result.expect("summary");
-        let done: Vec<(String, u64, u64)> = summary["children"]
-            .as_array()
-            .expect("children")
-            .iter()
-            .map(|c| {
-                let n = |k: &str| c[k].as_u64().unwrap_or(u64::MAX);
-                let child = c["child"].as_str().unwrap_or("").to_owned();
-                (child, n("usersEntering"), n("usersLeaving"))
-            })
-            .collect();
-        assert_eq!(
-            done, predicted,
-            "{which:?}: the job did what the dry run said"
-        );
+        let (_, done) = run_reroute(&store).await;
+        assert_eq!(done, moves, "{which:?}: the job did what the dry run said");
 
         assert_eq!(users_of(&acme).await, names(|i| i % 2 == 1), "{which:?}");
         assert!(users_of(&globex).await.is_empty(), "{which:?}: deleted");
