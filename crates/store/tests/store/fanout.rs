@@ -90,6 +90,44 @@ async fn setup(store: &Store) -> (TenantStore, TenantStore, TenantStore, TenantS
     (store.tenant(&msp), acme, globex, initech)
 }
 
+/// acme's own roles: staff are admins, everyone else a viewer.
+async fn acme_roles(acme: &TenantStore) {
+    acme.set_role_policy(
+        Policy {
+            roles: vec![
+                Role {
+                    name: "viewer".into(),
+                    description: String::new(),
+                },
+                Role {
+                    name: "admin".into(),
+                    description: String::new(),
+                },
+            ],
+            default_role: Some("viewer".into()),
+            mappings: vec![Mapping {
+                group: GroupMatch::DisplayName("Acme Staff".into()),
+                role: "admin".into(),
+                priority: 10,
+            }],
+            mode: Mode::Single,
+        },
+        None,
+        "op",
+    )
+    .await
+    .expect("acme roles");
+}
+
+/// A user's effective role names in `dir`.
+async fn role_names(dir: &TenantStore, id: &str) -> Vec<String> {
+    let roles = dir.effective_roles(&[id.to_owned()]).await.expect("roles");
+    roles
+        .get(id)
+        .map(|e| e.role_names().into_iter().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
 fn all() -> ListQuery {
     ListQuery {
         filter: None,
@@ -214,32 +252,7 @@ async fn writes_on_a_super_tenant_reach_exactly_the_children_routed_to() {
     for which in backends() {
         let (_db, store) = store(which).await;
         let (msp, acme, globex, initech) = setup(&store).await;
-        // acme's own roles: staff are admins, everyone else a viewer.
-        acme.set_role_policy(
-            Policy {
-                roles: vec![
-                    Role {
-                        name: "viewer".into(),
-                        description: String::new(),
-                    },
-                    Role {
-                        name: "admin".into(),
-                        description: String::new(),
-                    },
-                ],
-                default_role: Some("viewer".into()),
-                mappings: vec![Mapping {
-                    group: GroupMatch::DisplayName("Acme Staff".into()),
-                    role: "admin".into(),
-                    priority: 10,
-                }],
-                mode: Mode::Single,
-            },
-            None,
-            "op",
-        )
-        .await
-        .expect("acme roles");
+        acme_roles(&acme).await;
 
         // By attribute at once; by group only once in the group.
         let ann = msp
@@ -777,5 +790,109 @@ async fn a_reroute_of_a_large_batch_moves_every_user_once() {
             }
             assert_eq!(found, want, "{which:?}: u{i:03}");
         }
+    }
+}
+
+/// A child's role-lock on a copy holds through the source's updates (the
+/// child's own mappings apply again once unlocked), and two super tenants
+/// never reach each other's children.
+#[tokio::test]
+async fn a_childs_locks_hold_and_super_tenants_stay_apart() {
+    for which in backends() {
+        let (_db, store) = store(which).await;
+        let (msp, acme, globex, initech) = setup(&store).await;
+        acme_roles(&acme).await;
+        let carol = msp
+            .create_user(person("carol", "carol@example.com", None))
+            .await
+            .expect("carol");
+        msp.create_group(group("Acme Staff"), vec![Member::new(carol.id.clone())])
+            .await
+            .expect("group");
+        let copies = msp.copies(&carol.id).await.expect("copies");
+        let copy = copy_in(&copies, "acme")
+            .expect("carol in acme")
+            .copy_id
+            .clone();
+        assert_eq!(
+            role_names(&acme, &copy).await,
+            ["admin"],
+            "{which:?}: mapped"
+        );
+
+        acme.lock_user(&copy, vec!["viewer".into()], "contractor", "admin@acme")
+            .await
+            .expect("lock the copy");
+        assert_eq!(role_names(&acme, &copy).await, ["viewer"], "{which:?}");
+        let mut doc = carol.document.clone();
+        doc["title"] = json!("Lead");
+        msp.replace_user(&carol.id, doc, None)
+            .await
+            .expect("update");
+        let read = acme.get_user(&copy).await.expect("copy");
+        assert_eq!(
+            read.document["title"], "Lead",
+            "{which:?}: the copy follows"
+        );
+        assert_eq!(
+            role_names(&acme, &copy).await,
+            ["viewer"],
+            "{which:?}: the lock holds through the source's update"
+        );
+        acme.unlock_user(&copy, "admin@acme").await.expect("unlock");
+        assert_eq!(role_names(&acme, &copy).await, ["admin"], "{which:?}");
+
+        // A second MSP with its own child, routing everyone there.
+        let admin = store.admin();
+        let other = tenant(&store, "other-msp").await;
+        let other = admin
+            .set_tenant_kind(other.id(), TenantKind::Super, "op")
+            .await
+            .expect("super");
+        let umbrella = tenant(&store, "umbrella").await;
+        admin
+            .link_child(other.id(), umbrella.id(), OnUnroute::Deactivate, "op")
+            .await
+            .expect("link");
+        admin
+            .set_routing_policy(
+                other.id(),
+                vec![rule("all", "umbrella", None, Some("userName pr"))],
+                Some(0),
+                "op",
+            )
+            .await
+            .expect("rules");
+        let refused = admin
+            .set_routing_policy(
+                other.id(),
+                vec![rule("steal", "acme", None, Some("userName pr"))],
+                Some(1),
+                "op",
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(store::StoreError::InvalidValue(_))),
+            "{which:?}: another MSP's child cannot be routed to: {refused:?}"
+        );
+        let other = store.tenant(&other);
+        let umbrella = store.tenant(&umbrella);
+        let erin = other
+            .create_user(person("erin", "erin@globex.example", Some("Initech")))
+            .await
+            .expect("erin");
+        assert_eq!(users_of(&umbrella).await, [pair("erin", true)], "{which:?}");
+        assert_eq!(users_of(&acme).await, [pair("carol", true)], "{which:?}");
+        assert!(
+            users_of(&globex).await.is_empty(),
+            "{which:?}: erin's mail matches msp's rule, not hers"
+        );
+        assert!(users_of(&initech).await.is_empty(), "{which:?}");
+        assert!(msp.copies(&erin.id).await.expect("copies").is_empty());
+        assert!(other.copies(&carol.id).await.expect("copies").is_empty());
+        assert!(
+            umbrella.get_user(&copy).await.is_err(),
+            "{which:?}: a child reads only its own copies"
+        );
     }
 }
