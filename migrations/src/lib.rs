@@ -20,6 +20,7 @@ mod m0008_delivery;
 mod m0009_attempts_by_event;
 mod m0010_super_tenants;
 mod m0011_routed_log;
+mod m0012_target_mappings;
 
 /// The schema version this build expects: the number of migration steps.
 pub const SCHEMA_VERSION: u32 = 11;
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0009_attempts_by_event::Migration),
             Box::new(m0010_super_tenants::Migration),
             Box::new(m0011_routed_log::Migration),
+            Box::new(m0012_target_mappings::Migration),
         ]
     }
 }

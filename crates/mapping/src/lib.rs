@@ -42,7 +42,7 @@ fn fail(at: &str, message: impl Into<String>) -> MappingError {
 }
 
 /// A mapping as written (stored, and sent over the admin API).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MappingSpec {
     /// How users are shaped; absent: as stored.
@@ -57,7 +57,7 @@ pub struct MappingSpec {
 }
 
 /// The rules for one resource type.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SideSpec {
     /// Start from the whole document (`true`, the default) or only from
@@ -76,7 +76,7 @@ fn yes() -> bool {
 }
 
 /// One rule as written.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RuleSpec {
     /// The attribute set: `title`, `name.givenName`, or qualified by a
@@ -107,7 +107,7 @@ pub struct RuleSpec {
 }
 
 /// One part of a concatenation: an attribute or literal text.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged, deny_unknown_fields)]
 pub enum PartSpec {
     /// `{"source": "name.givenName"}`.
@@ -236,6 +236,12 @@ impl Mapping {
     /// True when webhooks carry the unmapped document too.
     pub fn raw(&self) -> bool {
         self.raw
+    }
+
+    /// True when `side` starts from the whole document (no mapping, or
+    /// `keepUnmapped`), so nothing of the source is withheld.
+    pub fn keeps_unmapped(&self, side: Side) -> bool {
+        self.rules(side).is_none_or(|r| r.keep_unmapped)
     }
 
     /// True when `side` is delivered as stored.

@@ -105,6 +105,11 @@ pub struct Target {
     pub last_error: Option<String>,
     /// Until when the previous signing secret is still used (rotation).
     pub previous_secret_until: Option<DateTime<Utc>>,
+    /// How its application's documents are shaped (`None`: as stored).
+    pub mapping: Option<mapping::MappingSpec>,
+    /// Grows with every change of `mapping`; `If-Match` compares against
+    /// it (0: never set).
+    pub mapping_version: u64,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it was last changed.
@@ -360,6 +365,12 @@ fn target_from_row(r: targets::Model) -> Result<Target> {
         .map(|n| EventType::from_str(n))
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| StoreError::Internal(format!("target {}: {e}", r.id)))?;
+    let mapping = r
+        .mapping
+        .as_deref()
+        .map(serde_json::from_str::<mapping::MappingSpec>)
+        .transpose()
+        .map_err(|e| StoreError::Internal(format!("target {} has a corrupt mapping: {e}", r.id)))?;
     Ok(Target {
         id: uuid_of(&r.id, "target")?,
         tenant_id: uuid_of(&r.tenant_id, "tenant")?,
@@ -376,6 +387,8 @@ fn target_from_row(r: targets::Model) -> Result<Target> {
         last_failure_at: r.last_failure_at,
         last_error: r.last_error,
         previous_secret_until: r.previous_secret_until,
+        mapping,
+        mapping_version: u64::try_from(r.mapping_version).unwrap_or(0),
         created_at: r.created_at,
         updated_at: r.updated_at,
     })
@@ -471,6 +484,8 @@ impl TenantStore {
             lease_until: Set(None),
             created_at: Set(at),
             updated_at: Set(at),
+            mapping: Set(None),
+            mapping_version: Set(0),
         };
         let name = new.name.clone();
         let detail = json!({"id": id, "kind": new.kind.as_str(), "url": new.url,
@@ -574,6 +589,65 @@ impl TenantStore {
                 .map_err(|e| unique_or(e, || name_taken(&name)))?;
             audit::write(txn, Some(tenant), actor, "target.update", &name,
                 serde_json::Value::Object(detail)).await
+        })?;
+        self.target(id).await
+    }
+
+    /// Replaces a target's attribute mapping (`None`: documents go out as
+    /// stored), audited, when `if_match` is the current mapping version
+    /// (or absent). A mapping that does not check out is `InvalidValue`
+    /// naming the rule and attribute, and changes nothing.
+    pub async fn set_target_mapping(
+        &self,
+        id: Uuid,
+        spec: Option<mapping::MappingSpec>,
+        if_match: Option<u64>,
+        actor: &str,
+    ) -> Result<Target> {
+        if let Some(spec) = &spec {
+            mapping::Mapping::parse(spec).map_err(|e| StoreError::InvalidValue(e.to_string()))?;
+        }
+        let text = spec
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Internal(format!("a mapping does not serialize: {e}")))?;
+        let detail = json!({
+            "users": spec.as_ref().and_then(|s| s.users.as_ref()).map(|s| s.attributes.len()),
+            "groups": spec.as_ref().and_then(|s| s.groups.as_ref()).map(|s| s.attributes.len()),
+            "raw": spec.as_ref().is_some_and(|s| s.raw),
+        });
+        let tenant = self.tenant.id;
+        write_txn!(self.inner, [actor], [text, detail], txn => {
+            let Some(row) = targets::Entity::find_by_id(id.to_string())
+                .filter(targets::Column::TenantId.eq(tenant.to_string()))
+                .lock_exclusive()
+                .one(txn)
+                .await
+                .map_err(dbx)?
+            else {
+                return Err(not_found(id).into());
+            };
+            if let Some(expected) = if_match
+                && i64::try_from(expected).ok() != Some(row.mapping_version)
+            {
+                return Err(StoreError::PreconditionFailed {
+                    current: u64::try_from(row.mapping_version).unwrap_or(0),
+                }
+                .into());
+            }
+            let version = row.mapping_version + 1;
+            targets::Entity::update_many()
+                .col_expr(targets::Column::Mapping, Expr::value(text.clone()))
+                .col_expr(targets::Column::MappingVersion, Expr::value(version))
+                .col_expr(targets::Column::UpdatedAt, Expr::value(now()))
+                .filter(targets::Column::Id.eq(id.to_string()))
+                .exec(txn)
+                .await
+                .map_err(dbx)?;
+            let mut detail = detail.clone();
+            detail["version"] = json!(version);
+            audit::write(txn, Some(tenant), actor, "target.mapping", &row.name, detail).await
         })?;
         self.target(id).await
     }

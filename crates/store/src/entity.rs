@@ -409,6 +409,8 @@ pub mod targets {
         pub lease_until: Option<DateTimeUtc>,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        pub mapping: Option<String>,
+        pub mapping_version: i64,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

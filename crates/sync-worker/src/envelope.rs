@@ -24,6 +24,7 @@
 use std::collections::HashMap;
 
 use chrono::SecondsFormat;
+use mapping::{Mapping, Side};
 use roles::Effective;
 use serde::Serialize;
 use serde::ser::SerializeMap;
@@ -36,6 +37,9 @@ pub struct Renderer<'a> {
     /// The tenant's directory; `None` once the tenant is deleted (its
     /// deletion events carry everything they need).
     pub tenant: Option<&'a TenantStore>,
+    /// The target's attribute mapping, which shapes `data` (docs/mappings.md);
+    /// `None` for documents as stored (the pull feed).
+    pub mapping: Option<&'a Mapping>,
 }
 
 /// What a batch of events needs from the store, read once per batch.
@@ -55,7 +59,7 @@ impl Renderer<'_> {
         let lookups = self.lookups(&refs).await?;
         Ok(refs
             .iter()
-            .map(|e| serde_json::to_value(lookups.envelope(e)).unwrap_or(Value::Null))
+            .map(|e| serde_json::to_value(lookups.envelope(e, self.mapping)).unwrap_or(Value::Null))
             .collect())
     }
 
@@ -68,7 +72,7 @@ impl Renderer<'_> {
         let lookups = self.lookups(events).await?;
         Ok(events
             .iter()
-            .map(|e| serde_json::to_vec(&lookups.envelope(e)).ok())
+            .map(|e| serde_json::to_vec(&lookups.envelope(e, self.mapping)).ok())
             .collect())
     }
 
@@ -124,7 +128,7 @@ impl Renderer<'_> {
 impl Lookups {
     /// The envelope of one event, borrowing from the event and from these
     /// lookups.
-    fn envelope<'s>(&'s self, e: &'s StoredEvent) -> Envelope<'s> {
+    fn envelope<'s>(&'s self, e: &'s StoredEvent, mapping: Option<&'s Mapping>) -> Envelope<'s> {
         let p = &e.payload;
         let kind = e.event_type.resource_kind();
         let data = match p.get("document") {
@@ -149,10 +153,15 @@ impl Lookups {
             (ResourceKind::User, EventType::UserDeleted) | (ResourceKind::Group, _) => None,
             (ResourceKind::User, _) => self.roles.get(&e.resource_id).map(Roles::Borrowed),
         };
+        let side = match kind {
+            ResourceKind::User => Side::Users,
+            ResourceKind::Group => Side::Groups,
+        };
         Envelope {
             event: e,
             data,
             roles,
+            mapping: mapping.filter(|m| !m.is_identity(side)).map(|m| (m, side)),
         }
     }
 }
@@ -162,6 +171,8 @@ struct Envelope<'s> {
     event: &'s StoredEvent,
     data: Data<'s>,
     roles: Option<Roles<'s>>,
+    /// The mapping that shapes `data`, when it changes this resource type.
+    mapping: Option<(&'s Mapping, Side)>,
 }
 
 /// What `data` is made of.
@@ -204,15 +215,29 @@ impl Serialize for Envelope<'_> {
         )?;
         m.serialize_entry("position", &e.position)?;
         m.serialize_entry("schema_version", &e.schema_version)?;
-        m.serialize_entry(
-            "data",
-            &DataView {
-                id: &e.resource_id,
-                kind: e.event_type.resource_kind(),
-                data: &self.data,
-                roles: self.roles.as_ref().map(Roles::get),
-            },
-        )?;
+        let view = DataView {
+            id: &e.resource_id,
+            kind: e.event_type.resource_kind(),
+            data: &self.data,
+            roles: self.roles.as_ref().map(Roles::get),
+        };
+        // A gone resource's `data` is its id alone: nothing to map.
+        let mapped = self
+            .mapping
+            .filter(|_| matches!(self.data, Data::Resource { .. }));
+        match mapped {
+            Some((mapping, side)) => {
+                let raw = serde_json::to_value(&view).map_err(serde::ser::Error::custom)?;
+                m.serialize_entry("data", &mapping.apply(side, &raw))?;
+                if mapping.raw() {
+                    m.serialize_entry("raw", &raw)?;
+                }
+            }
+            None => m.serialize_entry("data", &view)?,
+        }
+        // `previous` holds source attributes, which a mapping that sends
+        // only what it maps must not leak.
+        let shows_previous = mapped.is_none_or(|(mapping, side)| mapping.keeps_unmapped(side));
         let field = |name: &str| p.get(name).unwrap_or(&Value::Null);
         match e.event_type {
             EventType::UserUpdated
@@ -220,7 +245,9 @@ impl Serialize for Envelope<'_> {
             | EventType::UserReactivated
             | EventType::GroupUpdated => {
                 m.serialize_entry("changed", field("changed"))?;
-                m.serialize_entry("previous", field("previous"))?;
+                if shows_previous {
+                    m.serialize_entry("previous", field("previous"))?;
+                }
             }
             EventType::UserRolesChanged => {
                 let before = serde_json::from_value::<Effective>(p["before"].clone()).ok();
@@ -340,7 +367,7 @@ mod tests {
             roles: HashMap::new(),
             current: HashMap::new(),
         };
-        let text = serde_json::to_string(&lookups.envelope(&e)).unwrap_or_default();
+        let text = serde_json::to_string(&lookups.envelope(&e, None)).unwrap_or_default();
         let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         assert_eq!(v["id"], "evt_7");
         assert_eq!(v["type"], "user.updated");
@@ -355,6 +382,48 @@ mod tests {
             data["meta"],
             json!({"resourceType": "User", "version": "W/\"3\""})
         );
+    }
+
+    #[test]
+    fn a_mapping_shapes_data_and_withholds_what_it_does_not_send() {
+        let e = event(
+            EventType::UserUpdated,
+            json!({
+                "document": {"userName": "Ann@X", "title": "t", "nickName": "secret"},
+                "version": 2,
+                "changed": ["nickName"],
+                "previous": {"nickName": "old secret"}
+            }),
+        );
+        let lookups = Lookups {
+            roles: HashMap::new(),
+            current: HashMap::new(),
+        };
+        let render = |spec: Value| {
+            let mapping = Mapping::from_json(&spec).expect("valid");
+            serde_json::to_value(lookups.envelope(&e, Some(&mapping))).unwrap_or(Value::Null)
+        };
+        let v = render(json!({"users": {"keepUnmapped": false, "attributes": [
+            {"target": "login", "source": "userName", "transform": "lower"}]}}));
+        let data = v["data"].as_object().cloned().unwrap_or_default();
+        let mut keys: Vec<&str> = data.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["id", "login", "meta", "schemas"]);
+        assert_eq!(data["login"], "ann@x");
+        assert_eq!(v["changed"], json!(["nickName"]));
+        assert!(v.get("previous").is_none(), "withheld: {v}");
+        assert!(v.get("raw").is_none(), "not asked for");
+
+        let v = render(json!({"raw": true, "users": {"attributes": [
+            {"target": "title", "remove": true}]}}));
+        assert!(v["data"].get("title").is_none());
+        assert_eq!(v["data"]["nickName"], "secret", "kept unmapped");
+        assert_eq!(v["previous"], json!({"nickName": "old secret"}));
+        assert_eq!(v["raw"]["title"], "t", "the unmapped document, as asked");
+
+        let v = render(json!({"groups": {"attributes": [{"target": "x", "value": 1}]}}));
+        assert_eq!(v["data"]["title"], "t", "a mapping of groups leaves users alone");
+        assert!(v["data"].get("schemas").is_none());
     }
 
     #[test]
@@ -375,7 +444,7 @@ mod tests {
             roles: HashMap::from([("u1".to_owned(), effective)]),
             current: HashMap::new(),
         };
-        let v = serde_json::to_value(lookups.envelope(&e)).unwrap_or(Value::Null);
+        let v = serde_json::to_value(lookups.envelope(&e, None)).unwrap_or(Value::Null);
         assert_eq!(v["data"]["roles"], json!([{"value": "admin"}]));
         assert_eq!(
             v["data"][scim::schemas::SCIMGATE_USER]["effectiveRoles"][0]["reason"],
@@ -390,7 +459,7 @@ mod tests {
             roles: HashMap::new(),
             current: HashMap::new(),
         };
-        let v = serde_json::to_value(lookups.envelope(&e)).unwrap_or(Value::Null);
+        let v = serde_json::to_value(lookups.envelope(&e, None)).unwrap_or(Value::Null);
         assert_eq!(v["data"], json!({"id": "u1"}));
         assert_eq!(v["members"], json!(["u2"]));
     }

@@ -327,8 +327,21 @@ impl<Q: Queue> Worker<Q> {
         let resources: Vec<String> = wanted.iter().map(|e| e.resource_id.clone()).collect();
         let held = s.queue.held(target.id, &resources).await?;
 
-        // Render every body once.
-        let renderer = Renderer { tenant: dir };
+        // Render every body once, shaped by the target's mapping (checked
+        // when it was saved; one that no longer checks out stops the
+        // round rather than send what it was meant to withhold).
+        let mapping = target
+            .mapping
+            .as_ref()
+            .map(mapping::Mapping::parse)
+            .transpose()
+            .map_err(|e| {
+                StoreError::Internal(format!("target {}'s mapping: {e}", target.id))
+            })?;
+        let renderer = Renderer {
+            tenant: dir,
+            mapping: mapping.as_ref(),
+        };
         let to_render: Vec<&StoredEvent> = due
             .iter()
             .filter_map(|d| retry_events.get(&d.event_id))

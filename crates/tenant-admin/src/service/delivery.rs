@@ -251,8 +251,10 @@ pub async fn feed(
         })
         .await?;
     let next = events.last().map_or(after, |e| e.position);
+    // The feed is the tenant's own: documents as stored.
     let renderer = sync_worker::envelope::Renderer {
         tenant: Some(ctx.store()),
+        mapping: None,
     };
     Ok((renderer.render(&events).await?, next))
 }
