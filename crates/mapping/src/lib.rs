@@ -211,12 +211,19 @@ struct Source {
     extension: Option<String>,
 }
 
+impl MappingSpec {
+    /// Reads a mapping sent as JSON (not yet checked: see
+    /// [`Mapping::parse`]).
+    pub fn from_json(value: &Value) -> Result<MappingSpec, MappingError> {
+        serde_json::from_value(value.clone())
+            .map_err(|e| fail("mapping", format!("does not parse: {e}")))
+    }
+}
+
 impl Mapping {
     /// Parses and checks a mapping sent as JSON.
     pub fn from_json(value: &Value) -> Result<Mapping, MappingError> {
-        let spec: MappingSpec = serde_json::from_value(value.clone())
-            .map_err(|e| fail("mapping", format!("does not parse: {e}")))?;
-        Mapping::parse(&spec)
+        Mapping::parse(&MappingSpec::from_json(value)?)
     }
 
     /// Checks `spec`: every path parses, every rule has exactly one value

@@ -76,6 +76,45 @@ impl Renderer<'_> {
             .collect())
     }
 
+    /// The `data` an application would receive now for each of the users
+    /// `ids` (as stored now, with their effective roles, shaped by this
+    /// renderer's mapping): the admin API's mapping preview. Users that do
+    /// not exist are left out.
+    pub async fn users_now(&self, ids: &[String]) -> Result<Vec<(String, Value)>, StoreError> {
+        let now = chrono::Utc::now();
+        // Events that record no document: rendering reads each user as
+        // stored now, as it does for role changes.
+        let probes: Vec<StoredEvent> = ids
+            .iter()
+            .map(|id| StoredEvent {
+                id: 0,
+                position: 0,
+                tenant_id: uuid::Uuid::nil(),
+                event_type: EventType::UserUpdated,
+                resource_id: id.clone(),
+                schema_version: 1,
+                payload: json!({}),
+                created_at: now,
+            })
+            .collect();
+        let refs: Vec<&StoredEvent> = probes.iter().collect();
+        let lookups = self.lookups(&refs).await?;
+        let mut out = Vec::new();
+        for e in &probes {
+            let found = lookups
+                .current
+                .get(&(ResourceKind::User, e.resource_id.clone()))
+                .is_some_and(Option::is_some);
+            if !found {
+                continue;
+            }
+            let envelope = serde_json::to_value(lookups.envelope(e, self.mapping))
+                .map_err(|err| StoreError::Internal(format!("a preview does not render: {err}")))?;
+            out.push((e.resource_id.clone(), envelope["data"].clone()));
+        }
+        Ok(out)
+    }
+
     /// Reads, once each, the roles and resources `events` need.
     async fn lookups(&self, events: &[&StoredEvent]) -> Result<Lookups, StoreError> {
         let mut out = Lookups {
@@ -422,7 +461,10 @@ mod tests {
         assert_eq!(v["raw"]["title"], "t", "the unmapped document, as asked");
 
         let v = render(json!({"groups": {"attributes": [{"target": "x", "value": 1}]}}));
-        assert_eq!(v["data"]["title"], "t", "a mapping of groups leaves users alone");
+        assert_eq!(
+            v["data"]["title"], "t",
+            "a mapping of groups leaves users alone"
+        );
         assert!(v["data"].get("schemas").is_none());
     }
 

@@ -335,9 +335,7 @@ impl<Q: Queue> Worker<Q> {
             .as_ref()
             .map(mapping::Mapping::parse)
             .transpose()
-            .map_err(|e| {
-                StoreError::Internal(format!("target {}'s mapping: {e}", target.id))
-            })?;
+            .map_err(|e| StoreError::Internal(format!("target {}'s mapping: {e}", target.id)))?;
         let renderer = Renderer {
             tenant: dir,
             mapping: mapping.as_ref(),

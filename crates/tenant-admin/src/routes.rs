@@ -144,6 +144,9 @@ route_table! {
     bearer patch "/tenants/{tenant}/targets/{id}" => delivery::update_target;
     bearer delete "/tenants/{tenant}/targets/{id}" => delivery::delete_target;
     bearer post "/tenants/{tenant}/targets/{id}/rotate-secret" => delivery::rotate_secret;
+    bearer get "/tenants/{tenant}/targets/{id}/mapping" => delivery::get_mapping;
+    bearer put "/tenants/{tenant}/targets/{id}/mapping" => delivery::put_mapping;
+    bearer post "/tenants/{tenant}/targets/{id}/mapping/preview" => delivery::preview_mapping;
     bearer get "/tenants/{tenant}/targets/{id}/attempts" => delivery::attempts;
     bearer get "/tenants/{tenant}/targets/{id}/deliveries" => delivery::deliveries;
     bearer post "/tenants/{tenant}/targets/{id}/dead-letters/replay" => delivery::replay_all;

@@ -1593,3 +1593,70 @@ pub struct CopyList {
     /// The copies, by child slug.
     pub copies: Vec<CopyView>,
 }
+
+/// A target's attribute mapping (docs/mappings.md) and its version.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttributeMappingView {
+    /// Grows with every change; also the ETag (0: never set).
+    pub version: u64,
+    /// The mapping: `users` and `groups`, each with `keepUnmapped` and
+    /// `attributes` rules, and `raw`; `null` when the application receives
+    /// documents as stored.
+    #[schema(value_type = Option<Object>)]
+    pub mapping: Option<Value>,
+}
+
+/// `PUT /tenants/{tenant}/targets/{id}/mapping`: the whole new mapping.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttributeMappingInput {
+    /// The mapping; `null` or absent: documents as stored.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub mapping: Option<Value>,
+    /// The version the change expects (as `If-Match`, which wins when both
+    /// are given and must then agree).
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 9223372036854775807_i64)]
+    pub version: Option<u64>,
+}
+
+/// `POST /tenants/{tenant}/targets/{id}/mapping/preview`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttributeMappingPreviewInput {
+    /// The mapping to preview; `null` or absent: documents as stored.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub mapping: Option<Value>,
+    /// The users to show (at most 50); absent: the first `first` users.
+    #[serde(default)]
+    pub users: Option<Vec<String>>,
+    /// How many users to show when `users` is absent (1-50, default 5).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 50)]
+    pub first: Option<u64>,
+}
+
+/// One user in a mapping preview.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttributeMappingPreviewEntry {
+    /// The user's id.
+    pub id: String,
+    /// What the target receives as `data` under its stored mapping.
+    #[schema(value_type = Object)]
+    pub before: Value,
+    /// What it would receive under the previewed mapping.
+    #[schema(value_type = Object)]
+    pub after: Value,
+}
+
+/// A mapping preview: each user's document before and after.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttributeMappingPreviewView {
+    /// The users, in the order asked (or by id).
+    pub users: Vec<AttributeMappingPreviewEntry>,
+}

@@ -3,7 +3,7 @@
 //! re-sends, the event feed, and a user's or group's timeline. Everything
 //! is decided in `service::delivery`; these handlers only translate.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use serde::Deserialize;
 use store::delivery::{Attempt, Delivery, DeliveryStatus, Target, TargetKind};
@@ -12,14 +12,17 @@ use sync_worker::targets::TargetSpec;
 use crate::State;
 use crate::auth::{Read, Scoped, Write};
 use crate::error::{AdminError, ErrorBody};
-use crate::handlers::{IdPath, JsonBody, bounded};
+use crate::handlers::roles::etag;
+use crate::handlers::{IdPath, JsonBody, MAX_INT64, bounded, if_match};
 use crate::service::ServiceError;
 use crate::service::delivery::{self, DeliverySettings, TargetChange};
 use crate::wire::{
-    AttemptList, AttemptQuery, AttemptView, CreateTarget, CreatedTargetView, DeliveryList,
-    DeliveryQuery, DeliveryStatusWire, DeliveryView, FeedPage, FeedQuery, JobInfoView,
-    ReconcileQuery, ReplayResult, ResendRequest, ResendResult, RotatedSecretView, TargetKindWire,
-    TargetList, TargetView, Timeline, TimelineEntryView, UpdateTarget,
+    AttemptList, AttemptQuery, AttemptView, AttributeMappingInput, AttributeMappingPreviewEntry,
+    AttributeMappingPreviewInput, AttributeMappingPreviewView, AttributeMappingView, CreateTarget,
+    CreatedTargetView, DeliveryList, DeliveryQuery, DeliveryStatusWire, DeliveryView, FeedPage,
+    FeedQuery, IfMatchHeader, JobInfoView, ReconcileQuery, ReplayResult, ResendRequest,
+    ResendResult, RotatedSecretView, TargetKindWire, TargetList, TargetView, Timeline,
+    TimelineEntryView, UpdateTarget,
 };
 
 /// The `{id}` and `{delivery}` of a dead letter's path.
@@ -568,4 +571,122 @@ pub(crate) async fn get_job(
 ) -> Result<HttpResponse, AdminError> {
     let job = delivery::job(&scope.ctx, &path.id).await?;
     Ok(HttpResponse::Ok().json(job_view(job)))
+}
+
+fn mapping_view(t: &Target) -> AttributeMappingView {
+    AttributeMappingView {
+        version: t.mapping_version,
+        mapping: t
+            .mapping
+            .as_ref()
+            .and_then(|m| serde_json::to_value(m).ok()),
+    }
+}
+
+/// A target's attribute mapping (docs/mappings.md).
+#[utoipa::path(
+    get,
+    path = "/tenants/{tenant}/targets/{id}/mapping",
+    tag = "delivery",
+    operation_id = "getTargetMapping",
+    params(
+        ("tenant" = String, Path, description = "The tenant's slug"),
+        ("id" = String, Path, description = "The target's id"),
+    ),
+    responses((status = 200, description = "The mapping and its version (also the ETag)", body = AttributeMappingView)),
+)]
+pub(crate) async fn get_mapping(
+    scope: Scoped<Read>,
+    path: web::Path<IdPath>,
+) -> Result<HttpResponse, AdminError> {
+    let t = delivery::get_target(&scope.ctx, &path.id).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(t.mapping_version))
+        .json(mapping_view(&t)))
+}
+
+/// Replaces a target's attribute mapping, conditional on `If-Match`;
+/// audited. An invalid mapping is refused with the rule and attribute
+/// named, and changes nothing.
+#[utoipa::path(
+    put,
+    path = "/tenants/{tenant}/targets/{id}/mapping",
+    tag = "delivery",
+    operation_id = "putTargetMapping",
+    params(
+        ("tenant" = String, Path, description = "The tenant's slug"),
+        ("id" = String, Path, description = "The target's id"),
+        IfMatchHeader,
+    ),
+    request_body = AttributeMappingInput,
+    responses(
+        (status = 200, description = "The stored mapping and its new version", body = AttributeMappingView),
+        (status = 400, description = "An invalid mapping (the message names the rule and attribute)", body = ErrorBody),
+        (status = 403, description = "The tenant is suspended (tenant admins)", body = ErrorBody),
+        (status = 412, description = "If-Match is not the current version", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn put_mapping(
+    scope: Scoped<Write>,
+    req: HttpRequest,
+    path: web::Path<IdPath>,
+    body: JsonBody<AttributeMappingInput>,
+) -> Result<HttpResponse, AdminError> {
+    let AttributeMappingInput { mapping, version } = body.into_inner();
+    let version = bounded("version", version, 0, MAX_INT64)?;
+    let expected = match (if_match(&req)?, version) {
+        (Some(h), Some(b)) if h != b => {
+            return Err(AdminError::BadRequest(format!(
+                "If-Match names version {h} but the body's version is {b}"
+            )));
+        }
+        (h, b) => h.or(b),
+    };
+    let spec = delivery::mapping_spec(mapping.as_ref())?;
+    let t = delivery::set_mapping(&scope.ctx, &path.id, spec, expected).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(t.mapping_version))
+        .json(mapping_view(&t)))
+}
+
+/// Shows what the target would receive for some users under a proposed
+/// mapping, next to what it receives under the stored one; stores nothing.
+#[utoipa::path(
+    post,
+    path = "/tenants/{tenant}/targets/{id}/mapping/preview",
+    tag = "delivery",
+    operation_id = "previewTargetMapping",
+    params(
+        ("tenant" = String, Path, description = "The tenant's slug"),
+        ("id" = String, Path, description = "The target's id"),
+    ),
+    request_body = AttributeMappingPreviewInput,
+    responses(
+        (status = 200, description = "Each user's document before and after", body = AttributeMappingPreviewView),
+        (status = 400, description = "An invalid mapping (the message names the rule and attribute), or too many users", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn preview_mapping(
+    scope: Scoped<Read>,
+    path: web::Path<IdPath>,
+    body: JsonBody<AttributeMappingPreviewInput>,
+) -> Result<HttpResponse, AdminError> {
+    let AttributeMappingPreviewInput {
+        mapping,
+        users,
+        first,
+    } = body.into_inner();
+    let first = bounded("first", first, 1, delivery::MAX_PREVIEW_USERS)?.unwrap_or(5);
+    let spec = delivery::mapping_spec(mapping.as_ref())?;
+    let users = delivery::preview_mapping(&scope.ctx, &path.id, spec, users, first).await?;
+    Ok(HttpResponse::Ok().json(AttributeMappingPreviewView {
+        users: users
+            .into_iter()
+            .map(|p| AttributeMappingPreviewEntry {
+                id: p.id,
+                before: p.before,
+                after: p.after,
+            })
+            .collect(),
+    }))
 }

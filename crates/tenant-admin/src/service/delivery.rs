@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use mapping::{Mapping, MappingSpec};
 use serde_json::Value;
 use store::delivery::{Attempt, Delivery, DeliveryStatus, Target};
 use store::{EventQuery, EventType, StoreError};
@@ -269,4 +270,102 @@ pub async fn timeline(
         return Err(ServiceError::NotFound(format!("resource {id}")));
     }
     Ok(entries)
+}
+
+/// Users a mapping preview shows at most.
+pub const MAX_PREVIEW_USERS: u64 = 50;
+
+/// Reads a mapping sent over the API; `null` means "documents as stored".
+/// A mapping that does not parse or check out is `Invalid`, naming the
+/// rule and attribute.
+pub fn mapping_spec(value: Option<&Value>) -> Result<Option<MappingSpec>, ServiceError> {
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let spec = MappingSpec::from_json(value).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+    Mapping::parse(&spec).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+    Ok(Some(spec))
+}
+
+/// Replaces a target's attribute mapping (audited) when `expected` is its
+/// current mapping version (or absent).
+pub async fn set_mapping(
+    ctx: &TenantContext,
+    id: &str,
+    spec: Option<MappingSpec>,
+    expected: Option<u64>,
+) -> Result<Target, ServiceError> {
+    Ok(ctx
+        .store()
+        .set_target_mapping(target_id(id)?, spec, expected, ctx.actor().as_str())
+        .await?)
+}
+
+/// One user in a mapping preview: what the target receives under its
+/// stored mapping, and what it would receive under the proposed one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappingPreview {
+    /// The user's id.
+    pub id: String,
+    /// Under the stored mapping.
+    pub before: Value,
+    /// Under the proposed mapping.
+    pub after: Value,
+}
+
+/// Previews `proposed` (`None`: documents as stored) against target `id`'s
+/// stored mapping, for the users `ids` or, without them, the tenant's
+/// first `first` users. Stores nothing.
+pub async fn preview_mapping(
+    ctx: &TenantContext,
+    id: &str,
+    proposed: Option<MappingSpec>,
+    ids: Option<Vec<String>>,
+    first: u64,
+) -> Result<Vec<MappingPreview>, ServiceError> {
+    let target = ctx.store().target(target_id(id)?).await?;
+    let limit = MAX_PREVIEW_USERS;
+    let ids = match ids {
+        Some(ids) if ids.len() as u64 > limit => {
+            return Err(ServiceError::Invalid(format!(
+                "a preview shows at most {limit} users"
+            )));
+        }
+        Some(ids) => ids,
+        None => {
+            let query = store::ListQuery {
+                filter: None,
+                sort_by: None,
+                descending: false,
+                start_index: 1,
+                count: first.min(limit),
+                with_members: false,
+            };
+            ctx.store()
+                .list_users(&query)
+                .await?
+                .resources
+                .into_iter()
+                .map(|r| r.id)
+                .collect()
+        }
+    };
+    let parse = |spec: Option<&MappingSpec>| {
+        spec.map(Mapping::parse)
+            .transpose()
+            .map_err(|e| ServiceError::Invalid(e.to_string()))
+    };
+    let stored = parse(target.mapping.as_ref())?;
+    let proposed = parse(proposed.as_ref())?;
+    let render = |mapping| sync_worker::envelope::Renderer {
+        tenant: Some(ctx.store()),
+        mapping,
+    };
+    let before = render(stored.as_ref()).users_now(&ids).await?;
+    let after = render(proposed.as_ref()).users_now(&ids).await?;
+    Ok(before
+        .into_iter()
+        .zip(after)
+        .map(|((id, before), (_, after))| MappingPreview { id, before, after })
+        .collect())
 }

@@ -36,6 +36,10 @@ pub fn body_for(method: &str, path: &str) -> Option<Value> {
             json!({"name": "evil", "kind": "webhook", "url": "http://127.0.0.1:9/evil"})
         }
         ("patch", "/tenants/{tenant}/targets/{id}") => json!({"enabled": false}),
+        ("put", "/tenants/{tenant}/targets/{id}/mapping") => {
+            json!({"mapping": {"users": {"attributes": [{"target": "x", "value": "evil"}]}}})
+        }
+        ("post", "/tenants/{tenant}/targets/{id}/mapping/preview") => json!({"first": 1}),
         ("post", "/tenants/{tenant}/targets/{id}/resend") => {
             json!({"since": "2020-01-01T00:00:00Z"})
         }

@@ -9,6 +9,7 @@ mod auth;
 mod bad_input;
 mod delivery;
 mod isolation;
+mod mappings;
 mod openapi;
 mod query_params;
 mod roles;

@@ -246,6 +246,17 @@ async fn every_route_refuses_unknown_query_parameters_and_changes_nothing() {
                     ("post", "/tenants/{tenant}/targets/{id}/rotate-secret") => {
                         (format!("{t}/rotate-secret"), bogus, None)
                     }
+                    ("get", "/tenants/{tenant}/targets/{id}/mapping") => {
+                        (format!("{t}/mapping"), bogus, None)
+                    }
+                    ("put", "/tenants/{tenant}/targets/{id}/mapping") => (
+                        format!("{t}/mapping"),
+                        bogus,
+                        Some(json!({"mapping": null})),
+                    ),
+                    ("post", "/tenants/{tenant}/targets/{id}/mapping/preview") => {
+                        (format!("{t}/mapping/preview"), bogus, Some(json!({})))
+                    }
                     ("get", "/tenants/{tenant}/targets/{id}/attempts") => {
                         (format!("{t}/attempts"), bogus, None)
                     }

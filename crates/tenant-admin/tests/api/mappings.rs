@@ -1,0 +1,189 @@
+//! A target's attribute mapping over the admin API, with the worker
+//! running in the server and a real webhook receiver on 127.0.0.1: an
+//! invalid mapping is refused with the attribute named and changes
+//! nothing, the preview shows each user's document before and after, and
+//! the receiver gets exactly the previewed document.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use testkit::receiver::Receiver;
+
+use crate::support::*;
+
+const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+const CUSTOM: &str = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
+
+fn mapping() -> Value {
+    json!({"users": {"attributes": [
+        {"target": "costCenter", "source": format!("{ENT}:department"),
+         "map": {"Sales": "CC-100"}, "default": "CC-000"},
+        {"target": format!("{ENT}:department"), "remove": true},
+        {"target": "login", "source": "userName", "transform": "lower"},
+        {"target": "fullName", "concat": [
+            {"source": "name.givenName"}, {"text": " "}, {"source": "name.familyName"}]},
+        {"target": "workEmail", "source": "emails[type eq \"work\"].value"},
+        {"target": "badge", "source": format!("{CUSTOM}:badgeNumber"), "transform": "upper"}
+    ]}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapping_reaches_the_webhook_as_previewed() {
+    for which in testkit::backends() {
+        let s = Server::start_with(which, |c| c.delivery_enabled = true).await;
+        let op = &s.operator().await;
+        let scim = s.tenant(op, "acme").await;
+        let receiver = Receiver::start().await;
+        let created = s
+            .api(
+                "POST",
+                "/tenants/acme/targets",
+                Some(op),
+                Some(json!({"name": "crm", "kind": "webhook", "url": receiver.url()})),
+            )
+            .await
+            .expect(201);
+        receiver.set_secret(created["secret"].as_str().expect("secret"));
+        let t = format!(
+            "/tenants/acme/targets/{}/mapping",
+            created["target"]["id"].as_str().expect("id")
+        );
+
+        // Refused with the rule and attribute named; nothing stored.
+        let bad = json!({"mapping": {"users": {"attributes": [
+            {"target": "costCenter", "source": "emails[type eq]"}]}}});
+        s.api("PUT", &t, Some(op), Some(bad)).await.expect_error(
+            400,
+            "invalid_request",
+            "users.attributes[0] (target \"costCenter\")",
+        );
+        let bad =
+            json!({"mapping": {"users": {"attributes": [{"target": "active", "value": "maybe"}]}}});
+        s.api("PUT", &t, Some(op), Some(bad)).await.expect_error(
+            400,
+            "invalid_request",
+            "\"active\"",
+        );
+        let stored = s.get(&t, op).await.expect(200);
+        assert_eq!(stored, json!({"version": 0, "mapping": null}), "{which:?}");
+
+        // Stored at version 1; a stale version is refused.
+        let put = s
+            .api(
+                "PUT",
+                &t,
+                Some(op),
+                Some(json!({"mapping": mapping(), "version": 0})),
+            )
+            .await
+            .expect(200);
+        assert_eq!(put["version"], 1);
+        let stale = s
+            .api(
+                "PUT",
+                &t,
+                Some(op),
+                Some(json!({"mapping": null, "version": 0})),
+            )
+            .await;
+        assert_eq!(stale.status, 412, "{}", stale.body);
+
+        let user = s
+            .scim(
+                "POST",
+                "acme",
+                "/Users",
+                &scim,
+                Some(json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENT, CUSTOM],
+                    "userName": "Ada.Lovelace@Acme.example",
+                    "name": {"givenName": "Ada", "familyName": "Lovelace"},
+                    "emails": [{"type": "home", "value": "ada@home.example"},
+                               {"type": "work", "value": "ada@acme.example"}],
+                    "title": "Countess",
+                    ENT: {"department": "Sales", "employeeNumber": "7"},
+                    CUSTOM: {"badgeNumber": "b-1815"}
+                })),
+            )
+            .await
+            .expect(201);
+        let id = user["id"].as_str().expect("id").to_owned();
+        let got = receiver
+            .wait_for(1, Duration::from_secs(30))
+            .await
+            .expect("delivered");
+        assert!(got[0].verified, "{:?}", got[0].verify_error);
+        let data = &got[0].body["data"];
+        assert_eq!(data["costCenter"], "CC-100", "{which:?}: {data}");
+        assert_eq!(data["login"], "ada.lovelace@acme.example");
+        assert_eq!(data["fullName"], "Ada Lovelace");
+        assert_eq!(data["workEmail"], "ada@acme.example");
+        assert_eq!(data["badge"], "B-1815");
+        assert_eq!(
+            data[ENT],
+            json!({"employeeNumber": "7"}),
+            "department moved"
+        );
+        assert_eq!(data["title"], "Countess", "unmapped attributes kept");
+        assert!(got[0].body.get("raw").is_none(), "raw only when asked");
+
+        // The preview of the stored mapping shows exactly what was sent;
+        // of a new one, what would be.
+        let preview = s
+            .api(
+                "POST",
+                &format!("{t}/preview"),
+                Some(op),
+                Some(
+                    json!({"users": [id], "mapping": {"users": {"keepUnmapped": false,
+                    "attributes": [{"target": "login", "source": "userName"}]}}}),
+                ),
+            )
+            .await
+            .expect(200);
+        let one = &preview["users"][0];
+        assert_eq!(one["id"], json!(id));
+        assert_eq!(
+            &one["before"], data,
+            "{which:?}: the receiver got what the preview shows"
+        );
+        let mut keys: Vec<&str> = one["after"]
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["id", "login", "meta", "schemas"], "{}", one["after"]);
+        let first = s
+            .api(
+                "POST",
+                &format!("{t}/preview"),
+                Some(op),
+                Some(json!({"first": 3})),
+            )
+            .await
+            .expect(200);
+        assert_eq!(
+            first["users"][0]["after"]["userName"],
+            "Ada.Lovelace@Acme.example"
+        );
+        assert_eq!(
+            first["users"][0]["before"]["login"],
+            "ada.lovelace@acme.example"
+        );
+        s.api(
+            "POST",
+            &format!("{t}/preview"),
+            Some(op),
+            Some(json!({"mapping": {"users": {"attributes": [{"target": "id", "value": 1}]}}})),
+        )
+        .await
+        .expect_error(400, "invalid_request", "\"id\"");
+
+        // The audit log names the change.
+        let audit = s.get("/tenants/acme/audit", op).await.expect(200);
+        assert!(audit.to_string().contains("target.mapping"), "{audit}");
+        s.stop().await;
+    }
+}
