@@ -213,6 +213,46 @@ pub enum TargetCommand {
         #[arg(long)]
         repair: bool,
     },
+    /// Show a target's attribute mapping and its version
+    /// (docs/mappings.md).
+    Mapping {
+        /// The tenant's slug.
+        tenant: String,
+        /// The target's id.
+        id: String,
+    },
+    /// Replace a target's attribute mapping with that of a JSON file
+    /// (`{"mapping": {...}}`, as `target mapping --json` prints, or the
+    /// bare mapping; `-` reads standard input; `null` removes it).
+    SetMapping {
+        /// The tenant's slug.
+        tenant: String,
+        /// The target's id.
+        id: String,
+        /// The mapping file, or `-` for standard input.
+        #[arg(long)]
+        file: std::path::PathBuf,
+        /// Only if the mapping is still at this version.
+        #[arg(long)]
+        if_match: Option<u64>,
+    },
+    /// Show what the target would receive for some users under the
+    /// mapping of a JSON file, next to what it receives now.
+    PreviewMapping {
+        /// The tenant's slug.
+        tenant: String,
+        /// The target's id.
+        id: String,
+        /// The mapping file, or `-` for standard input.
+        #[arg(long)]
+        file: std::path::PathBuf,
+        /// These users (repeatable); without it, the first --first users.
+        #[arg(long = "user")]
+        users: Vec<String>,
+        /// How many users when no --user is given.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=50))]
+        first: u64,
+    },
     /// Send again every event committed since a time.
     Resend {
         /// The tenant's slug.

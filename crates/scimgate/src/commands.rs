@@ -444,6 +444,20 @@ pub async fn token(config: &Config, command: TokenCommand) -> Result<Output, Com
 
 /// How the audit log names a change made with the CLI: by the operating
 /// system account that ran it, which is all the CLI knows.
+/// The JSON document of a file (`-`: standard input).
+pub(crate) fn read_json(file: &std::path::Path) -> Result<Value, CommandError> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    let read = if file.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut text).map(drop)
+    } else {
+        std::fs::read_to_string(file).map(|t| text = t)
+    };
+    read.map_err(|e| CommandError::Refused(format!("cannot read {}: {e}", file.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| CommandError::Refused(format!("{}: not JSON: {e}", file.display())))
+}
+
 pub(crate) fn cli_actor() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))

@@ -196,6 +196,53 @@ pub async fn target(config: &Config, command: TargetCommand) -> Result<Output, C
                 ),
             })
         }
+        TargetCommand::Mapping { tenant, id } => {
+            let ctx = tenant_context(&store, &tenant).await?;
+            Ok(mapping_output(&delivery::get_target(&ctx, &id).await?))
+        }
+        TargetCommand::SetMapping {
+            tenant,
+            id,
+            file,
+            if_match,
+        } => {
+            let ctx = tenant_context(&store, &tenant).await?;
+            let spec = delivery::mapping_spec(Some(&mapping_of(&file)?))?;
+            Ok(mapping_output(
+                &delivery::set_mapping(&ctx, &id, spec, if_match).await?,
+            ))
+        }
+        TargetCommand::PreviewMapping {
+            tenant,
+            id,
+            file,
+            users,
+            first,
+        } => {
+            let ctx = tenant_context(&store, &tenant).await?;
+            let spec = delivery::mapping_spec(Some(&mapping_of(&file)?))?;
+            let users = (!users.is_empty()).then_some(users);
+            let preview = delivery::preview_mapping(&ctx, &id, spec, users, first).await?;
+            let mut text = String::new();
+            for p in &preview {
+                let _ = writeln!(
+                    text,
+                    "user {}\n  now:   {}\n  would: {}",
+                    p.id, p.before, p.after
+                );
+            }
+            if preview.is_empty() {
+                text.push_str("No users to preview.\n");
+            }
+            let users: Vec<Value> = preview
+                .iter()
+                .map(|p| json!({"id": p.id, "before": p.before, "after": p.after}))
+                .collect();
+            Ok(Output {
+                json: json!({ "users": users }),
+                text,
+            })
+        }
         TargetCommand::Attempts { tenant, id, limit } => {
             let ctx = tenant_context(&store, &tenant).await?;
             let attempts = delivery::attempts(&ctx, &id, None, None, limit).await?;
@@ -309,4 +356,39 @@ pub async fn timeline(config: &Config, tenant: &str, id: &str) -> Result<Output,
         json: json!({"entries": entries}),
         text,
     })
+}
+
+/// The mapping of a file: `{"mapping": ...}` (what `target mapping --json`
+/// prints) or the bare mapping.
+fn mapping_of(file: &std::path::Path) -> Result<Value, CommandError> {
+    Ok(match super::read_json(file)? {
+        Value::Object(mut o) if o.contains_key("mapping") => {
+            o.remove("mapping").unwrap_or(Value::Null)
+        }
+        other => other,
+    })
+}
+
+fn mapping_output(t: &Target) -> Output {
+    let mapping = t
+        .mapping
+        .as_ref()
+        .and_then(|m| serde_json::to_value(m).ok())
+        .unwrap_or(Value::Null);
+    let text = match &mapping {
+        Value::Null => format!(
+            "Target {} has no mapping (version {}): its application receives documents as stored.\n",
+            t.id, t.mapping_version
+        ),
+        m => format!(
+            "Target {} mapping, version {}:\n{}\n",
+            t.id,
+            t.mapping_version,
+            serde_json::to_string_pretty(m).unwrap_or_default()
+        ),
+    };
+    Output {
+        json: json!({"version": t.mapping_version, "mapping": mapping}),
+        text,
+    }
 }

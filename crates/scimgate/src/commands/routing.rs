@@ -2,7 +2,6 @@
 //! run and re-route job, and where a user or group was copied.
 
 use std::fmt::Write as _;
-use std::io::Read as _;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -129,16 +128,7 @@ pub async fn routing(config: &Config, command: RoutingCommand) -> Result<Output,
 /// The rules of a file: `{"rules": [...]}` (what `routing show --json`
 /// prints) or the bare array.
 fn read_rules(file: &std::path::Path) -> Result<Vec<RuleSpec>, CommandError> {
-    let mut text = String::new();
-    let read = if file.as_os_str() == "-" {
-        std::io::stdin().read_to_string(&mut text).map(drop)
-    } else {
-        std::fs::read_to_string(file).map(|t| text = t)
-    };
-    read.map_err(|e| CommandError::Refused(format!("cannot read {}: {e}", file.display())))?;
-    let value: Value = serde_json::from_str(&text)
-        .map_err(|e| CommandError::Refused(format!("{}: not JSON: {e}", file.display())))?;
-    let rules = match value {
+    let rules = match super::read_json(file)? {
         Value::Object(mut o) => o.remove("rules").unwrap_or(Value::Null),
         other => other,
     };

@@ -215,6 +215,62 @@ fn target_commands_manage_a_tenants_targets() {
     assert_eq!(dead["deadLetters"], json!([]));
     let rotated = run(sandbox.cmd(&["target", "rotate-secret", "acme", &id, "--json"])).json();
     assert_ne!(rotated["secret"].as_str(), Some(secret));
+
+    // Its attribute mapping: refused with the attribute named, then stored
+    // at version 1, shown, previewed; a stale version is refused.
+    let bad = sandbox.write(
+        "bad.json",
+        r#"{"users": {"attributes": [{"target": "active", "value": "maybe"}]}}"#,
+    );
+    let bad = bad.to_str().expect("path");
+    let refused = run(sandbox.cmd(&["target", "set-mapping", "acme", &id, "--file", bad]));
+    assert!(!refused.status.success());
+    assert!(
+        refused
+            .stderr
+            .contains("users.attributes[0] (target \"active\")"),
+        "{}",
+        refused.describe()
+    );
+    let good = sandbox.write(
+        "good.json",
+        r#"{"mapping": {"users": {"attributes": [{"target": "login", "source": "userName", "transform": "lower"}]}}}"#,
+    );
+    let good = good.to_str().expect("path");
+    let set = |if_match: &str| {
+        run(sandbox.cmd(&[
+            "target",
+            "set-mapping",
+            "acme",
+            &id,
+            "--file",
+            good,
+            "--if-match",
+            if_match,
+            "--json",
+        ]))
+    };
+    let stored = set("0").json();
+    assert_eq!(stored["version"], 1);
+    assert_eq!(
+        stored["mapping"]["users"]["attributes"][0]["target"],
+        "login"
+    );
+    let shown = run(sandbox.cmd(&["target", "mapping", "acme", &id, "--json"])).json();
+    assert_eq!(shown, stored);
+    let stale = set("0");
+    assert!(!stale.status.success(), "{}", stale.describe());
+    let preview = run(sandbox.cmd(&[
+        "target",
+        "preview-mapping",
+        "acme",
+        &id,
+        "--file",
+        good,
+        "--json",
+    ]))
+    .json();
+    assert_eq!(preview["users"], json!([]), "no users yet");
     let deleted = run(sandbox.cmd(&["target", "delete", "acme", &id]));
     assert!(deleted.status.success(), "{}", deleted.describe());
     let empty = run(sandbox.cmd(&["target", "list", "acme", "--json"])).json();
