@@ -879,3 +879,75 @@ async fn reconciliation_reports_drift_and_repairs_it() {
         app.stop().await;
     }
 }
+
+/// A target's attribute mapping reaches the application: enterprise and
+/// custom extension attributes renamed, transformed and mapped, exactly
+/// as the preview (`Renderer::users_now`) shows them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapped_user_reaches_the_application_as_previewed() {
+    const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    const CUSTOM: &str = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
+    for which in backends() {
+        let (_db, store) = store(which).await;
+        let dir = tenant(&store, "acme").await;
+        let app = Downstream::start(which).await;
+        let target = scim_target(&dir, &app.base, &app.token).await;
+        let spec = mapping::MappingSpec::from_json(&json!({"users": {"attributes": [
+            {"target": "title", "source": format!("{ENT}:department"),
+             "map": {"sales": "Sales Department"}},
+            {"target": format!("{ENT}:costCenter"), "source": format!("{ENT}:department"),
+             "map": {"Sales": "CC-100"}, "default": "CC-000"},
+            {"target": format!("{ENT}:department"), "remove": true},
+            {"target": "nickName", "source": format!("{CUSTOM}:badgeNumber"), "transform": "upper"},
+            {"target": format!("{CUSTOM}:badgeNumber"), "remove": true},
+            {"target": "displayName", "concat": [
+                {"source": "name.givenName"}, {"text": " "}, {"source": "name.familyName"}]}
+        ]}}))
+        .expect("spec");
+        let stored = dir
+            .set_target_mapping(target.id, Some(spec.clone()), Some(0), "test")
+            .await
+            .expect("mapping");
+        assert_eq!(stored.mapping_version, 1);
+        let worker = start(&store, config());
+
+        let mut doc = user_with("grace", "Grace");
+        doc["schemas"] = json!(["urn:ietf:params:scim:schemas:core:2.0:User", ENT, CUSTOM]);
+        doc[ENT] = json!({"department": "Sales", "employeeNumber": "1906"});
+        doc[CUSTOM] = json!({"badgeNumber": "cobol-1"});
+        let grace = dir.create_user(doc).await.expect("grace").id;
+
+        let remote = wait_until(Duration::from_secs(30), || async {
+            app.list("Users")
+                .await
+                .into_iter()
+                .find(|u| u["userName"] == "grace")
+        })
+        .await;
+        worker.stop().await;
+        let remote = remote.expect("delivered");
+        let checked = mapping::Mapping::parse(&spec).expect("valid");
+        let renderer = sync_worker::envelope::Renderer {
+            tenant: Some(&dir),
+            mapping: Some(&checked),
+        };
+        let preview = renderer.users_now(&[grace]).await.expect("preview");
+        let after = &preview[0].1;
+        assert_eq!(after["title"], "Sales Department", "{which:?}: {after}");
+        assert_eq!(after["nickName"], "COBOL-1");
+        assert_eq!(after["displayName"], "Grace Example");
+        assert_eq!(
+            after[ENT],
+            json!({"employeeNumber": "1906", "costCenter": "CC-100"})
+        );
+        assert!(after.get(CUSTOM).is_none(), "{after}");
+        for attr in ["title", "nickName", "displayName", ENT] {
+            assert_eq!(
+                remote[attr], after[attr],
+                "{which:?}: {attr} as previewed: {remote}"
+            );
+        }
+        assert!(remote.get(CUSTOM).is_none(), "{which:?}: {remote}");
+        app.stop().await;
+    }
+}
