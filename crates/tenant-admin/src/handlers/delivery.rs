@@ -13,7 +13,7 @@ use crate::State;
 use crate::auth::{Read, Scoped, Write};
 use crate::error::{AdminError, ErrorBody};
 use crate::handlers::roles::etag;
-use crate::handlers::{IdPath, JsonBody, MAX_INT64, bounded, if_match};
+use crate::handlers::{IdPath, JsonBody, bounded, expected_version};
 use crate::service::ServiceError;
 use crate::service::delivery::{self, DeliverySettings, TargetChange};
 use crate::wire::{
@@ -633,15 +633,7 @@ pub(crate) async fn put_mapping(
     body: JsonBody<AttributeMappingInput>,
 ) -> Result<HttpResponse, AdminError> {
     let AttributeMappingInput { mapping, version } = body.into_inner();
-    let version = bounded("version", version, 0, MAX_INT64)?;
-    let expected = match (if_match(&req)?, version) {
-        (Some(h), Some(b)) if h != b => {
-            return Err(AdminError::BadRequest(format!(
-                "If-Match names version {h} but the body's version is {b}"
-            )));
-        }
-        (h, b) => h.or(b),
-    };
+    let expected = expected_version(&req, version)?;
     let spec = delivery::mapping_spec(mapping.as_ref())?;
     let t = delivery::set_mapping(&scope.ctx, &path.id, spec, expected).await?;
     Ok(HttpResponse::Ok()

@@ -176,6 +176,21 @@ pub(crate) fn timestamp(
         .transpose()
 }
 
+/// The version a versioned change expects: its `If-Match` header's or its
+/// body's `version`, which must then agree (`None`: any version).
+pub(crate) fn expected_version(
+    req: &HttpRequest,
+    body_version: Option<u64>,
+) -> Result<Option<u64>, AdminError> {
+    let body_version = bounded("version", body_version, 0, MAX_INT64)?;
+    match (if_match(req)?, body_version) {
+        (Some(h), Some(b)) if h != b => Err(AdminError::BadRequest(format!(
+            "If-Match names version {h} but the body's version is {b}"
+        ))),
+        (h, b) => Ok(h.or(b)),
+    }
+}
+
 /// The version an `If-Match` header names: `"3"`, `W/"3"` or `3`; `*` and
 /// no header mean any version.
 pub(crate) fn if_match(req: &HttpRequest) -> Result<Option<u64>, AdminError> {

@@ -16,7 +16,7 @@ use store::{JobStatus, PolicyChange, RoleJob, RolePreview, StoredPolicy};
 use crate::BASE_PATH;
 use crate::auth::{Read, Scoped, Write};
 use crate::error::{AdminError, ErrorBody};
-use crate::handlers::{IdPath, JsonBody, MAX_INT64, NamePath, bounded, if_match, lock_view};
+use crate::handlers::{IdPath, JsonBody, NamePath, bounded, expected_version, if_match, lock_view};
 use crate::service::{self, ChangeOptions, NoOp, PolicyOutcome, PolicyRequest};
 use crate::wire::{
     AddMapping, DescribeRole, DryRunQuery, DryRunView, GroupSelector, IfMatchHeader, JobList,
@@ -210,16 +210,7 @@ pub(crate) async fn put_policy(
     body: JsonBody<PolicyInput>,
 ) -> Result<HttpResponse, AdminError> {
     let body = body.into_inner();
-    let header_version = if_match(&req)?;
-    let body_version = bounded("version", body.version, 0, MAX_INT64)?;
-    let expected = match (header_version, body_version) {
-        (Some(h), Some(b)) if h != b => {
-            return Err(AdminError::BadRequest(format!(
-                "If-Match names version {h} but the body's version is {b}"
-            )));
-        }
-        (h, b) => h.or(b),
-    };
+    let expected = expected_version(&req, body.version)?;
     let policy = Policy {
         roles: body
             .roles

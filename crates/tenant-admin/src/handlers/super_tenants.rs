@@ -12,7 +12,7 @@ use store::{JobStatus, TenantKind};
 use crate::auth::{OperatorOnly, Scoped};
 use crate::error::{AdminError, ErrorBody};
 use crate::handlers::roles::{etag, group_match, selector};
-use crate::handlers::{IdPath, JsonBody, MAX_INT64, bounded, if_match, tenant_view};
+use crate::handlers::{IdPath, JsonBody, expected_version, tenant_view};
 use crate::service::{self, Child, RoutingOutcome};
 use crate::wire::{
     ChildList, ChildMovesView, ChildView, CopiesWire, CopyList, CopyView, DryRunQuery,
@@ -300,15 +300,7 @@ pub(crate) async fn put_routing(
         // Sent back from a GET; not the caller's to set.
         updated_at: _read_only,
     } = body.into_inner();
-    let version = bounded("version", version, 0, MAX_INT64)?;
-    let expected = match (if_match(&req)?, version) {
-        (Some(h), Some(b)) if h != b => {
-            return Err(AdminError::BadRequest(format!(
-                "If-Match names version {h} but the body's version is {b}"
-            )));
-        }
-        (h, b) => h.or(b),
-    };
+    let expected = expected_version(&req, version)?;
     let rules: Vec<RuleSpec> = rules
         .into_iter()
         .map(|r| RuleSpec {
