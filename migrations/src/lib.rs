@@ -23,7 +23,7 @@ mod m0011_routed_log;
 mod m0012_target_mappings;
 
 /// The schema version this build expects: the number of migration steps.
-pub const SCHEMA_VERSION: u32 = 11;
+pub const SCHEMA_VERSION: u32 = 12;
 
 /// All of scimgate's migrations, in order.
 pub struct Migrator;
