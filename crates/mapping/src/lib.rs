@@ -298,8 +298,12 @@ impl Rules {
                     "this attribute is already set by an earlier rule",
                 ));
             }
+            // `null` is no value (JSON cannot tell it from an absent one
+            // once stored).
+            let value = r.value.as_ref().filter(|v| !v.is_null());
+            let default = r.default.as_ref().filter(|v| !v.is_null());
             let sources = usize::from(r.source.is_some())
-                + usize::from(r.value.is_some())
+                + usize::from(value.is_some())
                 + usize::from(r.concat.is_some())
                 + usize::from(r.remove);
             if sources != 1 {
@@ -309,13 +313,13 @@ impl Rules {
                 ));
             }
             let what = if r.remove {
-                if r.transform.is_some() || r.map.is_some() || r.default.is_some() {
+                if r.transform.is_some() || r.map.is_some() || default.is_some() {
                     return Err(fail(&at, "a removal takes no transform, map or default"));
                 }
                 What::Remove
             } else if let Some(source) = &r.source {
                 What::Source(Source::parse(source, schema).map_err(|m| fail(&at, m))?)
-            } else if let Some(value) = &r.value {
+            } else if let Some(value) = value {
                 check_value(def, value).map_err(|m| fail(&at, format!("\"value\": {m}")))?;
                 What::Value(value.clone())
             } else {
@@ -350,7 +354,7 @@ impl Rules {
                         .map_err(|m| fail(&at, format!("\"map\" entry {from:?}: {m}")))?;
                 }
             }
-            if let Some(default) = &r.default {
+            if let Some(default) = default {
                 check_value(def, default).map_err(|m| fail(&at, format!("\"default\": {m}")))?;
             }
             rules.push(Rule {
@@ -358,7 +362,7 @@ impl Rules {
                 what,
                 transform: r.transform,
                 map: r.map.clone(),
-                default: r.default.clone(),
+                default: default.cloned(),
             });
         }
         Ok(Rules {
