@@ -21,9 +21,10 @@ mod m0009_attempts_by_event;
 mod m0010_super_tenants;
 mod m0011_routed_log;
 mod m0012_target_mappings;
+mod m0013_target_profiles;
 
 /// The schema version this build expects: the number of migration steps.
-pub const SCHEMA_VERSION: u32 = 12;
+pub const SCHEMA_VERSION: u32 = 13;
 
 /// All of scimgate's migrations, in order.
 pub struct Migrator;
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0010_super_tenants::Migration),
             Box::new(m0011_routed_log::Migration),
             Box::new(m0012_target_mappings::Migration),
+            Box::new(m0013_target_profiles::Migration),
         ]
     }
 }

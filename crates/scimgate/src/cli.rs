@@ -253,6 +253,30 @@ pub enum TargetCommand {
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=50))]
         first: u64,
     },
+    /// Show an outbound SCIM target's profile of its application's limits.
+    Profile {
+        /// The tenant's slug.
+        tenant: String,
+        /// The target's id.
+        id: String,
+    },
+    /// Replace an outbound SCIM target's profile; options left out take
+    /// their defaults.
+    SetProfile {
+        /// The tenant's slug.
+        tenant: String,
+        /// The target's id.
+        id: String,
+        /// Members added or removed per group PATCH (default 100).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        members_per_patch: Option<u32>,
+        /// How a changed user is sent (default put).
+        #[arg(long, value_enum)]
+        update_method: Option<UpdateMethodArg>,
+        /// Requests per second to the application, at most (default: no limit).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10000))]
+        requests_per_second: Option<u32>,
+    },
     /// Send again every event committed since a time.
     Resend {
         /// The tenant's slug.
@@ -393,6 +417,24 @@ pub enum RoutingCommand {
         /// The user's or group's id in the super tenant.
         id: String,
     },
+}
+
+/// How an outbound SCIM target updates a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UpdateMethodArg {
+    /// `PUT` the whole user.
+    Put,
+    /// `PATCH` a `replace` of its attributes.
+    Patch,
+}
+
+impl From<UpdateMethodArg> for store::delivery::UpdateMethod {
+    fn from(arg: UpdateMethodArg) -> Self {
+        match arg {
+            UpdateMethodArg::Put => store::delivery::UpdateMethod::Put,
+            UpdateMethodArg::Patch => store::delivery::UpdateMethod::Patch,
+        }
+    }
 }
 
 /// What becomes of a super tenant's copies when a child's link ends.

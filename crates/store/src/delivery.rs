@@ -110,6 +110,9 @@ pub struct Target {
     /// Grows with every change of `mapping`; `If-Match` compares against
     /// it (0: never set).
     pub mapping_version: u64,
+    /// An outbound SCIM target's application profile (the defaults for
+    /// webhooks and for targets that never set one).
+    pub profile: OutboundProfile,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it was last changed.
@@ -138,6 +141,69 @@ impl std::fmt::Debug for SealedSecrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SealedSecrets([sealed])")
     }
+}
+
+/// How an outbound SCIM application wants its requests: its limits and
+/// quirks (docs/connect-your-application.md). Every field has a default
+/// that suits a conforming SCIM server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct OutboundProfile {
+    /// Members added or removed per group PATCH, at most (a larger change
+    /// is split into several requests).
+    pub members_per_patch: u32,
+    /// How a changed user is sent: `put` (the whole user) or `patch` (a
+    /// `replace` of its attributes).
+    pub update_method: UpdateMethod,
+    /// Requests per second to the application, at most (`None`: as fast as
+    /// it answers).
+    pub requests_per_second: Option<u32>,
+}
+
+impl OutboundProfile {
+    /// The largest `members_per_patch`.
+    pub const MAX_MEMBERS_PER_PATCH: u32 = 1000;
+    /// The largest `requests_per_second`.
+    pub const MAX_REQUESTS_PER_SECOND: u32 = 10_000;
+
+    /// Checks the bounds; the message names the field.
+    pub fn check(&self) -> Result<()> {
+        if !(1..=Self::MAX_MEMBERS_PER_PATCH).contains(&self.members_per_patch) {
+            return Err(StoreError::InvalidValue(format!(
+                "membersPerPatch must be between 1 and {}",
+                Self::MAX_MEMBERS_PER_PATCH
+            )));
+        }
+        if let Some(rate) = self.requests_per_second
+            && !(1..=Self::MAX_REQUESTS_PER_SECOND).contains(&rate)
+        {
+            return Err(StoreError::InvalidValue(format!(
+                "requestsPerSecond must be between 1 and {}",
+                Self::MAX_REQUESTS_PER_SECOND
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Default for OutboundProfile {
+    fn default() -> Self {
+        OutboundProfile {
+            members_per_patch: 100,
+            update_method: UpdateMethod::Put,
+            requests_per_second: None,
+        }
+    }
+}
+
+/// How an outbound SCIM target updates a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpdateMethod {
+    /// `PUT /Users/{id}` with the whole user.
+    Put,
+    /// `PATCH /Users/{id}` replacing the user's attributes.
+    Patch,
 }
 
 /// A new target.
@@ -371,6 +437,13 @@ fn target_from_row(r: targets::Model) -> Result<Target> {
         .map(serde_json::from_str::<mapping::MappingSpec>)
         .transpose()
         .map_err(|e| StoreError::Internal(format!("target {} has a corrupt mapping: {e}", r.id)))?;
+    let profile = r
+        .profile
+        .as_deref()
+        .map(serde_json::from_str::<OutboundProfile>)
+        .transpose()
+        .map_err(|e| StoreError::Internal(format!("target {} has a corrupt profile: {e}", r.id)))?
+        .unwrap_or_default();
     Ok(Target {
         id: uuid_of(&r.id, "target")?,
         tenant_id: uuid_of(&r.tenant_id, "tenant")?,
@@ -389,6 +462,7 @@ fn target_from_row(r: targets::Model) -> Result<Target> {
         previous_secret_until: r.previous_secret_until,
         mapping,
         mapping_version: u64::try_from(r.mapping_version).unwrap_or(0),
+        profile,
         created_at: r.created_at,
         updated_at: r.updated_at,
     })
@@ -486,6 +560,7 @@ impl TenantStore {
             updated_at: Set(at),
             mapping: Set(None),
             mapping_version: Set(0),
+            profile: Set(None),
         };
         let name = new.name.clone();
         let detail = json!({"id": id, "kind": new.kind.as_str(), "url": new.url,
@@ -648,6 +723,48 @@ impl TenantStore {
             let mut detail = detail.clone();
             detail["version"] = json!(version);
             audit::write(txn, Some(tenant), actor, "target.mapping", &row.name, detail).await
+        })?;
+        self.target(id).await
+    }
+
+    /// Replaces an outbound SCIM target's application profile (audited);
+    /// `InvalidValue` for a webhook target or a bound exceeded.
+    pub async fn set_target_profile(
+        &self,
+        id: Uuid,
+        profile: OutboundProfile,
+        actor: &str,
+    ) -> Result<Target> {
+        profile.check()?;
+        let text = serde_json::to_string(&profile)
+            .map_err(|e| StoreError::Internal(format!("a profile does not serialize: {e}")))?;
+        let detail = serde_json::to_value(profile)
+            .map_err(|e| StoreError::Internal(format!("a profile does not serialize: {e}")))?;
+        let tenant = self.tenant.id;
+        write_txn!(self.inner, [actor], [text, detail], txn => {
+            let Some(row) = targets::Entity::find_by_id(id.to_string())
+                .filter(targets::Column::TenantId.eq(tenant.to_string()))
+                .one(txn)
+                .await
+                .map_err(dbx)?
+            else {
+                return Err(not_found(id).into());
+            };
+            if row.kind != TargetKind::Scim.as_str() {
+                return Err(StoreError::InvalidValue(format!(
+                    "target '{}' is a webhook: only outbound SCIM targets have a profile",
+                    row.name
+                ))
+                .into());
+            }
+            targets::Entity::update_many()
+                .col_expr(targets::Column::Profile, Expr::value(Some(text.clone())))
+                .col_expr(targets::Column::UpdatedAt, Expr::value(now()))
+                .filter(targets::Column::Id.eq(id.to_string()))
+                .exec(txn)
+                .await
+                .map_err(dbx)?;
+            audit::write(txn, Some(tenant), actor, "target.profile", &row.name, detail.clone()).await
         })?;
         self.target(id).await
     }

@@ -411,6 +411,7 @@ pub mod targets {
         pub updated_at: DateTimeUtc,
         pub mapping: Option<String>,
         pub mapping_version: i64,
+        pub profile: Option<String>,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

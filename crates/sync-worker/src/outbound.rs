@@ -23,13 +23,15 @@
 //! Each event is one attempt for the runner's state machine: the result
 //! of the request that decided it becomes a [`policy::Outcome`](Outcome).
 
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use serde_json::{Map, Value, json};
-use store::delivery::DeliveryStore;
+use store::delivery::{DeliveryStore, OutboundProfile, UpdateMethod};
 use store::{EventType, StoreError, StoredEvent, TenantStore};
 use url::Url;
 use uuid::Uuid;
@@ -42,8 +44,36 @@ use crate::webhook::{Sent, error_chain, parse_retry_after, read_excerpt};
 /// `id`, so real answers are far smaller).
 const MAX_ANSWER: usize = 1 << 20;
 
-/// Members per PATCH: applications bound the size of one request.
-pub const MEMBERS_PER_PATCH: usize = 100;
+/// Spaces one target's requests by its profile's `requestsPerSecond`,
+/// across events, rounds and reconciliation jobs of this process.
+#[derive(Debug, Default)]
+pub struct Pacer(tokio::sync::Mutex<Option<tokio::time::Instant>>);
+
+impl Pacer {
+    /// The pacer of `target` in this process.
+    pub fn of(target: Uuid) -> Arc<Pacer> {
+        static PACERS: OnceLock<std::sync::Mutex<HashMap<Uuid, Arc<Pacer>>>> = OnceLock::new();
+        let mut map = PACERS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(target).or_default().clone()
+    }
+
+    /// Waits for the next slot at `rate` requests per second.
+    pub async fn wait(&self, rate: u32) {
+        let mut next = self.0.lock().await;
+        let now = tokio::time::Instant::now();
+        let start = match *next {
+            Some(at) if at > now => {
+                tokio::time::sleep_until(at).await;
+                at
+            }
+            _ => now,
+        };
+        *next = Some(start + Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
+    }
+}
 
 /// The status recorded as the outcome of an event that needed no request
 /// or whose request's failure means the work is done (404 on DELETE).
@@ -101,6 +131,10 @@ pub struct ScimApp {
     /// The tenant's directory (`None` once the tenant is deleted), for
     /// members the application has not got yet.
     pub tenant: Option<TenantStore>,
+    /// The application's limits and quirks.
+    pub profile: OutboundProfile,
+    /// Spaces the requests when the profile limits their rate.
+    pub pacer: Arc<Pacer>,
 }
 
 impl std::fmt::Debug for ScimApp {
@@ -494,6 +528,9 @@ impl Session<'_> {
     ) -> Result<Reply, Fail> {
         crate::http::check_request_url(self.policy, &url)
             .map_err(|e| Fail::Refused(e.to_string()))?;
+        if let Some(rate) = self.app.profile.requests_per_second {
+            self.app.pacer.wait(rate).await;
+        }
         let what = format!("{method} {}", self.shown(&url));
         // The recorded status is the last request's: none if it gets no
         // answer.
@@ -695,15 +732,16 @@ impl Session<'_> {
         add: &[String],
         remove: &[String],
     ) -> Result<(), Fail> {
-        // At most MEMBERS_PER_PATCH members per request, as delivery sends.
+        // At most the profile's members per request, as delivery sends.
+        let per = self.members_per_patch();
         let mut requests: Vec<Vec<Value>> = add
-            .chunks(MEMBERS_PER_PATCH)
+            .chunks(per)
             .map(|chunk| {
                 let values: Vec<Value> = chunk.iter().map(|r| json!({"value": r})).collect();
                 vec![json!({"op": "add", "path": "members", "value": values})]
             })
             .collect();
-        requests.extend(remove.chunks(MEMBERS_PER_PATCH).map(|chunk| {
+        requests.extend(remove.chunks(per).map(|chunk| {
             chunk
                 .iter()
                 .map(|r| {
@@ -735,12 +773,28 @@ impl Session<'_> {
         self.upsert(Kind::Group, local, body).await
     }
 
-    /// The update of an existing resource: PUT for users, a PATCH
-    /// `replace` of the attributes for groups (a PUT would replace their
-    /// members).
+    /// Members per group PATCH, by the profile.
+    fn members_per_patch(&self) -> usize {
+        usize::try_from(self.app.profile.members_per_patch)
+            .unwrap_or(1)
+            .max(1)
+    }
+
+    /// The update of an existing resource: for users a PUT, or (by the
+    /// profile) a PATCH `replace` of their attributes; for groups a PATCH
+    /// `replace` of the attributes (a PUT would replace their members).
     async fn update(&mut self, kind: Kind, remote: &str, body: &Value) -> Result<Reply, Fail> {
         let url = self.url(&[kind.endpoint(), remote])?;
         match kind {
+            Kind::User if self.app.profile.update_method == UpdateMethod::Patch => {
+                let mut value = body.clone();
+                if let Some(o) = value.as_object_mut() {
+                    o.remove("schemas");
+                }
+                let patch = json!({"schemas": [PATCH_OP],
+                                   "Operations": [{"op": "replace", "value": value}]});
+                self.call(Method::PATCH, url, Some(&patch)).await
+            }
             Kind::User => self.call(Method::PUT, url, Some(body)).await,
             Kind::Group => {
                 let ops: Vec<Value> = ["displayName", "externalId"]
@@ -869,7 +923,7 @@ impl Session<'_> {
                 members.push(r);
             }
         }
-        for chunk in members.chunks(MEMBERS_PER_PATCH) {
+        for chunk in members.chunks(self.members_per_patch()) {
             let ops: Vec<Value> = if add {
                 let values: Vec<Value> = chunk.iter().map(|r| json!({"value": r})).collect();
                 vec![json!({"op": "add", "path": "members", "value": values})]
@@ -923,6 +977,27 @@ fn bounded(mut text: String, limit: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// On a paused clock (which advances only by the waits themselves):
+    /// five requests at 10 per second take 0.4 s, and one after a long
+    /// pause goes at once.
+    #[tokio::test(start_paused = true)]
+    async fn a_pacer_spaces_requests_by_the_rate() {
+        let pacer = Pacer::default();
+        let start = tokio::time::Instant::now();
+        for _ in 0..5 {
+            pacer.wait(10).await;
+        }
+        assert_eq!(start.elapsed(), Duration::from_millis(400));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let later = tokio::time::Instant::now();
+        pacer.wait(10).await;
+        assert_eq!(later.elapsed(), Duration::ZERO);
+        assert!(Arc::ptr_eq(
+            &Pacer::of(Uuid::nil()),
+            &Pacer::of(Uuid::nil())
+        ));
+    }
 
     #[test]
     fn filter_values_are_escaped_json_strings() {

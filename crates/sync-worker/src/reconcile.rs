@@ -66,10 +66,10 @@ impl Reconcile {
     fn app(
         &self,
         dir: &TenantStore,
-        target: Uuid,
+        t: &store::delivery::Target,
         sealed: &str,
-        url: &str,
     ) -> Result<ScimApp, JobError> {
+        let (target, url) = (t.id, t.url.as_str());
         let Some(key) = &self.secrets else {
             return Err(JobError::Retryable(
                 "no delivery_secrets_key is configured".into(),
@@ -88,6 +88,8 @@ impl Reconcile {
             target,
             links: self.store.delivery(),
             tenant: Some(dir.clone()),
+            profile: t.profile,
+            pacer: crate::outbound::Pacer::of(target),
         })
     }
 }
@@ -192,7 +194,7 @@ impl JobHandler for Reconcile {
             .target(target)
             .await?
             .ok_or_else(|| JobError::Permanent(format!("target {target} is gone")))?;
-        let app = self.app(&dir, target, &leased.secrets.current, &t.url)?;
+        let app = self.app(&dir, &t, &leased.secrets.current)?;
         let mut s = app.session(&self.client, &self.policy, self.excerpt);
         let links = self.store.delivery();
 

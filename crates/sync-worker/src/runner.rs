@@ -477,6 +477,8 @@ impl<Q: Queue> Worker<Q> {
                 target: lt.target.id,
                 links: s.store.delivery(),
                 tenant: dir.cloned(),
+                profile: lt.target.profile,
+                pacer: crate::outbound::Pacer::of(lt.target.id),
             }));
         }
         let open = |sealed: &str| -> Result<WebhookSecret, SenderError> {

@@ -147,6 +147,8 @@ route_table! {
     bearer get "/tenants/{tenant}/targets/{id}/mapping" => delivery::get_mapping;
     bearer put "/tenants/{tenant}/targets/{id}/mapping" => delivery::put_mapping;
     bearer post "/tenants/{tenant}/targets/{id}/mapping/preview" => delivery::preview_mapping;
+    bearer get "/tenants/{tenant}/targets/{id}/profile" => delivery::get_profile;
+    bearer put "/tenants/{tenant}/targets/{id}/profile" => delivery::put_profile;
     bearer get "/tenants/{tenant}/targets/{id}/attempts" => delivery::attempts;
     bearer get "/tenants/{tenant}/targets/{id}/deliveries" => delivery::deliveries;
     bearer post "/tenants/{tenant}/targets/{id}/dead-letters/replay" => delivery::replay_all;

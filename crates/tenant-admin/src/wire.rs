@@ -1660,3 +1660,33 @@ pub struct AttributeMappingPreviewView {
     /// The users, in the order asked (or by id).
     pub users: Vec<AttributeMappingPreviewEntry>,
 }
+
+/// An outbound SCIM target's profile of its application's limits.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProfileWire {
+    /// Members added or removed per group PATCH, at most (1-1000; default
+    /// 100); a larger change is split.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000)]
+    pub members_per_patch: Option<u64>,
+    /// How a changed user is sent: `put` (default) or `patch`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "put")]
+    pub update_method: Option<UpdateMethodWire>,
+    /// Requests per second to the application, at most (1-10000; absent:
+    /// as fast as it answers).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10000)]
+    pub requests_per_second: Option<u64>,
+}
+
+/// How an outbound SCIM target updates a user.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UpdateMethodWire {
+    /// The whole user.
+    Put,
+    /// A `replace` of its attributes.
+    Patch,
+}

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use store::delivery::{DeliveryStatus, Target};
+use store::delivery::{DeliveryStatus, OutboundProfile, Target};
 use sync_worker::targets::TargetSpec;
 use tenant_admin::service::delivery::{self, DeliverySettings, TargetChange};
 
@@ -243,6 +243,28 @@ pub async fn target(config: &Config, command: TargetCommand) -> Result<Output, C
                 text,
             })
         }
+        TargetCommand::Profile { tenant, id } => {
+            let ctx = tenant_context(&store, &tenant).await?;
+            Ok(profile_output(&delivery::get_target(&ctx, &id).await?))
+        }
+        TargetCommand::SetProfile {
+            tenant,
+            id,
+            members_per_patch,
+            update_method,
+            requests_per_second,
+        } => {
+            let ctx = tenant_context(&store, &tenant).await?;
+            let defaults = OutboundProfile::default();
+            let profile = OutboundProfile {
+                members_per_patch: members_per_patch.unwrap_or(defaults.members_per_patch),
+                update_method: update_method.map_or(defaults.update_method, Into::into),
+                requests_per_second,
+            };
+            Ok(profile_output(
+                &delivery::set_profile(&ctx, &id, profile).await?,
+            ))
+        }
         TargetCommand::Attempts { tenant, id, limit } => {
             let ctx = tenant_context(&store, &tenant).await?;
             let attempts = delivery::attempts(&ctx, &id, None, None, limit).await?;
@@ -390,5 +412,24 @@ fn mapping_output(t: &Target) -> Output {
     Output {
         json: json!({"version": t.mapping_version, "mapping": mapping}),
         text,
+    }
+}
+
+fn profile_output(t: &Target) -> Output {
+    let p = t.profile;
+    let rate = p
+        .requests_per_second
+        .map_or("no limit".to_owned(), |r| format!("{r} requests/s"));
+    Output {
+        json: serde_json::to_value(p).unwrap_or(Value::Null),
+        text: format!(
+            "Target {}: {} members per PATCH, users updated by {}, {rate}.\n",
+            t.id,
+            p.members_per_patch,
+            match p.update_method {
+                store::delivery::UpdateMethod::Put => "PUT",
+                store::delivery::UpdateMethod::Patch => "PATCH",
+            }
+        ),
     }
 }

@@ -271,6 +271,29 @@ fn target_commands_manage_a_tenants_targets() {
     ]))
     .json();
     assert_eq!(preview["users"], json!([]), "no users yet");
+    // A profile is an outbound SCIM target's: a webhook shows the
+    // defaults and refuses one.
+    let profile = run(sandbox.cmd(&["target", "profile", "acme", &id, "--json"])).json();
+    assert_eq!(
+        profile,
+        json!({"membersPerPatch": 100, "updateMethod": "put", "requestsPerSecond": null})
+    );
+    let refused = run(sandbox.cmd(&[
+        "target",
+        "set-profile",
+        "acme",
+        &id,
+        "--members-per-patch",
+        "50",
+    ]));
+    assert!(!refused.status.success());
+    assert!(
+        refused
+            .stderr
+            .contains("only outbound SCIM targets have a profile"),
+        "{}",
+        refused.describe()
+    );
     let deleted = run(sandbox.cmd(&["target", "delete", "acme", &id]));
     assert!(deleted.status.success(), "{}", deleted.describe());
     let empty = run(sandbox.cmd(&["target", "list", "acme", "--json"])).json();

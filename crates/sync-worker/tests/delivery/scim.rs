@@ -27,6 +27,8 @@ struct Downstream {
     token: String,
     /// Its tenant's directory (to seed it directly).
     dir: TenantStore,
+    /// Every request it answered: method and path.
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
     client: reqwest::Client,
     server: actix_web::dev::ServerHandle,
     _store: Store,
@@ -57,9 +59,19 @@ impl Downstream {
             &prometheus::Registry::new(),
         )
         .expect("gateway");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
         let server = HttpServer::new(move || {
             let gw = gw.clone();
-            ActixApp::new().configure(move |cfg| gw.configure(cfg))
+            let log = log.clone();
+            ActixApp::new()
+                .wrap_fn(move |req, srv| {
+                    log.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push((req.method().to_string(), req.path().to_owned()));
+                    actix_web::dev::Service::call(srv, req)
+                })
+                .configure(move |cfg| gw.configure(cfg))
         })
         .workers(1)
         .disable_signals()
@@ -74,6 +86,7 @@ impl Downstream {
             base: format!("http://{addr}/scim/v2"),
             token,
             dir,
+            seen,
             client: reqwest::Client::new(),
             server: handle,
             _store: store,
@@ -948,6 +961,129 @@ async fn a_mapped_user_reaches_the_application_as_previewed() {
             );
         }
         assert!(remote.get(CUSTOM).is_none(), "{which:?}: {remote}");
+        app.stop().await;
+    }
+}
+
+/// An outbound target's profile: a 1,000-member group goes out in 10
+/// PATCHes of 100 members (the default), in 4 with a limit of 300, and a
+/// changed user by PATCH when the profile says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_splits_member_patches_and_chooses_the_update_method() {
+    use store::EventType;
+    use store::delivery::{OutboundProfile, TargetUpdate, UpdateMethod};
+    for which in backends() {
+        let (_db, store) = store(which).await;
+        let dir = tenant(&store, "acme").await;
+        let app = Downstream::start(which).await;
+        let target = scim_target(&dir, &app.base, &app.token).await;
+        // Only group events and user updates: the users are already at
+        // the application, linked, as after an earlier sync.
+        dir.update_target(
+            target.id,
+            TargetUpdate {
+                event_types: Some(vec![
+                    EventType::GroupCreated,
+                    EventType::GroupMembersAdded,
+                    EventType::UserUpdated,
+                ]),
+                ..TargetUpdate::default()
+            },
+            "test",
+        )
+        .await
+        .expect("event types");
+        let links = store.delivery();
+        let mut members = Vec::new();
+        for i in 0..1000 {
+            let name = format!("u{i:04}");
+            let local = dir.create_user(user(&name)).await.expect("user").id;
+            let remote = app.dir.create_user(user(&name)).await.expect("remote").id;
+            links
+                .set_remote_id(target.id, "User", &local, Some(&remote))
+                .await
+                .expect("link");
+            members.push(Member::new(local));
+        }
+        let patches = |name: &str| {
+            app.seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .filter(|(m, p)| m == "PATCH" && p.starts_with(name))
+                .count()
+        };
+        let worker = start(&store, config());
+
+        for (limit, group_name, wanted) in [(None, "All", 10), (Some(300), "Everyone", 4)] {
+            if let Some(limit) = limit {
+                let profile = OutboundProfile {
+                    members_per_patch: limit,
+                    ..OutboundProfile::default()
+                };
+                dir.set_target_profile(target.id, profile, "test")
+                    .await
+                    .expect("profile");
+            }
+            let before = patches("/scim/v2/Groups/");
+            dir.create_group(group(group_name), members.clone())
+                .await
+                .expect("group");
+            let held = wait_until(Duration::from_secs(60), || async {
+                app.list("Groups")
+                    .await
+                    .into_iter()
+                    .find(|g| g["displayName"] == group_name)
+                    .and_then(|g| g["members"].as_array().map(Vec::len))
+                    .filter(|n| *n == 1000)
+            })
+            .await;
+            assert_eq!(held, Some(1000), "{which:?}: {group_name} complete");
+            assert_eq!(
+                patches("/scim/v2/Groups/") - before,
+                wanted,
+                "{which:?}: {group_name} in {wanted} PATCHes"
+            );
+        }
+
+        // PATCH instead of PUT for a changed user.
+        let profile = OutboundProfile {
+            update_method: UpdateMethod::Patch,
+            ..OutboundProfile::default()
+        };
+        let stored = dir
+            .set_target_profile(target.id, profile, "test")
+            .await
+            .expect("profile");
+        assert_eq!(stored.profile, profile);
+        let puts = || {
+            app.seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .filter(|(m, p)| m == "PUT" && p.starts_with("/scim/v2/Users/"))
+                .count()
+        };
+        let users_patched = patches("/scim/v2/Users/");
+        let first = members[0].value.clone();
+        dir.modify_user(&first, None, |c| {
+            let mut d = c.document.clone();
+            d["title"] = json!("Engineer");
+            Ok(d)
+        })
+        .await
+        .expect("title");
+        let titled = wait_until(Duration::from_secs(30), || async {
+            app.list("Users")
+                .await
+                .into_iter()
+                .find(|u| u["userName"] == "u0000" && u["title"] == "Engineer")
+        })
+        .await;
+        worker.stop().await;
+        assert!(titled.is_some(), "{which:?}: the change arrived");
+        assert_eq!(patches("/scim/v2/Users/") - users_patched, 1, "{which:?}");
+        assert_eq!(puts(), 0, "{which:?}: no PUT");
         app.stop().await;
     }
 }

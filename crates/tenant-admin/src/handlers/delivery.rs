@@ -6,7 +6,9 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use serde::Deserialize;
-use store::delivery::{Attempt, Delivery, DeliveryStatus, Target, TargetKind};
+use store::delivery::{
+    Attempt, Delivery, DeliveryStatus, OutboundProfile, Target, TargetKind, UpdateMethod,
+};
 use sync_worker::targets::TargetSpec;
 
 use crate::State;
@@ -20,9 +22,9 @@ use crate::wire::{
     AttemptList, AttemptQuery, AttemptView, AttributeMappingInput, AttributeMappingPreviewEntry,
     AttributeMappingPreviewInput, AttributeMappingPreviewView, AttributeMappingView, CreateTarget,
     CreatedTargetView, DeliveryList, DeliveryQuery, DeliveryStatusWire, DeliveryView, FeedPage,
-    FeedQuery, IfMatchHeader, JobInfoView, ReconcileQuery, ReplayResult, ResendRequest,
-    ResendResult, RotatedSecretView, TargetKindWire, TargetList, TargetView, Timeline,
-    TimelineEntryView, UpdateTarget,
+    FeedQuery, IfMatchHeader, JobInfoView, ProfileWire, ReconcileQuery, ReplayResult,
+    ResendRequest, ResendResult, RotatedSecretView, TargetKindWire, TargetList, TargetView,
+    Timeline, TimelineEntryView, UpdateMethodWire, UpdateTarget,
 };
 
 /// The `{id}` and `{delivery}` of a dead letter's path.
@@ -681,4 +683,80 @@ pub(crate) async fn preview_mapping(
             })
             .collect(),
     }))
+}
+
+fn profile_view(t: &Target) -> ProfileWire {
+    let p = t.profile;
+    ProfileWire {
+        members_per_patch: Some(u64::from(p.members_per_patch)),
+        update_method: Some(match p.update_method {
+            UpdateMethod::Put => UpdateMethodWire::Put,
+            UpdateMethod::Patch => UpdateMethodWire::Patch,
+        }),
+        requests_per_second: p.requests_per_second.map(u64::from),
+    }
+}
+
+/// An outbound SCIM target's profile of its application's limits.
+#[utoipa::path(
+    get,
+    path = "/tenants/{tenant}/targets/{id}/profile",
+    tag = "delivery",
+    operation_id = "getTargetProfile",
+    params(
+        ("tenant" = String, Path, description = "The tenant's slug"),
+        ("id" = String, Path, description = "The target's id"),
+    ),
+    responses((status = 200, description = "The profile, defaults filled in", body = ProfileWire)),
+)]
+pub(crate) async fn get_profile(
+    scope: Scoped<Read>,
+    path: web::Path<IdPath>,
+) -> Result<HttpResponse, AdminError> {
+    let t = delivery::get_target(&scope.ctx, &path.id).await?;
+    Ok(HttpResponse::Ok().json(profile_view(&t)))
+}
+
+/// Replaces an outbound SCIM target's profile; absent fields take their
+/// defaults. Audited.
+#[utoipa::path(
+    put,
+    path = "/tenants/{tenant}/targets/{id}/profile",
+    tag = "delivery",
+    operation_id = "putTargetProfile",
+    params(
+        ("tenant" = String, Path, description = "The tenant's slug"),
+        ("id" = String, Path, description = "The target's id"),
+    ),
+    request_body = ProfileWire,
+    responses(
+        (status = 200, description = "The stored profile", body = ProfileWire),
+        (status = 400, description = "A bound exceeded, or a webhook target", body = ErrorBody),
+        (status = 403, description = "The tenant is suspended (tenant admins)", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn put_profile(
+    scope: Scoped<Write>,
+    path: web::Path<IdPath>,
+    body: JsonBody<ProfileWire>,
+) -> Result<HttpResponse, AdminError> {
+    let body = body.into_inner();
+    let defaults = OutboundProfile::default();
+    let max = u64::from(OutboundProfile::MAX_MEMBERS_PER_PATCH);
+    let members = bounded("membersPerPatch", body.members_per_patch, 1, max)?;
+    let max = u64::from(OutboundProfile::MAX_REQUESTS_PER_SECOND);
+    let rate = bounded("requestsPerSecond", body.requests_per_second, 1, max)?;
+    let profile = OutboundProfile {
+        members_per_patch: members
+            .and_then(|m| u32::try_from(m).ok())
+            .unwrap_or(defaults.members_per_patch),
+        update_method: match body.update_method {
+            Some(UpdateMethodWire::Patch) => UpdateMethod::Patch,
+            Some(UpdateMethodWire::Put) => UpdateMethod::Put,
+            None => defaults.update_method,
+        },
+        requests_per_second: rate.and_then(|r| u32::try_from(r).ok()),
+    };
+    let t = delivery::set_profile(&scope.ctx, &path.id, profile).await?;
+    Ok(HttpResponse::Ok().json(profile_view(&t)))
 }

@@ -369,3 +369,15 @@ pub async fn preview_mapping(
         .map(|((id, before), (_, after))| MappingPreview { id, before, after })
         .collect())
 }
+
+/// Replaces an outbound SCIM target's application profile (audited).
+pub async fn set_profile(
+    ctx: &TenantContext,
+    id: &str,
+    profile: store::delivery::OutboundProfile,
+) -> Result<Target, ServiceError> {
+    Ok(ctx
+        .store()
+        .set_target_profile(target_id(id)?, profile, ctx.actor().as_str())
+        .await?)
+}

@@ -40,6 +40,7 @@ pub fn body_for(method: &str, path: &str) -> Option<Value> {
             json!({"mapping": {"users": {"attributes": [{"target": "x", "value": "evil"}]}}})
         }
         ("post", "/tenants/{tenant}/targets/{id}/mapping/preview") => json!({"first": 1}),
+        ("put", "/tenants/{tenant}/targets/{id}/profile") => json!({"membersPerPatch": 7}),
         ("post", "/tenants/{tenant}/targets/{id}/resend") => {
             json!({"since": "2020-01-01T00:00:00Z"})
         }

@@ -187,3 +187,77 @@ async fn a_mapping_reaches_the_webhook_as_previewed() {
         s.stop().await;
     }
 }
+
+/// An outbound SCIM target's profile over the API: defaults, bounds, and
+/// no profile for a webhook.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbound_targets_profile_is_bounded_and_audited() {
+    for which in testkit::backends() {
+        let s = Server::start_with(which, |c| c.delivery_enabled = true).await;
+        let op = &s.operator().await;
+        s.tenant(op, "acme").await;
+        let scim = s
+            .api(
+                "POST",
+                "/tenants/acme/targets",
+                Some(op),
+                Some(json!({"name": "app", "kind": "scim",
+                            "url": "http://127.0.0.1:9/scim/v2", "token": "t0ken"})),
+            )
+            .await
+            .expect(201);
+        let p = format!(
+            "/tenants/acme/targets/{}/profile",
+            scim["target"]["id"].as_str().expect("id")
+        );
+        let defaults = s.get(&p, op).await.expect(200);
+        assert_eq!(
+            defaults,
+            json!({"membersPerPatch": 100, "updateMethod": "put", "requestsPerSecond": null}),
+            "{which:?}"
+        );
+        let set = s
+            .api(
+                "PUT",
+                &p,
+                Some(op),
+                Some(json!({"membersPerPatch": 25, "updateMethod": "patch"})),
+            )
+            .await
+            .expect(200);
+        assert_eq!(
+            set,
+            json!({"membersPerPatch": 25, "updateMethod": "patch", "requestsPerSecond": null})
+        );
+        assert_eq!(s.get(&p, op).await.expect(200), set);
+        for bad in [
+            json!({"membersPerPatch": 0}),
+            json!({"membersPerPatch": 1001}),
+            json!({"requestsPerSecond": 0}),
+            json!({"updateMethod": "post"}),
+        ] {
+            let r = s.api("PUT", &p, Some(op), Some(bad.clone())).await;
+            assert_eq!(r.status, 400, "{bad}: {}", r.body);
+        }
+        assert_eq!(s.get(&p, op).await.expect(200), set, "nothing changed");
+        let hook = s
+            .api(
+                "POST",
+                "/tenants/acme/targets",
+                Some(op),
+                Some(json!({"name": "hook", "kind": "webhook", "url": "http://127.0.0.1:9/h"})),
+            )
+            .await
+            .expect(201);
+        let hook = format!(
+            "/tenants/acme/targets/{}/profile",
+            hook["target"]["id"].as_str().expect("id")
+        );
+        s.api("PUT", &hook, Some(op), Some(json!({})))
+            .await
+            .expect_error(400, "invalid_request", "only outbound SCIM targets");
+        let audit = s.get("/tenants/acme/audit", op).await.expect(200);
+        assert!(audit.to_string().contains("target.profile"), "{audit}");
+        s.stop().await;
+    }
+}

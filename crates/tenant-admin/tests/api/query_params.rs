@@ -257,6 +257,12 @@ async fn every_route_refuses_unknown_query_parameters_and_changes_nothing() {
                     ("post", "/tenants/{tenant}/targets/{id}/mapping/preview") => {
                         (format!("{t}/mapping/preview"), bogus, Some(json!({})))
                     }
+                    ("get", "/tenants/{tenant}/targets/{id}/profile") => {
+                        (format!("{t}/profile"), bogus, None)
+                    }
+                    ("put", "/tenants/{tenant}/targets/{id}/profile") => {
+                        (format!("{t}/profile"), bogus, Some(json!({})))
+                    }
                     ("get", "/tenants/{tenant}/targets/{id}/attempts") => {
                         (format!("{t}/attempts"), bogus, None)
                     }
