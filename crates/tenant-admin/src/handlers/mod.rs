@@ -117,7 +117,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let value = web::Json::<serde_json::Value>::from_request(req, payload);
         Box::pin(async move {
-            let web::Json(value) = value.await?;
+            let web::Json(mut value) = value.await?;
+            whole_numbers(&mut value);
             if !value.is_object() {
                 return Err(AdminError::BadRequest(
                     "invalid JSON body: expected a JSON object".into(),
@@ -128,6 +129,27 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 .map(JsonBody)
                 .map_err(|e| AdminError::BadRequest(format!("invalid JSON body: {e}")).into())
         })
+    }
+}
+
+/// Writes integral floats (`45.0`) as integers: JSON Schema's `integer`,
+/// which the OpenAPI document promises, includes them, and serde's
+/// integer fields would refuse them.
+fn whole_numbers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0) else {
+                return;
+            };
+            // Exactly representable whole numbers only (|f| < 2^63).
+            if f.abs() < 9.223_372_036_854_776e18 {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        Value::Object(map) => map.values_mut().for_each(whole_numbers),
+        _ => {}
     }
 }
 
@@ -215,6 +237,17 @@ mod tests {
     use actix_web::test::TestRequest;
 
     use super::*;
+
+    #[test]
+    fn integral_floats_become_integers_and_others_stay() {
+        let mut v = serde_json::json!({"a": 45.0, "b": [1.5, -3.0], "c": {"d": 1e300}, "e": "7.0"});
+        whole_numbers(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({"a": 45, "b": [1.5, -3], "c": {"d": 1e300}, "e": "7.0"})
+        );
+        assert!(v["a"].is_u64());
+    }
 
     #[test]
     fn if_match_spellings() {
