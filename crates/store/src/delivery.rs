@@ -423,6 +423,22 @@ fn types_text(types: &[EventType]) -> String {
     json!(names).to_string()
 }
 
+/// Target `id` of `tenant`, locked for the rest of write transaction
+/// `txn`; `NotFound` when the tenant has no such target.
+async fn target_row(
+    txn: &sea_orm::DatabaseTransaction,
+    tenant: Uuid,
+    id: Uuid,
+) -> Result<targets::Model, crate::db::TxError> {
+    targets::Entity::find_by_id(id.to_string())
+        .filter(targets::Column::TenantId.eq(tenant.to_string()))
+        .lock_exclusive()
+        .one(txn)
+        .await
+        .map_err(dbx)?
+        .ok_or_else(|| not_found(id).into())
+}
+
 fn target_from_row(r: targets::Model) -> Result<Target> {
     let names: Vec<String> = serde_json::from_str(&r.event_types)
         .map_err(|_| StoreError::Internal(format!("target {} has corrupt event types", r.id)))?;
@@ -608,14 +624,7 @@ impl TenantStore {
     ) -> Result<Target> {
         let tenant = self.tenant.id;
         write_txn!(self.inner, [actor], [update], txn => {
-            let Some(row) = targets::Entity::find_by_id(id.to_string())
-                .filter(targets::Column::TenantId.eq(tenant.to_string()))
-                .one(txn)
-                .await
-                .map_err(dbx)?
-            else {
-                return Err(not_found(id).into());
-            };
+            let row = target_row(txn, tenant, id).await?;
             let at = now();
             let mut q = targets::Entity::update_many()
                 .col_expr(targets::Column::UpdatedAt, Expr::value(at));
@@ -694,15 +703,7 @@ impl TenantStore {
         });
         let tenant = self.tenant.id;
         write_txn!(self.inner, [actor], [text, detail], txn => {
-            let Some(row) = targets::Entity::find_by_id(id.to_string())
-                .filter(targets::Column::TenantId.eq(tenant.to_string()))
-                .lock_exclusive()
-                .one(txn)
-                .await
-                .map_err(dbx)?
-            else {
-                return Err(not_found(id).into());
-            };
+            let row = target_row(txn, tenant, id).await?;
             if let Some(expected) = if_match
                 && i64::try_from(expected).ok() != Some(row.mapping_version)
             {
@@ -742,14 +743,7 @@ impl TenantStore {
             .map_err(|e| StoreError::Internal(format!("a profile does not serialize: {e}")))?;
         let tenant = self.tenant.id;
         write_txn!(self.inner, [actor], [text, detail], txn => {
-            let Some(row) = targets::Entity::find_by_id(id.to_string())
-                .filter(targets::Column::TenantId.eq(tenant.to_string()))
-                .one(txn)
-                .await
-                .map_err(dbx)?
-            else {
-                return Err(not_found(id).into());
-            };
+            let row = target_row(txn, tenant, id).await?;
             if row.kind != TargetKind::Scim.as_str() {
                 return Err(StoreError::InvalidValue(format!(
                     "target '{}' is a webhook: only outbound SCIM targets have a profile",
@@ -780,14 +774,7 @@ impl TenantStore {
     ) -> Result<Target> {
         let tenant = self.tenant.id;
         write_txn!(self.inner, [actor], [sealed_secret], txn => {
-            let Some(row) = targets::Entity::find_by_id(id.to_string())
-                .filter(targets::Column::TenantId.eq(tenant.to_string()))
-                .one(txn)
-                .await
-                .map_err(dbx)?
-            else {
-                return Err(not_found(id).into());
-            };
+            let row = target_row(txn, tenant, id).await?;
             targets::Entity::update_many()
                 .col_expr(targets::Column::PreviousSecret, Expr::value(Some(row.secret.clone())))
                 .col_expr(targets::Column::PreviousSecretUntil, Expr::value(Some(overlap_until)))
@@ -808,14 +795,7 @@ impl TenantStore {
     pub async fn delete_target(&self, id: Uuid, actor: &str) -> Result<()> {
         let tenant = self.tenant.id;
         write_txn!(self.inner, [actor], [], txn => {
-            let Some(row) = targets::Entity::find_by_id(id.to_string())
-                .filter(targets::Column::TenantId.eq(tenant.to_string()))
-                .one(txn)
-                .await
-                .map_err(dbx)?
-            else {
-                return Err(not_found(id).into());
-            };
+            let row = target_row(txn, tenant, id).await?;
             // Explicitly, so it does not depend on SQLite's foreign-key
             // enforcement being on.
             deliveries::Entity::delete_many()
