@@ -235,6 +235,10 @@ pub enum TargetCommand {
         /// Only if the mapping is still at this version.
         #[arg(long)]
         if_match: Option<u64>,
+        /// Also send the users and groups whose document changes to the
+        /// target again (a job that a running server or worker runs).
+        #[arg(long)]
+        resend: bool,
     },
     /// Show what the target would receive for some users under the
     /// mapping of a JSON file, next to what it receives now.
@@ -276,6 +280,10 @@ pub enum TargetCommand {
         /// Requests per second to the application, at most (default: no limit).
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10000))]
         requests_per_second: Option<u32>,
+        /// Send a nested group's users as members of every group above it,
+        /// for applications without nested groups (default false).
+        #[arg(long)]
+        flatten_groups: Option<bool>,
     },
     /// Send again every event committed since a time.
     Resend {

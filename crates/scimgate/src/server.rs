@@ -380,7 +380,9 @@ fn job_handlers(
     let reconcile =
         sync_worker::reconcile::Reconcile::new(store.clone(), &config.delivery_config(), secrets)
             .map_err(|e| AppError::Delivery(sync_worker::WorkerError::Http(e)))?;
-    Ok(store::JobHandlers::builtin().with(reconcile))
+    Ok(store::JobHandlers::builtin()
+        .with(reconcile)
+        .with(sync_worker::resend::Resend))
 }
 
 /// How the admin API makes targets under this configuration.

@@ -124,6 +124,12 @@ impl Target {
     pub fn wants(&self, event_type: EventType) -> bool {
         self.event_types.is_empty() || self.event_types.contains(&event_type)
     }
+
+    /// Whether this target receives `event`: of a type it wants, and not
+    /// meant for another target only (a re-send, module `resend`).
+    pub fn receives(&self, event: &StoredEvent) -> bool {
+        self.wants(event.event_type) && event.only_for().is_none_or(|t| t == self.id)
+    }
 }
 
 /// A target's sealed secrets (the webhook signing secret or the SCIM
@@ -158,6 +164,9 @@ pub struct OutboundProfile {
     /// Requests per second to the application, at most (`None`: as fast as
     /// it answers).
     pub requests_per_second: Option<u32>,
+    /// Whether the application takes only users as group members: a
+    /// nested group's users then become members of every group above it.
+    pub flatten_groups: bool,
 }
 
 impl OutboundProfile {
@@ -192,6 +201,7 @@ impl Default for OutboundProfile {
             members_per_patch: 100,
             update_method: UpdateMethod::Put,
             requests_per_second: None,
+            flatten_groups: false,
         }
     }
 }
@@ -680,14 +690,18 @@ impl TenantStore {
     /// Replaces a target's attribute mapping (`None`: documents go out as
     /// stored), audited, when `if_match` is the current mapping version
     /// (or absent). A mapping that does not check out is `InvalidValue`
-    /// naming the rule and attribute, and changes nothing.
+    /// naming the rule and attribute, and changes nothing. With `resend`,
+    /// a [`crate::MAPPING_RESEND`] job queued in the same transaction
+    /// sends the resources whose document changes again; its id is
+    /// returned with the target.
     pub async fn set_target_mapping(
         &self,
         id: Uuid,
         spec: Option<mapping::MappingSpec>,
         if_match: Option<u64>,
+        resend: bool,
         actor: &str,
-    ) -> Result<Target> {
+    ) -> Result<(Target, Option<String>)> {
         if let Some(spec) = &spec {
             mapping::Mapping::parse(spec).map_err(|e| StoreError::InvalidValue(e.to_string()))?;
         }
@@ -702,7 +716,8 @@ impl TenantStore {
             "raw": spec.as_ref().is_some_and(|s| s.raw),
         });
         let tenant = self.tenant.id;
-        write_txn!(self.inner, [actor], [text, detail], txn => {
+        let clock = self.inner.options.clock.clone();
+        let job = write_txn!(self.inner, [actor], [text, detail, clock], txn => {
             let row = target_row(txn, tenant, id).await?;
             if let Some(expected) = if_match
                 && i64::try_from(expected).ok() != Some(row.mapping_version)
@@ -723,9 +738,26 @@ impl TenantStore {
                 .map_err(dbx)?;
             let mut detail = detail.clone();
             detail["version"] = json!(version);
-            audit::write(txn, Some(tenant), actor, "target.mapping", &row.name, detail).await
+            let job = if resend {
+                let from = row
+                    .mapping
+                    .as_deref()
+                    .map(serde_json::from_str::<mapping::MappingSpec>)
+                    .transpose()
+                    .map_err(|e| StoreError::Internal(format!("target {id}'s stored mapping: {e}")))?;
+                let job = crate::resend::enqueue(clock, txn, tenant, id, from.as_ref(), version).await?;
+                detail["resendJob"] = json!(job);
+                Some(job)
+            } else {
+                None
+            };
+            audit::write(txn, Some(tenant), actor, "target.mapping", &row.name, detail).await?;
+            Ok(job)
         })?;
-        self.target(id).await
+        if job.is_some() {
+            self.inner.jobs_queued.notify_waiters();
+        }
+        Ok((self.target(id).await?, job))
     }
 
     /// Replaces an outbound SCIM target's application profile (audited);

@@ -70,6 +70,7 @@ mod jobs;
 mod list;
 mod log;
 pub mod render;
+mod resend;
 mod roles;
 pub mod routing;
 mod sqlite;
@@ -82,6 +83,7 @@ pub use jobs::{
     JobResult, JobStatus, JobWorker, ManualClock, NewJob, ROLE_RECOMPUTE, ROUTING_REROUTE, Reroute,
     RoleJob, RoleRecompute, SystemClock,
 };
+pub use resend::{MAPPING_RESEND, MAX_RESEND};
 
 /// The schema version this build migrates to (see the `migrations` crate).
 pub const SCHEMA_VERSION: u32 = migrations::SCHEMA_VERSION;

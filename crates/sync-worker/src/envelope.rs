@@ -77,20 +77,29 @@ impl Renderer<'_> {
     }
 
     /// The `data` an application would receive now for each of the users
-    /// `ids` (as stored now, with their effective roles, shaped by this
-    /// renderer's mapping): the admin API's mapping preview. Users that do
-    /// not exist are left out.
-    pub async fn users_now(&self, ids: &[String]) -> Result<Vec<(String, Value)>, StoreError> {
+    /// (or groups) `ids`: as stored now, a user with its effective roles,
+    /// shaped by this renderer's mapping (the admin API's mapping preview,
+    /// and the re-send after a mapping change). Those that do not exist
+    /// are left out.
+    pub async fn now(
+        &self,
+        kind: ResourceKind,
+        ids: &[String],
+    ) -> Result<Vec<(String, Value)>, StoreError> {
         let now = chrono::Utc::now();
-        // Events that record no document: rendering reads each user as
-        // stored now, as it does for role changes.
+        // Events that record no document: rendering reads each resource
+        // as stored now, as it does for role and member changes.
+        let event_type = match kind {
+            ResourceKind::User => EventType::UserUpdated,
+            ResourceKind::Group => EventType::GroupUpdated,
+        };
         let probes: Vec<StoredEvent> = ids
             .iter()
             .map(|id| StoredEvent {
                 id: 0,
                 position: 0,
                 tenant_id: uuid::Uuid::nil(),
-                event_type: EventType::UserUpdated,
+                event_type,
                 resource_id: id.clone(),
                 schema_version: 1,
                 payload: json!({}),
@@ -103,7 +112,7 @@ impl Renderer<'_> {
         for e in &probes {
             let found = lookups
                 .current
-                .get(&(ResourceKind::User, e.resource_id.clone()))
+                .get(&(kind, e.resource_id.clone()))
                 .is_some_and(Option::is_some);
             if !found {
                 continue;

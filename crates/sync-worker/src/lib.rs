@@ -30,6 +30,7 @@ pub mod outbound;
 pub mod policy;
 pub mod queue;
 pub mod reconcile;
+pub mod resend;
 pub mod runner;
 pub mod secrets;
 pub mod signing;

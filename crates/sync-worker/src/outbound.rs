@@ -23,16 +23,17 @@
 //! Each event is one attempt for the runner's state machine: the result
 //! of the request that decided it becomes a [`policy::Outcome`](Outcome).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use mapping::Mapping;
 use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use serde_json::{Map, Value, json};
 use store::delivery::{DeliveryStore, OutboundProfile, UpdateMethod};
-use store::{EventType, StoreError, StoredEvent, TenantStore};
+use store::{EventType, ResourceKind, StoreError, StoredEvent, TenantStore};
 use url::Url;
 use uuid::Uuid;
 
@@ -135,6 +136,9 @@ pub struct ScimApp {
     pub profile: OutboundProfile,
     /// Spaces the requests when the profile limits their rate.
     pub pacer: Arc<Pacer>,
+    /// The target's attribute mapping, for resources pushed from the
+    /// directory rather than from an event (members, reconciliation).
+    pub mapping: Option<Arc<Mapping>>,
 }
 
 impl std::fmt::Debug for ScimApp {
@@ -326,44 +330,20 @@ fn with_external_id(out: &mut Map<String, Value>, local_id: &str) {
     }
 }
 
-/// A user as stored now, in the shape of an envelope's `data`.
-async fn stored_user(dir: &TenantStore, id: &str) -> Result<Option<Value>, StoreError> {
-    let user = match dir.get_user(id).await {
-        Ok(u) => u,
-        Err(StoreError::NotFound(_)) => return Ok(None),
-        Err(e) => return Err(e),
+/// A user or group as stored now, as delivery renders it (a user with its
+/// roles, both shaped by the target's mapping); `None` when gone.
+async fn stored(
+    dir: &TenantStore,
+    mapping: Option<&Mapping>,
+    kind: ResourceKind,
+    id: &str,
+) -> Result<Option<Value>, StoreError> {
+    let renderer = crate::envelope::Renderer {
+        tenant: Some(dir),
+        mapping,
     };
-    let mut data = match user.document {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    };
-    data.insert("id".into(), json!(user.id));
-    let roles = dir.effective_roles(&[id.to_owned()]).await?;
-    if let Some(e) = roles.get(id) {
-        let values: Vec<Value> = e.roles.iter().map(|r| json!({"value": r.role})).collect();
-        data.insert("roles".into(), Value::Array(values));
-        data.insert(
-            scim::schemas::SCIMGATE_USER.into(),
-            store::render::effective_roles(e),
-        );
-    }
-    Ok(Some(Value::Object(data)))
-}
-
-/// A group as stored now (without members), in the shape of `data`.
-async fn stored_group(dir: &TenantStore, id: &str) -> Result<Option<Value>, StoreError> {
-    match dir.get_group(id, false).await {
-        Ok(g) => {
-            let mut data = match g.document {
-                Value::Object(m) => m,
-                _ => Map::new(),
-            };
-            data.insert("id".into(), json!(g.id));
-            Ok(Some(Value::Object(data)))
-        }
-        Err(StoreError::NotFound(_)) => Ok(None),
-        Err(e) => Err(e),
-    }
+    let found = renderer.now(kind, &[id.to_owned()]).await?;
+    Ok(found.into_iter().next().map(|(_, data)| data))
 }
 
 impl ScimApp {
@@ -699,7 +679,7 @@ impl Session<'_> {
         let Some(dir) = self.app.tenant.clone() else {
             return Ok(None);
         };
-        match stored_user(&dir, local).await? {
+        match stored(&dir, self.app.mapping.as_deref(), ResourceKind::User, local).await? {
             Some(data) => Ok(Some(
                 self.upsert_user(local, &user_body(local, &data)).await?,
             )),
@@ -712,7 +692,14 @@ impl Session<'_> {
         let Some(dir) = self.app.tenant.clone() else {
             return Ok(None);
         };
-        match stored_group(&dir, local).await? {
+        match stored(
+            &dir,
+            self.app.mapping.as_deref(),
+            ResourceKind::Group,
+            local,
+        )
+        .await?
+        {
             Some(data) => Ok(Some(
                 self.upsert_group(local, &group_body(local, &data)).await?,
             )),
@@ -892,10 +879,14 @@ impl Session<'_> {
         let Some(dir) = self.app.tenant.clone() else {
             return Ok(None);
         };
-        if let Some(data) = stored_user(&dir, id).await? {
+        if let Some(data) =
+            stored(&dir, self.app.mapping.as_deref(), ResourceKind::User, id).await?
+        {
             return Ok(Some(self.upsert_user(id, &user_body(id, &data)).await?));
         }
-        if let Some(data) = stored_group(&dir, id).await? {
+        if let Some(data) =
+            stored(&dir, self.app.mapping.as_deref(), ResourceKind::Group, id).await?
+        {
             return Ok(Some(self.upsert_group(id, &group_body(id, &data)).await?));
         }
         Ok(None)
@@ -908,6 +899,9 @@ impl Session<'_> {
         ids: &[String],
         add: bool,
     ) -> Result<(), Fail> {
+        if self.app.profile.flatten_groups {
+            return self.flat_members(local, data, ids, add).await;
+        }
         let mut remote = match self.link(Kind::Group, local).await? {
             Some(r) => r,
             // Not pushed yet (the target is newer than the group).
@@ -960,6 +954,118 @@ impl Session<'_> {
         }
         Ok(())
     }
+}
+
+impl Session<'_> {
+    /// A member change of group `local` for an application that takes
+    /// only users as members (the profile's `flattenGroups`): `local` and
+    /// every group it is nested in, transitively, gain the users the
+    /// change brought under them, or lose those it took away that are no
+    /// longer under them by another path. Decided from the directory as
+    /// it is now, so a later change's own event settles what this one
+    /// cannot see.
+    async fn flat_members(
+        &mut self,
+        local: &str,
+        data: &Value,
+        ids: &[String],
+        add: bool,
+    ) -> Result<(), Fail> {
+        let Some(dir) = self.app.tenant.clone() else {
+            return Ok(());
+        };
+        // The users the change is about: those named, and those under
+        // the groups named.
+        let mut touched = BTreeSet::new();
+        for id in ids {
+            match users_under(&dir, id).await? {
+                Some(users) => touched.extend(users),
+                None => {
+                    touched.insert(id.clone());
+                }
+            }
+        }
+        let mut groups = vec![local.to_owned()];
+        groups.extend(groups_above(&dir, local).await?);
+        for group in groups {
+            let Some(under) = users_under(&dir, &group).await? else {
+                continue;
+            };
+            let remote = match self.link(Kind::Group, &group).await? {
+                Some(r) => r,
+                None if group == local && data.get("displayName").is_some() => {
+                    self.upsert_group(local, &group_body(local, data)).await?
+                }
+                None => match self.push_group(&group).await? {
+                    Some(r) => r,
+                    None => continue,
+                },
+            };
+            let (mut added, mut removed) = (Vec::new(), Vec::new());
+            for user in &touched {
+                match (add, under.contains(user)) {
+                    (true, true) => {
+                        if let Some(r) = self.member(user).await? {
+                            added.push(r);
+                        }
+                    }
+                    (false, false) => {
+                        if let Some(r) = self.link(Kind::User, user).await? {
+                            removed.push(r);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            self.patch_members(&remote, &added, &removed).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The users under group `id`: its user members and, transitively, those
+/// of the groups among its members; `None` when `id` is not a group.
+async fn users_under(dir: &TenantStore, id: &str) -> Result<Option<BTreeSet<String>>, StoreError> {
+    let mut users = BTreeSet::new();
+    let mut seen = HashSet::from([id.to_owned()]);
+    let mut queue = vec![id.to_owned()];
+    while let Some(group) = queue.pop() {
+        let members = match dir.group_members(&group).await {
+            Ok(m) => m,
+            Err(StoreError::NotFound(_)) if group == id => return Ok(None),
+            // A nested group deleted meanwhile has no users to give.
+            Err(StoreError::NotFound(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        for m in members {
+            if m.r#type.as_deref() == Some("Group") {
+                if seen.insert(m.value.clone()) {
+                    queue.push(m.value);
+                }
+            } else {
+                users.insert(m.value);
+            }
+        }
+    }
+    Ok(Some(users))
+}
+
+/// The groups group `id` is nested in, transitively (a cycle ends where
+/// it started).
+async fn groups_above(dir: &TenantStore, id: &str) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::from([id.to_owned()]);
+    let mut queue = vec![id.to_owned()];
+    while let Some(group) = queue.pop() {
+        let parents = dir.user_groups(std::slice::from_ref(&group)).await?;
+        for parent in parents.into_values().flatten() {
+            if seen.insert(parent.id.clone()) {
+                out.push(parent.id.clone());
+                queue.push(parent.id);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The first `limit` bytes of `text`, cut at a character boundary.

@@ -11,6 +11,7 @@
 //! that scimgate never pushed are left alone.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 use store::delivery::TargetKind;
@@ -90,6 +91,13 @@ impl Reconcile {
             tenant: Some(dir.clone()),
             profile: t.profile,
             pacer: crate::outbound::Pacer::of(target),
+            mapping: t
+                .mapping
+                .as_ref()
+                .map(mapping::Mapping::parse)
+                .transpose()
+                .map_err(|e| JobError::Permanent(format!("the target's mapping: {e}")))?
+                .map(Arc::new),
         })
     }
 }

@@ -320,10 +320,7 @@ impl<Q: Queue> Worker<Q> {
             .into_iter()
             .map(|e| (e.id, e))
             .collect();
-        let wanted: Vec<StoredEvent> = fresh
-            .into_iter()
-            .filter(|e| target.wants(e.event_type))
-            .collect();
+        let wanted: Vec<StoredEvent> = fresh.into_iter().filter(|e| target.receives(e)).collect();
         let resources: Vec<String> = wanted.iter().map(|e| e.resource_id.clone()).collect();
         let held = s.queue.held(target.id, &resources).await?;
 
@@ -335,10 +332,11 @@ impl<Q: Queue> Worker<Q> {
             .as_ref()
             .map(mapping::Mapping::parse)
             .transpose()
-            .map_err(|e| StoreError::Internal(format!("target {}'s mapping: {e}", target.id)))?;
+            .map_err(|e| StoreError::Internal(format!("target {}'s mapping: {e}", target.id)))?
+            .map(Arc::new);
         let renderer = Renderer {
             tenant: dir,
-            mapping: mapping.as_ref(),
+            mapping: mapping.as_deref(),
         };
         let to_render: Vec<&StoredEvent> = due
             .iter()
@@ -352,7 +350,7 @@ impl<Q: Queue> Worker<Q> {
             .filter_map(|(e, body)| Some((e.id, body?)))
             .collect();
 
-        let sender = Arc::new(self.sender(lt, dir, now));
+        let sender = Arc::new(self.sender(lt, dir, mapping, now));
         let mut jobs: Vec<Job> = Vec::new();
         let mut changes: Vec<DeliveryChange> = Vec::new();
         for d in due {
@@ -453,6 +451,7 @@ impl<Q: Queue> Worker<Q> {
         &self,
         lt: &LeasedTarget,
         dir: Option<&TenantStore>,
+        mapping: Option<Arc<mapping::Mapping>>,
         now: DateTime<Utc>,
     ) -> Result<Sender, SenderError> {
         let s = &self.shared;
@@ -479,6 +478,7 @@ impl<Q: Queue> Worker<Q> {
                 tenant: dir.cloned(),
                 profile: lt.target.profile,
                 pacer: crate::outbound::Pacer::of(lt.target.id),
+                mapping,
             }));
         }
         let open = |sealed: &str| -> Result<WebhookSecret, SenderError> {

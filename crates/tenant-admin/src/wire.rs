@@ -1605,6 +1605,10 @@ pub struct AttributeMappingView {
     /// documents as stored.
     #[schema(value_type = Option<Object>)]
     pub mapping: Option<Value>,
+    /// After a change asked to re-send: the job that sends the users and
+    /// groups whose document changed to this target again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resend_job: Option<JobRef>,
 }
 
 /// `PUT /tenants/{tenant}/targets/{id}/mapping`: the whole new mapping.
@@ -1620,6 +1624,10 @@ pub struct AttributeMappingInput {
     #[serde(default)]
     #[schema(minimum = 0, maximum = 9223372036854775807_i64)]
     pub version: Option<u64>,
+    /// Re-send the users and groups whose document the change alters to
+    /// this target, as a job (default false).
+    #[serde(default)]
+    pub resend: bool,
 }
 
 /// `POST /tenants/{tenant}/targets/{id}/mapping/preview`.
@@ -1679,6 +1687,11 @@ pub struct ProfileWire {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 10000)]
     pub requests_per_second: Option<u64>,
+    /// Whether the application takes only users as group members: a
+    /// nested group's users become members of every group above it
+    /// (default false).
+    #[serde(default)]
+    pub flatten_groups: Option<bool>,
 }
 
 /// How an outbound SCIM target updates a user.

@@ -205,12 +205,20 @@ pub async fn target(config: &Config, command: TargetCommand) -> Result<Output, C
             id,
             file,
             if_match,
+            resend,
         } => {
             let ctx = tenant_context(&store, &tenant).await?;
             let spec = delivery::mapping_spec(Some(&mapping_of(&file)?))?;
-            Ok(mapping_output(
-                &delivery::set_mapping(&ctx, &id, spec, if_match).await?,
-            ))
+            let (t, job) = delivery::set_mapping(&ctx, &id, spec, if_match, resend).await?;
+            let mut out = mapping_output(&t);
+            if let Some(job) = job {
+                out.json["resendJob"] = json!(job);
+                out.text.push_str(&format!(
+                    "Queued re-send job {job}; a running scimgate serve or worker runs it. \
+                     Its progress: GET /admin/v1/tenants/{tenant}/jobs/{job}\n"
+                ));
+            }
+            Ok(out)
         }
         TargetCommand::PreviewMapping {
             tenant,
@@ -253,6 +261,7 @@ pub async fn target(config: &Config, command: TargetCommand) -> Result<Output, C
             members_per_patch,
             update_method,
             requests_per_second,
+            flatten_groups,
         } => {
             let ctx = tenant_context(&store, &tenant).await?;
             let defaults = OutboundProfile::default();
@@ -260,6 +269,7 @@ pub async fn target(config: &Config, command: TargetCommand) -> Result<Output, C
                 members_per_patch: members_per_patch.unwrap_or(defaults.members_per_patch),
                 update_method: update_method.map_or(defaults.update_method, Into::into),
                 requests_per_second,
+                flatten_groups: flatten_groups.unwrap_or(defaults.flatten_groups),
             };
             Ok(profile_output(
                 &delivery::set_profile(&ctx, &id, profile).await?,
@@ -423,12 +433,17 @@ fn profile_output(t: &Target) -> Output {
     Output {
         json: serde_json::to_value(p).unwrap_or(Value::Null),
         text: format!(
-            "Target {}: {} members per PATCH, users updated by {}, {rate}.\n",
+            "Target {}: {} members per PATCH, users updated by {}, {rate}, {}.\n",
             t.id,
             p.members_per_patch,
             match p.update_method {
                 store::delivery::UpdateMethod::Put => "PUT",
                 store::delivery::UpdateMethod::Patch => "PATCH",
+            },
+            if p.flatten_groups {
+                "nested groups flattened"
+            } else {
+                "nested groups as they are"
             }
         ),
     }

@@ -260,6 +260,23 @@ fn target_commands_manage_a_tenants_targets() {
     assert_eq!(shown, stored);
     let stale = set("0");
     assert!(!stale.status.success(), "{}", stale.describe());
+    // With --resend, the change queues its re-send job.
+    let resent = run(sandbox.cmd(&[
+        "target",
+        "set-mapping",
+        "acme",
+        &id,
+        "--file",
+        good,
+        "--resend",
+        "--json",
+    ]))
+    .json();
+    assert_eq!(resent["version"], 2, "{resent}");
+    let job = resent["resendJob"].as_str().expect("a job id");
+    assert!(!job.is_empty());
+    let now = run(sandbox.cmd(&["target", "mapping", "acme", &id, "--json"])).json();
+    assert_eq!(now["version"], 2, "{now}");
     let preview = run(sandbox.cmd(&[
         "target",
         "preview-mapping",
@@ -276,7 +293,8 @@ fn target_commands_manage_a_tenants_targets() {
     let profile = run(sandbox.cmd(&["target", "profile", "acme", &id, "--json"])).json();
     assert_eq!(
         profile,
-        json!({"membersPerPatch": 100, "updateMethod": "put", "requestsPerSecond": null})
+        json!({"membersPerPatch": 100, "updateMethod": "put", "requestsPerSecond": null,
+               "flattenGroups": false})
     );
     let refused = run(sandbox.cmd(&[
         "target",

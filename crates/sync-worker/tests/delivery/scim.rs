@@ -895,7 +895,7 @@ async fn reconciliation_reports_drift_and_repairs_it() {
 
 /// A target's attribute mapping reaches the application: enterprise and
 /// custom extension attributes renamed, transformed and mapped, exactly
-/// as the preview (`Renderer::users_now`) shows them.
+/// as the preview (`Renderer::now`) shows them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mapped_user_reaches_the_application_as_previewed() {
     const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -917,8 +917,8 @@ async fn a_mapped_user_reaches_the_application_as_previewed() {
                 {"source": "name.givenName"}, {"text": " "}, {"source": "name.familyName"}]}
         ]}}))
         .expect("spec");
-        let stored = dir
-            .set_target_mapping(target.id, Some(spec.clone()), Some(0), "test")
+        let (stored, _) = dir
+            .set_target_mapping(target.id, Some(spec.clone()), Some(0), false, "test")
             .await
             .expect("mapping");
         assert_eq!(stored.mapping_version, 1);
@@ -944,7 +944,10 @@ async fn a_mapped_user_reaches_the_application_as_previewed() {
             tenant: Some(&dir),
             mapping: Some(&checked),
         };
-        let preview = renderer.users_now(&[grace]).await.expect("preview");
+        let preview = renderer
+            .now(store::ResourceKind::User, &[grace])
+            .await
+            .expect("preview");
         let after = &preview[0].1;
         assert_eq!(after["title"], "Sales Department", "{which:?}: {after}");
         assert_eq!(after["nickName"], "COBOL-1");
@@ -1084,6 +1087,125 @@ async fn a_profile_splits_member_patches_and_chooses_the_update_method() {
         assert!(titled.is_some(), "{which:?}: the change arrived");
         assert_eq!(patches("/scim/v2/Users/") - users_patched, 1, "{which:?}");
         assert_eq!(puts(), 0, "{which:?}: no PUT");
+        app.stop().await;
+    }
+}
+
+/// With `flattenGroups`, an application without nested groups gets a
+/// nested group's users as members of every group above it, and only
+/// users: joining or leaving the inner group changes the outer one too,
+/// unless the user is still under it by another path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flattening_profile_sends_nested_groups_users_as_members() {
+    use store::delivery::OutboundProfile;
+    for which in backends() {
+        let (_db, store) = store(which).await;
+        let dir = tenant(&store, "acme").await;
+        let app = Downstream::start(which).await;
+        let target = scim_target(&dir, &app.base, &app.token).await;
+        let profile = OutboundProfile {
+            flatten_groups: true,
+            ..OutboundProfile::default()
+        };
+        dir.set_target_profile(target.id, profile, "test")
+            .await
+            .expect("profile");
+        let worker = start(&store, config());
+        let mut ids = BTreeMap::new();
+        for name in ["ann", "ben", "cat", "dan"] {
+            let u = dir.create_user(user_with(name, name)).await.expect("user");
+            ids.insert(name, u.id);
+        }
+        let member = |n: &str| Member::new(ids[n].clone());
+        let eng = dir
+            .create_group(group("Eng"), vec![member("ann"), member("ben")])
+            .await
+            .expect("Eng")
+            .id;
+        let all = dir
+            .create_group(group("All"), vec![Member::new(eng.clone()), member("cat")])
+            .await
+            .expect("All")
+            .id;
+        let names = |list: &[&str]| {
+            list.iter()
+                .map(|n| (*n).to_owned())
+                .collect::<BTreeSet<_>>()
+        };
+        let expect = |eng_members: &[&str], all_members: &[&str]| {
+            BTreeMap::from([
+                ("Eng".to_owned(), names(eng_members)),
+                ("All".to_owned(), names(all_members)),
+            ])
+        };
+        let settled = |want: BTreeMap<String, BTreeSet<String>>| {
+            let app = &app;
+            async move {
+                let got = wait_until(Duration::from_secs(30), || {
+                    let want = want.clone();
+                    async move {
+                        let groups = app.state().await.groups;
+                        (groups == want).then_some(())
+                    }
+                })
+                .await;
+                match got {
+                    Some(()) => Ok(()),
+                    None => Err(format!("want {want:?}, got {:?}", app.state().await.groups)),
+                }
+            }
+        };
+        settled(expect(&["ann", "ben"], &["ann", "ben", "cat"]))
+            .await
+            .unwrap_or_else(|e| panic!("{which:?}: nested at first: {e}"));
+
+        // Dan joins Eng: All gains him. Ben leaves Eng: All loses him.
+        let (dan, ben) = (ids["dan"].clone(), ids["ben"].clone());
+        dir.modify_group(&eng, None, move |c| {
+            Ok((
+                c.document.clone(),
+                vec![MemberChange::Add(vec![Member::new(dan.clone())])],
+            ))
+        })
+        .await
+        .expect("dan joins");
+        dir.modify_group(&eng, None, move |c| {
+            Ok((
+                c.document.clone(),
+                vec![MemberChange::Remove(vec![ben.clone()])],
+            ))
+        })
+        .await
+        .expect("ben leaves");
+        settled(expect(&["ann", "dan"], &["ann", "cat", "dan"]))
+            .await
+            .unwrap_or_else(|e| panic!("{which:?}: after joins and leaves: {e}"));
+
+        // Cat joins Eng too, then leaves it: still in All directly.
+        for change in [
+            MemberChange::Add(vec![member("cat")]),
+            MemberChange::Remove(vec![ids["cat"].clone()]),
+        ] {
+            dir.modify_group(&eng, None, move |c| {
+                Ok((c.document.clone(), vec![change.clone()]))
+            })
+            .await
+            .expect("cat");
+        }
+        // Eng leaves All: its users go, cat stays.
+        let eng_id = eng.clone();
+        dir.modify_group(&all, None, move |c| {
+            Ok((
+                c.document.clone(),
+                vec![MemberChange::Remove(vec![eng_id.clone()])],
+            ))
+        })
+        .await
+        .expect("Eng leaves All");
+        settled(expect(&["ann", "dan"], &["cat"]))
+            .await
+            .unwrap_or_else(|e| panic!("{which:?}: after Eng left All: {e}"));
+        worker.stop().await;
         app.stop().await;
     }
 }

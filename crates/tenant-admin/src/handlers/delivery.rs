@@ -11,7 +11,6 @@ use store::delivery::{
 };
 use sync_worker::targets::TargetSpec;
 
-use crate::State;
 use crate::auth::{Read, Scoped, Write};
 use crate::error::{AdminError, ErrorBody};
 use crate::handlers::roles::etag;
@@ -22,10 +21,11 @@ use crate::wire::{
     AttemptList, AttemptQuery, AttemptView, AttributeMappingInput, AttributeMappingPreviewEntry,
     AttributeMappingPreviewInput, AttributeMappingPreviewView, AttributeMappingView, CreateTarget,
     CreatedTargetView, DeliveryList, DeliveryQuery, DeliveryStatusWire, DeliveryView, FeedPage,
-    FeedQuery, IfMatchHeader, JobInfoView, ProfileWire, ReconcileQuery, ReplayResult,
+    FeedQuery, IfMatchHeader, JobInfoView, JobRef, ProfileWire, ReconcileQuery, ReplayResult,
     ResendRequest, ResendResult, RotatedSecretView, TargetKindWire, TargetList, TargetView,
     Timeline, TimelineEntryView, UpdateMethodWire, UpdateTarget,
 };
+use crate::{BASE_PATH, State};
 
 /// The `{id}` and `{delivery}` of a dead letter's path.
 #[derive(Debug, Deserialize)]
@@ -575,13 +575,14 @@ pub(crate) async fn get_job(
     Ok(HttpResponse::Ok().json(job_view(job)))
 }
 
-fn mapping_view(t: &Target) -> AttributeMappingView {
+fn mapping_view(t: &Target, resend_job: Option<JobRef>) -> AttributeMappingView {
     AttributeMappingView {
         version: t.mapping_version,
         mapping: t
             .mapping
             .as_ref()
             .and_then(|m| serde_json::to_value(m).ok()),
+        resend_job,
     }
 }
 
@@ -604,12 +605,13 @@ pub(crate) async fn get_mapping(
     let t = delivery::get_target(&scope.ctx, &path.id).await?;
     Ok(HttpResponse::Ok()
         .insert_header(etag(t.mapping_version))
-        .json(mapping_view(&t)))
+        .json(mapping_view(&t, None)))
 }
 
 /// Replaces a target's attribute mapping, conditional on `If-Match`;
 /// audited. An invalid mapping is refused with the rule and attribute
-/// named, and changes nothing.
+/// named, and changes nothing. With `"resend": true` a job sends the users
+/// and groups whose document changes to this target again.
 #[utoipa::path(
     put,
     path = "/tenants/{tenant}/targets/{id}/mapping",
@@ -622,7 +624,7 @@ pub(crate) async fn get_mapping(
     ),
     request_body = AttributeMappingInput,
     responses(
-        (status = 200, description = "The stored mapping and its new version", body = AttributeMappingView),
+        (status = 200, description = "The stored mapping, its new version, and the re-send job if one was asked for", body = AttributeMappingView),
         (status = 400, description = "An invalid mapping (the message names the rule and attribute)", body = ErrorBody),
         (status = 403, description = "The tenant is suspended (tenant admins)", body = ErrorBody),
         (status = 412, description = "If-Match is not the current version", body = ErrorBody),
@@ -634,13 +636,23 @@ pub(crate) async fn put_mapping(
     path: web::Path<IdPath>,
     body: JsonBody<AttributeMappingInput>,
 ) -> Result<HttpResponse, AdminError> {
-    let AttributeMappingInput { mapping, version } = body.into_inner();
+    let AttributeMappingInput {
+        mapping,
+        version,
+        resend,
+    } = body.into_inner();
     let expected = expected_version(&req, version)?;
     let spec = delivery::mapping_spec(mapping.as_ref())?;
-    let t = delivery::set_mapping(&scope.ctx, &path.id, spec, expected).await?;
+    let (t, job) = delivery::set_mapping(&scope.ctx, &path.id, spec, expected, resend).await?;
+    let slug = scope.ctx.tenant().slug();
+    let job = job.map(|id| JobRef {
+        url: format!("{BASE_PATH}/tenants/{slug}/jobs/{id}"),
+        status: store::JobStatus::Queued.as_str().to_owned(),
+        id,
+    });
     Ok(HttpResponse::Ok()
         .insert_header(etag(t.mapping_version))
-        .json(mapping_view(&t)))
+        .json(mapping_view(&t, job)))
 }
 
 /// Shows what the target would receive for some users under a proposed
@@ -694,6 +706,7 @@ fn profile_view(t: &Target) -> ProfileWire {
             UpdateMethod::Patch => UpdateMethodWire::Patch,
         }),
         requests_per_second: p.requests_per_second.map(u64::from),
+        flatten_groups: Some(p.flatten_groups),
     }
 }
 
@@ -756,6 +769,7 @@ pub(crate) async fn put_profile(
             None => defaults.update_method,
         },
         requests_per_second: rate.and_then(|r| u32::try_from(r).ok()),
+        flatten_groups: body.flatten_groups.unwrap_or(defaults.flatten_groups),
     };
     let t = delivery::set_profile(&scope.ctx, &path.id, profile).await?;
     Ok(HttpResponse::Ok().json(profile_view(&t)))

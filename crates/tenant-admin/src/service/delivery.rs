@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use mapping::{Mapping, MappingSpec};
 use serde_json::Value;
 use store::delivery::{Attempt, Delivery, DeliveryStatus, Target};
-use store::{EventQuery, EventType, StoreError};
+use store::{EventQuery, EventType, ResourceKind, StoreError};
 use sync_worker::address::AddressPolicy;
 use sync_worker::secrets::SecretBox;
 use sync_worker::targets::{Created, TargetError, TargetSpec, Targets};
@@ -242,7 +242,7 @@ pub async fn feed(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let events = ctx
+    let mut events = ctx
         .store()
         .events(&EventQuery {
             after,
@@ -252,6 +252,8 @@ pub async fn feed(
         })
         .await?;
     let next = events.last().map_or(after, |e| e.position);
+    // Re-sends after a target's mapping change are that target's alone.
+    events.retain(|e| e.only_for().is_none());
     // The feed is the tenant's own: documents as stored.
     let renderer = sync_worker::envelope::Renderer {
         tenant: Some(ctx.store()),
@@ -294,10 +296,11 @@ pub async fn set_mapping(
     id: &str,
     spec: Option<MappingSpec>,
     expected: Option<u64>,
-) -> Result<Target, ServiceError> {
+    resend: bool,
+) -> Result<(Target, Option<String>), ServiceError> {
     Ok(ctx
         .store()
-        .set_target_mapping(target_id(id)?, spec, expected, ctx.actor().as_str())
+        .set_target_mapping(target_id(id)?, spec, expected, resend, ctx.actor().as_str())
         .await?)
 }
 
@@ -361,8 +364,12 @@ pub async fn preview_mapping(
         tenant: Some(ctx.store()),
         mapping,
     };
-    let before = render(stored.as_ref()).users_now(&ids).await?;
-    let after = render(proposed.as_ref()).users_now(&ids).await?;
+    let before = render(stored.as_ref())
+        .now(ResourceKind::User, &ids)
+        .await?;
+    let after = render(proposed.as_ref())
+        .now(ResourceKind::User, &ids)
+        .await?;
     Ok(before
         .into_iter()
         .zip(after)

@@ -213,7 +213,8 @@ async fn an_outbound_targets_profile_is_bounded_and_audited() {
         let defaults = s.get(&p, op).await.expect(200);
         assert_eq!(
             defaults,
-            json!({"membersPerPatch": 100, "updateMethod": "put", "requestsPerSecond": null}),
+            json!({"membersPerPatch": 100, "updateMethod": "put", "requestsPerSecond": null,
+                   "flattenGroups": false}),
             "{which:?}"
         );
         let set = s
@@ -221,13 +222,16 @@ async fn an_outbound_targets_profile_is_bounded_and_audited() {
                 "PUT",
                 &p,
                 Some(op),
-                Some(json!({"membersPerPatch": 25, "updateMethod": "patch"})),
+                Some(
+                    json!({"membersPerPatch": 25, "updateMethod": "patch", "flattenGroups": true}),
+                ),
             )
             .await
             .expect(200);
         assert_eq!(
             set,
-            json!({"membersPerPatch": 25, "updateMethod": "patch", "requestsPerSecond": null})
+            json!({"membersPerPatch": 25, "updateMethod": "patch", "requestsPerSecond": null,
+                   "flattenGroups": true})
         );
         assert_eq!(s.get(&p, op).await.expect(200), set);
         for bad in [
@@ -235,6 +239,7 @@ async fn an_outbound_targets_profile_is_bounded_and_audited() {
             json!({"membersPerPatch": 1001}),
             json!({"requestsPerSecond": 0}),
             json!({"updateMethod": "post"}),
+            json!({"flattenGroups": "yes"}),
         ] {
             let r = s.api("PUT", &p, Some(op), Some(bad.clone())).await;
             assert_eq!(r.status, 400, "{bad}: {}", r.body);
@@ -258,6 +263,196 @@ async fn an_outbound_targets_profile_is_bounded_and_audited() {
             .expect_error(400, "invalid_request", "only outbound SCIM targets");
         let audit = s.get("/tenants/acme/audit", op).await.expect(200);
         assert!(audit.to_string().contains("target.profile"), "{audit}");
+        s.stop().await;
+    }
+}
+
+/// Waits until `job` (an admin API path) is done and returns it.
+async fn finished(s: &Server, op: &str, job: &str) -> Value {
+    let (op, job) = (op.to_owned(), job.to_owned());
+    eventually(|| {
+        let (op, job) = (op.clone(), job.clone());
+        async move {
+            let got = s.get(&job, &op).await.expect(200);
+            assert_ne!(got["status"], "failed", "{got}");
+            (got["status"] == "done").then_some(got)
+        }
+    })
+    .await
+    .expect("the job finishes")
+}
+
+/// A mapping change with `"resend": true` sends again exactly the users
+/// whose document it alters, to that target only: under new webhook ids
+/// (so an idempotent receiver takes them), not in the event feed, and
+/// nothing for the users it leaves alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapping_change_resends_exactly_the_affected_users() {
+    for which in testkit::backends() {
+        let s = Server::start_with(which, |c| c.delivery_enabled = true).await;
+        let op = &s.operator().await;
+        let scim = s.tenant(op, "acme").await;
+        let receiver = Receiver::start().await;
+        let created = s
+            .api(
+                "POST",
+                "/tenants/acme/targets",
+                Some(op),
+                Some(json!({"name": "crm", "kind": "webhook", "url": receiver.url()})),
+            )
+            .await
+            .expect(201);
+        receiver.set_secret(created["secret"].as_str().expect("secret"));
+        let target = format!(
+            "/tenants/acme/targets/{}",
+            created["target"]["id"].as_str().expect("id")
+        );
+        let t = format!("{target}/mapping");
+        let cost = |map: Value| {
+            json!({"users": {"attributes": [
+                {"target": "costCenter", "source": format!("{ENT}:department"),
+                 "map": map, "default": "CC-000"}]}})
+        };
+        s.api(
+            "PUT",
+            &t,
+            Some(op),
+            Some(json!({"mapping": cost(json!({"Sales": "CC-100"}))})),
+        )
+        .await
+        .expect(200);
+
+        let mut sales = Vec::new();
+        for (i, department) in ["Sales", "Ops", "Sales", "Ops", "Sales", "Ops"]
+            .iter()
+            .enumerate()
+        {
+            let user = s
+                .scim(
+                    "POST",
+                    "acme",
+                    "/Users",
+                    &scim,
+                    Some(json!({
+                        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENT],
+                        "userName": format!("user{i}@acme.example"),
+                        ENT: {"department": department}
+                    })),
+                )
+                .await
+                .expect(201);
+            if *department == "Sales" {
+                sales.push(user["id"].as_str().expect("id").to_owned());
+            }
+        }
+        s.scim(
+            "POST",
+            "acme",
+            "/Groups",
+            &scim,
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Staff"
+            })),
+        )
+        .await
+        .expect(201);
+        let first = receiver
+            .wait_for(7, Duration::from_secs(30))
+            .await
+            .expect("the first deliveries");
+        let first_ids: Vec<String> = first.iter().filter_map(|d| d.webhook_id.clone()).collect();
+        receiver.clear();
+
+        // Sales moves to another cost centre: only the Sales users change.
+        let put = s
+            .api(
+                "PUT",
+                &t,
+                Some(op),
+                Some(json!({"mapping": cost(json!({"Sales": "CC-200"})), "resend": true})),
+            )
+            .await
+            .expect(200);
+        assert_eq!(put["version"], 2, "{put}");
+        let job_url = put["resendJob"]["url"]
+            .as_str()
+            .expect("job url")
+            .to_owned();
+        let job = finished(&s, op, job_url.trim_start_matches("/admin/v1")).await;
+        assert_eq!(
+            job["result"]["resent"],
+            json!({"users": 3, "groups": 0}),
+            "{which:?}: {job}"
+        );
+        assert_eq!(
+            (&job["total"], &job["processed"], &job["changed"]),
+            (&json!(7), &json!(7), &json!(3)),
+            "{job}"
+        );
+
+        // A user created after the job: once the target's cursor has
+        // passed its event, everything before it has been delivered.
+        s.scim(
+            "POST",
+            "acme",
+            "/Users",
+            &scim,
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "sentinel@acme.example"
+            })),
+        )
+        .await
+        .expect(201);
+        let feed = s
+            .get("/tenants/acme/events?after=0&limit=100", op)
+            .await
+            .expect(200);
+        let events = feed["events"].as_array().expect("events");
+        assert!(
+            events.iter().all(|e| e["type"] != "user.updated"),
+            "{which:?}: re-sends are the target's alone, not the feed's: {feed}"
+        );
+        let sentinel = events.last().expect("the sentinel's event")["position"]
+            .as_i64()
+            .expect("position");
+        eventually(|| async {
+            let got = s.get(&target, op).await.expect(200);
+            (got["cursor"].as_i64() >= Some(sentinel)).then_some(())
+        })
+        .await
+        .expect("the target passes the sentinel");
+
+        let got = receiver.deliveries();
+        let resent: Vec<&testkit::receiver::Delivery> = got
+            .iter()
+            .filter(|d| d.body["type"] == "user.updated")
+            .collect();
+        let mut ids: Vec<String> = resent
+            .iter()
+            .map(|d| d.body["data"]["id"].as_str().expect("id").to_owned())
+            .collect();
+        ids.sort_unstable();
+        sales.sort_unstable();
+        assert_eq!(ids, sales, "{which:?}: exactly the Sales users");
+        assert_eq!(got.len(), 4, "{which:?}: three re-sends and the sentinel");
+        for d in &resent {
+            assert!(d.verified, "{:?}", d.verify_error);
+            assert_eq!(d.body["data"]["costCenter"], "CC-200", "{}", d.body);
+            assert_eq!(d.body["changed"], json!([]), "{}", d.body);
+            let id = d.webhook_id.clone().expect("webhook-id");
+            assert!(!first_ids.contains(&id), "{id} is a new message");
+        }
+
+        // The audit log names the change's job.
+        let audit = s.get("/tenants/acme/audit", op).await.expect(200);
+        assert!(
+            audit
+                .to_string()
+                .contains(put["resendJob"]["id"].as_str().expect("id")),
+            "{audit}"
+        );
         s.stop().await;
     }
 }
