@@ -22,9 +22,10 @@ mod m0010_super_tenants;
 mod m0011_routed_log;
 mod m0012_target_mappings;
 mod m0013_target_profiles;
+mod m0014_deletion_safety;
 
 /// The schema version this build expects: the number of migration steps.
-pub const SCHEMA_VERSION: u32 = 13;
+pub const SCHEMA_VERSION: u32 = 14;
 
 /// All of scimgate's migrations, in order.
 pub struct Migrator;
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0011_routed_log::Migration),
             Box::new(m0012_target_mappings::Migration),
             Box::new(m0013_target_profiles::Migration),
+            Box::new(m0014_deletion_safety::Migration),
         ]
     }
 }

@@ -27,6 +27,7 @@ use crate::db::{TxError, db, dbx, now, unique_or};
 use crate::entity::{groups, memberships, user_emails, users};
 use crate::events::{self, Event, PreparedEvent, ResourceKind};
 use crate::roles as role_store;
+use crate::safety;
 use crate::{GroupRef, Resource, Result, StoreError, TenantStore};
 
 /// Ids per `IN (...)` list and rows per multi-row insert: well inside
@@ -230,6 +231,17 @@ impl NewUser {
             cols,
             text,
             event,
+        })
+    }
+
+    /// A soft-deleted user coming back with its id: the same as a new
+    /// one, announced as `user.restored`.
+    pub(crate) fn restored(id: String, document: Value) -> Result<NewUser> {
+        let mut event = Event::created(ResourceKind::User, &id, 1, &document);
+        event.event_type = events::EventType::UserRestored;
+        Ok(NewUser {
+            event: event.into(),
+            ..NewUser::prepare(id, document)?
         })
     }
 }
@@ -462,8 +474,24 @@ pub(crate) async fn apply_user_update(
     if active_changed {
         events.extend(role_store::recompute(store, txn, std::slice::from_ref(&row.id)).await?);
     }
-    events::write_prepared(store, txn, vec![event]).await?;
-    events::write(store, txn, events).await?;
+    let deactivated = active_changed && !cols.active.unwrap_or(true);
+    let hold = if deactivated {
+        safety::screen(store, txn, &row.id).await?.hold
+    } else {
+        None
+    };
+    match hold {
+        // A held deactivation holds the role change it caused too.
+        Some(reason) => {
+            let mut held = vec![event];
+            held.extend(events.into_iter().map(PreparedEvent::from));
+            safety::hold(store, txn, &row.id, reason, held).await?;
+        }
+        None => {
+            events::write_prepared(store, txn, vec![event]).await?;
+            events::write(store, txn, events).await?;
+        }
+    }
     Ok(Resource {
         id: row.id.clone(),
         document,
@@ -569,23 +597,46 @@ pub(crate) async fn delete_user_in(
         .ok_or_else(|| not_found("User", id))?;
     let current = version(row.version, "user")?;
     check_if_match(if_match, current)?;
-    let mut events = remove_from_all_groups(store, txn, id).await?;
-    let left: Vec<&String> = events.iter().map(|e| &e.resource_id).collect();
+    let screened = safety::screen(store, txn, id).await?;
+    let events = remove_from_all_groups(store, txn, id).await?;
+    let left: Vec<String> = events.iter().map(|e| e.resource_id.clone()).collect();
     let last = user_resource(&row)?.document;
-    let deleted = Event::deleted(
-        ResourceKind::User,
-        id,
-        current,
-        &last,
-        json!({ "groups": left }),
-    );
+    let mut extra = json!({ "groups": left });
+    if screened.grace_days > 0 {
+        let until = safety::keep_deleted(store, txn, &row, &left, screened.grace_days).await?;
+        extra["restorable_until"] = json!(until);
+    }
+    let deleted = Event::deleted(ResourceKind::User, id, current, &last, extra);
     users::Entity::delete_many()
         .filter(users::Column::TenantId.eq(store.tenant_key()))
         .filter(users::Column::Id.eq(id))
         .exec(txn)
         .await
         .map_err(dbx)?;
-    events.insert(0, deleted);
+    // The groups the user left hear of it at once; the deletion itself
+    // waits when it is held.
+    match screened.hold {
+        Some(reason) => safety::hold(store, txn, id, reason, vec![deleted.into()]).await?,
+        None => events::write(store, txn, vec![deleted]).await?,
+    }
+    events::write(store, txn, events).await
+}
+
+/// Removes a live user for an erasure: out of its groups (their member
+/// events carry ids only) and out of the directory, with no event of its
+/// own (the erasure writes one without data).
+pub(crate) async fn erase_live_user(
+    store: &TenantStore,
+    txn: &DatabaseTransaction,
+    id: &str,
+) -> Result<(), TxError> {
+    let events = remove_from_all_groups(store, txn, id).await?;
+    users::Entity::delete_many()
+        .filter(users::Column::TenantId.eq(store.tenant_key()))
+        .filter(users::Column::Id.eq(id))
+        .exec(txn)
+        .await
+        .map_err(dbx)?;
     events::write(store, txn, events).await
 }
 

@@ -27,7 +27,11 @@
 //! - `group.members_added` / `group.members_removed`: `{"version",
 //!   "members": [ids]}`;
 //! - `user.roles_changed`: `{"before": Effective or null, "after":
-//!   Effective}` (see the `roles` crate; `null` when the user had none).
+//!   Effective}` (see the `roles` crate; `null` when the user had none);
+//! - `user.restored`: `{"version", "document"}`;
+//! - `user.purged`: `{}` (or `{"erased": true}`): no document, by design.
+//!
+//! A soft-deleted user's `user.deleted` adds `"restorable_until"`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -123,6 +127,8 @@ event_types! {
     UserReactivated => "user.reactivated", User, "A user's `active` turned true again.";
     UserDeleted => "user.deleted", User, "A user was deleted.";
     UserRolesChanged => "user.roles_changed", User, "A user's effective roles changed.";
+    UserRestored => "user.restored", User, "A soft-deleted user was restored, with the same id.";
+    UserPurged => "user.purged", User, "A deleted user's data was purged (grace period over, or erased).";
     GroupCreated => "group.created", Group, "A group was created.";
     GroupUpdated => "group.updated", Group, "A group's attributes (not its members) changed.";
     GroupDeleted => "group.deleted", Group, "A group was deleted.";
@@ -296,6 +302,18 @@ pub(crate) struct PreparedEvent {
     event_type: EventType,
     resource_id: String,
     payload: String,
+}
+
+impl PreparedEvent {
+    /// What happened.
+    pub(crate) fn event_type(&self) -> EventType {
+        self.event_type
+    }
+
+    /// The payload, serialized.
+    pub(crate) fn payload(&self) -> &str {
+        &self.payload
+    }
 }
 
 impl From<Event> for PreparedEvent {
@@ -568,7 +586,7 @@ mod tests {
 
     #[test]
     fn every_type_round_trips_its_name() {
-        assert_eq!(EventType::ALL.len(), 11);
+        assert_eq!(EventType::ALL.len(), 13);
         for t in EventType::ALL {
             assert_eq!(t.as_str().parse::<EventType>(), Ok(*t));
             let prefix = t.as_str().split('.').next().unwrap_or_default();

@@ -73,6 +73,7 @@ pub mod render;
 mod resend;
 mod roles;
 pub mod routing;
+pub mod safety;
 mod sqlite;
 mod translate;
 mod writer;

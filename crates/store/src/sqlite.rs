@@ -593,6 +593,10 @@ fn declared_kind(table: &str, column: &str) -> Option<Kind> {
             add::<super_links::Entity>(&mut kinds);
             add::<routing_policies::Entity>(&mut kinds);
             add::<copies::Entity>(&mut kinds);
+            add::<deletion_safety::Entity>(&mut kinds);
+            add::<held_changes::Entity>(&mut kinds);
+            add::<protected_users::Entity>(&mut kinds);
+            add::<deleted_users::Entity>(&mut kinds);
             kinds
         })
         .get(table)?

@@ -139,7 +139,9 @@ impl Renderer<'_> {
                 e.event_type.resource_kind() == ResourceKind::User
                     && !matches!(
                         e.event_type,
-                        EventType::UserDeleted | EventType::UserRolesChanged
+                        EventType::UserDeleted
+                            | EventType::UserRolesChanged
+                            | EventType::UserPurged
                     )
             })
             .map(|e| e.resource_id.clone())
@@ -198,7 +200,8 @@ impl Lookups {
                     .ok()
                     .map(Roles::Owned)
             }
-            (ResourceKind::User, EventType::UserDeleted) | (ResourceKind::Group, _) => None,
+            (ResourceKind::User, EventType::UserDeleted | EventType::UserPurged)
+            | (ResourceKind::Group, _) => None,
             (ResourceKind::User, _) => self.roles.get(&e.resource_id).map(Roles::Borrowed),
         };
         let side = match kind {
@@ -310,8 +313,16 @@ impl Serialize for Envelope<'_> {
                 if let Some(reason) = p.get("reason") {
                     m.serialize_entry("reason", reason)?;
                 }
+                if let Some(until) = p.get("restorable_until") {
+                    m.serialize_entry("restorable_until", until)?;
+                }
             }
-            EventType::UserCreated | EventType::GroupCreated => {}
+            EventType::UserPurged => {
+                if let Some(erased) = p.get("erased") {
+                    m.serialize_entry("erased", erased)?;
+                }
+            }
+            EventType::UserCreated | EventType::GroupCreated | EventType::UserRestored => {}
         }
         m.end()
     }

@@ -18,7 +18,10 @@
 //! - Member events PATCH `add` / `remove` of `members` with the members'
 //!   remote ids; a member the application has not got yet is upserted
 //!   from the directory first, one no longer in the directory is skipped.
-//! - Deletions `DELETE` the remote resource (404: already gone).
+//! - Deletions `DELETE` the remote resource (404: already gone). A soft
+//!   deletion (restorable for a grace period) deactivates the remote user
+//!   instead, keeping the link, so that `user.restored` reactivates it
+//!   and `user.purged` deletes it.
 //!
 //! Each event is one attempt for the runner's state machine: the result
 //! of the request that decided it becomes a [`policy::Outcome`](Outcome).
@@ -437,6 +440,7 @@ impl Session<'_> {
             | EventType::UserUpdated
             | EventType::UserDeactivated
             | EventType::UserReactivated
+            | EventType::UserRestored
             | EventType::UserRolesChanged => {
                 // Without a userName the user is gone (a role event
                 // rendered after the deletion): its deletion follows.
@@ -445,7 +449,20 @@ impl Session<'_> {
                 }
                 Ok(())
             }
-            EventType::UserDeleted => self.delete(Kind::User, local).await,
+            // A soft delete can be undone: the application's user is
+            // deactivated and stays linked, so a restore reactivates it
+            // rather than create another. The purge deletes it.
+            EventType::UserDeleted if event.payload.get("restorable_until").is_some() => {
+                let mut data = data.clone();
+                if data.get("userName").is_some() {
+                    data["active"] = json!(false);
+                    if self.link(Kind::User, local).await?.is_some() {
+                        self.upsert_user(local, &user_body(local, &data)).await?;
+                    }
+                }
+                Ok(())
+            }
+            EventType::UserDeleted | EventType::UserPurged => self.delete(Kind::User, local).await,
             EventType::GroupCreated | EventType::GroupUpdated => {
                 if data.get("displayName").is_some() {
                     self.upsert_group(local, &group_body(local, data)).await?;

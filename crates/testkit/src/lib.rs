@@ -55,6 +55,113 @@ pub struct TestDatabase {
     pg_name: Option<String>,
 }
 
+impl TestDatabase {
+    /// Scans every row of every table for each of `needles`
+    /// (case-insensitive, as text) and names where each one is found
+    /// (`"table: needle"`): how a test proves that data is gone.
+    pub async fn find_text(&self, needles: &[&str]) -> Vec<String> {
+        let needles: Vec<String> = needles.iter().map(|n| n.to_lowercase()).collect();
+        match self.which {
+            TestDb::Sqlite => {
+                let path = self
+                    .url
+                    .trim_start_matches("sqlite://")
+                    .split('?')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                match tokio::task::spawn_blocking(move || scan_sqlite(&path, &needles)).await {
+                    Ok(found) => found,
+                    Err(e) => panic!("scanning the SQLite database failed: {e}"),
+                }
+            }
+            TestDb::Postgres => scan_postgres(&self.url, &needles).await,
+        }
+    }
+}
+
+/// A `LIKE` pattern for text containing `needle` (lower case), quoted.
+fn contains(needle: &str) -> String {
+    format!("'%{}%'", needle.replace('\'', "''"))
+}
+
+fn scan_sqlite(path: &str, needles: &[String]) -> Vec<String> {
+    let conn = rusqlite::Connection::open(path)
+        .unwrap_or_else(|e| panic!("cannot open the test database: {e}"));
+    let names = |sql: &str| -> Vec<String> {
+        let mut stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        stmt.query_map([], |r| r.get::<_, String>(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .filter_map(Result::ok)
+            .collect()
+    };
+    let mut found = Vec::new();
+    for table in names("SELECT name FROM sqlite_master WHERE type = 'table'") {
+        let columns = names(&format!("SELECT name FROM pragma_table_info('{table}')"));
+        // Every column as text, joined: one string per row.
+        let row: Vec<String> = columns
+            .iter()
+            .map(|c| format!("COALESCE(CAST(\"{c}\" AS TEXT), '')"))
+            .collect();
+        let row = row.join(" || ' ' || ");
+        for needle in needles {
+            let sql = format!(
+                "SELECT COUNT(*) FROM \"{table}\" WHERE LOWER({row}) LIKE {}",
+                contains(needle)
+            );
+            let n: i64 = conn
+                .query_row(&sql, [], |r| r.get(0))
+                .unwrap_or_else(|e| panic!("scanning {table}: {e}"));
+            if n > 0 {
+                found.push(format!("{table}: {needle} ({n} rows)"));
+            }
+        }
+    }
+    found
+}
+
+async fn scan_postgres(url: &str, needles: &[String]) -> Vec<String> {
+    use sea_orm::{DbBackend, Statement};
+    let conn = match Database::connect(url).await {
+        Ok(c) => c,
+        Err(e) => panic!("cannot connect to the test database: {e}"),
+    };
+    let query = |sql: String| Statement::from_string(DbBackend::Postgres, sql);
+    let tables: Vec<String> = conn
+        .query_all_raw(query(
+            "SELECT table_name::text AS t FROM information_schema.tables \
+             WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+                .to_owned(),
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("cannot list the tables: {e}"))
+        .iter()
+        .filter_map(|r| r.try_get::<String>("", "t").ok())
+        .collect();
+    let mut found = Vec::new();
+    for table in tables {
+        for needle in needles {
+            // The whole row as text.
+            let sql = format!(
+                "SELECT COUNT(*) AS n FROM \"{table}\" AS r WHERE LOWER(r::text) LIKE {}",
+                contains(needle)
+            );
+            let n = conn
+                .query_all_raw(query(sql))
+                .await
+                .unwrap_or_else(|e| panic!("scanning {table}: {e}"))
+                .first()
+                .and_then(|r| r.try_get::<i64>("", "n").ok())
+                .unwrap_or(0);
+            if n > 0 {
+                found.push(format!("{table}: {needle} ({n} rows)"));
+            }
+        }
+    }
+    let _ = conn.close().await;
+    found
+}
+
 impl std::fmt::Debug for TestDatabase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TestDatabase")

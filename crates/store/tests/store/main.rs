@@ -15,5 +15,6 @@ mod jobs;
 mod list;
 mod outbox_log;
 mod roles;
+mod safety;
 mod super_tenants;
 mod users;
