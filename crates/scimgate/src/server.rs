@@ -25,6 +25,11 @@ pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
 /// request's timeout).
 pub const DELIVERY_GRACE: Duration = Duration::from_secs(20);
 
+/// How often deleted users past their grace period are purged and the
+/// held-deletion metrics refreshed.
+const SAFETY_INTERVAL: Duration = Duration::from_secs(60);
+/// Deleted users purged per transaction.
+const PURGE_BATCH: u64 = 500;
 /// How often old provisioning-log entries are pruned.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -184,6 +189,7 @@ pub async fn spawn(config: Config) -> Result<App, AppError> {
         "Provisioning-log entries deleted by the retention task.",
     )?;
     registry.register(Box::new(pruned.clone()))?;
+    let sweep = spawn_deletion_safety(store.clone(), &registry)?;
 
     let gateway = gateway::Gateway::new(store.clone(), config.gateway_config(), &registry)?;
     let (keys, key_source) = bootstrap::admin_keys(&config)?;
@@ -278,6 +284,7 @@ pub async fn spawn(config: Config) -> Result<App, AppError> {
     // worker's signal.
     let delivery = delivery.map(|worker| tokio::spawn(worker.run(role_worker_stop.subscribe())));
     let mut background = Vec::new();
+    background.push(sweep);
     if config.provisioning_log_retention_days > 0 {
         background.push(spawn_retention(
             store,
@@ -326,6 +333,7 @@ pub async fn run_worker(config: Config) -> Result<(), AppError> {
         let stop_rx = stop_rx.clone();
         tokio::spawn(async move { store.run_jobs(handlers, stop_rx).await })
     };
+    let sweep = spawn_deletion_safety(store.clone(), &registry)?;
     let metrics_registry = web::Data::new(registry);
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
@@ -364,6 +372,7 @@ pub async fn run_worker(config: Config) -> Result<(), AppError> {
             task.abort();
         }
     }
+    sweep.abort();
     handle.stop(true).await;
     let _ = server_task.await;
     tracing::info!("stopped");
@@ -566,6 +575,60 @@ async fn shutdown_signal() -> &'static str {
         let _ = tokio::signal::ctrl_c().await;
         "Ctrl-C"
     }
+}
+
+/// Purges soft-deleted users whose grace period is over, and keeps the
+/// deletion-safety alert metrics current (docs/deletion-safety.md).
+fn spawn_deletion_safety(store: Store, registry: &Registry) -> Result<JoinHandle<()>, AppError> {
+    let held = IntGauge::new(
+        "scimgate_deletions_held",
+        "Deletions and deactivations held for a tenant admin (threshold or protected user).",
+    )?;
+    let tripped = IntGauge::new(
+        "scimgate_deletion_threshold_tripped_tenants",
+        "Tenants whose accidental-deletion threshold has tripped.",
+    )?;
+    let purged = IntCounter::new(
+        "scimgate_deleted_users_purged_total",
+        "Soft-deleted users purged after their grace period.",
+    )?;
+    registry.register(Box::new(held.clone()))?;
+    registry.register(Box::new(tripped.clone()))?;
+    registry.register(Box::new(purged.clone()))?;
+    Ok(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SAFETY_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            loop {
+                match store.purge_deleted(chrono::Utc::now(), PURGE_BATCH).await {
+                    Ok(n) => {
+                        purged.inc_by(n);
+                        if n > 0 {
+                            tracing::info!(
+                                purged = n,
+                                "purged deleted users past their grace period"
+                            );
+                        }
+                        if n < PURGE_BATCH {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "purging deleted users failed");
+                        break;
+                    }
+                }
+            }
+            match store.held_totals().await {
+                Ok((h, t)) => {
+                    held.set(i64::try_from(h).unwrap_or(i64::MAX));
+                    tripped.set(i64::try_from(t).unwrap_or(i64::MAX));
+                }
+                Err(e) => tracing::warn!(error = %e, "reading held deletions failed"),
+            }
+        }
+    }))
 }
 
 fn spawn_retention(store: Store, days: u32, pruned: IntCounter) -> JoinHandle<()> {

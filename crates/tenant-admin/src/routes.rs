@@ -25,7 +25,9 @@ use utoipa::openapi::{Content, OpenApi as Document, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{self, AdminError};
-use crate::handlers::{delivery, directory, logs, roles, session, super_tenants, tenants, tokens};
+use crate::handlers::{
+    delivery, directory, logs, roles, safety, session, super_tenants, tenants, tokens,
+};
 use crate::{BASE_PATH, MAX_BODY_BYTES, State, auth};
 
 /// One route of the admin API, relative to [`BASE_PATH`](crate::BASE_PATH).
@@ -80,6 +82,7 @@ macro_rules! route_table {
                 (name = "directory", description = "Users and groups, read-only"),
                 (name = "logs", description = "Provisioning and audit logs"),
                 (name = "delivery", description = "Webhook targets, attempts, dead letters, the event feed, timelines"),
+                (name = "safety", description = "Deletion safety: threshold, held changes, protected users, soft-deleted users, erasure"),
             ),
         )]
         struct ApiDoc;
@@ -129,6 +132,18 @@ route_table! {
     bearer get "/tenants/{tenant}/locks" => roles::list_locks;
     bearer put "/tenants/{tenant}/users/{id}/lock" => roles::lock_user;
     bearer delete "/tenants/{tenant}/users/{id}/lock" => roles::unlock_user;
+
+    bearer get "/tenants/{tenant}/deletion-safety" => safety::get_policy;
+    bearer put "/tenants/{tenant}/deletion-safety" => safety::put_policy;
+    bearer get "/tenants/{tenant}/held-changes" => safety::list_held;
+    bearer post "/tenants/{tenant}/held-changes/release" => safety::release_held;
+    bearer post "/tenants/{tenant}/held-changes/discard" => safety::discard_held;
+    bearer get "/tenants/{tenant}/protected-users" => safety::list_protected;
+    bearer put "/tenants/{tenant}/users/{id}/protection" => safety::protect_user;
+    bearer delete "/tenants/{tenant}/users/{id}/protection" => safety::unprotect_user;
+    bearer get "/tenants/{tenant}/deleted-users" => safety::list_deleted;
+    bearer post "/tenants/{tenant}/deleted-users/{id}/restore" => safety::restore_user;
+    bearer post "/tenants/{tenant}/users/{id}/erase" => safety::erase_user;
 
     bearer get "/tenants/{tenant}/users" => directory::list_users;
     bearer get "/tenants/{tenant}/users/{id}" => directory::get_user;

@@ -574,8 +574,10 @@ pub struct SetDefaultRole {
 }
 
 /// Tells "absent" (`None`) from "null" (`Some(None)`).
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// `PUT /tenants/{tenant}/roles/mode`.
@@ -1702,4 +1704,196 @@ pub enum UpdateMethodWire {
     Put,
     /// A `replace` of its attributes.
     Patch,
+}
+
+// ---------------------------------------------------------------------------
+// Deletion safety
+
+/// A tenant's deletion safety (docs/deletion-safety.md).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletionSafetyView {
+    /// Deletions and deactivations let through per window before the rest
+    /// are held (`null`: no count limit).
+    pub max_deletions: Option<u32>,
+    /// The same as a share of the directory, in percent (`null`: none).
+    pub max_percent: Option<u32>,
+    /// The window's length, in minutes.
+    pub window_minutes: u32,
+    /// How long a deleted user stays restorable, in days (0: no soft
+    /// delete).
+    pub grace_days: u32,
+    /// Grows with every policy change; also the ETag (0: the defaults).
+    pub version: u64,
+    /// Whether the threshold has tripped: deletions and deactivations are
+    /// held until released or discarded.
+    pub tripped: bool,
+    /// When the current window started.
+    pub window_started_at: Option<DateTime<Utc>>,
+    /// Changes let through in the current window.
+    pub window_count: u64,
+    /// Changes held now.
+    pub held: u64,
+}
+
+/// `PUT /tenants/{tenant}/deletion-safety`: a field left out takes its
+/// default; `null` turns a limit off.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeletionPolicyInput {
+    /// Changes let through per window (1-1000000; default 500; `null`: no
+    /// count limit).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 1000000)]
+    pub max_deletions: Option<Option<u32>>,
+    /// Percent of the directory let through per window (1-100; default
+    /// none).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    pub max_percent: Option<Option<u32>>,
+    /// The window, in minutes (1-10080; default 60).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10080)]
+    pub window_minutes: Option<u32>,
+    /// Days a deleted user stays restorable (0-3650; default 30).
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 3650)]
+    pub grace_days: Option<u32>,
+    /// The version the change expects (as `If-Match`).
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 9223372036854775807_i64)]
+    pub version: Option<u64>,
+}
+
+/// A held deletion or deactivation.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldChangeView {
+    /// Its id.
+    pub id: i64,
+    /// The user.
+    pub user_id: String,
+    /// The user's userName, when the change records it.
+    pub user_name: Option<String>,
+    /// `threshold` or `protected`.
+    pub reason: String,
+    /// The held event (`user.deleted`, `user.deactivated`, ...).
+    pub event_type: String,
+    /// When it was held.
+    pub held_at: DateTime<Utc>,
+}
+
+/// `GET /tenants/{tenant}/held-changes`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldChangeList {
+    /// Oldest first.
+    pub changes: Vec<HeldChangeView>,
+}
+
+/// `POST /tenants/{tenant}/held-changes/release` (or `/discard`): which
+/// ones; neither field: all of them.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeldSelectionInput {
+    /// These held changes, by id.
+    #[serde(default)]
+    pub ids: Option<Vec<i64>>,
+    /// Every held change of these users.
+    #[serde(default)]
+    pub users: Option<Vec<String>>,
+}
+
+/// How many held changes a release or discard settled.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldSettled {
+    /// How many.
+    pub count: u64,
+}
+
+/// A protected user.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProtectionView {
+    /// The user.
+    pub user_id: String,
+    /// Why.
+    pub reason: String,
+    /// Who protected it.
+    pub protected_by: String,
+    /// When.
+    pub since: DateTime<Utc>,
+}
+
+/// `GET /tenants/{tenant}/protected-users`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProtectionList {
+    /// By user id.
+    pub users: Vec<ProtectionView>,
+}
+
+/// `PUT /tenants/{tenant}/users/{id}/protection`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProtectionInput {
+    /// Why (required, not blank).
+    #[schema(min_length = 1, pattern = r"\S")]
+    pub reason: String,
+}
+
+/// A soft-deleted user.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedUserView {
+    /// Its id (the same after a restore).
+    pub id: String,
+    /// Its userName.
+    pub user_name: String,
+    /// When it was deleted.
+    pub deleted_at: DateTime<Utc>,
+    /// When it is purged unless restored first.
+    pub purge_after: DateTime<Utc>,
+}
+
+/// `GET /tenants/{tenant}/deleted-users`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedUserList {
+    /// Most recently deleted first.
+    pub users: Vec<DeletedUserView>,
+}
+
+/// `?limit=` of the held-change and deleted-user lists.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SafetyListQuery {
+    /// At most this many (1-1000; default 100).
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u64>,
+}
+
+/// `?confirm=` of an erasure: must repeat the user's id.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EraseQuery {
+    /// The user's id again: an erasure cannot be undone.
+    #[serde(default)]
+    #[param(max_length = 200)]
+    pub confirm: Option<String>,
+}
+
+/// What an erasure removed: rows per table (no data).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErasureView {
+    /// The user's id.
+    pub id: String,
+    /// Rows removed or blanked, by table.
+    #[schema(value_type = Object)]
+    pub rows: Value,
 }

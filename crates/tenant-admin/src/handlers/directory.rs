@@ -30,7 +30,7 @@ fn search(query: &DirectoryQuery) -> Result<service::DirectoryQuery, AdminError>
     })
 }
 
-fn user_view(details: UserDetails) -> UserView {
+pub(crate) fn user_view(details: UserDetails) -> UserView {
     let UserDetails {
         user,
         groups,

@@ -19,6 +19,7 @@ pub(crate) mod delivery;
 pub(crate) mod directory;
 pub(crate) mod logs;
 pub(crate) mod roles;
+pub(crate) mod safety;
 pub(crate) mod session;
 pub(crate) mod super_tenants;
 pub(crate) mod tenants;

@@ -23,6 +23,7 @@ mod error;
 mod locks;
 mod logs;
 mod policy;
+pub mod safety;
 mod tenants;
 mod tokens;
 

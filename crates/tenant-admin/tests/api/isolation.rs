@@ -32,6 +32,12 @@ pub fn body_for(method: &str, path: &str) -> Option<Value> {
             json!({"group": {"displayName": "Evil"}, "role": "admin", "priority": 99})
         }
         ("put", "/tenants/{tenant}/users/{id}/lock") => json!({"roles": [], "reason": "evil"}),
+        ("put", "/tenants/{tenant}/deletion-safety") => json!({"maxDeletions": 1}),
+        ("put", "/tenants/{tenant}/users/{id}/protection") => json!({"reason": "evil"}),
+        ("post", "/tenants/{tenant}/held-changes/release")
+        | ("post", "/tenants/{tenant}/held-changes/discard")
+        | ("post", "/tenants/{tenant}/deleted-users/{id}/restore")
+        | ("post", "/tenants/{tenant}/users/{id}/erase") => json!({}),
         ("post", "/tenants/{tenant}/targets") => {
             json!({"name": "evil", "kind": "webhook", "url": "http://127.0.0.1:9/evil"})
         }
@@ -167,6 +173,8 @@ async fn snapshot(s: &Server, op: &str, slug: &str, ids: &Ids) -> Vec<Value> {
         format!("/tenants/{slug}/groups/{}", ids.group),
         format!("/tenants/{slug}/audit?limit=1000"),
         format!("/tenants/{slug}/targets"),
+        format!("/tenants/{slug}/deletion-safety"),
+        format!("/tenants/{slug}/protected-users"),
     ] {
         out.push(s.get(&path, op).await.expect(200));
     }

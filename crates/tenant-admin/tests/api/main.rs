@@ -13,6 +13,7 @@ mod mappings;
 mod openapi;
 mod query_params;
 mod roles;
+mod safety;
 mod super_tenants;
 mod support;
 mod tenants;

@@ -213,6 +213,55 @@ async fn every_route_refuses_unknown_query_parameters_and_changes_nothing() {
                     ("get", "/tenants/{tenant}/users") => {
                         ("/tenants/acme/users".into(), bogus, None)
                     }
+                    ("get", "/tenants/{tenant}/deletion-safety") => {
+                        ("/tenants/acme/deletion-safety".into(), bogus, None)
+                    }
+                    ("put", "/tenants/{tenant}/deletion-safety") => (
+                        "/tenants/acme/deletion-safety".into(),
+                        bogus,
+                        Some(json!({"maxDeletions": 3})),
+                    ),
+                    ("get", "/tenants/{tenant}/held-changes") => (
+                        "/tenants/acme/held-changes".into(),
+                        "limit=5&bogusParam=1",
+                        None,
+                    ),
+                    ("post", "/tenants/{tenant}/held-changes/release") => (
+                        "/tenants/acme/held-changes/release".into(),
+                        bogus,
+                        Some(json!({})),
+                    ),
+                    ("post", "/tenants/{tenant}/held-changes/discard") => (
+                        "/tenants/acme/held-changes/discard".into(),
+                        bogus,
+                        Some(json!({})),
+                    ),
+                    ("get", "/tenants/{tenant}/protected-users") => {
+                        ("/tenants/acme/protected-users".into(), bogus, None)
+                    }
+                    ("put", "/tenants/{tenant}/users/{id}/protection") => (
+                        format!("/tenants/acme/users/{user}/protection"),
+                        bogus,
+                        Some(json!({"reason": "break-glass"})),
+                    ),
+                    ("delete", "/tenants/{tenant}/users/{id}/protection") => (
+                        format!("/tenants/acme/users/{user}/protection"),
+                        bogus,
+                        None,
+                    ),
+                    ("get", "/tenants/{tenant}/deleted-users") => {
+                        ("/tenants/acme/deleted-users".into(), bogus, None)
+                    }
+                    ("post", "/tenants/{tenant}/deleted-users/{id}/restore") => (
+                        format!("/tenants/acme/deleted-users/{user}/restore"),
+                        bogus,
+                        None,
+                    ),
+                    ("post", "/tenants/{tenant}/users/{id}/erase") => (
+                        format!("/tenants/acme/users/{user}/erase"),
+                        "confirm=x&bogusParam=1",
+                        None,
+                    ),
                     ("get", "/tenants/{tenant}/users/{id}") => {
                         (format!("/tenants/acme/users/{user}"), bogus, None)
                     }

@@ -133,6 +133,11 @@ impl Server {
         }
     }
 
+    /// The server's database (to scan it).
+    pub fn database(&self) -> &TestDatabase {
+        &self._db
+    }
+
     pub async fn stop(mut self) {
         if let Some(app) = self.app.take() {
             app.stop(false).await.expect("clean stop");
