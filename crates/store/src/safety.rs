@@ -705,7 +705,7 @@ impl TenantStore {
                 .ok_or_else(|| StoreError::NotFound(format!("deleted user {id}")))?;
             let document = crate::directory::parse_document(&row.document, "a deleted user")?;
             let new = crate::directory::NewUser::restored(id.clone(), document)?;
-            let user = crate::directory::create_user_in(store, txn, &new, now())
+            let mut user = crate::directory::create_user_in(store, txn, &new, now())
                 .await
                 .map_err(|e| match e {
                     TxError::Fail(StoreError::Uniqueness(_)) => TxError::Fail(StoreError::Uniqueness(format!(
@@ -730,6 +730,13 @@ impl TenantStore {
                     crate::directory::modify_group_in(store, txn, &gid, None, &add).await?;
                 }
             }
+            // A super tenant routes it again, as it routes a new user.
+            let touched = crate::copies::Touched::User {
+                id: &user.id,
+                document: Some(&user.document),
+                new: true,
+            };
+            user.routed = crate::copies::follow(store, txn, touched).await?;
             deleted_users::Entity::delete_many()
                 .filter(deleted_users::Column::TenantId.eq(key.clone()))
                 .filter(deleted_users::Column::Id.eq(id.clone()))
