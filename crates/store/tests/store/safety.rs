@@ -351,3 +351,78 @@ async fn an_erasure_leaves_no_trace_in_any_table() {
         ));
     }
 }
+
+/// Each child of a super tenant screens its own copies: a super tenant's
+/// deletion reaches a child's application only when the child lets it.
+#[tokio::test]
+async fn a_childs_protected_copy_waits_when_its_super_tenant_deletes() {
+    use store::TenantKind;
+    use store::fanout::OnUnroute;
+    use store::routing::RuleSpec;
+    for which in backends() {
+        let (_db, store) = store(which).await;
+        let admin = store.admin();
+        let msp = tenant(&store, "msp").await;
+        let msp = admin
+            .set_tenant_kind(msp.id(), TenantKind::Super, "op")
+            .await
+            .expect("super");
+        let acme = tenant(&store, "acme").await;
+        admin
+            .link_child(msp.id(), acme.id(), OnUnroute::Delete, "op")
+            .await
+            .expect("link");
+        admin
+            .set_routing_policy(
+                msp.id(),
+                vec![RuleSpec {
+                    id: "all".into(),
+                    child: "acme".into(),
+                    group: None,
+                    filter: Some("userName ew \"@acme.example\"".into()),
+                }],
+                Some(0),
+                "op",
+            )
+            .await
+            .expect("rules");
+        let (msp, acme) = (store.tenant(&msp), store.tenant(&acme));
+        let ann = msp
+            .create_user(user("ann@acme.example"))
+            .await
+            .expect("ann")
+            .id;
+        let copies = acme
+            .list_users(&store::ListQuery {
+                filter: None,
+                sort_by: None,
+                descending: false,
+                start_index: 1,
+                count: 10,
+                with_members: false,
+            })
+            .await
+            .expect("copies")
+            .resources;
+        assert_eq!(copies.len(), 1, "{which:?}");
+        let copy = copies[0].id.clone();
+        acme.protect_user(&copy, "the owner", "admin")
+            .await
+            .expect("protect");
+
+        msp.delete_user(&ann, None).await.expect("delete");
+        assert_eq!(count(&all_events(&msp).await, EventType::UserDeleted), 1);
+        assert_eq!(
+            count(&all_events(&acme).await, EventType::UserDeleted),
+            0,
+            "{which:?}: the child's deletion is held"
+        );
+        let held = acme.held_changes(10).await.expect("held");
+        assert_eq!((held.len(), held[0].user_id.as_str()), (1, copy.as_str()));
+        assert!(msp.held_changes(10).await.expect("held").is_empty());
+        acme.release_held(HeldSelection::All, "admin")
+            .await
+            .expect("release");
+        assert_eq!(count(&all_events(&acme).await, EventType::UserDeleted), 1);
+    }
+}
