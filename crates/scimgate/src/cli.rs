@@ -91,6 +91,10 @@ pub enum Command {
     /// Groups: their history.
     #[command(subcommand)]
     Group(UserCommand),
+    /// Deletion safety: the policy, held deletions, protected and
+    /// soft-deleted users, erasure.
+    #[command(subcommand)]
+    Safety(SafetyCommand),
 }
 
 /// `user ...` and `group ...`.
@@ -103,6 +107,128 @@ pub enum UserCommand {
         /// The user's or group's id.
         id: String,
     },
+}
+
+/// `safety ...`.
+#[derive(Debug, Subcommand)]
+pub enum SafetyCommand {
+    /// Show the deletion policy and its state (window, trip, held changes).
+    Show {
+        /// The tenant's slug.
+        tenant: String,
+    },
+    /// Replace the deletion policy; options left out take their defaults.
+    Set {
+        /// The tenant's slug.
+        tenant: String,
+        /// Deletions and deactivations let through per window (default 500).
+        #[arg(long, value_name = "N", conflicts_with = "no_max_deletions")]
+        max_deletions: Option<u32>,
+        /// No count limit.
+        #[arg(long)]
+        no_max_deletions: bool,
+        /// The same as a share of the directory, in percent (default: none).
+        #[arg(long, value_name = "P", conflicts_with = "no_max_percent")]
+        max_percent: Option<u32>,
+        /// No share limit (the default).
+        #[arg(long)]
+        no_max_percent: bool,
+        /// The window's length, in minutes (default 60).
+        #[arg(long, value_name = "M")]
+        window_minutes: Option<u32>,
+        /// Days a deleted user stays restorable (default 30; 0: deletions
+        /// are final at once).
+        #[arg(long, value_name = "D")]
+        grace_days: Option<u32>,
+        /// Only if the policy is still at this version.
+        #[arg(long, value_name = "V")]
+        if_match: Option<u64>,
+    },
+    /// List the held deletions and deactivations, oldest first.
+    Held {
+        /// The tenant's slug.
+        tenant: String,
+        /// How many.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        limit: u64,
+    },
+    /// Release held changes to the applications (all, or those named).
+    Release {
+        /// The tenant's slug.
+        tenant: String,
+        /// --id, --user.
+        #[command(flatten)]
+        which: HeldArgs,
+    },
+    /// Discard held changes: the applications keep the users (all, or
+    /// those named).
+    Discard {
+        /// The tenant's slug.
+        tenant: String,
+        /// --id, --user.
+        #[command(flatten)]
+        which: HeldArgs,
+    },
+    /// List the protected users.
+    Protected {
+        /// The tenant's slug.
+        tenant: String,
+    },
+    /// Protect a user: the IdP's deletion or deactivation of it is held.
+    Protect {
+        /// The tenant's slug.
+        tenant: String,
+        /// The user's id.
+        user_id: String,
+        /// Why (required; shown in `safety protected` and the audit log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Remove a user's protection.
+    Unprotect {
+        /// The tenant's slug.
+        tenant: String,
+        /// The user's id.
+        user_id: String,
+    },
+    /// List the soft-deleted users, most recently deleted first.
+    Deleted {
+        /// The tenant's slug.
+        tenant: String,
+        /// How many.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        limit: u64,
+    },
+    /// Restore a soft-deleted user with the same id.
+    Restore {
+        /// The tenant's slug.
+        tenant: String,
+        /// The deleted user's id.
+        user_id: String,
+    },
+    /// Erase a user's personal data everywhere (live or soft-deleted);
+    /// it cannot be undone.
+    Erase {
+        /// The tenant's slug.
+        tenant: String,
+        /// The user's id.
+        user_id: String,
+        /// The user's id again, to confirm.
+        #[arg(long, value_name = "USER_ID")]
+        confirm: Option<String>,
+    },
+}
+
+/// Which held changes `safety release` and `safety discard` take; neither
+/// option: all of them.
+#[derive(Debug, Clone, Args)]
+pub struct HeldArgs {
+    /// This held change (repeatable).
+    #[arg(long = "id", value_name = "N", conflicts_with = "users")]
+    pub ids: Vec<i64>,
+    /// Every held change of this user (repeatable).
+    #[arg(long = "user", value_name = "USER_ID")]
+    pub users: Vec<String>,
 }
 
 /// `target ...`.
@@ -931,6 +1057,39 @@ mod tests {
             .is_err()
         );
         assert!(parse(&["lock", "acme", "grace", "--no-role", "--reason", "why"]).is_ok());
+    }
+
+    #[test]
+    fn safety_limits_are_set_or_off_and_held_changes_named_one_way() {
+        let cli = parse(&["safety", "set", "acme", "--no-max-deletions"]).expect("parses");
+        let Command::Safety(SafetyCommand::Set {
+            max_deletions,
+            no_max_deletions,
+            ..
+        }) = cli.command
+        else {
+            panic!("not safety set");
+        };
+        assert_eq!(max_deletions, None);
+        assert!(no_max_deletions);
+        assert!(
+            parse(&[
+                "safety",
+                "set",
+                "acme",
+                "--max-deletions",
+                "5",
+                "--no-max-deletions"
+            ])
+            .is_err()
+        );
+        let cli = parse(&["safety", "release", "acme", "--id", "3", "--id", "4"]).expect("parses");
+        let Command::Safety(SafetyCommand::Release { which, .. }) = cli.command else {
+            panic!("not safety release");
+        };
+        assert_eq!(which.ids, [3, 4]);
+        assert!(which.users.is_empty());
+        assert!(parse(&["safety", "discard", "acme", "--id", "3", "--user", "u"]).is_err());
     }
 
     #[test]

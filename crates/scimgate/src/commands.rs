@@ -1,5 +1,5 @@
 //! Operator commands: `migrate`, `tenant ...`, `token ...`, `admin ...`,
-//! `role ...`, `lock`, `unlock`, `locks`, `audit`.
+//! `role ...`, `lock`, `unlock`, `locks`, `audit`, `safety ...`.
 //!
 //! Each works directly against the database, so it can run while `serve`
 //! does (SQLite in WAL mode allows it; servers notice revocations through
@@ -32,12 +32,14 @@ mod delivery;
 mod logins;
 mod policy;
 mod routing;
+mod safety;
 
 pub use audit::audit;
 pub use delivery::{target, timeline};
 pub use logins::admin;
 pub use policy::{lock, locks, role, unlock};
 pub use routing::routing;
+pub use safety::safety;
 
 /// Page size when listing every tenant.
 const TENANT_PAGE: u64 = 500;

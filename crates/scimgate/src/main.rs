@@ -38,7 +38,8 @@ async fn main() -> ExitCode {
         | Command::Audit(_)
         | Command::Target(_)
         | Command::User(_)
-        | Command::Group(_) => "warn",
+        | Command::Group(_)
+        | Command::Safety(_) => "warn",
     };
     let directives = telemetry::directives(&config, std::env::var("RUST_LOG").ok(), fallback_level);
     if let Err(e) = telemetry::init(telemetry::format(&config), &directives) {
@@ -74,6 +75,7 @@ async fn main() -> ExitCode {
         | Command::Group(UserCommand::Timeline { tenant, id }) => {
             finish(json, commands::timeline(&config, &tenant, &id).await)
         }
+        Command::Safety(command) => finish(json, commands::safety(&config, command).await),
     }
 }
 

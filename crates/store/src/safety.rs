@@ -70,6 +70,8 @@ impl Default for DeletionPolicy {
 }
 
 impl DeletionPolicy {
+    /// The largest `max_deletions`.
+    pub const MAX_DELETIONS: u32 = 1_000_000;
     /// The longest window: a week.
     pub const MAX_WINDOW_MINUTES: u32 = 7 * 24 * 60;
     /// The longest grace period: ten years.
@@ -78,8 +80,13 @@ impl DeletionPolicy {
     /// Checks the bounds; the message names the field.
     pub fn check(&self) -> Result<()> {
         let bad = |m: String| Err(StoreError::InvalidValue(m));
-        if self.max_deletions == Some(0) {
-            return bad("maxDeletions must be at least 1 (leave it out for no limit)".into());
+        if let Some(n) = self.max_deletions
+            && !(1..=Self::MAX_DELETIONS).contains(&n)
+        {
+            return bad(format!(
+                "maxDeletions must be between 1 and {} (null for no count limit)",
+                Self::MAX_DELETIONS
+            ));
         }
         if let Some(p) = self.max_percent
             && !(1..=100).contains(&p)
@@ -216,6 +223,16 @@ async fn safety_row(
     txn: &DatabaseTransaction,
     tenant: &str,
 ) -> Result<deletion_safety::Model, TxError> {
+    let locked = || {
+        deletion_safety::Entity::find_by_id(tenant.to_owned())
+            .lock_exclusive()
+            .all(txn)
+    };
+    // By primary key, so at most one row (`all`, not `one`: a bound
+    // `LIMIT` makes SQLite prepare the statement again on every call).
+    if let Some(row) = locked().await.map_err(dbx)?.into_iter().next() {
+        return Ok(row);
+    }
     deletion_safety::Entity::insert(deletion_safety::ActiveModel {
         tenant_id: Set(tenant.to_owned()),
         policy: Set(None),
@@ -233,11 +250,11 @@ async fn safety_row(
     .exec_without_returning(txn)
     .await
     .map_err(dbx)?;
-    deletion_safety::Entity::find_by_id(tenant.to_owned())
-        .lock_exclusive()
-        .one(txn)
+    locked()
         .await
         .map_err(dbx)?
+        .into_iter()
+        .next()
         .ok_or_else(|| StoreError::Internal("the deletion-safety row vanished".into()).into())
 }
 
@@ -253,11 +270,11 @@ pub(crate) async fn screen(
     let row = safety_row(txn, &tenant).await?;
     let policy = policy_of(Some(&row))?;
     let grace_days = policy.grace_days;
-    let protected = protected_users::Entity::find_by_id((tenant.clone(), user_id.to_owned()))
-        .one(txn)
+    let protected = !protected_users::Entity::find_by_id((tenant.clone(), user_id.to_owned()))
+        .all(txn)
         .await
         .map_err(dbx)?
-        .is_some();
+        .is_empty();
     if protected {
         return Ok(Screened {
             hold: Some(HoldReason::Protected),
@@ -622,12 +639,11 @@ impl TenantStore {
             .map_err(dbx)?;
             audit::write(txn, Some(tenant), actor, "user.protect", id, json!({"reason": reason})).await
         })?;
-        Ok(ProtectedUser {
-            user_id: user_id.to_owned(),
-            reason: reason_text(&self.protected_users().await?, user_id),
-            actor: actor.to_owned(),
-            since,
-        })
+        self.protected_users()
+            .await?
+            .into_iter()
+            .find(|p| p.user_id == user_id)
+            .ok_or_else(|| StoreError::Internal("a protection vanished as it was made".into()))
     }
 
     /// Removes a user's protection; `NotFound` when it has none. Audited.
@@ -899,13 +915,6 @@ fn identifiers(document_text: &str) -> Vec<String> {
         take(&e["value"]);
     }
     out
-}
-
-fn reason_text(list: &[ProtectedUser], id: &str) -> String {
-    list.iter()
-        .find(|p| p.user_id == id)
-        .map(|p| p.reason.clone())
-        .unwrap_or_default()
 }
 
 impl Store {

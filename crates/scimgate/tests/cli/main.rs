@@ -11,6 +11,7 @@ mod operator;
 mod postgres;
 mod role_locks;
 mod role_policy;
+mod safety;
 mod seeded;
 mod serve;
 mod super_tenants;

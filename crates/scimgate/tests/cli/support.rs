@@ -382,6 +382,10 @@ impl Http {
         self.send(request)
     }
 
+    pub fn delete(&self, url: &str, token: &str) -> Reply {
+        self.send(self.client.delete(url).bearer_auth(token))
+    }
+
     pub fn post(&self, url: &str, token: &str, body: &Value) -> Reply {
         let request = self
             .client
