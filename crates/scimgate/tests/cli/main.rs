@@ -12,6 +12,7 @@ mod postgres;
 mod role_locks;
 mod role_policy;
 mod safety;
+mod safety_crash;
 mod seeded;
 mod serve;
 mod super_tenants;
