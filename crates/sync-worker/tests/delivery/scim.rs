@@ -282,6 +282,15 @@ async fn the_application_mirrors_users_groups_members_and_roles() {
     for which in backends() {
         let (_db, store) = store(which).await;
         let dir = tenant(&store, "acme").await;
+        // Deletions final at once, so the application mirrors them (a soft
+        // delete deactivates: `a_user_deleted_at_the_application_is_created_again`).
+        let policy = store::safety::DeletionPolicy {
+            grace_days: 0,
+            ..store::safety::DeletionPolicy::default()
+        };
+        dir.set_deletion_policy(policy, None, "test")
+            .await
+            .expect("policy");
         set_policy(&store, &dir).await;
         let app = Downstream::start(which).await;
         let target = scim_target(&dir, &app.base, &app.token).await;
@@ -464,8 +473,9 @@ async fn an_existing_remote_user_is_linked_not_duplicated() {
 }
 
 /// A user deleted at the application behind scimgate's back is created
-/// again on its next change (the PUT's 404 forgets the old id), and its
-/// deletion in the source deletes it there.
+/// again on its next change (the PUT's 404 forgets the old id). Its
+/// (soft) deletion in the source deactivates it there, a restore
+/// reactivates the same user, and the purge deletes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_deleted_at_the_application_is_created_again() {
     for which in backends() {
@@ -507,7 +517,45 @@ async fn a_user_deleted_at_the_application_is_created_again() {
         assert_eq!(users[0]["id"], json!(second), "{which:?}");
         assert_eq!(users[0]["title"], "Back", "{which:?}");
 
+        // A soft delete deactivates her there and keeps the link; the
+        // restore reactivates the same user; the purge deletes her.
         dir.delete_user(&gail, None).await.expect("delete");
+        let state = || async {
+            let users = app.list("Users").await;
+            users
+                .first()
+                .map(|u| (users.len(), u["id"].clone(), u["active"].clone()))
+        };
+        let off = wait_until(Duration::from_secs(30), || async {
+            state().await.filter(|s| s.2 == json!(false))
+        })
+        .await;
+        assert_eq!(
+            off,
+            Some((1, json!(second), json!(false))),
+            "{which:?}: deactivated"
+        );
+        assert_eq!(
+            link().await.as_deref(),
+            Some(second.as_str()),
+            "{which:?}: still linked"
+        );
+        dir.restore_user(&gail, "admin").await.expect("restore");
+        let on = wait_until(Duration::from_secs(30), || async {
+            state().await.filter(|s| s.2 == json!(true))
+        })
+        .await;
+        assert_eq!(
+            on,
+            Some((1, json!(second), json!(true))),
+            "{which:?}: the same user, active"
+        );
+        dir.delete_user(&gail, None).await.expect("delete again");
+        let purged = store
+            .purge_deleted(chrono::Utc::now() + chrono::Duration::days(31), 10)
+            .await
+            .expect("purge");
+        assert_eq!(purged, 1);
         let gone = wait_until(Duration::from_secs(30), || async {
             link().await.is_none().then_some(())
         })
