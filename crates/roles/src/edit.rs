@@ -97,11 +97,10 @@ impl Policy {
                 next.roles.remove(index);
             }
             PolicyEdit::SetDefault(role) => {
-                if let Some(name) = &role {
-                    if !next.roles.iter().any(|r| &r.name == name) {
+                if let Some(name) = &role
+                    && !next.roles.iter().any(|r| &r.name == name) {
                         return Err(EditError::UnknownRole(name.clone()));
                     }
-                }
                 next.default_role = role;
             }
             PolicyEdit::SetMode(mode) => next.mode = mode,

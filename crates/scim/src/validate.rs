@@ -379,11 +379,10 @@ fn classify<'s>(key: &str, value: &Value, listed: &[String], rs: ResourceSchema<
             let (name, sub) = split_attr(rest)?;
             Some((prefix, name, sub))
         });
-    if let Some((prefix, name, sub)) = &split {
-        if let Some(s) = rs.schema_for_urn(prefix) {
+    if let Some((prefix, name, sub)) = &split
+        && let Some(s) = rs.schema_for_urn(prefix) {
             return UrnKey::Attr(s, name.clone(), sub.clone());
         }
-    }
     let is_listed = |u: &str| listed.iter().any(|l| l.eq_ignore_ascii_case(u));
     if is_listed(key) {
         return UrnKey::Unknown;
@@ -711,8 +710,8 @@ fn same_value(def: &Attribute, a: &Value, b: &Value) -> bool {
 }
 
 fn normalize(def: &Attribute, v: &Value) -> Value {
-    if def.multi_valued {
-        if let Value::Array(items) = v {
+    if def.multi_valued
+        && let Value::Array(items) = v {
             let mut keys: Vec<String> = items
                 .iter()
                 .map(|i| normalize_single(def, i).to_string())
@@ -720,7 +719,6 @@ fn normalize(def: &Attribute, v: &Value) -> Value {
             keys.sort();
             return Value::Array(keys.into_iter().map(Value::String).collect());
         }
-    }
     normalize_single(def, v)
 }
 

@@ -239,11 +239,10 @@ async fn replace_policy(
         Some(s) => version(s.policy_version, "role policy")?,
         None => 0,
     };
-    if let Some(expected) = expected_version {
-        if expected != current {
+    if let Some(expected) = expected_version
+        && expected != current {
             return Err(StoreError::PreconditionFailed { current }.into());
         }
-    }
     let new_version = current + 1;
     let stored_version = i64::try_from(new_version)
         .map_err(|_| StoreError::Internal("role policy version overflow".into()))?;

@@ -272,13 +272,11 @@ impl Readers {
         let result = f(&conn);
         // A connection left inside a transaction (a statement that began
         // one) must not serve the next caller.
-        if conn.is_autocommit() {
-            if let Ok(mut idle) = self.idle.lock() {
-                if idle.len() < self.max_idle {
+        if conn.is_autocommit()
+            && let Ok(mut idle) = self.idle.lock()
+                && idle.len() < self.max_idle {
                     idle.push(conn);
                 }
-            }
-        }
         result
     }
 }
@@ -360,11 +358,10 @@ impl Dedicated {
             }
             Ok(())
         });
-        if let Err(e) = result {
-            if let Ok(mut failed) = self.failed.lock() {
+        if let Err(e) = result
+            && let Ok(mut failed) = self.failed.lock() {
                 *failed = Some(e);
             }
-        }
     }
 }
 

@@ -81,11 +81,10 @@ pub(crate) enum Target {
 /// paths and paths qualified with the core schema URN qualify: others are
 /// looked up elsewhere in the document by the evaluator.
 pub(crate) fn target(kind: Kind, path: &AttrPath) -> Option<Target> {
-    if let Some(urn) = &path.urn {
-        if !urn.eq_ignore_ascii_case(kind.core_urn()) {
+    if let Some(urn) = &path.urn
+        && !urn.eq_ignore_ascii_case(kind.core_urn()) {
             return None;
         }
-    }
     let name = path.name.to_ascii_lowercase();
     let sub = path.sub.as_deref().map(str::to_ascii_lowercase);
     let t = match (kind, name.as_str(), sub.as_deref()) {

@@ -262,11 +262,10 @@ fn with_database(url: &str, name: &str) -> String {
 /// The admin URL of the test PostgreSQL server (database `postgres`),
 /// starting the shared server if needed. Panics if it cannot.
 pub fn postgres_admin_url() -> String {
-    if let Ok(url) = std::env::var(POSTGRES_URL_ENV) {
-        if !url.trim().is_empty() {
+    if let Ok(url) = std::env::var(POSTGRES_URL_ENV)
+        && !url.trim().is_empty() {
             return url;
         }
-    }
     static URL: OnceLock<String> = OnceLock::new();
     URL.get_or_init(|| match shared_server() {
         Ok(url) => url,
@@ -314,11 +313,9 @@ fn ensure_running(dir: &Path) -> Result<String, String> {
     if let Some(port) = fs::read_to_string(&port_file)
         .ok()
         .and_then(|s| s.trim().parse::<u16>().ok())
-    {
-        if pg.status(&data) && reachable(port) {
+        && pg.status(&data) && reachable(port) {
             return Ok(admin_url(port));
         }
-    }
 
     if !data.join("PG_VERSION").exists() {
         let _ = fs::remove_dir_all(&data);

@@ -260,7 +260,7 @@ async fn handle(
         malformed(&shared, "no webhook-id of the form evt_<n>".into());
         return Ok(answer(StatusCode::BAD_REQUEST));
     };
-    if shared.sample > 0 && n % shared.sample == 0 {
+    if shared.sample > 0 && n.is_multiple_of(shared.sample) {
         shared.checked.fetch_add(1, Ordering::Relaxed);
         if let Err(why) = check(&shared, id, &body, &parts.headers) {
             let mut seen = shared.seen();

@@ -117,8 +117,8 @@ fn check_in(
                 return Err(Error::filter(0, "value filters cannot be nested"));
             }
             let def = leaf_of(resolve(schema, path), path);
-            if let Some(d) = def {
-                if d.ty != AttrType::Complex {
+            if let Some(d) = def
+                && d.ty != AttrType::Complex {
                     return Err(Error::filter(
                         0,
                         format!(
@@ -128,7 +128,6 @@ fn check_in(
                         ),
                     ));
                 }
-            }
             check_in(filter, schema, Some(def))
         }
     }
@@ -379,11 +378,10 @@ impl Rule {
                 _ => false,
             };
         }
-        if self.ty == Some(AttrType::Boolean) && op == CompareOp::Eq {
-            if let (Some(a), Some(b)) = (parse_bool(value), parse_bool(literal)) {
+        if self.ty == Some(AttrType::Boolean) && op == CompareOp::Eq
+            && let (Some(a), Some(b)) = (parse_bool(value), parse_bool(literal)) {
                 return a == b;
             }
-        }
         let exact = self.case_exact;
         match op {
             CompareOp::Eq => {

@@ -173,11 +173,10 @@ impl<'s> Engine<'s> {
                     Err(Error::Mutability(format!("'{at}' is readOnly")))
                 };
             }
-            if let Some(sub) = slot.sub.as_ref().and_then(|s| s.def) {
-                if sub.mutability == Mutability::ReadOnly {
+            if let Some(sub) = slot.sub.as_ref().and_then(|s| s.def)
+                && sub.mutability == Mutability::ReadOnly {
                     return Err(Error::Mutability(format!("'{at}' is readOnly")));
                 }
-            }
         }
         match (&path.filter, kind) {
             (Some(filter), _) => self.filtered(doc, kind, &slot, filter, path, value, &at),
@@ -669,14 +668,13 @@ impl<'s> Engine<'s> {
         value: Option<&Value>,
         at: &str,
     ) -> Result<()> {
-        if let Some(def) = slot.def {
-            if !def.multi_valued {
+        if let Some(def) = slot.def
+            && !def.multi_valued {
                 return Err(Error::InvalidPath(format!(
                     "'{at}': a value filter needs a multi-valued attribute, and '{}' is not",
                     def.name
                 )));
             }
-        }
         let rs = self.rs;
         let matched: Vec<usize> = match self.current(doc, slot) {
             Some(Value::Array(list)) => list
