@@ -211,6 +211,9 @@ pub async fn spawn(config: Config) -> Result<App, AppError> {
     // (delivery).
     let secrets = bootstrap::delivery_secrets(&config)?;
     admin.set_delivery(delivery_settings(&config, secrets.clone()));
+    if let Some(url) = &config.public_url {
+        admin.set_public_url(url.clone());
+    }
     let verifier = gateway.clone();
     admin.on_scim_token(move |token| {
         let gateway = verifier.clone();
@@ -494,15 +497,14 @@ impl App {
         // abandoned here is sent again after restart, under the same
         // webhook-id.
         self.role_worker_stop.send_replace(true);
-        if let Some(mut delivery) = self.delivery {
-            if tokio::time::timeout(DELIVERY_GRACE, &mut delivery)
+        if let Some(mut delivery) = self.delivery
+            && tokio::time::timeout(DELIVERY_GRACE, &mut delivery)
                 .await
                 .is_err()
             {
                 tracing::warn!("deliveries still in flight at shutdown; they will be sent again");
                 delivery.abort();
             }
-        }
         let mut role_worker = self.role_worker;
         if tokio::time::timeout(DRAIN_GRACE, &mut role_worker)
             .await

@@ -213,13 +213,12 @@ pub(crate) async fn update_tenant(
     update: TenantUpdate,
     actor: &str,
 ) -> Result<Tenant> {
-    if let Some(name) = &update.name {
-        if name.trim().is_empty() {
+    if let Some(name) = &update.name
+        && name.trim().is_empty() {
             return Err(StoreError::InvalidValue(
                 "tenant name must not be empty".into(),
             ));
         }
-    }
     let row = write_txn!(inner, [actor], [update], txn => {
         let Some(row) = tenants::Entity::find_by_id(id.to_string())
             .lock_exclusive()
@@ -922,4 +921,128 @@ mod tests {
             vec![Scope::ScimWrite]
         );
     }
+}
+
+/// Tenants whose slug or name contains `search` (case-insensitively; all
+/// of them without one), by slug, with the total count.
+pub(crate) async fn search_tenants(
+    inner: &Inner,
+    search: Option<&str>,
+    offset: u64,
+    limit: u64,
+) -> Result<(u64, Vec<Tenant>)> {
+    use sea_orm::sea_query::{Func, LikeExpr};
+    let mut query = tenants::Entity::find();
+    if let Some(text) = search.map(str::trim).filter(|t| !t.is_empty()) {
+        let escaped: String = text
+            .to_lowercase()
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        let pattern = || LikeExpr::new(format!("%{escaped}%")).escape('\\');
+        query = query.filter(
+            sea_orm::Condition::any()
+                .add(Expr::expr(Func::lower(Expr::col(tenants::Column::Slug))).like(pattern()))
+                .add(Expr::expr(Func::lower(Expr::col(tenants::Column::Name))).like(pattern())),
+        );
+    }
+    let total = query.clone().count(&inner.conn).await.map_err(db)?;
+    if limit == 0 {
+        return Ok((total, Vec::new()));
+    }
+    let rows = query
+        .order_by_asc(tenants::Column::Slug)
+        .offset(offset)
+        .limit(limit)
+        .all(&inner.conn)
+        .await
+        .map_err(db)?;
+    let tenants = rows
+        .into_iter()
+        .map(tenant_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    Ok((total, tenants))
+}
+
+/// What an operator's tenant list shows about one tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantActivity {
+    /// Users in the tenant's directory.
+    pub users: u64,
+    /// The last SCIM request the provisioning log recorded.
+    pub last_activity: Option<DateTime<Utc>>,
+    /// Delivery targets.
+    pub targets: u64,
+    /// Targets disabled after sustained failure (or by an admin).
+    pub disabled_targets: u64,
+    /// Enabled targets currently failing.
+    pub failing_targets: u64,
+    /// The super tenant feeding this tenant, by slug.
+    pub super_tenant: Option<String>,
+}
+
+/// [`TenantActivity`] of each tenant in `ids` (a page of a list): a few
+/// indexed lookups per tenant.
+pub(crate) async fn tenant_activity(
+    inner: &Inner,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, TenantActivity>> {
+    use crate::entity::{provisioning_log, super_links, targets, users};
+    let mut out = std::collections::HashMap::with_capacity(ids.len());
+    for id in ids {
+        let tid = id.to_string();
+        let users = users::Entity::find()
+            .filter(users::Column::TenantId.eq(tid.as_str()))
+            .count(&inner.conn)
+            .await
+            .map_err(db)?;
+        let last_activity: Option<DateTime<Utc>> = provisioning_log::Entity::find()
+            .select_only()
+            .column(provisioning_log::Column::At)
+            .filter(provisioning_log::Column::TenantId.eq(tid.as_str()))
+            .order_by_desc(provisioning_log::Column::At)
+            .limit(1)
+            .into_tuple()
+            .one(&inner.conn)
+            .await
+            .map_err(db)?;
+        let rows = targets::Entity::find()
+            .filter(targets::Column::TenantId.eq(tid.as_str()))
+            .all(&inner.conn)
+            .await
+            .map_err(db)?;
+        let disabled = rows.iter().filter(|t| !t.enabled).count() as u64;
+        let failing = rows
+            .iter()
+            .filter(|t| t.enabled && t.failing_since.is_some())
+            .count() as u64;
+        let super_tenant = match super_links::Entity::find()
+            .filter(super_links::Column::ChildTenantId.eq(tid.as_str()))
+            .one(&inner.conn)
+            .await
+            .map_err(db)?
+        {
+            Some(link) => tenants::Entity::find_by_id(link.super_tenant_id)
+                .one(&inner.conn)
+                .await
+                .map_err(db)?
+                .map(|t| t.slug),
+            None => None,
+        };
+        out.insert(
+            *id,
+            TenantActivity {
+                users,
+                last_activity,
+                targets: rows.len() as u64,
+                disabled_targets: disabled,
+                failing_targets: failing,
+                super_tenant,
+            },
+        );
+    }
+    Ok(out)
 }

@@ -78,6 +78,7 @@ mod sqlite;
 mod translate;
 mod writer;
 
+pub use admin::TenantActivity;
 pub use events::{EventQuery, EventType, ResourceKind, StoredEvent, UnknownEventType};
 pub use jobs::{
     Clock, DEFAULT_MAX_ATTEMPTS, Job, JobContext, JobError, JobHandler, JobHandlers, JobProgress,
@@ -642,6 +643,21 @@ impl AdminStore {
     /// Lists tenants by slug, with the total count.
     pub async fn list_tenants(&self, offset: u64, limit: u64) -> Result<(u64, Vec<Tenant>)> {
         admin::list_tenants(&self.inner, offset, limit).await
+    }
+    /// Tenants whose slug or name contains `search` (case-insensitively),
+    /// by slug, with the total count of matches.
+    pub async fn search_tenants(
+        &self,
+        search: Option<&str>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(u64, Vec<Tenant>)> {
+        admin::search_tenants(&self.inner, search, offset, limit).await
+    }
+    /// Users, last SCIM activity, delivery health and super tenant of each
+    /// of `ids` (meant for one page of a list).
+    pub async fn tenant_activity(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, TenantActivity>> {
+        admin::tenant_activity(&self.inner, ids).await
     }
     /// Renames, suspends or reactivates a tenant (audited).
     pub async fn update_tenant(

@@ -121,6 +121,10 @@ pub(crate) struct Claims {
     /// A tenant admin's tenant id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tid: Option<Uuid>,
+    /// Unique per token, so two sessions issued in the same second differ
+    /// (the console derives each session's CSRF token from its token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
 }
 
 /// The configured keys, ready to sign and verify.
@@ -178,6 +182,7 @@ impl Keys {
             },
             email: principal.email.clone(),
             tid: principal.tenant.as_ref().map(Tenant::id),
+            jti: Some(Uuid::new_v4().to_string()),
         };
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(self.signer.0.clone());
@@ -388,12 +393,33 @@ pub(crate) async fn authenticate(
     } else {
         caller(&state.store, state.keys.verify(token)?).await?
     };
+    enter(&state, &req, caller).await?;
+    next.call(req).await
+}
+
+/// The caller a session token names (an admin session, never a SCIM
+/// token): what the console's cookie carries.
+pub(crate) async fn session_caller(state: &State, token: &str) -> Result<Caller, AdminError> {
+    if token.starts_with(SCIM_TOKEN_PREFIX) {
+        return Err(AdminError::Unauthorized("invalid session token"));
+    }
+    caller(&state.store, state.keys.verify(token)?).await
+}
+
+/// Resolves the `{tenant}` of the path for `caller` and records both for
+/// the extractors: the one place a request gets its tenant scope, for the
+/// API and the console alike.
+pub(crate) async fn enter(
+    state: &State,
+    req: &ServiceRequest,
+    caller: Caller,
+) -> Result<(), AdminError> {
     let tenant = match req.match_info().get("tenant") {
         Some(slug) => Some(tenant_in_scope(&state.store, &caller, slug).await?),
         None => None,
     };
     req.extensions_mut().insert(Context { caller, tenant });
-    next.call(req).await
+    Ok(())
 }
 
 fn context(req: &HttpRequest) -> Result<Context, AdminError> {
@@ -503,24 +529,55 @@ impl<A> Scoped<A> {
     }
 }
 
+impl<A: Access> Scoped<A> {
+    /// The tenant in scope of `req` with the access `A` checked (what the
+    /// extractor does, for the console's own extractors).
+    pub(crate) fn from_req(req: &HttpRequest) -> Result<Self, AdminError> {
+        Self::extract_now(req)
+    }
+}
+
 impl<A: Access> FromRequest for Scoped<A> {
     type Error = AdminError;
     type Future = Ready<Result<Self, AdminError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready((|| {
-            let c = context(req)?;
-            let tenant = c.tenant.ok_or_else(|| {
-                AdminError::Internal("tenant-scoped handler on a route without {tenant}".into())
-            })?;
-            A::check(&c.caller, &tenant)?;
-            let state = state(req)?;
-            Ok(Scoped {
-                ctx: TenantContext::new(state.store.tenant(&tenant), c.caller.actor()),
-                _access: PhantomData,
-            })
-        })())
+        ready(Self::extract_now(req))
     }
+}
+
+impl<A: Access> Scoped<A> {
+    fn extract_now(req: &HttpRequest) -> Result<Self, AdminError> {
+        let c = context(req)?;
+        let tenant = c.tenant.ok_or_else(|| {
+            AdminError::Internal("tenant-scoped handler on a route without {tenant}".into())
+        })?;
+        A::check(&c.caller, &tenant)?;
+        let state = state(req)?;
+        Ok(Scoped {
+            ctx: TenantContext::new(state.store.tenant(&tenant), c.caller.actor()),
+            _access: PhantomData,
+        })
+    }
+}
+
+/// Resolves the `{tenant}` of the matched path for the caller already
+/// authenticated: for the console, whose session middleware runs before
+/// the path is matched.
+pub(crate) async fn enter_tenant(req: &HttpRequest) -> Result<(), AdminError> {
+    let state = state(req)?;
+    let caller = context(req)?.caller;
+    let tenant = match req.match_info().get("tenant") {
+        Some(slug) => Some(tenant_in_scope(&state.store, &caller, slug).await?),
+        None => None,
+    };
+    req.extensions_mut().insert(Context { caller, tenant });
+    Ok(())
+}
+
+/// The caller of a request that went through authentication.
+pub(crate) fn caller_of(req: &HttpRequest) -> Result<Caller, AdminError> {
+    context(req).map(|c| c.caller)
 }
 
 #[cfg(test)]

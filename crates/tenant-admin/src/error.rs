@@ -114,6 +114,33 @@ impl AdminError {
                 | AdminError::Internal(_)
         )
     }
+
+    /// What the caller is told: the error itself, or, for causes that go
+    /// to the log (database down, bugs), a reference to the log entry.
+    pub(crate) fn public_message(&self) -> String {
+        let status = self.status_code();
+        if self.is_hidden() {
+            let reference = uuid::Uuid::new_v4();
+            tracing::error!(%reference, error = %self, "admin API request failed");
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                format!("the database is unavailable; retry later (reference {reference})")
+            } else {
+                format!("internal error (reference {reference})")
+            }
+        } else {
+            match self {
+                AdminError::Store(StoreError::NotFound(what))
+                | AdminError::Service(ServiceError::Store(StoreError::NotFound(what))) => {
+                    format!("{what} not found")
+                }
+                AdminError::Service(ServiceError::Edit {
+                    source: EditError::UnknownRole(name),
+                    on_target: true,
+                }) => format!("role {name:?} not found"),
+                other => other.to_string(),
+            }
+        }
+    }
 }
 
 impl ResponseError for AdminError {
@@ -155,27 +182,7 @@ impl ResponseError for AdminError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        let message = if self.is_hidden() {
-            let reference = uuid::Uuid::new_v4();
-            tracing::error!(%reference, error = %self, "admin API request failed");
-            if status == StatusCode::SERVICE_UNAVAILABLE {
-                format!("the database is unavailable; retry later (reference {reference})")
-            } else {
-                format!("internal error (reference {reference})")
-            }
-        } else {
-            match self {
-                AdminError::Store(StoreError::NotFound(what))
-                | AdminError::Service(ServiceError::Store(StoreError::NotFound(what))) => {
-                    format!("{what} not found")
-                }
-                AdminError::Service(ServiceError::Edit {
-                    source: EditError::UnknownRole(name),
-                    on_target: true,
-                }) => format!("role {name:?} not found"),
-                other => other.to_string(),
-            }
-        };
+        let message = self.public_message();
         let mut response = HttpResponse::build(status);
         match self {
             AdminError::Unauthorized(_) => {

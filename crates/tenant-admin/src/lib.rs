@@ -34,6 +34,7 @@ use actix_web::web::{self, ServiceConfig};
 use store::Store;
 
 mod auth;
+pub mod console;
 mod error;
 mod handlers;
 mod routes;
@@ -141,6 +142,12 @@ pub(crate) struct State {
     /// Verifies SCIM bearer tokens for the event feed (see
     /// [`Admin::on_scim_token`]).
     pub(crate) scim_tokens: std::sync::OnceLock<TokenVerifier>,
+    /// Console sessions ended by logout before their expiry (see
+    /// `console::session`).
+    pub(crate) console_logouts: console::Logouts,
+    /// The URL clients reach this deployment at, when configured (else the
+    /// console derives it from each request).
+    pub(crate) public_url: std::sync::OnceLock<String>,
 }
 
 /// See [`Admin::on_scim_token`].
@@ -209,6 +216,8 @@ impl Admin {
                 auth_changed: std::sync::OnceLock::new(),
                 delivery: std::sync::OnceLock::new(),
                 scim_tokens: std::sync::OnceLock::new(),
+                console_logouts: console::Logouts::default(),
+                public_url: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -219,6 +228,13 @@ impl Admin {
     /// through the store's auth revision. Only the first listener is kept.
     pub fn on_auth_change(&self, listener: impl Fn() + Send + Sync + 'static) {
         let _ = self.state.auth_changed.set(Box::new(listener));
+    }
+
+    /// The URL clients reach this deployment at (`public_url`), which the
+    /// console shows in SCIM URLs and setup steps. Only the first call
+    /// counts.
+    pub fn set_public_url(&self, url: impl Into<String>) {
+        let _ = self.state.public_url.set(url.into());
     }
 
     /// Enables the delivery routes: how targets' secrets are sealed, which
@@ -245,8 +261,10 @@ impl Admin {
             .set(Box::new(move |token| Box::pin(verify(token))));
     }
 
-    /// Mounts every admin route under [`BASE_PATH`].
+    /// Mounts every admin route under [`BASE_PATH`] and the console under
+    /// [`console::CONSOLE_PATH`].
     pub fn configure(&self, cfg: &mut ServiceConfig) {
         cfg.service(routes::scope(self.state.clone()));
+        cfg.service(console::scope(self.state.clone()));
     }
 }

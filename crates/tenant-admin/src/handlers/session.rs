@@ -15,7 +15,7 @@ use crate::{State, openapi};
 /// The client's address: the peer's, or, when the peer is a trusted
 /// proxy, the last `X-Forwarded-For` hop that is not one (the hops before
 /// it are whatever the client chose to send).
-fn client_address(req: &HttpRequest, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
+pub(crate) fn client_address(req: &HttpRequest, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
     let trusted_hop = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     let peer = req.peer_addr()?.ip();
     if !trusted_hop(&peer) {

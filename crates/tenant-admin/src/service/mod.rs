@@ -46,9 +46,9 @@ pub use policy::{
     list_role_jobs,
 };
 pub use tenants::{
-    Child, NewTenantRequest, RoutingOutcome, TenantPage, change_routing, create_tenant,
-    delete_tenant, find_tenant, link_child, list_children, list_tenants, routing_policy,
-    set_tenant_kind, unlink_child, update_tenant,
+    Child, NewTenantRequest, RoutingOutcome, TenantOverview, TenantPage, change_routing,
+    create_tenant, delete_tenant, find_tenant, link_child, list_children, list_tenants,
+    routing_policy, set_tenant_kind, tenant_overview, unlink_child, update_tenant,
 };
 pub use tokens::{issue_token, list_tokens, revoke_token};
 

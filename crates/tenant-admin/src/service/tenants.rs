@@ -6,8 +6,8 @@ use store::copies::RoutingPreview;
 use store::fanout::{CopiesOnUnlink, OnUnroute, RoutingChange, RoutingPolicy, Unlinked};
 use store::routing::RuleSpec;
 use store::{
-    AdminStore, IssuedToken, NewTenant, NewToken, Scope, StoreError, Tenant, TenantKind,
-    TenantUpdate,
+    AdminStore, IssuedToken, NewTenant, NewToken, Scope, StoreError, Tenant, TenantActivity,
+    TenantKind, TenantUpdate,
 };
 
 use super::{Actor, ServiceError, TenantContext, not_blank, page_size};
@@ -23,6 +23,19 @@ pub struct TenantPage {
     pub limit: u64,
     /// The tenants of this page.
     pub tenants: Vec<Tenant>,
+}
+
+/// A page of tenants with what an operator watches about each.
+#[derive(Debug, Clone)]
+pub struct TenantOverview {
+    /// Every match.
+    pub total: u64,
+    /// Where this page starts.
+    pub offset: u64,
+    /// The page size used.
+    pub limit: u64,
+    /// The tenants of this page, with their activity.
+    pub tenants: Vec<(Tenant, TenantActivity)>,
 }
 
 /// A tenant to create.
@@ -41,6 +54,49 @@ pub struct NewTenantRequest {
 /// The largest accepted `offset`: the databases take a signed 64-bit
 /// offset, and no deployment has anywhere near this many tenants.
 pub const MAX_OFFSET: u64 = i64::MAX as u64;
+
+/// A page of the tenants whose slug or name contains `search` (all
+/// without one), with each one's users, last SCIM activity, delivery
+/// health and super tenant (operators): 25 unless asked, at most 100.
+pub async fn tenant_overview(
+    admin: &AdminStore,
+    actor: &Actor,
+    search: Option<&str>,
+    offset: Option<u64>,
+    limit: Option<u64>,
+) -> Result<TenantOverview, ServiceError> {
+    operators_only(actor)?;
+    let offset = offset.unwrap_or(0);
+    if offset > MAX_OFFSET {
+        return Err(ServiceError::Invalid(format!(
+            "offset must be at most {MAX_OFFSET}"
+        )));
+    }
+    let limit = page_size(limit, 25, 100);
+    let (total, tenants) = admin.search_tenants(search, offset, limit).await?;
+    let ids: Vec<_> = tenants.iter().map(Tenant::id).collect();
+    let mut activity = admin.tenant_activity(&ids).await?;
+    let tenants = tenants
+        .into_iter()
+        .map(|t| {
+            let a = activity.remove(&t.id()).unwrap_or(TenantActivity {
+                users: 0,
+                last_activity: None,
+                targets: 0,
+                disabled_targets: 0,
+                failing_targets: 0,
+                super_tenant: None,
+            });
+            (t, a)
+        })
+        .collect();
+    Ok(TenantOverview {
+        total,
+        offset,
+        limit,
+        tenants,
+    })
+}
 
 /// A page of every tenant (operators): 50 unless asked, at most 500.
 pub async fn list_tenants(
@@ -191,7 +247,7 @@ fn operators_only(actor: &Actor) -> Result<(), ServiceError> {
         Ok(())
     } else {
         Err(ServiceError::Forbidden(
-            "only operators may change tenant kinds and links".to_owned(),
+            "only operators may do this".to_owned(),
         ))
     }
 }

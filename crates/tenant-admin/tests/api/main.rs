@@ -7,6 +7,8 @@
 
 mod auth;
 mod bad_input;
+mod browser;
+mod console;
 mod delivery;
 mod isolation;
 mod mappings;
