@@ -23,9 +23,10 @@ mod m0011_routed_log;
 mod m0012_target_mappings;
 mod m0013_target_profiles;
 mod m0014_deletion_safety;
+mod m0015_setup_links;
 
 /// The schema version this build expects: the number of migration steps.
-pub const SCHEMA_VERSION: u32 = 14;
+pub const SCHEMA_VERSION: u32 = 15;
 
 /// All of scimgate's migrations, in order.
 pub struct Migrator;
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0012_target_mappings::Migration),
             Box::new(m0013_target_profiles::Migration),
             Box::new(m0014_deletion_safety::Migration),
+            Box::new(m0015_setup_links::Migration),
         ]
     }
 }

@@ -471,12 +471,23 @@ pub(crate) async fn verify_secret(secret: String, phc: String) -> Result<bool> {
     .map_err(|e| StoreError::Internal(format!("verification task failed: {e}")))?
 }
 
-pub(crate) async fn issue_token(
-    inner: &Inner,
-    tenant: &Tenant,
-    new: NewToken,
-    actor: &str,
-) -> Result<IssuedToken> {
+/// A token ready to insert: its row, and the secret shown once.
+pub(crate) struct PreparedToken {
+    row: tokens::Model,
+    id: Uuid,
+    secret: String,
+}
+
+impl PreparedToken {
+    /// The token's id.
+    pub(crate) fn id(&self) -> Uuid {
+        self.id
+    }
+}
+
+/// Checks a new token and hashes its fresh secret (argon2, off the
+/// transaction), so that inserting it can be part of a larger write.
+pub(crate) async fn prepare_token(tenant: &Tenant, new: NewToken) -> Result<PreparedToken> {
     if new.scopes.is_empty() {
         return Err(StoreError::InvalidValue(
             "a token needs at least one scope".into(),
@@ -502,6 +513,18 @@ pub(crate) async fn issue_token(
         expires_at: new.expires_at,
         revoked_at: None,
     };
+    Ok(PreparedToken { row, id, secret })
+}
+
+/// Inserts a prepared token and audits it, inside `txn`.
+pub(crate) async fn insert_token(
+    txn: &DatabaseTransaction,
+    token: &PreparedToken,
+    actor: &str,
+) -> Result<(), TxError> {
+    let row = &token.row;
+    let tenant_id = Uuid::parse_str(&row.tenant_id)
+        .map_err(|_| TxError::Fail(StoreError::Internal("malformed tenant id".into())))?;
     let am = tokens::ActiveModel {
         id: Set(row.id.clone()),
         tenant_id: Set(row.tenant_id.clone()),
@@ -512,29 +535,46 @@ pub(crate) async fn issue_token(
         expires_at: Set(row.expires_at),
         revoked_at: Set(None),
     };
-    let tenant_id = tenant.id;
     let detail = json!({
         "name": row.name,
         "scopes": row.scopes,
         "expires_at": row.expires_at,
     });
-    write_txn!(inner, [actor], [am, detail], txn => {
-        tokens::Entity::insert(am.clone())
-            .exec_without_returning(txn)
-            .await
-            .map_err(|e| match crate::db::sql_err(&e) {
-                Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => TxError::Fail(
-                    StoreError::NotFound(format!("tenant {tenant_id}")),
-                ),
-                _ => dbx(e),
-            })?;
-        let target = format!("token {}", id);
-        audit::write(txn, Some(tenant_id), actor, "token.issue", &target, detail.clone()).await
+    tokens::Entity::insert(am)
+        .exec_without_returning(txn)
+        .await
+        .map_err(|e| match crate::db::sql_err(&e) {
+            Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => {
+                TxError::Fail(StoreError::NotFound(format!("tenant {tenant_id}")))
+            }
+            _ => dbx(e),
+        })?;
+    let target = format!("token {}", token.id);
+    audit::write(txn, Some(tenant_id), actor, "token.issue", &target, detail).await
+}
+
+impl PreparedToken {
+    /// What the caller gets once the token is committed.
+    pub(crate) fn issued(&self) -> Result<IssuedToken> {
+        Ok(IssuedToken {
+            info: token_from_row(&self.row)?,
+            secret: format!("{TOKEN_PREFIX}{}_{}", self.id.simple(), self.secret),
+        })
+    }
+}
+
+pub(crate) async fn issue_token(
+    inner: &Inner,
+    tenant: &Tenant,
+    new: NewToken,
+    actor: &str,
+) -> Result<IssuedToken> {
+    let token = std::sync::Arc::new(prepare_token(tenant, new).await?);
+    let shared = token.clone();
+    write_txn!(inner, [actor], [shared], txn => {
+        insert_token(txn, &shared, &actor).await
     })?;
-    Ok(IssuedToken {
-        info: token_from_row(&row)?,
-        secret: format!("{TOKEN_PREFIX}{}_{secret}", id.simple()),
-    })
+    token.issued()
 }
 
 pub(crate) async fn list_tokens(inner: &Inner, tenant: &Tenant) -> Result<Vec<TokenInfo>> {

@@ -625,3 +625,26 @@ pub mod deleted_users {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod setup_links {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "setup_links")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub tenant_id: String,
+        pub name: String,
+        pub secret_hash: String,
+        pub created_by: String,
+        pub created_at: DateTimeUtc,
+        pub expires_at: DateTimeUtc,
+        pub revoked_at: Option<DateTimeUtc>,
+        pub last_used_at: Option<DateTimeUtc>,
+        pub token_id: Option<String>,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

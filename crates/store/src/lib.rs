@@ -74,6 +74,7 @@ mod resend;
 mod roles;
 pub mod routing;
 pub mod safety;
+pub mod setup_links;
 mod sqlite;
 mod translate;
 mod writer;

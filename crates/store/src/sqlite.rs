@@ -594,6 +594,7 @@ fn declared_kind(table: &str, column: &str) -> Option<Kind> {
             add::<held_changes::Entity>(&mut kinds);
             add::<protected_users::Entity>(&mut kinds);
             add::<deleted_users::Entity>(&mut kinds);
+            add::<setup_links::Entity>(&mut kinds);
             kinds
         })
         .get(table)?

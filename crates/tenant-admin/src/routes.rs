@@ -26,7 +26,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::{self, AdminError};
 use crate::handlers::{
-    delivery, directory, logs, roles, safety, session, super_tenants, tenants, tokens,
+    delivery, directory, logs, roles, safety, session, setup_links, super_tenants, tenants, tokens,
 };
 use crate::{BASE_PATH, MAX_BODY_BYTES, State, auth};
 
@@ -76,7 +76,7 @@ macro_rules! route_table {
                 (name = "session", description = "Log in, who am I, this document"),
                 (name = "tenants", description = "Tenants (operators create, list and delete them)"),
                 (name = "admins", description = "A tenant's admin logins"),
-                (name = "tokens", description = "A tenant's SCIM bearer tokens"),
+                (name = "tokens", description = "A tenant's SCIM bearer tokens, and setup links that let a customer's IT admin issue one"),
                 (name = "roles", description = "Role policy, dry runs and recompute jobs"),
                 (name = "locks", description = "Role-locks on users"),
                 (name = "directory", description = "Users and groups, read-only"),
@@ -116,6 +116,9 @@ route_table! {
     bearer get "/tenants/{tenant}/tokens" => tokens::list_tokens;
     bearer post "/tenants/{tenant}/tokens" => tokens::issue_token;
     bearer delete "/tenants/{tenant}/tokens/{id}" => tokens::revoke_token;
+    bearer get "/tenants/{tenant}/setup-links" => setup_links::list_setup_links;
+    bearer post "/tenants/{tenant}/setup-links" => setup_links::create_setup_link;
+    bearer delete "/tenants/{tenant}/setup-links/{id}" => setup_links::revoke_setup_link;
 
     bearer get "/tenants/{tenant}/roles" => roles::get_policy;
     bearer put "/tenants/{tenant}/roles" => roles::put_policy;

@@ -1897,3 +1897,59 @@ pub struct ErasureView {
     #[schema(value_type = Object)]
     pub rows: Value,
 }
+
+/// A setup link (never its secret).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SetupLinkView {
+    /// Its id.
+    pub id: String,
+    /// Its label.
+    pub name: String,
+    /// Who made it.
+    pub created_by: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// When its holder last issued a token with it.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// The last token issued through it.
+    pub token_id: Option<String>,
+}
+
+/// A just-made setup link, with the URL to hand over (shown once).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedSetupLink {
+    /// The stored facts.
+    #[serde(flatten)]
+    pub link: SetupLinkView,
+    /// The link's path on this deployment (`/console/setup/sgl_...`):
+    /// prefix the public URL and send it to the customer's IT admin. Only
+    /// a hash is stored; it is never shown again.
+    pub path: String,
+}
+
+/// `GET /tenants/{tenant}/setup-links`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SetupLinkList {
+    /// Newest first, revoked and expired ones included.
+    pub setup_links: Vec<SetupLinkView>,
+}
+
+/// `POST /tenants/{tenant}/setup-links`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateSetupLink {
+    /// A label ("Acme IT"; not blank).
+    #[schema(min_length = 1, pattern = r"\S")]
+    pub name: String,
+    /// Days until it stops working: 1 to 30, 7 when absent.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 30)]
+    pub expires_in_days: Option<i64>,
+}

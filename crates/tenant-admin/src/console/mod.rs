@@ -42,6 +42,11 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
      style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; \
      frame-ancestors 'none'; base-uri 'none'";
 
+/// The path of the setup page a setup link's secret opens.
+pub fn setup_path(secret: &str) -> String {
+    format!("{CONSOLE_PATH}/setup/{secret}")
+}
+
 /// The `/console` scope.
 pub(crate) fn scope(state: web::Data<State>) -> impl actix_web::dev::HttpServiceFactory {
     let protected = pages::routes(web::scope("")).wrap(from_fn(session::require_session));
@@ -51,6 +56,8 @@ pub(crate) fn scope(state: web::Data<State>) -> impl actix_web::dev::HttpService
         .route("/assets/{name}", web::get().to(assets::serve))
         .route("/login", web::get().to(session::login_form))
         .route("/login", web::post().to(session::login))
+        .route("/setup/{secret}", web::get().to(pages::setup::page))
+        .route("/setup/{secret}/token", web::post().to(pages::setup::rotate))
         .service(protected)
 }
 

@@ -249,6 +249,17 @@ impl FormErrors {
         Ok(errors)
     }
 
+    /// The same errors with fields renamed (`(from, to)`), for forms whose
+    /// field names differ from the service's.
+    pub(crate) fn renamed(mut self, names: &[(&str, &str)]) -> FormErrors {
+        for (field, _) in &mut self.entries {
+            if let Some((_, to)) = names.iter().find(|(from, _)| from == field) {
+                *field = (*to).to_owned();
+            }
+        }
+        self
+    }
+
     /// The message for `field`, if any.
     pub(crate) fn get(&self, field: &str) -> Option<&str> {
         self.entries

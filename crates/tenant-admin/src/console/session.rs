@@ -44,8 +44,9 @@ use crate::{MAX_BODY_BYTES, State};
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "scimgate_console";
 
-/// The login form's double-submit cookie.
-pub const LOGIN_COOKIE: &str = "scimgate_console_login";
+/// The double-submit cookie of forms shown without a session (login, a
+/// setup link's page).
+pub const FORM_COOKIE: &str = "scimgate_console_form";
 
 /// The form field that carries the CSRF token.
 pub const CSRF_FIELD: &str = "csrf";
@@ -211,6 +212,34 @@ struct LoginPage<'a> {
     errors: FormErrors,
 }
 
+/// A fresh double-submit token for a form shown without a session (the
+/// login form, a setup link's page): the same value goes into the form
+/// and into an HttpOnly, SameSite=Strict cookie that [`form_token_matches`]
+/// compares it with.
+pub(crate) fn form_token() -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>())
+}
+
+/// Sets the cookie of a [`form_token`] on the response showing the form.
+pub(crate) fn set_form_cookie(req: &HttpRequest, res: &mut HttpResponse, token: &str) {
+    let cookie = Cookie::build(FORM_COOKIE, token.to_owned())
+        .path(CONSOLE_PATH)
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(req.connection_info().scheme() == "https")
+        .finish();
+    if let Err(e) = res.add_cookie(&cookie) {
+        tracing::error!(error = %e, "cannot set the console form cookie");
+    }
+}
+
+/// True when a form posted without a session carries the token its
+/// cookie holds.
+pub(crate) fn form_token_matches(req: &HttpRequest, given: &str) -> bool {
+    req.cookie(FORM_COOKIE)
+        .is_some_and(|c| !c.value().is_empty() && same(c.value(), given))
+}
+
 fn login_page(
     req: &HttpRequest,
     status: StatusCode,
@@ -218,8 +247,7 @@ fn login_page(
     tenant: &str,
     errors: FormErrors,
 ) -> HttpResponse {
-    // A fresh double-submit token per form shown.
-    let csrf = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>());
+    let csrf = form_token();
     let page = LoginPage {
         csrf: &csrf,
         email,
@@ -227,15 +255,7 @@ fn login_page(
         errors,
     };
     let mut res = html(status, &page);
-    let cookie = Cookie::build(LOGIN_COOKIE, csrf.clone())
-        .path(CONSOLE_PATH)
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .secure(req.connection_info().scheme() == "https")
-        .finish();
-    if let Err(e) = res.add_cookie(&cookie) {
-        tracing::error!(error = %e, "cannot set the console login cookie");
-    }
+    set_form_cookie(req, &mut res, &csrf);
     res
 }
 
@@ -265,8 +285,7 @@ pub(crate) async fn login(
     body: web::Bytes,
 ) -> Result<HttpResponse, ConsoleError> {
     let form: LoginForm = parse_form(&body)?;
-    let expected = req.cookie(LOGIN_COOKIE).map(|c| c.value().to_owned());
-    if !expected.is_some_and(|e| same(&e, &form.csrf)) {
+    if !form_token_matches(&req, &form.csrf) {
         return Ok(login_page(
             &req,
             StatusCode::FORBIDDEN,
@@ -343,7 +362,7 @@ pub(crate) async fn login(
         .finish();
     res.add_cookie(&session_cookie(&req, token, max_age))
         .map_err(|e| AdminError::Internal(format!("cannot set the session cookie: {e}")))?;
-    let mut spent = Cookie::build(LOGIN_COOKIE, "").path(CONSOLE_PATH).finish();
+    let mut spent = Cookie::build(FORM_COOKIE, "").path(CONSOLE_PATH).finish();
     spent.make_removal();
     res.add_cookie(&spent)
         .map_err(|e| AdminError::Internal(format!("cannot clear the login cookie: {e}")))?;

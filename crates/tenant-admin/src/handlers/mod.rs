@@ -21,6 +21,7 @@ pub(crate) mod logs;
 pub(crate) mod roles;
 pub(crate) mod safety;
 pub(crate) mod session;
+pub(crate) mod setup_links;
 pub(crate) mod super_tenants;
 pub(crate) mod tenants;
 pub(crate) mod tokens;

@@ -24,6 +24,7 @@ mod locks;
 mod logs;
 mod policy;
 pub mod safety;
+pub mod setup_links;
 mod tenants;
 mod tokens;
 

@@ -13,35 +13,35 @@ use crate::support::{Server, each_backend};
 
 /// One console response.
 #[derive(Debug)]
-struct Page {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
+pub(crate) struct Page {
+    pub(crate) status: u16,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: String,
 }
 
 impl Page {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    fn location(&self) -> &str {
+    pub(crate) fn location(&self) -> &str {
         self.header("location").unwrap_or_default()
     }
 
     #[track_caller]
-    fn expect(&self, status: u16) -> &str {
+    pub(crate) fn expect(&self, status: u16) -> &str {
         assert_eq!(self.status, status, "{}", self.body);
         &self.body
     }
 
-    fn contains(&self, needle: &str) -> bool {
+    pub(crate) fn contains(&self, needle: &str) -> bool {
         self.body.contains(needle)
     }
 }
 
 /// A browser without a browser: cookies kept, redirects not followed, the
 /// CSRF token of the last page put into every form.
-struct Console<'a> {
+pub(crate) struct Console<'a> {
     server: &'a Server,
     http: reqwest::Client,
     cookies: BTreeMap<String, String>,
@@ -56,7 +56,7 @@ fn csrf_in(body: &str) -> Option<String> {
 }
 
 impl<'a> Console<'a> {
-    fn new(server: &'a Server) -> Console<'a> {
+    pub(crate) fn new(server: &'a Server) -> Console<'a> {
         Console {
             server,
             http: reqwest::Client::builder()
@@ -69,7 +69,7 @@ impl<'a> Console<'a> {
         }
     }
 
-    fn cookie_header(&self) -> String {
+    pub(crate) fn cookie_header(&self) -> String {
         self.cookies
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -77,7 +77,7 @@ impl<'a> Console<'a> {
             .join("; ")
     }
 
-    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
+    pub(crate) async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
         let request = if self.cookies.is_empty() {
             request
         } else {
@@ -108,14 +108,14 @@ impl<'a> Console<'a> {
         }
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub(crate) async fn get(&mut self, path: &str) -> Page {
         let url = format!("{}{path}", self.server.origin);
         let request = self.http.get(url);
         self.send(request).await
     }
 
     /// A form post with this session's CSRF token added.
-    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
         let csrf = self.csrf.clone().expect("a page with a form was loaded");
         let mut all: Vec<(&str, &str)> = fields.to_vec();
         all.push(("csrf", &csrf));
@@ -123,7 +123,7 @@ impl<'a> Console<'a> {
     }
 
     /// A form post of exactly `fields` (no token added).
-    async fn post_exactly(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post_exactly(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
         let url = format!("{}{path}", self.server.origin);
         let body = serde_html_form_encode(fields);
         let request = self
@@ -134,7 +134,7 @@ impl<'a> Console<'a> {
         self.send(request).await
     }
 
-    async fn login(&mut self, email: &str, password: &str, tenant: &str) -> Page {
+    pub(crate) async fn login(&mut self, email: &str, password: &str, tenant: &str) -> Page {
         self.get("/console/login").await.expect(200);
         self.post(
             "/console/login",
@@ -143,7 +143,7 @@ impl<'a> Console<'a> {
         .await
     }
 
-    async fn operator(server: &'a Server) -> Console<'a> {
+    pub(crate) async fn operator(server: &'a Server) -> Console<'a> {
         let mut console = Console::new(server);
         let page = console
             .login(&server.operator_email, &server.operator_password, "")
@@ -176,7 +176,7 @@ fn encode(text: &str) -> String {
     out
 }
 
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 #[tokio::test]
 async fn a_session_cookie_is_httponly_strict_and_every_page_renders() {
@@ -855,6 +855,118 @@ async fn bad_input_gets_a_page_never_a_server_error() {
             s.get("/tenants/acme", &op).await.expect(200)["status"],
             "active"
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_setup_link_lets_its_holder_issue_and_rotate_the_token_and_nothing_else() {
+    each_backend(async |s| {
+        let op = s.operator().await;
+        s.tenant(&op, "acme").await;
+        s.tenant(&op, "globex").await;
+        s.tenant_admin(&op, "acme", "ann@acme.test").await;
+        let mut admin = Console::new(s);
+        assert_eq!(admin.login("ann@acme.test", PASSWORD, "acme").await.status, 303);
+        admin.get("/console/t/acme/connection").await.expect(200);
+        // Bad input: the form again with the error, no link made.
+        let page = admin
+            .post("/console/t/acme/setup-links", &[("link_name", "Acme IT"), ("link_days", "90")])
+            .await;
+        assert_eq!(page.status, 422, "{}", page.body);
+        assert!(page.contains("id=\"link-days-error\""), "{}", page.body);
+        let links = s.get("/tenants/acme/setup-links", &op).await.expect(200);
+        assert_eq!(links["setupLinks"], json!([]));
+        let page = admin
+            .post("/console/t/acme/setup-links", &[("link_name", "Acme IT"), ("link_days", "3")])
+            .await;
+        assert_eq!(page.status, 201, "{}", page.body);
+        let start = page.body.find("id=\"new-link\">").unwrap() + "id=\"new-link\">".len();
+        let url = page.body[start..start + page.body[start..].find('<').unwrap()].to_owned();
+        let path = url.strip_prefix(&s.origin).expect("an absolute link").to_owned();
+        assert!(path.starts_with("/console/setup/sgl_"), "{path}");
+        // Shown once.
+        assert!(!admin.get("/console/t/acme/connection").await.contains(&path));
+
+        // The holder: no account, no session.
+        let mut it = Console::new(s);
+        let page = it.get(&path).await;
+        page.expect(200);
+        assert!(page.contains("Connect Tenant acme"), "{}", page.body);
+        assert!(page.contains(&format!("{}/tenants/acme/scim/v2", s.origin)));
+        assert!(page.contains("Issue the SCIM token"));
+        assert!(!page.contains("globex"));
+        // A post from elsewhere (no form token) issues nothing.
+        let refused = it.post_exactly(&format!("{path}/token"), &[]).await;
+        assert_eq!(refused.status, 403, "{}", refused.body);
+        let tokens = s.get("/tenants/acme/tokens", &op).await.expect(200);
+        assert_eq!(tokens["tokens"].as_array().unwrap().len(), 1, "{tokens}");
+
+        let secret_of = |page: &Page| {
+            let start = page.body.find("id=\"new-token\">").unwrap() + "id=\"new-token\">".len();
+            page.body[start..start + page.body[start..].find('<').unwrap()].to_owned()
+        };
+        let page = it.post(&format!("{path}/token"), &[]).await;
+        assert_eq!(page.status, 201, "{}", page.body);
+        let first = secret_of(&page);
+        assert!(page.contains("Rotate the SCIM token"));
+        s.scim("GET", "acme", "/Users", &first, None).await.expect(200);
+        s.scim("GET", "globex", "/Users", &first, None).await.expect(401);
+
+        // Rotating: a new token works, the previous one stops.
+        let page = it.post(&format!("{path}/token"), &[]).await;
+        assert_eq!(page.status, 201, "{}", page.body);
+        let second = secret_of(&page);
+        assert_ne!(first, second);
+        s.scim("GET", "acme", "/Users", &second, None).await.expect(200);
+        crate::support::eventually(|| async {
+            (s.scim("GET", "acme", "/Users", &first, None).await.status == 401).then_some(())
+        })
+        .await
+        .expect("the rotated token stops working");
+        let audit = s.get("/tenants/acme/audit?actor=setup-link:Acme IT", &op).await.expect(200);
+        let actions: Vec<&str> = audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(actions, ["token.revoke", "token.issue", "token.issue"], "{audit}");
+
+        // The link opens nothing else: the holder has no console session.
+        let page = it.get("/console/t/acme").await;
+        assert_eq!(page.status, 303);
+        assert_eq!(page.location(), "/console/login");
+        // Unknown and malformed secrets.
+        assert_eq!(it.get("/console/setup/sgl_0000").await.status, 404);
+        assert_eq!(it.get("/console/setup/nothing").await.status, 404);
+
+        // A suspended tenant's link issues nothing.
+        s.api("PATCH", "/tenants/acme", Some(&op), Some(json!({"status": "suspended"})))
+            .await
+            .expect(200);
+        let page = it.get(&path).await;
+        assert_eq!(page.status, 403, "{}", page.body);
+        s.api("PATCH", "/tenants/acme", Some(&op), Some(json!({"status": "active"})))
+            .await
+            .expect(200);
+
+        // Revoked from the console: the page stops opening, with the reason.
+        let links = s.get("/tenants/acme/setup-links", &op).await.expect(200);
+        let id = links["setupLinks"][0]["id"].as_str().unwrap().to_owned();
+        assert_eq!(links["setupLinks"][0]["tokenId"].as_str().is_some(), true);
+        admin.get(&format!("/console/t/acme/setup-links/{id}/revoke")).await.expect(200);
+        let page = admin
+            .post(&format!("/console/t/acme/setup-links/{id}/revoke"), &[])
+            .await;
+        assert_eq!(page.status, 303, "{}", page.body);
+        let page = it.get(&path).await;
+        assert_eq!(page.status, 403, "{}", page.body);
+        assert!(page.contains("revoked"), "{}", page.body);
+        let refused = it.post(&format!("{path}/token"), &[]).await;
+        assert_eq!(refused.status, 403);
+        // The token it issued keeps working until revoked on its own.
+        s.scim("GET", "acme", "/Users", &second, None).await.expect(200);
     })
     .await;
 }

@@ -21,6 +21,7 @@ pub fn body_for(method: &str, path: &str) -> Option<Value> {
             json!({"email": "mallory@evil.test", "password": "long enough password"})
         }
         ("post", "/tenants/{tenant}/tokens") => json!({"name": "evil", "scopes": ["scim:write"]}),
+        ("post", "/tenants/{tenant}/setup-links") => json!({"name": "evil"}),
         ("put", "/tenants/{tenant}/roles") => {
             json!({"mode": "single", "roles": [{"name": "evil"}], "mappings": []})
         }
@@ -68,6 +69,7 @@ struct Ids {
     admin: String,
     token: String,
     target: String,
+    setup_link: String,
 }
 
 impl Ids {
@@ -78,6 +80,8 @@ impl Ids {
             &self.admin
         } else if path.contains("/tokens/") {
             &self.token
+        } else if path.contains("/setup-links/") {
+            &self.setup_link
         } else if path.contains("/mappings/") {
             &self.mapping
         } else if path.contains("/jobs/") {
@@ -140,7 +144,17 @@ async fn populated(s: &Server, op: &str, slug: &str) -> Ids {
         )
         .await
         .expect(201);
+    let link = s
+        .api(
+            "POST",
+            &format!("/tenants/{slug}/setup-links"),
+            Some(op),
+            Some(json!({"name": "Globex IT"})),
+        )
+        .await
+        .expect(201);
     Ids {
+        setup_link: link["id"].as_str().expect("link").to_owned(),
         user,
         group,
         mapping: change["mappings"][0]["id"]
@@ -167,6 +181,7 @@ async fn snapshot(s: &Server, op: &str, slug: &str, ids: &Ids) -> Vec<Value> {
         format!("/tenants/{slug}"),
         format!("/tenants/{slug}/roles"),
         format!("/tenants/{slug}/tokens"),
+        format!("/tenants/{slug}/setup-links"),
         format!("/tenants/{slug}/admins"),
         format!("/tenants/{slug}/locks"),
         format!("/tenants/{slug}/users/{}", ids.user),

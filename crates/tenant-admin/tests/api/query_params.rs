@@ -36,6 +36,13 @@ async fn every_route_refuses_unknown_query_parameters_and_changes_nothing() {
             .as_str()
             .unwrap()
             .to_owned();
+        let link = s
+            .api("POST", "/tenants/acme/setup-links", Some(op), Some(json!({"name": "IT"})))
+            .await
+            .expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let admin = s
             .api(
                 "POST",
@@ -148,6 +155,17 @@ async fn every_route_refuses_unknown_query_parameters_and_changes_nothing() {
                     ),
                     ("delete", "/tenants/{tenant}/tokens/{id}") => {
                         (format!("/tenants/acme/tokens/{token}"), bogus, None)
+                    }
+                    ("get", "/tenants/{tenant}/setup-links") => {
+                        ("/tenants/acme/setup-links".into(), bogus, None)
+                    }
+                    ("post", "/tenants/{tenant}/setup-links") => (
+                        "/tenants/acme/setup-links".into(),
+                        bogus,
+                        Some(json!({"name": "IT 2"})),
+                    ),
+                    ("delete", "/tenants/{tenant}/setup-links/{id}") => {
+                        (format!("/tenants/acme/setup-links/{link}"), bogus, None)
                     }
                     ("get", "/tenants/{tenant}/roles") => {
                         ("/tenants/acme/roles".into(), bogus, None)

@@ -13,9 +13,12 @@ use crate::error::AdminError;
 use crate::service::TenantContext;
 
 mod connection;
+mod delivery;
 mod directory;
 mod logs;
 mod roles;
+mod safety;
+pub(crate) mod setup;
 mod tenants;
 
 /// Registers every signed-in page on `scope`.
@@ -41,6 +44,15 @@ pub(crate) fn routes(scope: Scope) -> Scope {
             "/t/{tenant}/tokens/{id}/revoke",
             post().to(connection::revoke),
         )
+        .route("/t/{tenant}/setup-links", post().to(connection::create_link))
+        .route(
+            "/t/{tenant}/setup-links/{id}/revoke",
+            get().to(connection::confirm_revoke_link),
+        )
+        .route(
+            "/t/{tenant}/setup-links/{id}/revoke",
+            post().to(connection::revoke_link),
+        )
         .route("/t/{tenant}/users", get().to(directory::users))
         .route("/t/{tenant}/users/{id}", get().to(directory::user))
         .route("/t/{tenant}/users/{id}/lock", post().to(directory::lock))
@@ -56,6 +68,66 @@ pub(crate) fn routes(scope: Scope) -> Scope {
         .route("/t/{tenant}/locks", get().to(roles::locks))
         .route("/t/{tenant}/provisioning", get().to(logs::provisioning))
         .route("/t/{tenant}/audit", get().to(logs::audit))
+        .route("/t/{tenant}/delivery", get().to(delivery::page))
+        .route("/t/{tenant}/delivery/{id}", get().to(delivery::target))
+        .route(
+            "/t/{tenant}/delivery/{id}/enabled",
+            post().to(delivery::set_enabled),
+        )
+        .route(
+            "/t/{tenant}/delivery/{id}/dead-letters/{delivery}/replay",
+            post().to(delivery::replay_one),
+        )
+        .route(
+            "/t/{tenant}/delivery/{id}/dead-letters/replay",
+            get().to(delivery::confirm_replay_all),
+        )
+        .route(
+            "/t/{tenant}/delivery/{id}/dead-letters/replay",
+            post().to(delivery::replay_all),
+        )
+        .route(
+            "/t/{tenant}/delivery/{id}/reconcile",
+            post().to(delivery::reconcile),
+        )
+        .route(
+            "/t/{tenant}/delivery/{id}/repair",
+            get().to(delivery::confirm_repair),
+        )
+        .route("/t/{tenant}/jobs/{job}", get().to(delivery::job))
+        .route(
+            "/t/{tenant}/users/{id}/timeline",
+            get().to(delivery::timeline),
+        )
+        .route("/t/{tenant}/safety", get().to(safety::page))
+        .route("/t/{tenant}/safety/policy", post().to(safety::set_policy))
+        .route(
+            "/t/{tenant}/safety/held/release",
+            post().to(safety::release),
+        )
+        .route(
+            "/t/{tenant}/safety/held/discard/review",
+            post().to(safety::review_discard),
+        )
+        .route(
+            "/t/{tenant}/safety/held/discard",
+            get().to(safety::confirm_discard),
+        )
+        .route(
+            "/t/{tenant}/safety/held/discard",
+            post().to(safety::discard),
+        )
+        .route("/t/{tenant}/safety/protected", post().to(safety::protect))
+        .route(
+            "/t/{tenant}/safety/protected/{id}/unprotect",
+            post().to(safety::unprotect),
+        )
+        .route(
+            "/t/{tenant}/safety/deleted/{id}/restore",
+            post().to(safety::restore),
+        )
+        .route("/t/{tenant}/users/{id}/erase", get().to(safety::confirm_erase))
+        .route("/t/{tenant}/users/{id}/erase", post().to(safety::erase))
 }
 
 /// The tenant in scope with access `A` checked, as the API checks it.
