@@ -970,3 +970,117 @@ async fn a_setup_link_lets_its_holder_issue_and_rotate_the_token_and_nothing_els
     })
     .await;
 }
+
+#[tokio::test]
+async fn super_tenant_rules_and_a_mapping_are_previewed_before_they_are_saved() {
+    each_backend(async |s| {
+        let op = s.operator().await;
+        let msp = s.tenant(&op, "msp").await;
+        s.tenant(&op, "acme").await;
+        let ada = s.scim_user("msp", &msp, "ada@acme.example").await;
+        s.scim_user("msp", &msp, "bob@other.example").await;
+        s.scim_group("msp", &msp, "Acme Staff", &[&ada]).await;
+        let mut c = Console::operator(s).await;
+
+        // A standard tenant is made super, then gets a child.
+        let page = c.get("/console/t/msp/routing").await;
+        assert!(page.contains("Make this a super tenant"), "{}", page.body);
+        assert_eq!(c.post("/console/t/msp/kind", &[("kind", "super")]).await.status, 303);
+        let page = c
+            .post("/console/t/msp/children", &[("child", "nobody"), ("on_unroute", "deactivate")])
+            .await;
+        assert_eq!(page.status, 422, "{}", page.body);
+        assert!(page.contains("id=\"child-error\""), "{}", page.body);
+        let page = c
+            .post("/console/t/msp/children", &[("child", "acme"), ("on_unroute", "deactivate")])
+            .await;
+        assert_eq!(page.status, 303, "{}", page.body);
+
+        // Rules: invalid JSON stays in the form; a preview stores nothing.
+        let page = c
+            .post("/console/t/msp/routing", &[("rules", "[{"), ("action", "preview")])
+            .await;
+        assert_eq!(page.status, 422, "{}", page.body);
+        assert!(page.contains("id=\"rules-error\""));
+        let rules = r#"[{"id": "acme-staff", "child": "acme", "group": {"displayName": "Acme Staff"}}]"#;
+        let page = c
+            .post("/console/t/msp/routing", &[("rules", rules), ("action", "preview")])
+            .await;
+        page.expect(200);
+        assert!(page.contains("Preview over 2 users"), "{}", page.body);
+        assert!(page.contains("ada@acme.example"), "{}", page.body);
+        assert!(!page.contains("bob@other.example"), "{}", page.body);
+        let stored = s.get("/tenants/msp/routing", &op).await.expect(200);
+        assert_eq!(stored["rules"], json!([]), "{stored}");
+        let page = c
+            .post(
+                "/console/t/msp/routing",
+                &[("rules", rules), ("action", "save"), ("version", "0")],
+            )
+            .await;
+        assert_eq!(page.status, 303, "{}", page.body);
+        assert!(page.location().starts_with("/console/t/msp/jobs/"), "{}", page.location());
+        crate::support::eventually(|| async {
+            let users = s.get("/tenants/acme/users", &op).await.expect(200);
+            (users.to_string().contains("ada@acme.example")).then_some(())
+        })
+        .await
+        .expect("ada is routed to acme");
+        // The operator-only page is not a tenant admin's.
+        s.tenant_admin(&op, "msp", "mo@msp.test").await;
+        let mut ta = Console::new(s);
+        assert_eq!(ta.login("mo@msp.test", PASSWORD, "msp").await.status, 303);
+        assert_eq!(ta.get("/console/t/msp/routing").await.status, 403);
+
+        // A target's mapping: previewed on real users, then saved.
+        let target = s
+            .api(
+                "POST",
+                "/tenants/acme/targets",
+                Some(&op),
+                Some(json!({"name": "app", "kind": "webhook", "url": "http://127.0.0.1:9/hook"})),
+            )
+            .await
+            .expect(201)["target"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let path = format!("/console/t/acme/delivery/{target}/mapping");
+        c.get(&path).await.expect(200);
+        let bad = r#"{"users": {"attributes": [{"target": "active", "value": "maybe"}]}}"#;
+        let page = c.post(&path, &[("mapping", bad), ("action", "preview")]).await;
+        assert_eq!(page.status, 422, "{}", page.body);
+        assert!(page.contains("id=\"mapping-error\""), "{}", page.body);
+        let mapping = r#"{"users": {"attributes": [{"target": "login", "source": "userName", "transform": "upper"}]}}"#;
+        let page = c.post(&path, &[("mapping", mapping), ("action", "preview")]).await;
+        page.expect(200);
+        assert!(page.contains("ADA@ACME.EXAMPLE"), "{}", page.body);
+        assert_eq!(
+            s.get(&format!("/tenants/acme/targets/{target}/mapping"), &op)
+                .await
+                .expect(200)["mapping"],
+            Value::Null
+        );
+        let page = c
+            .post(&path, &[("mapping", mapping), ("action", "save"), ("version", "0")])
+            .await;
+        assert_eq!(page.status, 303, "{}", page.body);
+        let stored = s
+            .get(&format!("/tenants/acme/targets/{target}/mapping"), &op)
+            .await
+            .expect(200);
+        assert_eq!(stored["version"], 1, "{stored}");
+        // A stale version saves nothing.
+        let page = c
+            .post(&path, &[("mapping", "null"), ("action", "save"), ("version", "0")])
+            .await;
+        assert_eq!(page.status, 412, "{}", page.body);
+        assert_eq!(
+            s.get(&format!("/tenants/acme/targets/{target}/mapping"), &op)
+                .await
+                .expect(200)["version"],
+            1
+        );
+    })
+    .await;
+}

@@ -15,6 +15,8 @@ use crate::service::TenantContext;
 mod connection;
 mod delivery;
 mod directory;
+mod fanout;
+mod mapping;
 mod logs;
 mod roles;
 mod safety;
@@ -52,6 +54,26 @@ pub(crate) fn routes(scope: Scope) -> Scope {
         .route(
             "/t/{tenant}/setup-links/{id}/revoke",
             post().to(connection::revoke_link),
+        )
+        .route("/t/{tenant}/routing", get().to(fanout::page))
+        .route("/t/{tenant}/routing", post().to(fanout::change))
+        .route("/t/{tenant}/kind", post().to(fanout::set_kind))
+        .route("/t/{tenant}/children", post().to(fanout::link))
+        .route(
+            "/t/{tenant}/children/{child}/unlink",
+            get().to(fanout::confirm_unlink),
+        )
+        .route(
+            "/t/{tenant}/children/{child}/unlink",
+            post().to(fanout::unlink),
+        )
+        .route(
+            "/t/{tenant}/delivery/{id}/mapping",
+            get().to(mapping::page),
+        )
+        .route(
+            "/t/{tenant}/delivery/{id}/mapping",
+            post().to(mapping::change),
         )
         .route("/t/{tenant}/users", get().to(directory::users))
         .route("/t/{tenant}/users/{id}", get().to(directory::user))
