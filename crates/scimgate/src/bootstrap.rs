@@ -113,6 +113,10 @@ impl FirstStart {
             line(&format!("   Email:         {}", operator.email));
             line(&format!("   Password:      {}", operator.password.expose()));
             line(&format!(
+                "   Web console:   {public_url}{}   (log in with the above)",
+                tenant_admin::console::CONSOLE_PATH
+            ));
+            line(&format!(
                 "   Admin API:     {public_url}{}   (POST /login)",
                 tenant_admin::BASE_PATH
             ));
