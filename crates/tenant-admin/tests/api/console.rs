@@ -1026,6 +1026,10 @@ async fn super_tenant_rules_and_a_mapping_are_previewed_before_they_are_saved() 
         })
         .await
         .expect("ada is routed to acme");
+        // Her page says where she was copied, and by which rule.
+        let page = c.get(&format!("/console/t/msp/users/{ada}")).await;
+        assert!(page.contains("Copies in child tenants"), "{}", page.body);
+        assert!(page.contains("acme-staff"), "{}", page.body);
         // The operator-only page is not a tenant admin's.
         s.tenant_admin(&op, "msp", "mo@msp.test").await;
         let mut ta = Console::new(s);

@@ -201,7 +201,17 @@ struct UserPage {
     roles: Vec<String>,
     lock_roles: Vec<String>,
     reason: String,
+    /// On a super tenant, for operators: where the user was copied.
+    copies: Vec<CopyRow>,
     errors: FormErrors,
+}
+
+/// A copy of a super tenant's user in a child.
+pub(crate) struct CopyRow {
+    pub(crate) child: String,
+    pub(crate) copy_id: String,
+    pub(crate) routed: bool,
+    pub(crate) rules: String,
 }
 
 impl UserPage {
@@ -233,9 +243,27 @@ async fn user_page(
             .map(|l| l.roles.clone())
             .unwrap_or_default()
     });
+    let layout = Layout::new(req, user.user_name.clone(), "users", Some(ctx.tenant()))?;
+    // The API lists copies for operators only; so does the page.
+    let copies = if layout.operator && ctx.tenant().kind() == store::TenantKind::Super {
+        ctx.store()
+            .copies(&details.user.id)
+            .await?
+            .into_iter()
+            .map(|c| CopyRow {
+                child: c.child,
+                copy_id: c.copy_id,
+                routed: c.routed,
+                rules: c.rules.join(", "),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let status = errors.status();
     let page = UserPage {
-        layout: Layout::new(req, user.user_name.clone(), "users", Some(ctx.tenant()))?,
+        layout,
+        copies,
         external_id: text(document, "externalId"),
         created: when(created),
         modified: when(last_modified),
