@@ -1024,63 +1024,100 @@ pub struct TenantActivity {
     pub super_tenant: Option<String>,
 }
 
-/// [`TenantActivity`] of each tenant in `ids` (a page of a list): a few
-/// indexed lookups per tenant.
+/// [`TenantActivity`] of each tenant in `ids` (a page of a list): one
+/// grouped query each for users, targets and super tenants, and one
+/// indexed seek per tenant for its last request (a grouped `max` would
+/// read every log row of the page's tenants).
 pub(crate) async fn tenant_activity(
     inner: &Inner,
     ids: &[Uuid],
 ) -> Result<std::collections::HashMap<Uuid, TenantActivity>> {
     use crate::entity::{provisioning_log, super_links, targets, users};
-    let mut out = std::collections::HashMap::with_capacity(ids.len());
-    for id in ids {
-        let tid = id.to_string();
-        let users = users::Entity::find()
-            .filter(users::Column::TenantId.eq(tid.as_str()))
-            .count(&inner.conn)
+    use std::collections::HashMap;
+    let keys: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    let users: HashMap<String, i64> = users::Entity::find()
+        .select_only()
+        .column(users::Column::TenantId)
+        .column_as(users::Column::Id.count(), "n")
+        .filter(users::Column::TenantId.is_in(keys.clone()))
+        .group_by(users::Column::TenantId)
+        .into_tuple::<(String, i64)>()
+        .all(&inner.conn)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .collect();
+    // (enabled, failing) of every target of the page's tenants.
+    let mut health: HashMap<String, Vec<(bool, bool)>> = HashMap::new();
+    for (tenant, enabled, failing_since) in targets::Entity::find()
+        .select_only()
+        .column(targets::Column::TenantId)
+        .column(targets::Column::Enabled)
+        .column(targets::Column::FailingSince)
+        .filter(targets::Column::TenantId.is_in(keys.clone()))
+        .into_tuple::<(String, bool, Option<DateTime<Utc>>)>()
+        .all(&inner.conn)
+        .await
+        .map_err(db)?
+    {
+        health
+            .entry(tenant)
+            .or_default()
+            .push((enabled, failing_since.is_some()));
+    }
+    let links: Vec<(String, String)> = super_links::Entity::find()
+        .select_only()
+        .column(super_links::Column::ChildTenantId)
+        .column(super_links::Column::SuperTenantId)
+        .filter(super_links::Column::ChildTenantId.is_in(keys.clone()))
+        .into_tuple()
+        .all(&inner.conn)
+        .await
+        .map_err(db)?;
+    let parents: HashMap<String, String> = if links.is_empty() {
+        HashMap::new()
+    } else {
+        tenants::Entity::find()
+            .select_only()
+            .column(tenants::Column::Id)
+            .column(tenants::Column::Slug)
+            .filter(tenants::Column::Id.is_in(links.iter().map(|(_, p)| p.clone())))
+            .into_tuple::<(String, String)>()
+            .all(&inner.conn)
             .await
-            .map_err(db)?;
+            .map_err(db)?
+            .into_iter()
+            .collect()
+    };
+    let parent_of: HashMap<String, String> = links
+        .into_iter()
+        .filter_map(|(child, parent)| parents.get(&parent).map(|slug| (child, slug.clone())))
+        .collect();
+    let mut out = HashMap::with_capacity(ids.len());
+    for (id, key) in ids.iter().zip(&keys) {
         let last_activity: Option<DateTime<Utc>> = provisioning_log::Entity::find()
             .select_only()
             .column(provisioning_log::Column::At)
-            .filter(provisioning_log::Column::TenantId.eq(tid.as_str()))
+            .filter(provisioning_log::Column::TenantId.eq(key.as_str()))
             .order_by_desc(provisioning_log::Column::At)
             .limit(1)
             .into_tuple()
             .one(&inner.conn)
             .await
             .map_err(db)?;
-        let rows = targets::Entity::find()
-            .filter(targets::Column::TenantId.eq(tid.as_str()))
-            .all(&inner.conn)
-            .await
-            .map_err(db)?;
-        let disabled = rows.iter().filter(|t| !t.enabled).count() as u64;
-        let failing = rows
-            .iter()
-            .filter(|t| t.enabled && t.failing_since.is_some())
-            .count() as u64;
-        let super_tenant = match super_links::Entity::find()
-            .filter(super_links::Column::ChildTenantId.eq(tid.as_str()))
-            .one(&inner.conn)
-            .await
-            .map_err(db)?
-        {
-            Some(link) => tenants::Entity::find_by_id(link.super_tenant_id)
-                .one(&inner.conn)
-                .await
-                .map_err(db)?
-                .map(|t| t.slug),
-            None => None,
-        };
+        let targets = health.remove(key).unwrap_or_default();
         out.insert(
             *id,
             TenantActivity {
-                users,
+                users: u64::try_from(users.get(key).copied().unwrap_or(0)).unwrap_or(0),
                 last_activity,
-                targets: rows.len() as u64,
-                disabled_targets: disabled,
-                failing_targets: failing,
-                super_tenant,
+                targets: targets.len() as u64,
+                disabled_targets: targets.iter().filter(|(enabled, _)| !enabled).count() as u64,
+                failing_targets: targets
+                    .iter()
+                    .filter(|(enabled, failing)| *enabled && *failing)
+                    .count() as u64,
+                super_tenant: parent_of.get(key).cloned(),
             },
         );
     }

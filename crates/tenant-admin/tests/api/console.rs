@@ -1088,3 +1088,64 @@ async fn super_tenant_rules_and_a_mapping_are_previewed_before_they_are_saved() 
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_tenant_list_pages_searches_and_shows_each_tenants_activity() {
+    each_backend(async |s| {
+        let op = s.operator().await;
+        let acme = s.tenant(&op, "acme").await;
+        s.scim_user("acme", &acme, "ada@acme.test").await;
+        s.scim_user("acme", &acme, "bob@acme.test").await;
+        s.api(
+            "POST",
+            "/tenants/acme/targets",
+            Some(&op),
+            Some(json!({"name": "app", "kind": "webhook", "url": "http://127.0.0.1:9/hook"})),
+        )
+        .await
+        .expect(201);
+        s.tenant(&op, "msp").await;
+        s.api("PUT", "/tenants/msp/kind", Some(&op), Some(json!({"kind": "super"})))
+            .await
+            .expect(200);
+        s.api("PUT", "/tenants/msp/children/acme", Some(&op), Some(json!({})))
+            .await
+            .expect(200);
+        for i in 0..27 {
+            s.api(
+                "POST",
+                "/tenants",
+                Some(&op),
+                Some(json!({"slug": format!("t{i:02}"), "name": format!("Customer {i:02}")})),
+            )
+            .await
+            .expect(201);
+        }
+        let mut c = Console::operator(s).await;
+        // 27 + acme + msp + the first start's "default": 30, 25 a page.
+        let page = c.get("/console/tenants").await;
+        assert!(page.contains("Tenants 1–25 of 30"), "{}", page.body);
+        assert!(page.contains("href=\"/console/tenants?page=2\""), "{}", page.body);
+        let second = c.get("/console/tenants?page=2").await;
+        assert!(second.contains("Tenants 26–30 of 30"), "{}", second.body);
+        assert!(second.contains("href=\"/console/tenants?page=1\""));
+
+        // Search by slug or name, any case; acme's row tells its story.
+        let page = c.get("/console/tenants?q=ACM").await;
+        assert!(page.contains("Tenants 1–1 of 1"), "{}", page.body);
+        let row = &page.body[page.body.find("<tbody>").unwrap()..];
+        assert!(row.contains("<td>2</td>"), "two users: {row}");
+        assert!(row.contains("child<br><span class=\"muted\">of msp</span>"), "{row}");
+        assert!(row.contains(">healthy<"), "{row}");
+        assert!(!row.contains("<td>—</td>"), "a last SCIM request: {row}");
+        let page = c.get("/console/tenants?q=customer%2007").await;
+        assert!(page.contains("Tenants 1–1 of 1"), "{}", page.body);
+        assert!(page.contains("/console/t/t07"));
+        // LIKE wildcards are literal.
+        let page = c.get("/console/tenants?q=%25").await;
+        assert!(page.contains("No tenants match."), "{}", page.body);
+        let page = c.get("/console/tenants?q=msp").await;
+        assert!(page.contains(">super<") || page.contains("<td>super"), "{}", page.body);
+    })
+    .await;
+}
