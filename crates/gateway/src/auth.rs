@@ -153,12 +153,13 @@ async fn authorize<R: Requirement>(req: &HttpRequest) -> Result<Authorized<R>, A
     // A token opens only its own tenant's URL; saying so with 401 (not 403)
     // avoids confirming that the other tenant exists.
     if let Some(slug) = req.match_info().get("slug")
-        && slug != auth.tenant.slug() {
-            return Err(fail(
-                "tenant_mismatch",
-                ApiError::Unauthorized("the bearer token is not valid for this tenant"),
-            ));
-        }
+        && slug != auth.tenant.slug()
+    {
+        return Err(fail(
+            "tenant_mismatch",
+            ApiError::Unauthorized("the bearer token is not valid for this tenant"),
+        ));
+    }
     // For the request's log line (see `observe`), not recorded into its
     // span: that would re-format the span's fields.
     actix_web::HttpMessage::extensions_mut(req)

@@ -211,9 +211,10 @@ pub(crate) async fn get_user(
         let projection = params(&req).projection()?;
         let user = ops::get_user(&auth.store, &id).await?;
         if let Some(h) = req.headers().get(header::IF_NONE_MATCH)
-            && !scim::meta::if_none_match(h.to_str().unwrap_or(""), user.version) {
-                return Ok(render::not_modified(user.version));
-            }
+            && !scim::meta::if_none_match(h.to_str().unwrap_or(""), user.version)
+        {
+            return Ok(render::not_modified(user.version));
+        }
         let version = user.version;
         let mut body = render_users(&auth, vec![user], &projection).await?;
         let body = body.pop().unwrap_or(Value::Null);
@@ -382,9 +383,10 @@ pub(crate) async fn get_group(
         let projection = params(&req).projection()?;
         let group = ops::get_group(&auth.store, &id, false).await?;
         if let Some(h) = req.headers().get(header::IF_NONE_MATCH)
-            && !scim::meta::if_none_match(h.to_str().unwrap_or(""), group.version) {
-                return Ok(render::not_modified(group.version));
-            }
+            && !scim::meta::if_none_match(h.to_str().unwrap_or(""), group.version)
+        {
+            return Ok(render::not_modified(group.version));
+        }
         let version = group.version;
         let body = group_body(&auth, group, &projection).await?;
         Ok(render::encoded_resource_response(

@@ -98,9 +98,10 @@ impl Policy {
             }
             PolicyEdit::SetDefault(role) => {
                 if let Some(name) = &role
-                    && !next.roles.iter().any(|r| &r.name == name) {
-                        return Err(EditError::UnknownRole(name.clone()));
-                    }
+                    && !next.roles.iter().any(|r| &r.name == name)
+                {
+                    return Err(EditError::UnknownRole(name.clone()));
+                }
                 next.default_role = role;
             }
             PolicyEdit::SetMode(mode) => next.mode = mode,

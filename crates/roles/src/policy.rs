@@ -185,11 +185,12 @@ impl Policy {
             }
         }
         if let Some(default) = &self.default_role
-            && !names.contains(default.as_str()) {
-                return Err(PolicyError::UnknownDefaultRole {
-                    name: default.clone(),
-                });
-            }
+            && !names.contains(default.as_str())
+        {
+            return Err(PolicyError::UnknownDefaultRole {
+                name: default.clone(),
+            });
+        }
         for (index, mapping) in self.mappings.iter().enumerate() {
             if mapping.group.value().trim().is_empty() {
                 return Err(PolicyError::EmptyGroupMatch {

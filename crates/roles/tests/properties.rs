@@ -193,12 +193,13 @@ fn reference(policy: &Policy, user: &UserFacts) -> Effective {
     };
     roles.sort_by(|a, b| a.role.cmp(&b.role));
     if roles.is_empty()
-        && let Some(d) = &policy.default_role {
-            roles.push(EffectiveRole {
-                role: d.clone(),
-                reason: Reason::Default,
-            });
-        }
+        && let Some(d) = &policy.default_role
+    {
+        roles.push(EffectiveRole {
+            role: d.clone(),
+            reason: Reason::Default,
+        });
+    }
     Effective {
         roles,
         disabled,

@@ -71,9 +71,10 @@ impl AttrPath {
             return Err(bad("not a valid attribute name"));
         }
         if let Some(s) = sub
-            && !is_attr_name(s) {
-                return Err(bad("not a valid sub-attribute name"));
-            }
+            && !is_attr_name(s)
+        {
+            return Err(bad("not a valid sub-attribute name"));
+        }
         Ok(AttrPath {
             urn: urn.map(str::to_owned),
             name: name.to_owned(),

@@ -172,12 +172,13 @@ impl Projection {
     /// extension's attributes.
     pub fn wants(&self, path: &AttrPath, schema: ResourceSchema<'_>) -> bool {
         if path.sub.is_none()
-            && let Some(urn) = &path.urn {
-                let whole = format!("{urn}:{}", path.name);
-                if schema.schema_for_urn(&whole).is_some() {
-                    return self.wants_schema(&whole, schema);
-                }
+            && let Some(urn) = &path.urn
+        {
+            let whole = format!("{urn}:{}", path.name);
+            if schema.schema_for_urn(&whole).is_some() {
+                return self.wants_schema(&whole, schema);
             }
+        }
         let r = self.resolve(schema, None);
         let (container, def) = locate(path, schema);
         let loc = Loc {

@@ -380,9 +380,10 @@ fn classify<'s>(key: &str, value: &Value, listed: &[String], rs: ResourceSchema<
             Some((prefix, name, sub))
         });
     if let Some((prefix, name, sub)) = &split
-        && let Some(s) = rs.schema_for_urn(prefix) {
-            return UrnKey::Attr(s, name.clone(), sub.clone());
-        }
+        && let Some(s) = rs.schema_for_urn(prefix)
+    {
+        return UrnKey::Attr(s, name.clone(), sub.clone());
+    }
     let is_listed = |u: &str| listed.iter().any(|l| l.eq_ignore_ascii_case(u));
     if is_listed(key) {
         return UrnKey::Unknown;
@@ -711,14 +712,15 @@ fn same_value(def: &Attribute, a: &Value, b: &Value) -> bool {
 
 fn normalize(def: &Attribute, v: &Value) -> Value {
     if def.multi_valued
-        && let Value::Array(items) = v {
-            let mut keys: Vec<String> = items
-                .iter()
-                .map(|i| normalize_single(def, i).to_string())
-                .collect();
-            keys.sort();
-            return Value::Array(keys.into_iter().map(Value::String).collect());
-        }
+        && let Value::Array(items) = v
+    {
+        let mut keys: Vec<String> = items
+            .iter()
+            .map(|i| normalize_single(def, i).to_string())
+            .collect();
+        keys.sort();
+        return Value::Array(keys.into_iter().map(Value::String).collect());
+    }
     normalize_single(def, v)
 }
 

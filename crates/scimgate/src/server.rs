@@ -501,10 +501,10 @@ impl App {
             && tokio::time::timeout(DELIVERY_GRACE, &mut delivery)
                 .await
                 .is_err()
-            {
-                tracing::warn!("deliveries still in flight at shutdown; they will be sent again");
-                delivery.abort();
-            }
+        {
+            tracing::warn!("deliveries still in flight at shutdown; they will be sent again");
+            delivery.abort();
+        }
         let mut role_worker = self.role_worker;
         if tokio::time::timeout(DRAIN_GRACE, &mut role_worker)
             .await

@@ -214,11 +214,12 @@ pub(crate) async fn update_tenant(
     actor: &str,
 ) -> Result<Tenant> {
     if let Some(name) = &update.name
-        && name.trim().is_empty() {
-            return Err(StoreError::InvalidValue(
-                "tenant name must not be empty".into(),
-            ));
-        }
+        && name.trim().is_empty()
+    {
+        return Err(StoreError::InvalidValue(
+            "tenant name must not be empty".into(),
+        ));
+    }
     let row = write_txn!(inner, [actor], [update], txn => {
         let Some(row) = tenants::Entity::find_by_id(id.to_string())
             .lock_exclusive()
@@ -572,7 +573,7 @@ pub(crate) async fn issue_token(
     let token = std::sync::Arc::new(prepare_token(tenant, new).await?);
     let shared = token.clone();
     write_txn!(inner, [actor], [shared], txn => {
-        insert_token(txn, &shared, &actor).await
+        insert_token(txn, shared, actor).await
     })?;
     token.issued()
 }

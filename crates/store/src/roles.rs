@@ -240,9 +240,10 @@ async fn replace_policy(
         None => 0,
     };
     if let Some(expected) = expected_version
-        && expected != current {
-            return Err(StoreError::PreconditionFailed { current }.into());
-        }
+        && expected != current
+    {
+        return Err(StoreError::PreconditionFailed { current }.into());
+    }
     let new_version = current + 1;
     let stored_version = i64::try_from(new_version)
         .map_err(|_| StoreError::Internal("role policy version overflow".into()))?;

@@ -13,9 +13,7 @@
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -93,9 +91,8 @@ fn digest(secret: &str) -> String {
 
 fn link_from_row(row: &setup_links::Model) -> Result<SetupLink> {
     let uuid = |text: &str| {
-        Uuid::parse_str(text).map_err(|_| {
-            StoreError::Internal(format!("setup link {} has a malformed id", row.id))
-        })
+        Uuid::parse_str(text)
+            .map_err(|_| StoreError::Internal(format!("setup link {} has a malformed id", row.id)))
     };
     Ok(SetupLink {
         id: uuid(&row.id)?,
@@ -120,9 +117,7 @@ impl TenantStore {
     ) -> Result<NewSetupLink> {
         let name = name.trim().to_owned();
         if name.is_empty() {
-            return Err(StoreError::InvalidValue(
-                "a setup link needs a name".into(),
-            ));
+            return Err(StoreError::InvalidValue("a setup link needs a name".into()));
         }
         let created_at = now();
         if expires_at <= created_at
@@ -160,7 +155,7 @@ impl TenantStore {
                 .map_err(dbx)?;
             let detail = json!({"name": stored.name, "expiresAt": stored.expires_at});
             let target = format!("setup link {}", stored.id);
-            audit::write(txn, Some(tenant), &actor, "setup_link.create", &target, detail).await
+            audit::write(txn, Some(tenant), actor, "setup_link.create", &target, detail).await
         })?;
         Ok(NewSetupLink {
             link: link_from_row(&row)?,
@@ -207,7 +202,7 @@ impl TenantStore {
                 .await
                 .map_err(dbx)?;
             let target = format!("setup link {id}");
-            audit::write(txn, Some(tenant), &actor, "setup_link.revoke", &target, json!({"name": row.name})).await?;
+            audit::write(txn, Some(tenant), actor, "setup_link.revoke", &target, json!({"name": row.name})).await?;
             Ok(setup_links::Model { revoked_at: Some(at), ..row })
         })?;
         link_from_row(&row)
@@ -252,7 +247,7 @@ impl TenantStore {
             let Some(row) = row.filter(|r| r.revoked_at.is_none() && r.expires_at > at) else {
                 return Err(TxError::Fail(StoreError::NotFound(format!("setup link {id}"))));
             };
-            admin::insert_token(txn, &shared, &actor).await?;
+            admin::insert_token(txn, shared, actor).await?;
             if let Some(previous) = &row.token_id {
                 let revoked = tokens::Entity::update_many()
                     .col_expr(tokens::Column::RevokedAt, Expr::value(at))
@@ -265,7 +260,7 @@ impl TenantStore {
                 if revoked.rows_affected > 0 {
                     bump_auth_revision(txn).await?;
                     let target = format!("token {previous}");
-                    audit::write(txn, Some(tenant_id), &actor, "token.revoke", &target, json!({"rotatedBy": format!("setup link {id}")})).await?;
+                    audit::write(txn, Some(tenant_id), actor, "token.revoke", &target, json!({"rotatedBy": format!("setup link {id}")})).await?;
                 }
             }
             setup_links::Entity::update_many()

@@ -274,9 +274,10 @@ impl Readers {
         // one) must not serve the next caller.
         if conn.is_autocommit()
             && let Ok(mut idle) = self.idle.lock()
-                && idle.len() < self.max_idle {
-                    idle.push(conn);
-                }
+            && idle.len() < self.max_idle
+        {
+            idle.push(conn);
+        }
         result
     }
 }
@@ -359,9 +360,10 @@ impl Dedicated {
             Ok(())
         });
         if let Err(e) = result
-            && let Ok(mut failed) = self.failed.lock() {
-                *failed = Some(e);
-            }
+            && let Ok(mut failed) = self.failed.lock()
+        {
+            *failed = Some(e);
+        }
     }
 }
 

@@ -82,9 +82,10 @@ pub(crate) enum Target {
 /// looked up elsewhere in the document by the evaluator.
 pub(crate) fn target(kind: Kind, path: &AttrPath) -> Option<Target> {
     if let Some(urn) = &path.urn
-        && !urn.eq_ignore_ascii_case(kind.core_urn()) {
-            return None;
-        }
+        && !urn.eq_ignore_ascii_case(kind.core_urn())
+    {
+        return None;
+    }
     let name = path.name.to_ascii_lowercase();
     let sub = path.sub.as_deref().map(str::to_ascii_lowercase);
     let t = match (kind, name.as_str(), sub.as_deref()) {

@@ -415,9 +415,10 @@ fn apply_conventions(operation: &mut Operation, route: RouteInfo) {
     // (utoipa would make the optional header nullable).
     for parameter in operation.parameters.iter_mut().flatten() {
         if parameter.name == "If-Match"
-            && let Some(RefOr::T(Schema::Object(object))) = parameter.schema.as_mut() {
-                object.schema_type = SchemaType::Type(Type::String);
-            }
+            && let Some(RefOr::T(Schema::Object(object))) = parameter.schema.as_mut()
+        {
+            object.schema_type = SchemaType::Type(Type::String);
+        }
     }
     operation.security = Some(if route.public {
         Vec::new()

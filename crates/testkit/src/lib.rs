@@ -263,9 +263,10 @@ fn with_database(url: &str, name: &str) -> String {
 /// starting the shared server if needed. Panics if it cannot.
 pub fn postgres_admin_url() -> String {
     if let Ok(url) = std::env::var(POSTGRES_URL_ENV)
-        && !url.trim().is_empty() {
-            return url;
-        }
+        && !url.trim().is_empty()
+    {
+        return url;
+    }
     static URL: OnceLock<String> = OnceLock::new();
     URL.get_or_init(|| match shared_server() {
         Ok(url) => url,
@@ -313,9 +314,11 @@ fn ensure_running(dir: &Path) -> Result<String, String> {
     if let Some(port) = fs::read_to_string(&port_file)
         .ok()
         .and_then(|s| s.trim().parse::<u16>().ok())
-        && pg.status(&data) && reachable(port) {
-            return Ok(admin_url(port));
-        }
+        && pg.status(&data)
+        && reachable(port)
+    {
+        return Ok(admin_url(port));
+    }
 
     if !data.join("PG_VERSION").exists() {
         let _ = fs::remove_dir_all(&data);

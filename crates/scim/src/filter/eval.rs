@@ -118,16 +118,17 @@ fn check_in(
             }
             let def = leaf_of(resolve(schema, path), path);
             if let Some(d) = def
-                && d.ty != AttrType::Complex {
-                    return Err(Error::filter(
-                        0,
-                        format!(
-                            "'{path}' is a {} attribute, not complex, so it cannot take \
+                && d.ty != AttrType::Complex
+            {
+                return Err(Error::filter(
+                    0,
+                    format!(
+                        "'{path}' is a {} attribute, not complex, so it cannot take \
                              a value filter",
-                            d.ty.as_str()
-                        ),
-                    ));
-                }
+                        d.ty.as_str()
+                    ),
+                ));
+            }
             check_in(filter, schema, Some(def))
         }
     }
@@ -378,10 +379,12 @@ impl Rule {
                 _ => false,
             };
         }
-        if self.ty == Some(AttrType::Boolean) && op == CompareOp::Eq
-            && let (Some(a), Some(b)) = (parse_bool(value), parse_bool(literal)) {
-                return a == b;
-            }
+        if self.ty == Some(AttrType::Boolean)
+            && op == CompareOp::Eq
+            && let (Some(a), Some(b)) = (parse_bool(value), parse_bool(literal))
+        {
+            return a == b;
+        }
         let exact = self.case_exact;
         match op {
             CompareOp::Eq => {

@@ -174,9 +174,10 @@ impl<'s> Engine<'s> {
                 };
             }
             if let Some(sub) = slot.sub.as_ref().and_then(|s| s.def)
-                && sub.mutability == Mutability::ReadOnly {
-                    return Err(Error::Mutability(format!("'{at}' is readOnly")));
-                }
+                && sub.mutability == Mutability::ReadOnly
+            {
+                return Err(Error::Mutability(format!("'{at}' is readOnly")));
+            }
         }
         match (&path.filter, kind) {
             (Some(filter), _) => self.filtered(doc, kind, &slot, filter, path, value, &at),
@@ -669,12 +670,13 @@ impl<'s> Engine<'s> {
         at: &str,
     ) -> Result<()> {
         if let Some(def) = slot.def
-            && !def.multi_valued {
-                return Err(Error::InvalidPath(format!(
-                    "'{at}': a value filter needs a multi-valued attribute, and '{}' is not",
-                    def.name
-                )));
-            }
+            && !def.multi_valued
+        {
+            return Err(Error::InvalidPath(format!(
+                "'{at}': a value filter needs a multi-valued attribute, and '{}' is not",
+                def.name
+            )));
+        }
         let rs = self.rs;
         let matched: Vec<usize> = match self.current(doc, slot) {
             Some(Value::Array(list)) => list

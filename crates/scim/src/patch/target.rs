@@ -81,10 +81,12 @@ pub(crate) fn resolve<'s>(
         (Some(s), None) | (None, Some(s)) => Some(s.as_str()),
         (None, None) => None,
     };
-    if !filtered && sub_name.is_none()
-        && let Some(ext) = whole_extension(rs, doc, attr)? {
-            return Ok(Target::Extension(ext));
-        }
+    if !filtered
+        && sub_name.is_none()
+        && let Some(ext) = whole_extension(rs, doc, attr)?
+    {
+        return Ok(Target::Extension(ext));
+    }
     // `name.sub` paths resolve in one go; only when that fails is the parent
     // looked up alone, to tell an unknown sub-attribute from an unknown
     // attribute.

@@ -861,15 +861,16 @@ pub(crate) async fn enqueue(
     let key = new.coalesce_key(tenant);
     let payload = new.payload.to_string();
     if let Some(key) = &key
-        && let Some(id) = queued_with_key(txn, key, None).await? {
-            jobs::Entity::update_many()
-                .col_expr(jobs::Column::Payload, Expr::value(payload))
-                .filter(jobs::Column::Id.eq(id.clone()))
-                .exec(txn)
-                .await
-                .map_err(dbx)?;
-            return Ok(id);
-        }
+        && let Some(id) = queued_with_key(txn, key, None).await?
+    {
+        jobs::Entity::update_many()
+            .col_expr(jobs::Column::Payload, Expr::value(payload))
+            .filter(jobs::Column::Id.eq(id.clone()))
+            .exec(txn)
+            .await
+            .map_err(dbx)?;
+        return Ok(id);
+    }
     let now = stamp(clock);
     // v7: ids sort by creation time, which is the queue's order.
     let id = Uuid::now_v7().to_string();

@@ -57,7 +57,10 @@ pub(crate) fn scope(state: web::Data<State>) -> impl actix_web::dev::HttpService
         .route("/login", web::get().to(session::login_form))
         .route("/login", web::post().to(session::login))
         .route("/setup/{secret}", web::get().to(pages::setup::page))
-        .route("/setup/{secret}/token", web::post().to(pages::setup::rotate))
+        .route(
+            "/setup/{secret}/token",
+            web::post().to(pages::setup::rotate),
+        )
         .service(protected)
 }
 

@@ -61,7 +61,8 @@ pub(crate) async fn create_setup_link(
     body: JsonBody<CreateSetupLink>,
 ) -> Result<HttpResponse, AdminError> {
     let body = body.into_inner();
-    let made = setup_links::create(&scope.ctx, &body.name, body.expires_in_days, Utc::now()).await?;
+    let made =
+        setup_links::create(&scope.ctx, &body.name, body.expires_in_days, Utc::now()).await?;
     Ok(HttpResponse::Created().json(CreatedSetupLink {
         path: crate::console::setup_path(&made.secret),
         link: setup_link_view(made.link),

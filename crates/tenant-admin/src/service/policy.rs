@@ -122,11 +122,12 @@ pub async fn change_policy(
         // (400) whatever version it names, then the version (412).
         let next = request.apply(&current)?;
         if let Some(expected) = options.expected
-            && expected != current.version {
-                return Err(ServiceError::PreconditionFailed {
-                    current: current.version,
-                });
-            }
+            && expected != current.version
+        {
+            return Err(ServiceError::PreconditionFailed {
+                current: current.version,
+            });
+        }
         if options.no_op == NoOp::Skip && next == current.policy {
             return Ok(PolicyOutcome::Unchanged(current));
         }

@@ -867,26 +867,43 @@ async fn a_setup_link_lets_its_holder_issue_and_rotate_the_token_and_nothing_els
         s.tenant(&op, "globex").await;
         s.tenant_admin(&op, "acme", "ann@acme.test").await;
         let mut admin = Console::new(s);
-        assert_eq!(admin.login("ann@acme.test", PASSWORD, "acme").await.status, 303);
+        assert_eq!(
+            admin.login("ann@acme.test", PASSWORD, "acme").await.status,
+            303
+        );
         admin.get("/console/t/acme/connection").await.expect(200);
         // Bad input: the form again with the error, no link made.
         let page = admin
-            .post("/console/t/acme/setup-links", &[("link_name", "Acme IT"), ("link_days", "90")])
+            .post(
+                "/console/t/acme/setup-links",
+                &[("link_name", "Acme IT"), ("link_days", "90")],
+            )
             .await;
         assert_eq!(page.status, 422, "{}", page.body);
         assert!(page.contains("id=\"link-days-error\""), "{}", page.body);
         let links = s.get("/tenants/acme/setup-links", &op).await.expect(200);
         assert_eq!(links["setupLinks"], json!([]));
         let page = admin
-            .post("/console/t/acme/setup-links", &[("link_name", "Acme IT"), ("link_days", "3")])
+            .post(
+                "/console/t/acme/setup-links",
+                &[("link_name", "Acme IT"), ("link_days", "3")],
+            )
             .await;
         assert_eq!(page.status, 201, "{}", page.body);
         let start = page.body.find("id=\"new-link\">").unwrap() + "id=\"new-link\">".len();
         let url = page.body[start..start + page.body[start..].find('<').unwrap()].to_owned();
-        let path = url.strip_prefix(&s.origin).expect("an absolute link").to_owned();
+        let path = url
+            .strip_prefix(&s.origin)
+            .expect("an absolute link")
+            .to_owned();
         assert!(path.starts_with("/console/setup/sgl_"), "{path}");
         // Shown once.
-        assert!(!admin.get("/console/t/acme/connection").await.contains(&path));
+        assert!(
+            !admin
+                .get("/console/t/acme/connection")
+                .await
+                .contains(&path)
+        );
 
         // The holder: no account, no session.
         let mut it = Console::new(s);
@@ -910,28 +927,41 @@ async fn a_setup_link_lets_its_holder_issue_and_rotate_the_token_and_nothing_els
         assert_eq!(page.status, 201, "{}", page.body);
         let first = secret_of(&page);
         assert!(page.contains("Rotate the SCIM token"));
-        s.scim("GET", "acme", "/Users", &first, None).await.expect(200);
-        s.scim("GET", "globex", "/Users", &first, None).await.expect(401);
+        s.scim("GET", "acme", "/Users", &first, None)
+            .await
+            .expect(200);
+        s.scim("GET", "globex", "/Users", &first, None)
+            .await
+            .expect(401);
 
         // Rotating: a new token works, the previous one stops.
         let page = it.post(&format!("{path}/token"), &[]).await;
         assert_eq!(page.status, 201, "{}", page.body);
         let second = secret_of(&page);
         assert_ne!(first, second);
-        s.scim("GET", "acme", "/Users", &second, None).await.expect(200);
+        s.scim("GET", "acme", "/Users", &second, None)
+            .await
+            .expect(200);
         crate::support::eventually(|| async {
             (s.scim("GET", "acme", "/Users", &first, None).await.status == 401).then_some(())
         })
         .await
         .expect("the rotated token stops working");
-        let audit = s.get("/tenants/acme/audit?actor=setup-link:Acme IT", &op).await.expect(200);
+        let audit = s
+            .get("/tenants/acme/audit?actor=setup-link:Acme IT", &op)
+            .await
+            .expect(200);
         let actions: Vec<&str> = audit["entries"]
             .as_array()
             .unwrap()
             .iter()
             .map(|e| e["action"].as_str().unwrap())
             .collect();
-        assert_eq!(actions, ["token.revoke", "token.issue", "token.issue"], "{audit}");
+        assert_eq!(
+            actions,
+            ["token.revoke", "token.issue", "token.issue"],
+            "{audit}"
+        );
 
         // The link opens nothing else: the holder has no console session.
         let page = it.get("/console/t/acme").await;
@@ -942,20 +972,33 @@ async fn a_setup_link_lets_its_holder_issue_and_rotate_the_token_and_nothing_els
         assert_eq!(it.get("/console/setup/nothing").await.status, 404);
 
         // A suspended tenant's link issues nothing.
-        s.api("PATCH", "/tenants/acme", Some(&op), Some(json!({"status": "suspended"})))
-            .await
-            .expect(200);
+        s.api(
+            "PATCH",
+            "/tenants/acme",
+            Some(&op),
+            Some(json!({"status": "suspended"})),
+        )
+        .await
+        .expect(200);
         let page = it.get(&path).await;
         assert_eq!(page.status, 403, "{}", page.body);
-        s.api("PATCH", "/tenants/acme", Some(&op), Some(json!({"status": "active"})))
-            .await
-            .expect(200);
+        s.api(
+            "PATCH",
+            "/tenants/acme",
+            Some(&op),
+            Some(json!({"status": "active"})),
+        )
+        .await
+        .expect(200);
 
         // Revoked from the console: the page stops opening, with the reason.
         let links = s.get("/tenants/acme/setup-links", &op).await.expect(200);
         let id = links["setupLinks"][0]["id"].as_str().unwrap().to_owned();
-        assert_eq!(links["setupLinks"][0]["tokenId"].as_str().is_some(), true);
-        admin.get(&format!("/console/t/acme/setup-links/{id}/revoke")).await.expect(200);
+        assert!(links["setupLinks"][0]["tokenId"].as_str().is_some());
+        admin
+            .get(&format!("/console/t/acme/setup-links/{id}/revoke"))
+            .await
+            .expect(200);
         let page = admin
             .post(&format!("/console/t/acme/setup-links/{id}/revoke"), &[])
             .await;
@@ -966,7 +1009,9 @@ async fn a_setup_link_lets_its_holder_issue_and_rotate_the_token_and_nothing_els
         let refused = it.post(&format!("{path}/token"), &[]).await;
         assert_eq!(refused.status, 403);
         // The token it issued keeps working until revoked on its own.
-        s.scim("GET", "acme", "/Users", &second, None).await.expect(200);
+        s.scim("GET", "acme", "/Users", &second, None)
+            .await
+            .expect(200);
     })
     .await;
 }
@@ -1105,12 +1150,22 @@ async fn the_tenant_list_pages_searches_and_shows_each_tenants_activity() {
         .await
         .expect(201);
         s.tenant(&op, "msp").await;
-        s.api("PUT", "/tenants/msp/kind", Some(&op), Some(json!({"kind": "super"})))
-            .await
-            .expect(200);
-        s.api("PUT", "/tenants/msp/children/acme", Some(&op), Some(json!({})))
-            .await
-            .expect(200);
+        s.api(
+            "PUT",
+            "/tenants/msp/kind",
+            Some(&op),
+            Some(json!({"kind": "super"})),
+        )
+        .await
+        .expect(200);
+        s.api(
+            "PUT",
+            "/tenants/msp/children/acme",
+            Some(&op),
+            Some(json!({})),
+        )
+        .await
+        .expect(200);
         for i in 0..27 {
             s.api(
                 "POST",
@@ -1125,7 +1180,11 @@ async fn the_tenant_list_pages_searches_and_shows_each_tenants_activity() {
         // 27 + acme + msp + the first start's "default": 30, 25 a page.
         let page = c.get("/console/tenants").await;
         assert!(page.contains("Tenants 1–25 of 30"), "{}", page.body);
-        assert!(page.contains("href=\"/console/tenants?page=2\""), "{}", page.body);
+        assert!(
+            page.contains("href=\"/console/tenants?page=2\""),
+            "{}",
+            page.body
+        );
         let second = c.get("/console/tenants?page=2").await;
         assert!(second.contains("Tenants 26–30 of 30"), "{}", second.body);
         assert!(second.contains("href=\"/console/tenants?page=1\""));
@@ -1135,7 +1194,10 @@ async fn the_tenant_list_pages_searches_and_shows_each_tenants_activity() {
         assert!(page.contains("Tenants 1–1 of 1"), "{}", page.body);
         let row = &page.body[page.body.find("<tbody>").unwrap()..];
         assert!(row.contains("<td>2</td>"), "two users: {row}");
-        assert!(row.contains("child<br><span class=\"muted\">of msp</span>"), "{row}");
+        assert!(
+            row.contains("child<br><span class=\"muted\">of msp</span>"),
+            "{row}"
+        );
         assert!(row.contains(">healthy<"), "{row}");
         assert!(!row.contains("<td>—</td>"), "a last SCIM request: {row}");
         let page = c.get("/console/tenants?q=customer%2007").await;
@@ -1145,7 +1207,11 @@ async fn the_tenant_list_pages_searches_and_shows_each_tenants_activity() {
         let page = c.get("/console/tenants?q=%25").await;
         assert!(page.contains("No tenants match."), "{}", page.body);
         let page = c.get("/console/tenants?q=msp").await;
-        assert!(page.contains(">super<") || page.contains("<td>super"), "{}", page.body);
+        assert!(
+            page.contains(">super<") || page.contains("<td>super"),
+            "{}",
+            page.body
+        );
     })
     .await;
 }

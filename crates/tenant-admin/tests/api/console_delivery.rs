@@ -123,8 +123,17 @@ async fn console_replays_a_dead_letter_and_shows_it_delivered() {
         assert!(page.contains(&ada), "{}", page.body);
         assert!(page.contains("<td>422</td>"), "{}", page.body);
         let replay = format!("{path}/dead-letters/{letter}/replay");
-        assert!(page.contains(&format!("action=\"{replay}\"")), "{}", page.body);
+        assert!(
+            page.contains(&format!("action=\"{replay}\"")),
+            "{}",
+            page.body
+        );
         assert!(page.contains("Replay all dead letters…"));
+        assert!(
+            page.contains(&format!("href=\"{path}/mapping\"")),
+            "{}",
+            page.body
+        );
         // Replaying all goes through a confirmation that says how many.
         let confirm = c.get(&format!("{path}/dead-letters/replay")).await;
         confirm.expect(200);
@@ -151,7 +160,8 @@ async fn console_replays_a_dead_letter_and_shows_it_delivered() {
         .await
         .expect("the replayed dead letter reaches the receiver");
         let page = until(&mut c, &path, "the page shows it delivered", |p| {
-            p.contains("No dead letters.") && p.contains("<span class=\"badge good\">delivered</span>")
+            p.contains("No dead letters.")
+                && p.contains("<span class=\"badge good\">delivered</span>")
         })
         .await;
         assert!(page.contains(&ada));
@@ -159,24 +169,43 @@ async fn console_replays_a_dead_letter_and_shows_it_delivered() {
         assert_eq!(c.post(&replay, &[]).await.status, 404);
 
         // Disable and enable the target.
-        let page = c.post(&format!("{path}/enabled"), &[("enabled", "false")]).await;
+        let page = c
+            .post(&format!("{path}/enabled"), &[("enabled", "false")])
+            .await;
         assert_eq!(page.status, 303, "{}", page.body);
-        let t = s.get(&format!("/tenants/acme/targets/{id}"), &op).await.expect(200);
+        let t = s
+            .get(&format!("/tenants/acme/targets/{id}"), &op)
+            .await
+            .expect(200);
         assert_eq!(t["enabled"], false, "{t}");
         let page = c.get(&path).await;
         assert!(page.contains("<span class=\"badge bad\">disabled</span>"));
         assert!(page.contains("Enable target"));
-        let page = c.post(&format!("{path}/enabled"), &[("enabled", "true")]).await;
+        let page = c
+            .post(&format!("{path}/enabled"), &[("enabled", "true")])
+            .await;
         assert_eq!(page.status, 303, "{}", page.body);
-        let t = s.get(&format!("/tenants/acme/targets/{id}"), &op).await.expect(200);
+        let t = s
+            .get(&format!("/tenants/acme/targets/{id}"), &op)
+            .await
+            .expect(200);
         assert_eq!(t["enabled"], true, "{t}");
 
         // The user's timeline: newest first, the delivery before the
         // failed attempt before the request.
-        let page = c.get(&format!("/console/t/acme/users/{ada}/timeline")).await;
+        let page = c
+            .get(&format!("/console/t/acme/users/{ada}/timeline"))
+            .await;
         page.expect(200);
-        assert!(page.contains("<h1>Timeline of ada@acme.test</h1>"), "{}", page.body);
-        let delivered = page.body.find("HTTP 204 (delivered)").expect("the delivery");
+        assert!(
+            page.contains("<h1>Timeline of ada@acme.test</h1>"),
+            "{}",
+            page.body
+        );
+        let delivered = page
+            .body
+            .find("HTTP 204 (delivered)")
+            .expect("the delivery");
         let failed = page.body.find("HTTP 422 (dead)").expect("the failure");
         let request = page.body.find("<td>request</td>").expect("the request");
         assert!(delivered < failed && failed < request, "{}", page.body);
@@ -217,7 +246,11 @@ async fn console_reconcile_queues_a_job_whose_page_reaches_done() {
             .to_owned();
         let first = c.get(&job_path).await;
         first.expect(200);
-        assert!(first.contains("Reconciliation (report only)"), "{}", first.body);
+        assert!(
+            first.contains("Reconciliation (report only)"),
+            "{}",
+            first.body
+        );
         if first.contains("<strong id=\"job-status\">queued</strong>")
             || first.contains("<strong id=\"job-status\">running</strong>")
         {
@@ -229,19 +262,45 @@ async fn console_reconcile_queues_a_job_whose_page_reaches_done() {
         })
         .await;
         assert!(!done.contains("hx-trigger"), "no polling once done");
-        assert!(done.contains("\"missing\""), "{}", done.body);
-        assert!(done.contains("ada@acme.test"), "the report names ada: {}", done.body);
+        // What htmx polls: the progress alone.
+        let request = reqwest::Client::new()
+            .get(format!("{}{job_path}", s.origin))
+            .header("HX-Request", "true")
+            .header("HX-Target", "progress");
+        let fragment = c.send(request).await;
+        assert_eq!(fragment.status, 200, "{}", fragment.body);
+        assert!(
+            fragment.contains("<section id=\"progress\""),
+            "{}",
+            fragment.body
+        );
+        assert!(!fragment.contains("<html"), "a fragment, not a page");
+        assert!(done.contains("missing"), "{}", done.body);
+        assert!(
+            done.contains("ada@acme.test"),
+            "the report names ada: {}",
+            done.body
+        );
         let api = s
             .get(&format!("/tenants/acme/jobs/{job}"), &op)
             .await
             .expect(200);
-        assert_eq!((&api["status"], &api["payload"]["dryRun"]), (&json!("done"), &json!(true)));
+        assert_eq!(
+            (&api["status"], &api["payload"]["dryRun"]),
+            (&json!("done"), &json!(true))
+        );
 
         // Repairing goes through a confirmation, then queues a repair.
         let confirm = c.get(&format!("{path}/repair")).await;
         confirm.expect(200);
-        assert!(confirm.contains("Repair the drift of “mirror”?"), "{}", confirm.body);
-        let page = c.post(&format!("{path}/reconcile"), &[("repair", "yes")]).await;
+        assert!(
+            confirm.contains("Repair the drift of “mirror”?"),
+            "{}",
+            confirm.body
+        );
+        let page = c
+            .post(&format!("{path}/reconcile"), &[("repair", "yes")])
+            .await;
         assert_eq!(page.status, 303, "{}", page.body);
         let repair = page.location().rsplit('/').next().unwrap().to_owned();
         let api = s
@@ -298,9 +357,16 @@ async fn console_releases_and_discards_held_deletions() {
             .await;
         assert_eq!(page.status, 303, "{}", page.body);
         assert_eq!(page.location(), "/console/t/acme/safety?saved=policy");
-        let policy = s.get("/tenants/acme/deletion-safety", &op).await.expect(200);
+        let policy = s
+            .get("/tenants/acme/deletion-safety", &op)
+            .await
+            .expect(200);
         assert_eq!(
-            (&policy["maxDeletions"], &policy["maxPercent"], &policy["version"]),
+            (
+                &policy["maxDeletions"],
+                &policy["maxPercent"],
+                &policy["version"]
+            ),
             (&json!(2), &Value::Null, &json!(1)),
             "{policy}"
         );
@@ -314,8 +380,15 @@ async fn console_releases_and_discards_held_deletions() {
         let held = held_ids(s, &op, "acme").await;
         assert_eq!(held.len(), 3, "{held:?}");
         let page = c.get("/console/t/acme/safety").await;
-        assert!(page.contains("<span class=\"badge bad\">tripped</span>"), "{}", page.body);
-        for (h, user) in held.iter().zip(["u2@acme.test", "u3@acme.test", "u4@acme.test"]) {
+        assert!(
+            page.contains("<span class=\"badge bad\">tripped</span>"),
+            "{}",
+            page.body
+        );
+        for (h, user) in held
+            .iter()
+            .zip(["u2@acme.test", "u3@acme.test", "u4@acme.test"])
+        {
             assert!(page.contains(&format!("id=\"held-{h}\"")), "{}", page.body);
             assert!(page.contains(user), "{user}: {}", page.body);
         }
@@ -332,7 +405,11 @@ async fn console_releases_and_discards_held_deletions() {
             .await;
         assert_eq!(page.status, 303, "{}", page.body);
         assert_eq!(page.location(), "/console/t/acme/safety?released=1");
-        assert!(c.get(page.location()).await.contains("1 held change released"));
+        assert!(
+            c.get(page.location())
+                .await
+                .contains("1 held change released")
+        );
         assert_eq!(held_ids(s, &op, "acme").await, held[1..]);
 
         // Discard the rest: reviewing changes nothing, the confirmation
@@ -347,11 +424,18 @@ async fn console_releases_and_discards_held_deletions() {
         let confirm_path = page.location().to_owned();
         assert_eq!(
             confirm_path,
-            format!("/console/t/acme/safety/held/discard?id={}&id={}", held[1], held[2])
+            format!(
+                "/console/t/acme/safety/held/discard?id={}&id={}",
+                held[1], held[2]
+            )
         );
         let confirm = c.get(&confirm_path).await;
         confirm.expect(200);
-        assert!(confirm.contains("Discard 2 held changes?"), "{}", confirm.body);
+        assert!(
+            confirm.contains("Discard 2 held changes?"),
+            "{}",
+            confirm.body
+        );
         assert!(confirm.contains("u3@acme.test") && confirm.contains("u4@acme.test"));
         assert_eq!(held_ids(s, &op, "acme").await, held[1..]);
         let page = c
@@ -366,8 +450,15 @@ async fn console_releases_and_discards_held_deletions() {
         // Through the API: nothing held, the threshold no longer tripped,
         // both decisions audited as the tenant admin's.
         assert!(held_ids(s, &op, "acme").await.is_empty());
-        let state = s.get("/tenants/acme/deletion-safety", &op).await.expect(200);
-        assert_eq!((&state["held"], &state["tripped"]), (&json!(0), &json!(false)), "{state}");
+        let state = s
+            .get("/tenants/acme/deletion-safety", &op)
+            .await
+            .expect(200);
+        assert_eq!(
+            (&state["held"], &state["tripped"]),
+            (&json!(0), &json!(false)),
+            "{state}"
+        );
         let audit = s
             .get("/tenants/acme/audit?limit=1000", &op)
             .await
@@ -379,6 +470,9 @@ async fn console_releases_and_discards_held_deletions() {
         assert!(audit.contains("tenant-admin:ann@acme.test"));
         let page = c.get("/console/t/acme/safety").await;
         assert!(page.contains("Nothing is held."));
+        let page = c.get("/console/t/acme/safety/held/discard").await;
+        page.expect(200);
+        assert!(page.contains("Nothing is held now."), "{}", page.body);
     })
     .await;
 }
@@ -432,7 +526,10 @@ async fn console_protects_restores_and_only_an_operator_erases() {
         assert!(page.contains("aria-describedby=\"reason-error\""));
         assert!(page.contains("value=\"keeper@acme.test\""), "input kept");
         let page = c
-            .post(protect, &[("user", "nobody@acme.test"), ("reason", "on call")])
+            .post(
+                protect,
+                &[("user", "nobody@acme.test"), ("reason", "on call")],
+            )
             .await;
         assert_eq!(page.status, 404, "{}", page.body);
         assert!(page.contains("id=\"user-error\""), "{}", page.body);
@@ -441,10 +538,18 @@ async fn console_protects_restores_and_only_an_operator_erases() {
 
         // By userName, and by id.
         let page = c
-            .post(protect, &[("user", "keeper@acme.test"), ("reason", "break-glass admin")])
+            .post(
+                protect,
+                &[
+                    ("user", "keeper@acme.test"),
+                    ("reason", "break-glass admin"),
+                ],
+            )
             .await;
         assert_eq!(page.status, 303, "{}", page.body);
-        let page = c.post(protect, &[("user", &grace), ("reason", "auditor")]).await;
+        let page = c
+            .post(protect, &[("user", &grace), ("reason", "auditor")])
+            .await;
         assert_eq!(page.status, 303, "{}", page.body);
         let mut both = protected_ids(s, &op, "acme").await;
         both.sort_unstable();
@@ -454,10 +559,10 @@ async fn console_protects_restores_and_only_an_operator_erases() {
         let page = c.get("/console/t/acme/safety").await;
         assert!(page.contains("break-glass admin"), "{}", page.body);
         assert!(page.contains("tenant-admin:ann@acme.test"));
-        assert!(page.contains(&format!(">keeper@acme.test</a>")));
+        assert!(page.contains(">keeper@acme.test</a>"));
         let unprotect = format!("/console/t/acme/safety/protected/{grace}/unprotect");
         assert_eq!(c.post(&unprotect, &[]).await.status, 303);
-        assert_eq!(protected_ids(s, &op, "acme").await, [keeper.clone()]);
+        assert_eq!(protected_ids(s, &op, "acme").await, [keeper.as_str()]);
         assert_eq!(c.post(&unprotect, &[]).await.status, 404);
 
         // A deleted user is listed and restored with its id.
@@ -466,7 +571,11 @@ async fn console_protects_restores_and_only_an_operator_erases() {
             .expect(204);
         let restore = format!("/console/t/acme/safety/deleted/{grace}/restore");
         let page = c.get("/console/t/acme/safety").await;
-        assert!(page.contains(&format!("action=\"{restore}\"")), "{}", page.body);
+        assert!(
+            page.contains(&format!("action=\"{restore}\"")),
+            "{}",
+            page.body
+        );
         let page = c.post(&restore, &[]).await;
         assert_eq!(page.status, 303, "{}", page.body);
         assert_eq!(page.location(), format!("/console/t/acme/users/{grace}"));
@@ -488,7 +597,7 @@ async fn console_protects_restores_and_only_an_operator_erases() {
         assert_eq!(c.get(&erase).await.status, 403);
         let page = c.post(&erase, &[("confirm", "zelda@acme.test")]).await;
         assert_eq!(page.status, 403, "{}", page.body);
-        assert_eq!(deleted_ids(s, &op, "acme").await, [zelda.clone()]);
+        assert_eq!(deleted_ids(s, &op, "acme").await, [zelda.as_str()]);
 
         // An operator must type the userName again.
         let mut o = Console::operator(s).await;
@@ -496,15 +605,22 @@ async fn console_protects_restores_and_only_an_operator_erases() {
         assert!(page.contains(&format!("href=\"{erase}\"")), "{}", page.body);
         let page = o.get(&erase).await;
         page.expect(200);
-        assert!(page.contains("<h1>Erase zelda@acme.test?</h1>"), "{}", page.body);
+        assert!(
+            page.contains("<h1>Erase zelda@acme.test?</h1>"),
+            "{}",
+            page.body
+        );
         let page = o.post(&erase, &[("confirm", "zelda")]).await;
         assert_eq!(page.status, 422, "{}", page.body);
         assert!(page.contains("id=\"confirm-error\""), "{}", page.body);
         assert!(page.contains("value=\"zelda\""), "input kept");
-        assert_eq!(deleted_ids(s, &op, "acme").await, [zelda.clone()]);
+        assert_eq!(deleted_ids(s, &op, "acme").await, [zelda.as_str()]);
         let page = o.post(&erase, &[("confirm", "zelda@acme.test")]).await;
         assert_eq!(page.status, 303, "{}", page.body);
-        assert_eq!(page.location(), format!("/console/t/acme/safety?erased={zelda}"));
+        assert_eq!(
+            page.location(),
+            format!("/console/t/acme/safety?erased={zelda}")
+        );
         assert!(deleted_ids(s, &op, "acme").await.is_empty());
         let audit = s
             .get("/tenants/acme/audit?action=user.erase", &op)
@@ -590,21 +706,39 @@ async fn console_delivery_and_safety_are_the_tenants_own() {
             ("version", "0"),
         ];
         let posts: Vec<(String, Vec<(&str, &str)>)> = vec![
-            (format!("{g}/delivery/{hook}/enabled"), vec![("enabled", "false")]),
+            (
+                format!("{g}/delivery/{hook}/enabled"),
+                vec![("enabled", "false")],
+            ),
             (format!("{g}/delivery/{hook}/dead-letters/1/replay"), vec![]),
             (format!("{g}/delivery/{hook}/dead-letters/replay"), vec![]),
-            (format!("{g}/delivery/{mirror}/reconcile"), vec![("repair", "yes")]),
+            (
+                format!("{g}/delivery/{mirror}/reconcile"),
+                vec![("repair", "yes")],
+            ),
             (format!("{g}/safety/policy"), policy.to_vec()),
             (format!("{g}/safety/held/release"), vec![("all", "yes")]),
             (format!("{g}/safety/held/discard/review"), vec![("id", "1")]),
             (format!("{g}/safety/held/discard"), vec![("all", "yes")]),
-            (format!("{g}/safety/protected"), vec![("user", &gus), ("reason", "evil")]),
+            (
+                format!("{g}/safety/protected"),
+                vec![("user", gus.as_str()), ("reason", "evil")],
+            ),
             (format!("{g}/safety/protected/{gus}/unprotect"), vec![]),
             (format!("{g}/safety/deleted/{gone}/restore"), vec![]),
-            (format!("{g}/users/{gone}/erase"), vec![("confirm", "gone@globex.test")]),
-            (format!("{a}/delivery/{hook}/enabled"), vec![("enabled", "false")]),
+            (
+                format!("{g}/users/{gone}/erase"),
+                vec![("confirm", "gone@globex.test")],
+            ),
+            (
+                format!("{a}/delivery/{hook}/enabled"),
+                vec![("enabled", "false")],
+            ),
             (format!("{a}/delivery/{mirror}/reconcile"), vec![]),
-            (format!("{a}/safety/protected"), vec![("user", &gus), ("reason", "evil")]),
+            (
+                format!("{a}/safety/protected"),
+                vec![("user", gus.as_str()), ("reason", "evil")],
+            ),
             (format!("{a}/safety/deleted/{gone}/restore"), vec![]),
         ];
         for (path, fields) in &posts {
@@ -613,15 +747,19 @@ async fn console_delivery_and_safety_are_the_tenants_own() {
             assert!(!page.contains("gus@globex.test"), "{path} leaks a user");
         }
         // Nothing changed in globex.
-        let t = s.get(&format!("/tenants/globex/targets/{hook}"), &op).await.expect(200);
+        let t = s
+            .get(&format!("/tenants/globex/targets/{hook}"), &op)
+            .await
+            .expect(200);
         assert_eq!(t["enabled"], true);
-        let state = s.get("/tenants/globex/deletion-safety", &op).await.expect(200);
+        let state = s
+            .get("/tenants/globex/deletion-safety", &op)
+            .await
+            .expect(200);
         assert_eq!(state["version"], 0);
         assert!(protected_ids(s, &op, "globex").await.is_empty());
         assert!(protected_ids(s, &op, "acme").await.is_empty());
-        assert_eq!(deleted_ids(s, &op, "globex").await, [gone.clone()]);
-        let jobs = s.get("/tenants/globex/jobs/".to_owned().as_str(), &op).await;
-        assert_ne!(jobs.status, 500);
+        assert_eq!(deleted_ids(s, &op, "globex").await, [gone.as_str()]);
 
         // Erasing is an operator's: a tenant admin is refused in their own
         // tenant, and nothing is erased.
@@ -629,7 +767,7 @@ async fn console_delivery_and_safety_are_the_tenants_own() {
         assert_eq!(c.get(&erase).await.status, 403);
         let page = c.post(&erase, &[("confirm", "ann.user@acme.test")]).await;
         assert_eq!(page.status, 403, "{}", page.body);
-        assert_eq!(deleted_ids(s, &op, "acme").await, [ann_user.clone()]);
+        assert_eq!(deleted_ids(s, &op, "acme").await, [ann_user.as_str()]);
     })
     .await;
 }
@@ -680,7 +818,10 @@ async fn console_delivery_and_safety_answer_bad_input_with_a_page_and_change_not
                 page.body
             );
             assert!(page.contains(&format!("aria-describedby=\"{field}-error\"")));
-            assert!(page.contains(&format!("value=\"{bad}\"")), "{field}: input kept");
+            assert!(
+                page.contains(&format!("value=\"{bad}\"")),
+                "{field}: input kept"
+            );
         }
         // A stale version: refused as a whole, nothing saved.
         let mut stale = valid.to_vec();
@@ -688,8 +829,14 @@ async fn console_delivery_and_safety_answer_bad_input_with_a_page_and_change_not
         let page = c.post(&format!("{a}/safety/policy"), &stale).await;
         assert_eq!(page.status, 412, "{}", page.body);
         assert!(page.contains("id=\"policy-error\""), "{}", page.body);
-        let state = s.get("/tenants/acme/deletion-safety", &op).await.expect(200);
-        assert_eq!((&state["version"], &state["maxDeletions"]), (&json!(0), &json!(500)));
+        let state = s
+            .get("/tenants/acme/deletion-safety", &op)
+            .await
+            .expect(200);
+        assert_eq!(
+            (&state["version"], &state["maxDeletions"]),
+            (&json!(0), &json!(500))
+        );
 
         // Unknown or malformed ids and queries: 4xx pages.
         let nil = "00000000-0000-0000-0000-000000000000";
@@ -712,17 +859,39 @@ async fn console_delivery_and_safety_answer_bad_input_with_a_page_and_change_not
             let page = c.get(&path).await;
             assert_eq!(page.status, status, "{path}: {}", page.body);
             assert!(
-                page.header("content-type").unwrap().starts_with("text/html"),
+                page.header("content-type")
+                    .unwrap()
+                    .starts_with("text/html"),
                 "{path}"
             );
         }
         for (path, fields, status) in [
-            (format!("{a}/delivery/{hook}/dead-letters/999/replay"), vec![], 404),
-            (format!("{a}/delivery/{hook}/dead-letters/abc/replay"), vec![], 404),
-            (format!("{a}/delivery/{nil}/dead-letters/replay"), vec![], 404),
-            (format!("{a}/delivery/{hook}/enabled"), vec![("enabled", "maybe")], 400),
+            (
+                format!("{a}/delivery/{hook}/dead-letters/999/replay"),
+                vec![],
+                404,
+            ),
+            (
+                format!("{a}/delivery/{hook}/dead-letters/abc/replay"),
+                vec![],
+                404,
+            ),
+            (
+                format!("{a}/delivery/{nil}/dead-letters/replay"),
+                vec![],
+                404,
+            ),
+            (
+                format!("{a}/delivery/{hook}/enabled"),
+                vec![("enabled", "maybe")],
+                400,
+            ),
             (format!("{a}/delivery/{hook}/reconcile"), vec![], 400),
-            (format!("{a}/delivery/{hook}/reconcile"), vec![("repair", "perhaps")], 400),
+            (
+                format!("{a}/delivery/{hook}/reconcile"),
+                vec![("repair", "perhaps")],
+                400,
+            ),
             (format!("{a}/safety/protected/{ada}/unprotect"), vec![], 404),
             (format!("{a}/safety/deleted/{ada}/restore"), vec![], 404),
         ] {
@@ -753,7 +922,10 @@ async fn console_delivery_and_safety_answer_bad_input_with_a_page_and_change_not
             }
         }
         // Nothing changed.
-        let t = s.get(&format!("/tenants/acme/targets/{hook}"), &op).await.expect(200);
+        let t = s
+            .get(&format!("/tenants/acme/targets/{hook}"), &op)
+            .await
+            .expect(200);
         assert_eq!(t["enabled"], true);
         assert!(protected_ids(s, &op, "acme").await.is_empty());
         let user = s

@@ -9,6 +9,7 @@ mod auth;
 mod bad_input;
 mod browser;
 mod console;
+mod console_delivery;
 mod delivery;
 mod isolation;
 mod mappings;

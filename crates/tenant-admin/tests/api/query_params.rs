@@ -37,7 +37,12 @@ async fn every_route_refuses_unknown_query_parameters_and_changes_nothing() {
             .unwrap()
             .to_owned();
         let link = s
-            .api("POST", "/tenants/acme/setup-links", Some(op), Some(json!({"name": "IT"})))
+            .api(
+                "POST",
+                "/tenants/acme/setup-links",
+                Some(op),
+                Some(json!({"name": "IT"})),
+            )
             .await
             .expect(201)["id"]
             .as_str()

@@ -148,7 +148,12 @@ struct Shown {
     errors: FormErrors,
 }
 
-async fn page_with(req: &HttpRequest, ctx: &TenantContext, shown: Shown, status: StatusCode) -> Page {
+async fn page_with(
+    req: &HttpRequest,
+    ctx: &TenantContext,
+    shown: Shown,
+    status: StatusCode,
+) -> Page {
     let tenant = ctx.tenant();
     let tokens = service::list_tokens(ctx).await?;
     let links = setup_links::list(ctx).await?;
@@ -250,7 +255,17 @@ pub(crate) async fn issue(req: HttpRequest, body: web::Bytes) -> Page {
         Err(e) => {
             let errors = FormErrors::from_error(e, &["name", "scope", "expires"])?;
             let status = errors.status();
-            page_with(&req, &ctx, Shown { new, errors, ..Shown::default() }, status).await
+            page_with(
+                &req,
+                &ctx,
+                Shown {
+                    new,
+                    errors,
+                    ..Shown::default()
+                },
+                status,
+            )
+            .await
         }
     }
 }
@@ -298,8 +313,13 @@ pub(crate) async fn create_link(req: HttpRequest, body: web::Bytes) -> Page {
         d => match d.parse::<i64>() {
             Ok(d) => Some(d),
             Err(_) => {
-                let errors = FormErrors::on("link_days", "enter a whole number of days from 1 to 30");
-                let shown = Shown { link, errors, ..Shown::default() };
+                let errors =
+                    FormErrors::on("link_days", "enter a whole number of days from 1 to 30");
+                let shown = Shown {
+                    link,
+                    errors,
+                    ..Shown::default()
+                };
                 return page_with(&req, &ctx, shown, StatusCode::UNPROCESSABLE_ENTITY).await;
             }
         },
@@ -317,7 +337,17 @@ pub(crate) async fn create_link(req: HttpRequest, body: web::Bytes) -> Page {
             // The service names the API's fields; the form's differ.
             errors = errors.renamed(&[("name", "link_name"), ("expiresInDays", "link_days")]);
             let status = errors.status();
-            page_with(&req, &ctx, Shown { link, errors, ..Shown::default() }, status).await
+            page_with(
+                &req,
+                &ctx,
+                Shown {
+                    link,
+                    errors,
+                    ..Shown::default()
+                },
+                status,
+            )
+            .await
         }
     }
 }
@@ -348,5 +378,8 @@ pub(crate) async fn confirm_revoke_link(req: HttpRequest) -> Page {
 pub(crate) async fn revoke_link(req: HttpRequest) -> Page {
     let ctx = scoped::<Write>(&req).await?;
     setup_links::revoke(&ctx, &param(&req, "id")).await?;
-    see_other(format!("{CONSOLE_PATH}/t/{}/connection#setup-links", ctx.tenant().slug()))
+    see_other(format!(
+        "{CONSOLE_PATH}/t/{}/connection#setup-links",
+        ctx.tenant().slug()
+    ))
 }

@@ -62,6 +62,8 @@ pub(crate) struct TargetRow {
     pub(crate) last_failure: String,
     pub(crate) last_error: Option<String>,
     pub(crate) cursor: i64,
+    /// The attribute mapping's version (0: documents as stored).
+    pub(crate) mapping_version: u64,
     pub(crate) created: String,
     pub(crate) updated: String,
 }
@@ -91,6 +93,11 @@ impl TargetRow {
             last_failure: when_opt(&t.last_failure_at),
             last_error: t.last_error.clone(),
             cursor: t.cursor,
+            mapping_version: if t.mapping.is_some() {
+                t.mapping_version
+            } else {
+                0
+            },
             created: when(&t.created_at),
             updated: when(&t.updated_at),
         }
@@ -105,7 +112,6 @@ pub(crate) struct EventRow {
     /// A user's event (its resource has a timeline page).
     pub(crate) user: bool,
     pub(crate) at: String,
-    pub(crate) position: i64,
 }
 
 impl EventRow {
@@ -123,7 +129,6 @@ impl EventRow {
             kind,
             resource: text(&envelope["data"]["id"]),
             at,
-            position: envelope["position"].as_i64().unwrap_or_default(),
         }
     }
 }
@@ -432,7 +437,9 @@ pub(crate) async fn confirm_repair(req: HttpRequest) -> Page {
     let ctx = scoped::<Write>(&req).await?;
     let t = delivery::get_target(&ctx, &param(&req, "id")).await?;
     if t.kind != TargetKind::Scim {
-        return Err(ServiceError::Invalid("only outbound SCIM targets can be reconciled".into()).into());
+        return Err(
+            ServiceError::Invalid("only outbound SCIM targets can be reconciled".into()).into(),
+        );
     }
     ok(&RepairPage {
         layout: Layout::new(&req, "Repair drift", "delivery", Some(ctx.tenant()))?,
@@ -456,10 +463,9 @@ pub(crate) async fn reconcile(req: HttpRequest, body: web::Bytes) -> Page {
         "" | "no" => true,
         "yes" => false,
         other => {
-            return Err(AdminError::BadRequest(format!(
-                "repair must be yes or no, not {other:?}"
-            ))
-            .into());
+            return Err(
+                AdminError::BadRequest(format!("repair must be yes or no, not {other:?}")).into(),
+            );
         }
     };
     let job = delivery::reconcile(&ctx, &param(&req, "id"), dry_run).await?;

@@ -129,7 +129,8 @@ pub(crate) async fn change(req: HttpRequest, body: web::Bytes) -> Page {
     let rules: Vec<RuleSpec> = match serde_json::from_str(&f.rules) {
         Ok(rules) => rules,
         Err(e) => {
-            let errors = FormErrors::on("rules", format!("the rules are not valid JSON rules: {e}"));
+            let errors =
+                FormErrors::on("rules", format!("the rules are not valid JSON rules: {e}"));
             return routing_page(&req, Some(f.rules), None, String::new(), errors).await;
         }
     };
@@ -137,8 +138,15 @@ pub(crate) async fn change(req: HttpRequest, body: web::Bytes) -> Page {
     let admin = state.store.admin();
     let save = f.action == "save";
     let expected = if save { f.version } else { None };
-    match service::change_routing(&admin, &caller.actor(), ctx.tenant().slug(), rules, expected, !save)
-        .await
+    match service::change_routing(
+        &admin,
+        &caller.actor(),
+        ctx.tenant().slug(),
+        rules,
+        expected,
+        !save,
+    )
+    .await
     {
         Ok(RoutingOutcome::DryRun(preview)) => {
             let version = service::routing_policy(&admin, &caller.actor(), ctx.tenant().slug())
@@ -169,7 +177,14 @@ pub(crate) async fn change(req: HttpRequest, body: web::Bytes) -> Page {
                     })
                     .collect(),
             };
-            routing_page(&req, Some(f.rules), Some(dry), String::new(), FormErrors::none()).await
+            routing_page(
+                &req,
+                Some(f.rules),
+                Some(dry),
+                String::new(),
+                FormErrors::none(),
+            )
+            .await
         }
         Ok(RoutingOutcome::Stored(change)) => see_other(format!(
             "{CONSOLE_PATH}/t/{}/jobs/{}",
@@ -214,8 +229,13 @@ pub(crate) async fn set_kind(req: HttpRequest, body: web::Bytes) -> Page {
         }
     };
     let state = auth::state(&req)?;
-    match service::set_tenant_kind(&state.store.admin(), &caller.actor(), ctx.tenant().slug(), kind)
-        .await
+    match service::set_tenant_kind(
+        &state.store.admin(),
+        &caller.actor(),
+        ctx.tenant().slug(),
+        kind,
+    )
+    .await
     {
         Ok(_) => see_other(format!("{CONSOLE_PATH}/t/{}/routing", ctx.tenant().slug())),
         Err(e) => {

@@ -117,7 +117,14 @@ pub(crate) async fn change(req: HttpRequest, body: web::Bytes) -> Page {
                 after: serde_json::to_string_pretty(&p.after).unwrap_or_default(),
             })
             .collect();
-        return mapping_page(&req, Some(f.mapping), Some(preview), resend, FormErrors::none()).await;
+        return mapping_page(
+            &req,
+            Some(f.mapping),
+            Some(preview),
+            resend,
+            FormErrors::none(),
+        )
+        .await;
     }
     match delivery::set_mapping(&ctx, &id, spec, f.version, resend).await {
         Ok((_, Some(job))) => see_other(format!(

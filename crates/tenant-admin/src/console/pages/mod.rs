@@ -16,8 +16,8 @@ mod connection;
 mod delivery;
 mod directory;
 mod fanout;
-mod mapping;
 mod logs;
+mod mapping;
 mod roles;
 mod safety;
 pub(crate) mod setup;
@@ -46,7 +46,10 @@ pub(crate) fn routes(scope: Scope) -> Scope {
             "/t/{tenant}/tokens/{id}/revoke",
             post().to(connection::revoke),
         )
-        .route("/t/{tenant}/setup-links", post().to(connection::create_link))
+        .route(
+            "/t/{tenant}/setup-links",
+            post().to(connection::create_link),
+        )
         .route(
             "/t/{tenant}/setup-links/{id}/revoke",
             get().to(connection::confirm_revoke_link),
@@ -67,10 +70,7 @@ pub(crate) fn routes(scope: Scope) -> Scope {
             "/t/{tenant}/children/{child}/unlink",
             post().to(fanout::unlink),
         )
-        .route(
-            "/t/{tenant}/delivery/{id}/mapping",
-            get().to(mapping::page),
-        )
+        .route("/t/{tenant}/delivery/{id}/mapping", get().to(mapping::page))
         .route(
             "/t/{tenant}/delivery/{id}/mapping",
             post().to(mapping::change),
@@ -148,7 +148,10 @@ pub(crate) fn routes(scope: Scope) -> Scope {
             "/t/{tenant}/safety/deleted/{id}/restore",
             post().to(safety::restore),
         )
-        .route("/t/{tenant}/users/{id}/erase", get().to(safety::confirm_erase))
+        .route(
+            "/t/{tenant}/users/{id}/erase",
+            get().to(safety::confirm_erase),
+        )
         .route("/t/{tenant}/users/{id}/erase", post().to(safety::erase))
 }
 

@@ -251,9 +251,9 @@ async fn protected_rows(
     for p in list {
         let user_name = match service::get_user(ctx, &p.user_id).await {
             Ok(d) => d.user.document["userName"].as_str().map(str::to_owned),
-            Err(ServiceError::Store(store::StoreError::NotFound(_)) | ServiceError::NotFound(_)) => {
-                None
-            }
+            Err(
+                ServiceError::Store(store::StoreError::NotFound(_)) | ServiceError::NotFound(_),
+            ) => None,
             Err(e) => return Err(e),
         };
         rows.push(ProtectedRow {
@@ -364,7 +364,10 @@ impl HeldForm {
 
     /// The checked ids that read, to check them again.
     fn checked(&self) -> Vec<i64> {
-        self.id.iter().filter_map(|i| i.trim().parse().ok()).collect()
+        self.id
+            .iter()
+            .filter_map(|i| i.trim().parse().ok())
+            .collect()
     }
 }
 
@@ -436,12 +439,11 @@ struct DiscardQuery {
 pub(crate) async fn confirm_discard(req: HttpRequest) -> Page {
     let ctx = scoped::<Write>(&req).await?;
     let q: DiscardQuery = query(&req)?;
-    let ids = q
-        .id
-        .iter()
-        .map(|i| i.trim().parse::<i64>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| AdminError::BadRequest("a held change is named by its number".into()))?;
+    let ids =
+        q.id.iter()
+            .map(|i| i.trim().parse::<i64>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| AdminError::BadRequest("a held change is named by its number".into()))?;
     let state = safety::state(&ctx).await?;
     let held = safety::held(&ctx, LISTED).await?;
     let all = ids.is_empty();

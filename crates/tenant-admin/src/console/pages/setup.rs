@@ -61,7 +61,14 @@ pub(crate) async fn page(req: HttpRequest) -> Page {
     let state = auth::state(&req)?;
     let (tenant, link) =
         setup_links::open(&state.store.admin(), &param(&req, "secret"), Utc::now()).await?;
-    Ok(render(&req, &tenant, &link, None, FormErrors::none(), StatusCode::OK))
+    Ok(render(
+        &req,
+        &tenant,
+        &link,
+        None,
+        FormErrors::none(),
+        StatusCode::OK,
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -83,7 +90,14 @@ pub(crate) async fn rotate(req: HttpRequest, body: web::Bytes) -> Page {
             "",
             "the form expired or was not sent from this page; please try again",
         );
-        return Ok(render(&req, &tenant, &link, None, errors, StatusCode::FORBIDDEN));
+        return Ok(render(
+            &req,
+            &tenant,
+            &link,
+            None,
+            errors,
+            StatusCode::FORBIDDEN,
+        ));
     }
     let (tenant, issued) =
         setup_links::rotate_token(&admin, &state.store, &secret, Utc::now()).await?;
@@ -103,4 +117,3 @@ pub(crate) async fn rotate(req: HttpRequest, body: web::Bytes) -> Page {
         StatusCode::CREATED,
     ))
 }
-

@@ -114,6 +114,9 @@ struct Driver {
     child: Child,
     port: u16,
     log: tempfile::NamedTempFile,
+    /// chromedriver's and Chromium's `TMPDIR` (the browser profile and
+    /// Chromium's socket directories), removed after they exit.
+    _tmp: tempfile::TempDir,
 }
 
 impl Driver {
@@ -122,10 +125,15 @@ impl Driver {
             .and_then(|l| l.local_addr())
             .expect("a free port on 127.0.0.1")
             .port();
-        let log = tempfile::NamedTempFile::new().expect("a log file for chromedriver");
+        let tmp = tempfile::Builder::new()
+            .prefix("scimgate-browser-")
+            .tempdir()
+            .expect("a temporary directory for the browser");
+        let log = tempfile::NamedTempFile::new_in(tmp.path()).expect("a log file for chromedriver");
         let output = || Stdio::from(log.reopen().expect("chromedriver log"));
         let child = match Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .env("TMPDIR", tmp.path())
             .stdin(Stdio::null())
             .stdout(output())
             .stderr(output())
@@ -138,7 +146,12 @@ impl Driver {
                  (scripts/test installs them)"
             ),
         };
-        let mut driver = Driver { child, port, log };
+        let mut driver = Driver {
+            child,
+            port,
+            log,
+            _tmp: tmp,
+        };
         let deadline = Instant::now() + STARTUP;
         loop {
             if let Ok(Some(status)) = driver.child.try_wait() {
@@ -249,12 +262,14 @@ impl WebDriverCompatibleCommand for SessionPost {
     }
 }
 
-/// One violation axe reported, as the failure message shows it.
+/// Something wrong that fails the scenario at its end (an axe violation,
+/// a known console bug), as the failure message shows it.
 #[derive(Debug)]
 struct Finding {
-    page: String,
-    width: u32,
-    url: String,
+    /// What found it.
+    kind: &'static str,
+    /// Where (page, width, address), if it matters.
+    place: String,
     text: String,
 }
 
@@ -264,7 +279,8 @@ pub struct Browser {
     origin: String,
     scenario: &'static str,
     width: Width,
-    findings: Vec<Finding>,
+    /// Shared with `&self` steps (the console check records known bugs).
+    findings: std::sync::Mutex<Vec<Finding>>,
     // Last: dropped (and shut down) after the client.
     _driver: Driver,
 }
@@ -316,7 +332,7 @@ impl Browser {
             origin: origin.to_owned(),
             scenario,
             width: Width::Desktop,
-            findings: Vec::new(),
+            findings: std::sync::Mutex::new(Vec::new()),
             _driver: driver,
         };
         browser.set_width(Width::Desktop).await;
@@ -337,17 +353,17 @@ impl Browser {
             }
             _ => {}
         }
-        if !self.findings.is_empty() {
-            report.push_str(&format!(
-                "\n\naccessibility (axe-core {}): {} violations\n",
-                AXE_TAGS.join(", "),
-                self.findings.len()
-            ));
-            for f in &self.findings {
-                report.push_str(&format!(
-                    "\n[{} at {} px] {}\n{}",
-                    f.page, f.width, f.url, f.text
-                ));
+        let findings =
+            std::mem::take(&mut *self.findings.lock().unwrap_or_else(|e| e.into_inner()));
+        if !findings.is_empty() {
+            report.push_str(&format!("\n\n{} findings:\n", findings.len()));
+            for f in &findings {
+                let place = if f.place.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", f.place)
+                };
+                report.push_str(&format!("\n{}{place}:\n{}", f.kind, f.text));
             }
         }
         let _ = tokio::time::timeout(WAIT, self.client.clone().close()).await;
@@ -387,7 +403,10 @@ impl Browser {
             .unwrap_or_else(|e| format!("(no URL: {e})"));
         let text = self
             .client
-            .execute("return document.body ? document.body.innerText : ''", vec![])
+            .execute(
+                "return document.body ? document.body.innerText : ''",
+                vec![],
+            )
             .await
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
@@ -410,10 +429,14 @@ impl Browser {
     pub async fn settle(&self) {
         let script = "return document.readyState === 'complete' && \
              !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')";
-        self.poll("the page to settle (loaded, no htmx request or swap)", WAIT, || async move {
-            let done = self.client.execute(script, vec![]).await.ok()?;
-            (done == Value::Bool(true)).then_some(())
-        })
+        self.poll(
+            "the page to settle (loaded, no htmx request or swap)",
+            WAIT,
+            || async move {
+                let done = self.client.execute(script, vec![]).await.ok()?;
+                (done == Value::Bool(true)).then_some(())
+            },
+        )
         .await;
         // Two frames, so layout and paint are done before a screenshot.
         let _ = self
@@ -444,6 +467,22 @@ impl Browser {
         self.texts(css)
             .await
             .unwrap_or_else(|| panic!("cannot read the texts of {css:?}"))
+    }
+
+    /// The text of each body row of the table in the main content that
+    /// has a column headed `header`.
+    pub async fn table_rows(&self, header: &str) -> Vec<String> {
+        let rows = self
+            .js(
+                "const tables = Array.from(document.querySelectorAll('#main table')).filter(t => \
+                   Array.from(t.querySelectorAll('thead th')).some(th => th.innerText.trim() === arguments[0])); \
+                 if (tables.length !== 1) return {tables: tables.length}; \
+                 return Array.from(tables[0].querySelectorAll('tbody tr')).map(r => r.innerText);",
+                vec![json!(header)],
+            )
+            .await;
+        serde_json::from_value(rows.clone())
+            .unwrap_or_else(|_| panic!("no single table with a column {header:?}: {rows}"))
     }
 
     /// Waits until the JavaScript expression `condition` is true.
@@ -608,23 +647,34 @@ impl Browser {
     async fn click_one(&self, what: &str, locator: Locator<'_>) {
         self.expect_console_clean(&[]).await;
         let found = self
-            .poll(&format!("exactly one visible {what}"), WAIT, || async move {
-                let mut visible = Vec::new();
-                for element in self.client.find_all(locator).await.ok()? {
-                    if element.is_displayed().await.ok()? {
-                        visible.push(element);
+            .poll(
+                &format!("exactly one visible {what}"),
+                WAIT,
+                || async move {
+                    let mut visible = Vec::new();
+                    for element in self.client.find_all(locator).await.ok()? {
+                        if element.is_displayed().await.ok()? {
+                            visible.push(element);
+                        }
                     }
-                }
-                assert!(visible.len() < 2, "{} visible elements are {what}", visible.len());
-                visible.pop()
-            })
+                    assert!(
+                        visible.len() < 2,
+                        "{} visible elements are {what}",
+                        visible.len()
+                    );
+                    visible.pop()
+                },
+            )
             .await;
         match found.click().await {
             Ok(()) => {}
             // Swapped away between finding and clicking: once more.
             Err(e) if e.to_string().contains("stale") => {
                 let again = self.client.find(locator).await.expect("find again");
-                again.click().await.unwrap_or_else(|e| panic!("click {what}: {e}"));
+                again
+                    .click()
+                    .await
+                    .unwrap_or_else(|e| panic!("click {what}: {e}"));
             }
             Err(e) => panic!("click {what}: {e}"),
         }
@@ -651,17 +701,59 @@ impl Browser {
     }
 
     /// Follows a link of the side navigation (htmx swaps the page) and
-    /// waits for the new page.
+    /// waits for the new page, headed `heading`.
     pub async fn navigate(&self, entry: &str, heading: &str) {
+        let shown = self.navigate_to(entry).await;
+        assert_eq!(shown, heading, "the page {entry:?} leads to");
+    }
+
+    /// Follows a link of the side navigation; waits until the address is
+    /// the link's, the navigation marks it current and the page settled;
+    /// returns the new page's heading.
+    pub async fn navigate_to(&self, entry: &str) -> String {
+        let css = "nav.side a";
+        let links = self
+            .js(
+                "return Array.from(document.querySelectorAll(arguments[0])) \
+                   .filter(a => a.innerText.trim() === arguments[1]).map(a => a.pathname);",
+                vec![json!(css), json!(entry)],
+            )
+            .await;
+        let href = match links.as_array().map(Vec::as_slice) {
+            Some([Value::String(href)]) => href.clone(),
+            _ => panic!("no single navigation entry {entry:?}: {links}"),
+        };
         let xpath = format!(
             "//nav[@aria-label='Sections']//a[normalize-space(.)={}]",
             xpath_literal(entry)
         );
-        self.click_one(&format!("navigation entry {entry:?}"), Locator::XPath(&xpath))
+        self.click_one(
+            &format!("navigation entry {entry:?}"),
+            Locator::XPath(&xpath),
+        )
+        .await;
+        self.wait_for_path(&href).await;
+        let condition = format!(
+            "(() => {{ const a = document.querySelector(\"nav.side a[aria-current='page']\"); \
+               return a && a.innerText.trim() === {}; }})()",
+            json!(entry)
+        );
+        self.wait_until(&format!("{entry:?} marked as the current page"), &condition)
             .await;
-        self.wait_for_heading(heading).await;
-        let current = self.text("nav.side a[aria-current='page']").await;
-        assert_eq!(current.trim(), entry, "the navigation marks the current page");
+        self.settle().await;
+        self.text("h1").await.trim().to_owned()
+    }
+
+    /// The entries of the side navigation: (text, path).
+    pub async fn navigation(&self) -> Vec<(String, String)> {
+        let entries = self
+            .js(
+                "return Array.from(document.querySelectorAll('nav.side a')) \
+                   .map(a => [a.innerText.trim(), a.pathname]);",
+                vec![],
+            )
+            .await;
+        serde_json::from_value(entries).expect("navigation entries")
     }
 
     /// Presses keys on whatever has the focus, each one down and up.
@@ -670,8 +762,12 @@ impl Browser {
         let mut actions = KeyActions::new("keyboard".to_owned());
         for key in keys {
             actions = actions
-                .then(KeyAction::Down { value: (*key).into() })
-                .then(KeyAction::Up { value: (*key).into() });
+                .then(KeyAction::Down {
+                    value: (*key).into(),
+                })
+                .then(KeyAction::Up {
+                    value: (*key).into(),
+                });
         }
         self.client
             .perform_actions(actions)
@@ -706,7 +802,8 @@ impl Browser {
     // ---- checking --------------------------------------------------------
 
     /// The browser console's errors (level SEVERE) since the last read,
-    /// less those containing one of `expected`.
+    /// less those containing one of `expected`. Known console bugs
+    /// ([`KNOWN_CONSOLE_ERRORS`]) become findings, reported at the end.
     async fn console_errors(&self, expected: &[&str]) -> Result<Vec<String>, CmdError> {
         let entries = self
             .client
@@ -716,15 +813,30 @@ impl Browser {
             })
             .await?;
         let entries = entries.as_array().cloned().unwrap_or_default();
-        Ok(entries
-            .iter()
-            .filter(|e| e["level"] == "SEVERE")
-            .map(|e| {
-                let message = e["message"].as_str().unwrap_or_default();
-                format!("[{}] {message}", e["source"].as_str().unwrap_or("?"))
-            })
-            .filter(|m| !expected.iter().chain(KNOWN_CONSOLE_ERRORS).any(|x| m.contains(x)))
-            .collect())
+        let mut errors = Vec::new();
+        for entry in entries.iter().filter(|e| e["level"] == "SEVERE") {
+            let message = format!(
+                "[{}] {}",
+                entry["source"].as_str().unwrap_or("?"),
+                entry["message"].as_str().unwrap_or_default()
+            );
+            if expected.iter().any(|x| message.contains(x)) {
+                continue;
+            }
+            if let Some(known) = KNOWN_CONSOLE_ERRORS.iter().find(|x| message.contains(*x)) {
+                let mut findings = self.findings.lock().unwrap_or_else(|e| e.into_inner());
+                if !findings.iter().any(|f| f.text.contains(known)) {
+                    findings.push(Finding {
+                        kind: "browser console (a known console bug)",
+                        place: String::new(),
+                        text: format!("  {message}\n"),
+                    });
+                }
+                continue;
+            }
+            errors.push(message);
+        }
+        Ok(errors)
     }
 
     /// Fails on any error in the browser console since the last check,
@@ -752,10 +864,18 @@ impl Browser {
             .await
             .expect("resize the window");
         let this = &*self;
-        this.poll(&format!("the page to be {w} px wide"), WAIT, || async move {
-            let inner = this.client.execute("return window.innerWidth", vec![]).await.ok()?;
-            (inner == json!(w)).then_some(())
-        })
+        this.poll(
+            &format!("the page to be {w} px wide"),
+            WAIT,
+            || async move {
+                let inner = this
+                    .client
+                    .execute("return window.innerWidth", vec![])
+                    .await
+                    .ok()?;
+                (inner == json!(w)).then_some(())
+            },
+        )
         .await;
         self.width = width;
         self.settle().await;
@@ -794,7 +914,9 @@ impl Browser {
         std::fs::create_dir_all(&dir).expect("create the screenshot directory");
         let name = format!("{}-{page}-{}.png", self.scenario, self.width.px());
         std::fs::write(dir.join(&name), &png).expect("write the screenshot");
-        if guide && self.width == Width::Desktop && std::env::var("SCIMGATE_BLESS").as_deref() == Ok("1")
+        if guide
+            && self.width == Width::Desktop
+            && std::env::var("SCIMGATE_BLESS").as_deref() == Ok("1")
         {
             let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/console");
             std::fs::create_dir_all(&docs).expect("create docs/console");
@@ -837,18 +959,23 @@ impl Browser {
             );
             for n in nodes.iter().take(3) {
                 let html: String = n["html"].as_str().unwrap_or("").chars().take(200).collect();
-                let summary = n["summary"].as_str().unwrap_or("").replace('\n', "\n        ");
+                let summary = n["summary"]
+                    .as_str()
+                    .unwrap_or("")
+                    .replace('\n', "\n        ");
                 text.push_str(&format!(
                     "    {}\n      {html}\n        {summary}\n",
                     n["target"]
                 ));
             }
-            self.findings.push(Finding {
-                page: page.to_owned(),
-                width: self.width.px(),
-                url: url.clone(),
-                text,
-            });
+            self.findings
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Finding {
+                    kind: "accessibility (axe-core: wcag2a, wcag2aa)",
+                    place: format!("{page} at {} px, {url}", self.width.px()),
+                    text,
+                });
         }
     }
 

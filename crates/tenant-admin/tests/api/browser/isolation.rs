@@ -21,7 +21,10 @@ async fn refused(browser: &Browser, path: &str, heading: &str, status: u16) -> S
         .await;
     let source = browser.source().await;
     for needle in GLOBEX {
-        assert!(!source.contains(needle), "{needle:?} shown at {path}:\n{source}");
+        assert!(
+            !source.contains(needle),
+            "{needle:?} shown at {path}:\n{source}"
+        );
     }
     browser.text("#main [role=alert]").await
 }
@@ -34,7 +37,9 @@ pub async fn other_tenant_is_not_found(browser: &mut Browser, server: &Server) {
     let gus = server.scim_user("globex", &globex, "gus@globex.test").await;
     server.tenant_admin(&op, "acme", "ann@acme.test").await;
 
-    browser.log_in("ann@acme.test", PASSWORD, Some("acme")).await;
+    browser
+        .log_in("ann@acme.test", PASSWORD, Some("acme"))
+        .await;
     browser.wait_for_heading("Tenant acme").await;
 
     // What a tenant that does not exist at all looks like.
@@ -59,7 +64,13 @@ pub async fn other_tenant_is_not_found(browser: &mut Browser, server: &Server) {
     }
 
     // Globex's user under acme's name is not found either.
-    let message = refused(browser, &format!("/console/t/acme/users/{gus}"), "Not Found", 404).await;
+    let message = refused(
+        browser,
+        &format!("/console/t/acme/users/{gus}"),
+        "Not Found",
+        404,
+    )
+    .await;
     assert!(!message.contains("globex"), "{message}");
 
     // Operator pages.
@@ -71,7 +82,10 @@ pub async fn other_tenant_is_not_found(browser: &mut Browser, server: &Server) {
     browser.wait_for_heading("Users").await;
     browser.click_link("ada@acme.test").await;
     browser.wait_for_heading("ada@acme.test").await;
-    for own in [browser.path().await, "/console/t/acme/users?q=ada".to_owned()] {
+    for own in [
+        browser.path().await,
+        "/console/t/acme/users?q=ada".to_owned(),
+    ] {
         let edited = own.replacen("/t/acme", "/t/globex", 1);
         assert_ne!(edited, own);
         refused(browser, &edited, "Not Found", 404).await;

@@ -51,7 +51,9 @@ pub async fn creates_a_tenant_and_uses_its_token(browser: &mut Browser, server: 
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert!(rows[0].contains("Globex Corporation"), "{rows:?}");
     assert!(rows[0].contains("active"), "{rows:?}");
-    browser.wait_until("the search in the address", "location.search === '?q=glob'").await;
+    browser
+        .wait_until("the search in the address", "location.search === '?q=glob'")
+        .await;
     browser.inspect("tenants-search").await;
 
     // Its overview and its connection page (the secret is not shown again).
@@ -67,10 +69,13 @@ pub async fn creates_a_tenant_and_uses_its_token(browser: &mut Browser, server: 
     browser.inspect("tenant-overview").await;
 
     browser.navigate("Connection", "Connection").await;
-    let tokens = browser.all_texts("main table tbody tr").await;
+    let tokens = browser.table_rows("Scopes").await;
     assert_eq!(tokens.len(), 1, "{tokens:?}");
     assert!(tokens[0].contains("scim:write"), "{tokens:?}");
     assert!(tokens[0].contains("active"), "{tokens:?}");
-    assert!(!browser.source().await.contains(&secret), "the secret is shown once");
+    assert!(
+        !browser.source().await.contains(&secret),
+        "the secret is shown once"
+    );
     browser.inspect("connection").await;
 }

@@ -48,10 +48,15 @@ pub async fn roles_mapping_and_lock(browser: &mut Browser, server: &Server) {
     server.scim_group("acme", &token, "Admins", &[&ada]).await;
     server.tenant_admin(&op, "acme", "ann@acme.test").await;
 
-    browser.log_in("ann@acme.test", PASSWORD, Some("acme")).await;
+    browser
+        .log_in("ann@acme.test", PASSWORD, Some("acme"))
+        .await;
     browser.wait_for_heading("Tenant acme").await;
     let nav = browser.text("nav.side").await;
-    assert!(!nav.contains("Tenants"), "no operator pages for a tenant admin: {nav}");
+    assert!(
+        !nav.contains("Tenants"),
+        "no operator pages for a tenant admin: {nav}"
+    );
     browser.inspect("tenant-overview").await;
 
     // The default role: previewed (as the API's dry run says), saved.
@@ -73,9 +78,14 @@ pub async fn roles_mapping_and_lock(browser: &mut Browser, server: &Server) {
     assert_eq!(would, "2 of 2 users would change roles");
     browser.select("default-role", "viewer").await;
     browser.click_button("Preview default role").await;
-    let preview = browser.wait_for_text("#preview", "would change roles").await;
+    let preview = browser
+        .wait_for_text("#preview", "would change roles")
+        .await;
     assert!(preview.contains(&would), "{preview}");
-    assert!(preview.contains("Make “viewer” the default role"), "{preview}");
+    assert!(
+        preview.contains("Make “viewer” the default role"),
+        "{preview}"
+    );
     let rows = browser.all_texts("#preview tbody tr").await;
     assert_eq!(rows.len(), 2, "{rows:?}");
     for row in &rows {
@@ -94,8 +104,13 @@ pub async fn roles_mapping_and_lock(browser: &mut Browser, server: &Server) {
     browser.select("map-role", "admin").await;
     browser.fill("map-priority", "10").await;
     browser.click_button("Preview mapping").await;
-    let preview = browser.wait_for_text("#preview", "would change roles").await;
-    assert!(preview.contains("1 of 2 users would change roles"), "{preview}");
+    let preview = browser
+        .wait_for_text("#preview", "would change roles")
+        .await;
+    assert!(
+        preview.contains("1 of 2 users would change roles"),
+        "{preview}"
+    );
     let rows = browser.all_texts("#preview tbody tr").await;
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert!(rows[0].contains("ada@acme.test"), "{rows:?}");
@@ -143,7 +158,9 @@ pub async fn roles_mapping_and_lock(browser: &mut Browser, server: &Server) {
     browser.fill("reason", "Contractor until March").await;
     browser.click_button("Lock").await;
     browser.wait_for_text("#main .badge.warn", "locked").await;
-    let lock = browser.wait_for_text("#main", "Contractor until March").await;
+    let lock = browser
+        .wait_for_text("#main", "Contractor until March")
+        .await;
     assert!(lock.contains("Unlock"), "{lock}");
     let user = server
         .get(&format!("/tenants/acme/users/{bob}"), &op)
@@ -161,11 +178,13 @@ pub async fn roles_mapping_and_lock(browser: &mut Browser, server: &Server) {
     browser
         .wait_until(
             "the audit log filtered to roles.lock",
-            "new URLSearchParams(location.search).get('action') === 'roles.lock'",
+            "new URLSearchParams(location.search).get('action') === 'roles.lock' \
+             && Array.from(document.querySelectorAll('#main tbody tr')) \
+                  .every(r => r.innerText.includes('roles.lock'))",
         )
         .await;
     browser.settle().await;
-    let rows = browser.all_texts("main table tbody tr").await;
+    let rows = browser.table_rows("Action").await;
     assert_eq!(rows.len(), 1, "one lock: {rows:?}");
     assert!(rows[0].contains("roles.lock"), "{rows:?}");
     assert!(rows[0].contains("ann@acme.test"), "{rows:?}");
