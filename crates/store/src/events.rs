@@ -533,6 +533,23 @@ pub(crate) async fn read(inner: &Inner, query: &EventQuery) -> Result<Vec<Stored
         .collect()
 }
 
+/// A tenant's newest numbered events, newest first (at most
+/// [`MAX_READ`]).
+pub(crate) async fn latest(store: &TenantStore, limit: u64) -> Result<Vec<StoredEvent>> {
+    sequence(&store.inner).await?;
+    event_log::Entity::find()
+        .filter(event_log::Column::TenantId.eq(store.tenant.id.to_string()))
+        .filter(event_log::Column::Position.is_not_null())
+        .order_by_desc(event_log::Column::Position)
+        .limit(limit.clamp(1, MAX_READ))
+        .all(&store.inner.conn)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .map(from_row)
+        .collect()
+}
+
 /// One resource's events in commit order (at most [`MAX_READ`], newest).
 pub(crate) async fn of_resource(
     store: &TenantStore,

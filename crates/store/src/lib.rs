@@ -1180,6 +1180,11 @@ impl TenantStore {
         };
         events::read(&self.inner, &query).await
     }
+    /// This tenant's newest events, newest first (for a person to look
+    /// at; applications read the feed in commit order).
+    pub async fn latest_events(&self, limit: u64) -> Result<Vec<StoredEvent>> {
+        events::latest(self, limit).await
+    }
     /// The events of one user or group, oldest first (the newest
     /// [`events::MAX_READ`] of them).
     pub async fn resource_events(&self, resource_id: &str) -> Result<Vec<StoredEvent>> {

@@ -262,6 +262,18 @@ pub async fn feed(
     Ok((renderer.render(&events).await?, next))
 }
 
+/// The tenant's newest `limit` events, newest first, as the feed renders
+/// them (for the console; applications page the feed in commit order).
+pub async fn recent_events(ctx: &TenantContext, limit: u64) -> Result<Vec<Value>, ServiceError> {
+    let mut events = ctx.store().latest_events(limit).await?;
+    events.retain(|e| e.only_for().is_none());
+    let renderer = sync_worker::envelope::Renderer {
+        tenant: Some(ctx.store()),
+        mapping: None,
+    };
+    Ok(renderer.render(&events).await?)
+}
+
 /// One user's or group's timeline; `NotFound` when it never existed here.
 pub async fn timeline(
     ctx: &TenantContext,

@@ -4,8 +4,6 @@
 //! disabling it, reconciling an outbound SCIM target in a job whose
 //! progress has a page; and a user's timeline.
 
-use std::collections::VecDeque;
-
 use actix_web::{HttpRequest, web};
 use askama::Template;
 use serde::Deserialize;
@@ -22,12 +20,7 @@ use crate::service::delivery::{self, DeliverySettings, TargetChange};
 use crate::service::{self, ServiceError, TenantContext};
 
 /// Events the overview shows.
-const FEED_SHOWN: usize = 50;
-/// Events read per call while looking for the latest ones.
-const FEED_PAGE: u64 = 500;
-/// Calls one overview makes at most (the feed reads forward only); past
-/// that the page offers to continue from where it stopped.
-const FEED_CALLS: usize = 20;
+const FEED_SHOWN: u64 = 50;
 /// Attempts per page of a target.
 const ATTEMPTS_PER_PAGE: u64 = 50;
 /// Deliveries per page of a target.
@@ -133,66 +126,23 @@ impl EventRow {
     }
 }
 
-/// The latest events of the feed from position `from` on, newest first,
-/// and where to continue when the calls ran out before the end.
-async fn latest_events(
-    ctx: &TenantContext,
-    from: i64,
-) -> Result<(Vec<EventRow>, Option<i64>), ServiceError> {
-    let mut kept: VecDeque<Value> = VecDeque::with_capacity(FEED_SHOWN + 1);
-    let mut after = from;
-    let mut more = None;
-    for call in 0..FEED_CALLS {
-        let (events, next) = delivery::feed(ctx, after, FEED_PAGE, &[]).await?;
-        for e in events {
-            if kept.len() == FEED_SHOWN {
-                kept.pop_front();
-            }
-            kept.push_back(e);
-        }
-        if next == after {
-            break;
-        }
-        after = next;
-        if call + 1 == FEED_CALLS {
-            more = Some(after);
-        }
-    }
-    Ok((kept.iter().rev().map(EventRow::of).collect(), more))
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct OverviewQuery {
-    /// Look for the latest events after this position (0: from the start).
-    after: Option<i64>,
-}
-
 #[derive(Template)]
 #[template(path = "console/delivery.html")]
 struct DeliveryPage {
     layout: Layout,
     targets: Vec<TargetRow>,
     events: Vec<EventRow>,
-    /// The feed goes on past what was read: the link to read on.
-    newer: Option<String>,
 }
 
-/// `GET /console/t/{tenant}/delivery?after=`: targets and the feed.
+/// `GET /console/t/{tenant}/delivery`: targets and the newest events.
 pub(crate) async fn page(req: HttpRequest) -> Page {
     let ctx = scoped::<Read>(&req).await?;
-    let q: OverviewQuery = query(&req)?;
-    let from = q.after.unwrap_or(0);
-    if from < 0 {
-        return Err(AdminError::BadRequest("after must be at least 0".into()).into());
-    }
     let targets = delivery::list_targets(&ctx).await?;
-    let (events, more) = latest_events(&ctx, from).await?;
+    let events = delivery::recent_events(&ctx, FEED_SHOWN).await?;
     let layout = Layout::new(&req, "Delivery", "delivery", Some(ctx.tenant()))?;
-    let newer = more.map(|p| format!("{}/delivery?after={p}", layout.base()));
     ok(&DeliveryPage {
         targets: targets.iter().map(TargetRow::of).collect(),
-        events,
-        newer,
+        events: events.iter().map(EventRow::of).collect(),
         layout,
     })
 }
