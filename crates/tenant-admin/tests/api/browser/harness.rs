@@ -43,13 +43,6 @@ const STARTUP: Duration = Duration::from_secs(30);
 /// axe-core, injected into pages to audit them (MPL-2.0, see its header).
 const AXE: &str = include_str!("axe-4.14.1.min.js");
 
-/// Console errors the console is known to cause and that no step can
-/// avoid, each to be removed once fixed: no page names an icon, so the
-/// browser asks for `/favicon.ico`, which is 404 (a page could say
-/// `<link rel="icon" href="data:,">`, which the CSP's `img-src data:`
-/// allows, or the console could serve one).
-const KNOWN_CONSOLE_ERRORS: &[&str] =
-    &["/favicon.ico - Failed to load resource: the server responded with a status of 404"];
 
 /// The rule tags every page is audited against.
 const AXE_TAGS: &[&str] = &["wcag2a", "wcag2aa"];
@@ -78,8 +71,8 @@ impl Width {
 
 /// Runs one scenario: a fresh application on SQLite and a fresh browser,
 /// bounded by [`SCENARIO_LIMIT`]. The browser is closed whatever happens;
-/// accessibility findings collected along the way fail the test at the
-/// end (all of them at once, page by page).
+/// findings collected along the way (accessibility violations, known
+/// console bugs) fail the test at the end, all of them at once.
 pub async fn scenario(name: &'static str, body: impl AsyncFnOnce(&mut Browser, &Server)) {
     let server = Server::start(TestDb::Sqlite).await;
     let mut browser = Browser::start(&server.origin, name).await;
@@ -262,8 +255,8 @@ impl WebDriverCompatibleCommand for SessionPost {
     }
 }
 
-/// Something wrong that fails the scenario at its end (an axe violation,
-/// a known console bug), as the failure message shows it.
+/// Something wrong that fails the scenario at its end (an axe violation),
+/// as the failure message shows it.
 #[derive(Debug)]
 struct Finding {
     /// What found it.
@@ -340,8 +333,8 @@ impl Browser {
     }
 
     /// Closes the session and stops chromedriver; returns what is left to
-    /// report (console errors since the last check, accessibility
-    /// findings), empty when all is well. Never panics.
+    /// report (console errors since the last check, findings), empty when
+    /// all is well. Never panics.
     async fn finish(self) -> String {
         let mut report = String::new();
         match tokio::time::timeout(WAIT, self.console_errors(&[])).await {
@@ -392,8 +385,8 @@ impl Browser {
         }
     }
 
-    /// Where the browser is, for failure messages: URL, heading, and the
-    /// start of the page text.
+    /// Where the browser is, for failure messages: the address and the
+    /// start of the page's text.
     async fn whereabouts(&self) -> String {
         let url = self
             .client
@@ -419,10 +412,10 @@ impl Browser {
     /// its value. Scripts from WebDriver are not subject to the page's
     /// content security policy.
     pub async fn js(&self, script: &str, args: Vec<Value>) -> Value {
-        self.client
-            .execute(script, args)
-            .await
-            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+        self.client.execute(script, args).await.unwrap_or_else(|e| {
+            let start: String = script.chars().take(300).collect();
+            panic!("script failed: {e}\n{start}")
+        })
     }
 
     /// Waits until the page is loaded and htmx is done swapping.
@@ -562,7 +555,7 @@ impl Browser {
         self.settle().await;
     }
 
-    /// Waits until the address bar shows `path` (and no query).
+    /// Waits until the address bar shows `path` (whatever the query).
     pub async fn wait_for_path(&self, path: &str) {
         let what = format!("the address {path:?}");
         self.poll(&what, WAIT, || async move {
@@ -802,8 +795,7 @@ impl Browser {
     // ---- checking --------------------------------------------------------
 
     /// The browser console's errors (level SEVERE) since the last read,
-    /// less those containing one of `expected`. Known console bugs
-    /// ([`KNOWN_CONSOLE_ERRORS`]) become findings, reported at the end.
+    /// less those containing one of `expected`.
     async fn console_errors(&self, expected: &[&str]) -> Result<Vec<String>, CmdError> {
         let entries = self
             .client
@@ -821,17 +813,6 @@ impl Browser {
                 entry["message"].as_str().unwrap_or_default()
             );
             if expected.iter().any(|x| message.contains(x)) {
-                continue;
-            }
-            if let Some(known) = KNOWN_CONSOLE_ERRORS.iter().find(|x| message.contains(*x)) {
-                let mut findings = self.findings.lock().unwrap_or_else(|e| e.into_inner());
-                if !findings.iter().any(|f| f.text.contains(known)) {
-                    findings.push(Finding {
-                        kind: "browser console (a known console bug)",
-                        place: String::new(),
-                        text: format!("  {message}\n"),
-                    });
-                }
                 continue;
             }
             errors.push(message);
@@ -1003,19 +984,29 @@ impl Browser {
         self.expect_console_clean(&[]).await;
     }
 
-    /// Reloads the page and presses Tab through all of it: every visible
-    /// link, button and form field must get the focus, in turn.
+    /// Loads the current address afresh (so the focus starts at the top)
+    /// and presses Tab through the page: every visible link, button and
+    /// form field (one per radio group) must get the focus, in page order.
     pub async fn expect_tab_reaches_everything(&self, page: &str) {
         let path = self.path().await;
         self.goto(&path).await;
         let candidates = self
             .js(
                 "const visible = e => e.getClientRects().length > 0 && getComputedStyle(e).visibility !== 'hidden'; \
-                 const all = Array.from(document.querySelectorAll( \
+                 const all = []; const radios = new Map(); \
+                 for (const e of document.querySelectorAll( \
                    'a[href], button:not([disabled]), input:not([type=hidden]):not([disabled]), \
-                    select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex=\"-1\"])' \
-                 )).filter(visible); \
-                 all.forEach((e, i) => e.setAttribute('data-tab-probe', String(i))); \
+                    select:not([disabled]), textarea:not([disabled]), summary, \
+                    [tabindex]:not([tabindex=\"-1\"])')) { \
+                   if (!visible(e)) continue; \
+                   if (e.type === 'radio' && e.name) { \
+                     const group = (e.form ? e.form.action : '') + ' ' + e.name; \
+                     if (radios.has(group)) { e.setAttribute('data-tab-probe', radios.get(group)); continue; } \
+                     radios.set(group, String(all.length)); \
+                   } \
+                   e.setAttribute('data-tab-probe', String(all.length)); \
+                   all.push(e); \
+                 } \
                  window.__tabbed = []; \
                  document.addEventListener('focusin', ev => window.__tabbed.push( \
                    ev.target.getAttribute('data-tab-probe') ?? ('unexpected ' + ev.target.outerHTML.slice(0, 80))), true); \

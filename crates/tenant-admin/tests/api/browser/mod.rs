@@ -3,9 +3,16 @@
 //! operators and tenant admins do. Every page a scenario visits is also
 //! checked for browser console errors and audited with axe-core (WCAG 2
 //! A and AA) at 1280 and 390 px, with screenshots of both (see
-//! [`harness`]). Needs `chromium` and `chromedriver` on PATH (the tests
-//! fail without them); nextest runs them one at a time
-//! (`.config/nextest.toml`).
+//! [`harness`]).
+//!
+//! - Needs `chromium` and `chromedriver` on PATH (the tests fail without
+//!   them; `scripts/test` installs them). nextest runs them one at a time
+//!   (`.config/nextest.toml`): `cargo nextest run -p tenant-admin -E
+//!   'test(/^browser::/)'`.
+//! - Screenshots go to `$SCIMGATE_SCREENSHOT_DIR`, else
+//!   `target/tmp/console-screenshots/`, as `<scenario>-<page>-<width>.png`.
+//! - `SCIMGATE_BLESS=1` also writes the 1280 px screenshots of the pages
+//!   the user guide shows to `docs/console/<page>.png`.
 
 mod csrf;
 mod harness;
