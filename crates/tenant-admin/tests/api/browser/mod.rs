@@ -15,10 +15,12 @@
 //!   the user guide shows to `docs/console/<page>.png`.
 
 mod csrf;
+mod dead_letter;
 mod harness;
 mod isolation;
 mod keyboard;
 mod operator;
+mod setup_link;
 mod tenant_admin;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,4 +46,19 @@ async fn a_forged_form_without_the_csrf_token_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_is_keyboard_reachable_and_labelled() {
     harness::scenario("keyboard", keyboard::every_tenant_page).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_is_replayed_from_the_console() {
+    harness::scenario_with(
+        "dead-letter",
+        |c| c.delivery_enabled = true,
+        dead_letter::is_replayed_from_the_console,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_setup_link_lets_the_it_admin_issue_and_rotate_the_token() {
+    harness::scenario("setup-link", setup_link::issues_and_rotates_a_token).await;
 }
