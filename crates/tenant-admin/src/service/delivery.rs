@@ -137,6 +137,23 @@ pub async fn reconcile(
     Ok(ctx.store().job(&job).await?)
 }
 
+/// The latest reconciliations of target `id` (at most `limit`, newest
+/// first), from the tenant's recent reconciliation jobs.
+pub async fn reconciliations(
+    ctx: &TenantContext,
+    id: &str,
+    limit: u64,
+) -> Result<Vec<store::Job>, ServiceError> {
+    let target = target_id(id)?.to_string();
+    let mut jobs = ctx
+        .store()
+        .jobs(Some(sync_worker::reconcile::KIND), 100)
+        .await?;
+    jobs.retain(|j| j.payload["target"].as_str() == Some(target.as_str()));
+    jobs.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok(jobs)
+}
+
 /// One of the tenant's background jobs.
 pub async fn job(ctx: &TenantContext, id: &str) -> Result<store::Job, ServiceError> {
     Ok(ctx.store().job(id).await?)

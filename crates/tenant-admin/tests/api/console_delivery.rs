@@ -289,6 +289,19 @@ async fn console_reconcile_queues_a_job_whose_page_reaches_done() {
             (&api["status"], &api["payload"]["dryRun"]),
             (&json!("done"), &json!(true))
         );
+        // The target's page lists the run, linked to its job page.
+        let page = c.get(&path).await;
+        assert!(page.contains("Reconciliation runs"), "{}", page.body);
+        assert!(
+            page.contains(&format!("href=\"/console/t/acme/jobs/{job}\"")),
+            "{}",
+            page.body
+        );
+        assert!(
+            page.contains("<td>report</td><td>done</td>"),
+            "{}",
+            page.body
+        );
 
         // Repairing goes through a confirmation, then queues a repair.
         let confirm = c.get(&format!("{path}/repair")).await;

@@ -232,6 +232,43 @@ struct TargetPage {
     attempts: Vec<AttemptRow>,
     older_attempts: Option<String>,
     replayed: Option<u64>,
+    reconciliations: Vec<RunRow>,
+}
+
+/// A reconciliation run as listed.
+pub(crate) struct RunRow {
+    pub(crate) id: String,
+    pub(crate) status: &'static str,
+    pub(crate) repair: bool,
+    pub(crate) queued: String,
+    pub(crate) finished: String,
+    pub(crate) summary: String,
+}
+
+impl RunRow {
+    fn of(job: &store::Job) -> RunRow {
+        RunRow {
+            id: job.id.clone(),
+            status: job.status.as_str(),
+            repair: job.payload["dryRun"] == serde_json::Value::Bool(false),
+            queued: when(&job.created_at),
+            finished: when_opt(&job.finished_at),
+            summary: match (&job.result, &job.error) {
+                (_, Some(error)) => error.clone(),
+                (Some(result), None) => result
+                    .as_object()
+                    .map(|o| {
+                        o.iter()
+                            .filter(|(_, v)| v.is_number())
+                            .map(|(k, v)| format!("{k} {v}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default(),
+                (None, None) => String::new(),
+            },
+        }
+    }
 }
 
 /// `GET /console/t/{tenant}/delivery/{id}?status=&after=&before=`.
@@ -290,6 +327,11 @@ pub(crate) async fn target(req: HttpRequest) -> Page {
         attempts: attempts.iter().map(AttemptRow::of).collect(),
         older_attempts,
         replayed: q.replayed,
+        reconciliations: delivery::reconciliations(&ctx, &id, 5)
+            .await?
+            .iter()
+            .map(RunRow::of)
+            .collect(),
     })
 }
 
