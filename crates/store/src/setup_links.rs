@@ -107,26 +107,27 @@ fn link_from_row(row: &setup_links::Model) -> Result<SetupLink> {
 }
 
 impl TenantStore {
-    /// Creates a setup link named `name` that works until `expires_at`
-    /// (at most [`MAX_LIFETIME_DAYS`] ahead). Audited.
+    /// Creates a setup link named `name` that works for `lifetime` (more
+    /// than nothing, at most [`MAX_LIFETIME_DAYS`]). Audited.
     pub async fn create_setup_link(
         &self,
         name: &str,
-        expires_at: DateTime<Utc>,
+        lifetime: chrono::Duration,
         actor: &str,
     ) -> Result<NewSetupLink> {
         let name = name.trim().to_owned();
         if name.is_empty() {
             return Err(StoreError::InvalidValue("a setup link needs a name".into()));
         }
-        let created_at = now();
-        if expires_at <= created_at
-            || expires_at > created_at + chrono::Duration::days(MAX_LIFETIME_DAYS)
+        if lifetime <= chrono::Duration::zero()
+            || lifetime > chrono::Duration::days(MAX_LIFETIME_DAYS)
         {
             return Err(StoreError::InvalidValue(format!(
-                "a setup link expires between now and {MAX_LIFETIME_DAYS} days from now"
+                "a setup link lives for up to {MAX_LIFETIME_DAYS} days"
             )));
         }
+        let created_at = now();
+        let expires_at = created_at + lifetime;
         let mut raw = [0u8; 32];
         rand::rng().fill_bytes(&mut raw);
         let secret = format!(

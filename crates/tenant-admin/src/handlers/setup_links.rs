@@ -3,7 +3,6 @@
 //! itself opens a console page, not this API.
 
 use actix_web::{HttpResponse, web};
-use chrono::Utc;
 use store::setup_links::SetupLink;
 
 use crate::auth::{Read, Scoped, Write};
@@ -61,8 +60,7 @@ pub(crate) async fn create_setup_link(
     body: JsonBody<CreateSetupLink>,
 ) -> Result<HttpResponse, AdminError> {
     let body = body.into_inner();
-    let made =
-        setup_links::create(&scope.ctx, &body.name, body.expires_in_days, Utc::now()).await?;
+    let made = setup_links::create(&scope.ctx, &body.name, body.expires_in_days).await?;
     Ok(HttpResponse::Created().json(CreatedSetupLink {
         path: crate::console::setup_path(&made.secret),
         link: setup_link_view(made.link),

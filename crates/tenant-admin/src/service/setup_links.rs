@@ -18,7 +18,6 @@ pub async fn create(
     ctx: &TenantContext,
     name: &str,
     days: Option<i64>,
-    now: DateTime<Utc>,
 ) -> Result<NewSetupLink, ServiceError> {
     not_blank("name", name)?;
     let days = days.unwrap_or(DEFAULT_LIFETIME_DAYS);
@@ -29,7 +28,7 @@ pub async fn create(
     }
     Ok(ctx
         .store()
-        .create_setup_link(name, now + Duration::days(days), ctx.actor().as_str())
+        .create_setup_link(name, Duration::days(days), ctx.actor().as_str())
         .await?)
 }
 

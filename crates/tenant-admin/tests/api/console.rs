@@ -883,6 +883,18 @@ async fn a_setup_link_lets_its_holder_issue_and_rotate_the_token_and_nothing_els
         assert!(page.contains("id=\"link-days-error\""), "{}", page.body);
         let links = s.get("/tenants/acme/setup-links", &op).await.expect(200);
         assert_eq!(links["setupLinks"], json!([]));
+        // The API: 1 to 30 days, both ends included.
+        for (days, status) in [(0, 400), (1, 201), (30, 201), (31, 400)] {
+            let answer = s
+                .api(
+                    "POST",
+                    "/tenants/globex/setup-links",
+                    Some(&op),
+                    Some(json!({"name": "IT", "expiresInDays": days})),
+                )
+                .await;
+            assert_eq!(answer.status, status, "{days} days: {}", answer.body);
+        }
         let page = admin
             .post(
                 "/console/t/acme/setup-links",

@@ -324,7 +324,7 @@ pub(crate) async fn create_link(req: HttpRequest, body: web::Bytes) -> Page {
             }
         },
     };
-    match setup_links::create(&ctx, &link.link_name, days, Utc::now()).await {
+    match setup_links::create(&ctx, &link.link_name, days).await {
         Ok(made) => {
             let shown = Shown {
                 made_link: Some(setup_url(&req, &made.secret)),
