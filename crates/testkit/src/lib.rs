@@ -25,6 +25,7 @@ use sea_orm::{ConnectionTrait, Database};
 use tempfile::TempDir;
 
 pub mod receiver;
+pub mod redis_server;
 
 /// The environment variable naming an existing PostgreSQL server to use.
 pub const POSTGRES_URL_ENV: &str = "SCIMGATE_TEST_POSTGRES_URL";
