@@ -30,23 +30,252 @@ use serde_json::json;
 /// The prefix of every bearer token this store issues.
 const TOKEN_PREFIX: &str = "sgt_";
 
+// ---------------------------------------------------------------------------
+// Migrations
+//
+// Several processes may migrate one database at once: gateway replicas
+// starting together, or `scimgate migrate` run beside them. sea-orm's
+// migrator reads the pending steps and then applies them one transaction
+// each, so two processes both see step N pending, both apply it, and one
+// fails ("relation already exists"; on PostgreSQL even the migration
+// table's `CREATE TABLE IF NOT EXISTS` can collide). So the whole run
+// (reading what is pending included) holds a lock across processes:
+// whoever takes it first migrates; the others wait, then find nothing
+// pending.
+
+/// The name the PostgreSQL advisory lock key is derived from. Never change
+/// it (nor [`fnv1a64`]): a build with another key would not wait for an
+/// older build migrating mid-upgrade.
+const MIGRATION_LOCK_NAME: &str = "scimgate:migrations";
+
+/// The advisory lock key of migrations (advisory locks are named by a
+/// 64-bit number, shared by every application of the database server).
+pub(crate) const MIGRATION_LOCK_KEY: i64 = fnv1a64(MIGRATION_LOCK_NAME.as_bytes());
+
+/// How long a process waits for another one's migrations. Real migrations
+/// take seconds; a holder this long is stuck (or the lock is held by hand),
+/// and failing start-up says so where waiting forever would not.
+pub(crate) const MIGRATION_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// How often a waiting process tries the lock again. Advisory and `flock`
+/// locks have no fair blocking wait we could bound, so waiters poll.
+const MIGRATION_LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The suffix of the SQLite lock file: `<database file>.migrate.lock`.
+const SQLITE_LOCK_SUFFIX: &str = ".migrate.lock";
+
+/// FNV-1a, 64 bit: a stable hash computed at compile time (std's hashers
+/// are randomly seeded or may change between releases).
+const fn fnv1a64(bytes: &[u8]) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    i64::from_be_bytes(hash.to_be_bytes())
+}
+
+/// What keeps other processes' migrations out while this one migrates.
+pub(crate) enum MigrationLock {
+    /// PostgreSQL: the session-level advisory lock [`MIGRATION_LOCK_KEY`],
+    /// taken on a session of its own opened from `url`, on which the
+    /// migrations then run.
+    Advisory {
+        /// The store's database URL (it may hold a password).
+        url: String,
+    },
+    /// SQLite: an exclusive `flock` on this file beside the database. The
+    /// database file itself is not locked: SQLite uses POSIX locks on it,
+    /// and mixing lock kinds on one file is asking for trouble.
+    File(std::path::PathBuf),
+    /// Nothing else can reach the database (in-memory SQLite).
+    None,
+}
+
+impl MigrationLock {
+    /// The lock file for the SQLite database `url` names
+    /// (`sqlite://PATH[?...]`, as `sqlite::Opener` reads it; a relative
+    /// path is relative to the working directory, as SQLite's is).
+    pub(crate) fn beside_sqlite(url: &str) -> MigrationLock {
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+        // The connection is opened with URI names allowed: `file:PATH`
+        // names the file PATH.
+        let path = path.strip_prefix("file:").unwrap_or(path);
+        if path.is_empty() || path.starts_with(":memory:") {
+            return MigrationLock::None;
+        }
+        MigrationLock::File(format!("{path}{SQLITE_LOCK_SUFFIX}").into())
+    }
+}
+
 pub(crate) async fn migrate(inner: &Inner) -> Result<()> {
-    // Each step is its own transaction; the pool is idle at this point
-    // (start-up, or the CLI), and other processes wait on SQLite's lock.
+    match &inner.migration_lock {
+        MigrationLock::Advisory { url } => migrate_postgres(url, MIGRATION_LOCK_WAIT).await,
+        MigrationLock::File(path) => {
+            let lock = lock_file(path, MIGRATION_LOCK_WAIT).await?;
+            let ran = migrate_on(&migration_connection(inner).await?).await;
+            // Closing the file would release the lock too; unlocking first
+            // lets a waiter in even if the handle lingers.
+            let released = fs4::FileExt::unlock(&lock).map_err(|e| lock_file_error(path, &e));
+            ran.and(released)
+        }
+        MigrationLock::None => migrate_on(&migration_connection(inner).await?).await,
+    }
+}
+
+/// Runs the pending migrations on `conn`, each step its own transaction.
+async fn migrate_on(conn: &sea_orm::DatabaseConnection) -> Result<()> {
     let failed = |e| match e {
         sea_orm::DbErr::Migration(m) => StoreError::Internal(format!("migration failed: {m}")),
         other => db(other),
     };
-    let conn = migration_connection(inner).await?;
-    migrations::Migrator::up(&conn, None)
-        .await
-        .map_err(failed)?;
+    migrations::Migrator::up(conn, None).await.map_err(failed)?;
     // SQLite: the ping returns a COMMIT that failed.
     conn.ping().await.map_err(db)
 }
 
+/// PostgreSQL: takes the advisory lock on a session of its own (not the
+/// pool: the lock belongs to one session, and pooled statements could run
+/// on others), migrates on that session, unlocks and closes it.
+async fn migrate_postgres(url: &str, wait: std::time::Duration) -> Result<()> {
+    let session = crate::db::postgres_session(url).await?;
+    let result = match lock_postgres(&session, wait).await {
+        Ok(()) => {
+            let ran = migrate_on(&session).await;
+            let released = unlock_postgres(&session).await;
+            ran.and(released)
+        }
+        Err(e) => Err(e),
+    };
+    // Ending the session releases the lock if the unlock did not run.
+    let _ = session.close().await;
+    result
+}
+
+fn advisory(sql: &str) -> sea_orm::Statement {
+    sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        sql,
+        [MIGRATION_LOCK_KEY.into()],
+    )
+}
+
+/// Runs a `SELECT pg_..._advisory_...($1) AS done` and reads its boolean.
+async fn advisory_call(session: &sea_orm::DatabaseConnection, sql: &str) -> Result<bool> {
+    let row = session
+        .query_one_raw(advisory(sql))
+        .await
+        .map_err(db)?
+        .ok_or_else(|| StoreError::Internal(format!("{sql} returned no row")))?;
+    row.try_get::<bool>("", "done").map_err(db)
+}
+
+pub(crate) async fn lock_postgres(
+    session: &sea_orm::DatabaseConnection,
+    wait: std::time::Duration,
+) -> Result<()> {
+    let what = format!("PostgreSQL advisory lock {MIGRATION_LOCK_KEY}");
+    wait_for_lock(&what, wait, || {
+        advisory_call(session, "SELECT pg_try_advisory_lock($1) AS done")
+    })
+    .await
+}
+
+async fn unlock_postgres(session: &sea_orm::DatabaseConnection) -> Result<()> {
+    if !advisory_call(session, "SELECT pg_advisory_unlock($1) AS done").await? {
+        // The session is not the one that took the lock: the connection
+        // was lost and replaced mid-run. The migrations' own transactions
+        // kept each step whole, but say so.
+        tracing::warn!(
+            key = MIGRATION_LOCK_KEY,
+            "the migration lock was no longer held when migrations finished"
+        );
+    }
+    Ok(())
+}
+
+/// SQLite: opens (creating it if need be) and exclusively locks the lock
+/// file, waiting at most `wait` for another process to release it. The
+/// file stays in place afterwards: deleting it would let a process that
+/// opened the old file and one that creates a new one both "hold" a lock.
+pub(crate) async fn lock_file(
+    path: &std::path::Path,
+    wait: std::time::Duration,
+) -> Result<std::fs::File> {
+    // Opening a local file does not block for long; this runs once, at
+    // start-up, before anything else waits on this thread.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| lock_file_error(path, &e))?;
+    let what = format!("lock file {}", path.display());
+    wait_for_lock(&what, wait, || {
+        // A non-blocking `flock`: it returns at once, taken or not.
+        std::future::ready(match fs4::FileExt::try_lock(&file) {
+            Ok(()) => Ok(true),
+            Err(fs4::TryLockError::WouldBlock) => Ok(false),
+            Err(fs4::TryLockError::Error(e)) => Err(lock_file_error(path, &e)),
+        })
+    })
+    .await?;
+    Ok(file)
+}
+
+fn lock_file_error(path: &std::path::Path, e: &std::io::Error) -> StoreError {
+    StoreError::Internal(format!(
+        "cannot lock the migration lock file {}: {e}",
+        path.display()
+    ))
+}
+
+/// Calls `try_lock` until it reports the lock taken, at most for `wait`,
+/// logging once that another instance holds it.
+async fn wait_for_lock<F, Fut>(what: &str, wait: std::time::Duration, mut try_lock: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut waited = false;
+    loop {
+        if try_lock().await? {
+            if waited {
+                tracing::info!(lock = what, "took the migration lock");
+            }
+            return Ok(());
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Err(StoreError::Unavailable(format!(
+                "another instance has held the migration lock ({what}) for over {}s; \
+                 if no migration is running, find the holder",
+                wait.as_secs()
+            )));
+        }
+        if !waited {
+            tracing::info!(
+                lock = what,
+                "another instance is migrating the database; waiting for it to finish"
+            );
+            waited = true;
+        }
+        tokio::time::sleep(MIGRATION_LOCK_POLL.min(deadline - now)).await;
+    }
+}
+
 /// The connection migrations run on: on SQLite one of their own, which
-/// runs the migrations' transactions (the pool's readers run none).
+/// runs the migrations' transactions (the pool's readers run none). On
+/// PostgreSQL the pool, for callers that need no lock (`migrate` opens a
+/// session of its own there).
 pub(crate) async fn migration_connection(inner: &Inner) -> Result<sea_orm::DatabaseConnection> {
     match &inner.migrate {
         Some(opener) => crate::sqlite::connection(crate::sqlite::Dedicated::new(opener)?).await,
@@ -909,6 +1138,7 @@ fn id_of(text: &str) -> Result<Uuid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn slugs() {
@@ -961,6 +1191,89 @@ mod tests {
             scopes_from_str("scim:write admin:all"),
             vec![Scope::ScimWrite]
         );
+    }
+
+    #[test]
+    fn migration_lock_key_never_changes() {
+        // Builds of every version must agree on the key, or an upgrade's
+        // new pods would not wait for old ones (and vice versa).
+        assert_eq!(MIGRATION_LOCK_KEY, fnv1a64(b"scimgate:migrations"));
+        assert_eq!(MIGRATION_LOCK_KEY, -7_054_248_419_937_969_415);
+        // FNV-1a's published test vector.
+        assert_eq!(fnv1a64(b"a") as u64, 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn sqlite_lock_file_sits_beside_the_database() {
+        let file = |url| match MigrationLock::beside_sqlite(url) {
+            MigrationLock::File(path) => Some(path),
+            _ => None,
+        };
+        assert_eq!(
+            file("sqlite:///var/lib/scimgate/scimgate.db?mode=rwc"),
+            Some("/var/lib/scimgate/scimgate.db.migrate.lock".into())
+        );
+        assert_eq!(
+            file("sqlite://./data/x.db"),
+            Some("./data/x.db.migrate.lock".into())
+        );
+        assert_eq!(file("sqlite:x.db"), Some("x.db.migrate.lock".into()));
+        assert_eq!(
+            file("sqlite://file:/srv/x.db?mode=rw"),
+            Some("/srv/x.db.migrate.lock".into())
+        );
+        assert!(matches!(
+            MigrationLock::beside_sqlite("sqlite::memory:"),
+            MigrationLock::None
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_held_lock_file_makes_others_wait_and_then_fail() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("t.db.migrate.lock");
+        let held = lock_file(&path, Duration::ZERO).await.expect("first lock");
+        // Another handle (as another process would have) cannot take it.
+        let started = std::time::Instant::now();
+        let waited = lock_file(&path, Duration::from_millis(500)).await;
+        assert!(
+            matches!(waited, Err(StoreError::Unavailable(_))),
+            "{waited:?}"
+        );
+        assert!(started.elapsed() >= Duration::from_millis(500));
+        // A waiter gets it as soon as the holder lets go.
+        let waiter = tokio::spawn({
+            let path = path.clone();
+            async move { lock_file(&path, Duration::from_secs(10)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        drop(held);
+        let second = waiter.await.expect("join").expect("second lock");
+        drop(second);
+        // The file stays, for the next run.
+        assert!(path.exists());
+    }
+
+    #[tokio::test]
+    async fn a_held_advisory_lock_makes_others_wait_and_then_fail() {
+        let db = testkit::fresh_database(testkit::TestDb::Postgres).await;
+        let holder = crate::db::postgres_session(&db.url).await.expect("session");
+        lock_postgres(&holder, Duration::ZERO)
+            .await
+            .expect("first lock");
+        let other = crate::db::postgres_session(&db.url).await.expect("session");
+        let waited = lock_postgres(&other, Duration::from_millis(500)).await;
+        assert!(
+            matches!(waited, Err(StoreError::Unavailable(_))),
+            "{waited:?}"
+        );
+        // Ending the holder's session releases its lock.
+        holder.close().await.expect("close");
+        lock_postgres(&other, Duration::from_secs(10))
+            .await
+            .expect("second lock");
+        unlock_postgres(&other).await.expect("unlock");
+        other.close().await.expect("close");
     }
 }
 

@@ -55,6 +55,10 @@ pub(crate) struct Inner {
     /// SQLite only: how migrations connect (`conn` runs no transactions
     /// there).
     pub(crate) migrate: Option<crate::sqlite::Opener>,
+    /// What keeps migrations of other processes out while this one runs
+    /// them (see `admin::migrate`). It may hold the database URL, password
+    /// included: `Inner` is never formatted.
+    pub(crate) migration_lock: crate::admin::MigrationLock,
     /// SQLite only: the group-commit writer, which owns the one connection
     /// every write runs on. That connection's page cache stays valid across
     /// its own commits (SQLite empties a connection's cache when *another*
@@ -112,6 +116,7 @@ impl Inner {
             return Ok(Inner {
                 conn: crate::sqlite::connection(readers).await?,
                 migrate: Some(opener),
+                migration_lock: crate::admin::MigrationLock::beside_sqlite(url),
                 writer: Some(writer),
                 backend,
                 options,
@@ -133,6 +138,9 @@ impl Inner {
         Ok(Inner {
             conn,
             migrate: None,
+            migration_lock: crate::admin::MigrationLock::Advisory {
+                url: url.to_owned(),
+            },
             writer: None,
             backend,
             options,
@@ -207,6 +215,25 @@ impl Inner {
             }
         }
     }
+}
+
+/// One PostgreSQL session of its own, for migrations: a pool of exactly
+/// one connection that is never replaced behind the caller's back (no idle
+/// timeout, no maximum lifetime, no ping-and-reconnect on acquire), so the
+/// session-level advisory lock taken on it and every migration statement
+/// run on it share one server session. A connection that dies fails the
+/// next statement rather than being swapped for a new one.
+pub(crate) async fn postgres_session(url: &str) -> Result<DatabaseConnection> {
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .test_before_acquire(false)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    Database::connect(opts).await.map_err(connect_error)
 }
 
 /// The error of a write that kept losing races.

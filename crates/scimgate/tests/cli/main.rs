@@ -7,6 +7,7 @@ mod config;
 mod delivery;
 mod fanout_crash;
 mod logins;
+mod migrate_race;
 mod operator;
 mod postgres;
 mod role_locks;

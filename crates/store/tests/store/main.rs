@@ -13,6 +13,7 @@ mod groups;
 mod isolation;
 mod jobs;
 mod list;
+mod migrate_race;
 mod outbox_log;
 mod roles;
 mod safety;
