@@ -6,7 +6,9 @@
 //!   Lua script per request, Redis's clock);
 //! - [`notice`]: broadcasts (token revoked, tenant suspended, role policy
 //!   changed) that every instance hears within milliseconds instead of at
-//!   its next poll of the database.
+//!   its next poll of the database;
+//! - [`stream`]: the delivery queue's streams, relay and partition leases,
+//!   which spread delivery over several workers.
 //!
 //! Redis never holds the only copy of anything: the database stays the
 //! source of truth, so Redis being down or restarted delays and degrades
@@ -20,6 +22,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub mod limit;
 pub mod notice;
+pub mod stream;
 
 /// The longest any one Redis call may take before the caller falls back.
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(500);

@@ -1123,6 +1123,142 @@ impl DeliveryStore {
         })
     }
 
+    /// Takes (or renews) the lease of one enabled target until `until` if
+    /// it is free, expired or already `owner`'s; `None` when another live
+    /// worker holds it, or it is gone or disabled.
+    pub async fn lease_target(
+        &self,
+        id: Uuid,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<LeasedTarget>> {
+        Ok(self
+            .lease_listed(owner, &[id], now, until)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// [`DeliveryStore::lease_target`] for each of `ids`, a few hundred
+    /// per transaction (for a queue that decides itself which targets a
+    /// worker delivers to); returns those `owner` holds now, by id.
+    pub async fn lease_listed(
+        &self,
+        owner: &str,
+        ids: &[Uuid],
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<LeasedTarget>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let free = free_lease(now, owner);
+            let chunk: Vec<String> = chunk.iter().map(Uuid::to_string).collect();
+            write_txn!(self.inner, [owner, chunk], [free], txn => {
+                targets::Entity::update_many()
+                    .col_expr(targets::Column::LeaseOwner, Expr::value(Some(owner.to_owned())))
+                    .col_expr(targets::Column::LeaseUntil, Expr::value(Some(until)))
+                    .filter(targets::Column::Id.is_in(chunk.iter().cloned()))
+                    .filter(targets::Column::Enabled.eq(true))
+                    .filter(free.clone())
+                    .exec(txn)
+                    .await
+                    .map_err(dbx)?;
+                Ok(())
+            })?;
+            let rows = targets::Entity::find()
+                .filter(targets::Column::Id.is_in(chunk))
+                .filter(targets::Column::LeaseOwner.eq(owner))
+                .filter(targets::Column::Enabled.eq(true))
+                .order_by_asc(targets::Column::Id)
+                .all(&self.inner.conn)
+                .await
+                .map_err(db)?;
+            for row in rows {
+                out.push(LeasedTarget::from_row(row)?);
+            }
+        }
+        out.sort_by_key(|lt| lt.target.id);
+        Ok(out)
+    }
+
+    /// Gives up `owner`'s lease of one target (its work moved to another
+    /// worker), so the other can take it at once.
+    pub async fn release_target(&self, id: Uuid, owner: &str) -> Result<()> {
+        let id = id.to_string();
+        write_txn!(self.inner, [owner, id], [], txn => {
+            targets::Entity::update_many()
+                .col_expr(targets::Column::LeaseOwner, Expr::value(None::<String>))
+                .col_expr(targets::Column::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
+                .filter(targets::Column::Id.eq(id.clone()))
+                .filter(targets::Column::LeaseOwner.eq(owner.clone()))
+                .exec(txn)
+                .await
+                .map_err(dbx)?;
+            Ok(())
+        })
+    }
+
+    /// Every enabled target, as (target, tenant), by target id.
+    pub async fn enabled_targets(&self) -> Result<Vec<(Uuid, Uuid)>> {
+        self.enabled_targets_where(None).await
+    }
+
+    /// The enabled targets of these tenants, as (target, tenant), by
+    /// target id.
+    pub async fn enabled_targets_of(&self, tenants: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>> {
+        if tenants.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.enabled_targets_where(Some(tenants)).await
+    }
+
+    async fn enabled_targets_where(&self, tenants: Option<&[Uuid]>) -> Result<Vec<(Uuid, Uuid)>> {
+        let chunks: Vec<Option<Vec<String>>> = match tenants {
+            None => vec![None],
+            Some(t) => t
+                .chunks(500)
+                .map(|c| Some(c.iter().map(Uuid::to_string).collect()))
+                .collect(),
+        };
+        let mut out = Vec::new();
+        for chunk in chunks {
+            let mut q = targets::Entity::find()
+                .select_only()
+                .column(targets::Column::Id)
+                .column(targets::Column::TenantId)
+                .filter(targets::Column::Enabled.eq(true));
+            if let Some(chunk) = chunk {
+                q = q.filter(targets::Column::TenantId.is_in(chunk));
+            }
+            let rows: Vec<(String, String)> = q
+                .order_by_asc(targets::Column::Id)
+                .into_tuple()
+                .all(&self.inner.conn)
+                .await
+                .map_err(db)?;
+            for (id, tenant) in rows {
+                out.push((uuid_of(&id, "target")?, uuid_of(&tenant, "tenant")?));
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// The smallest cursor of any enabled target (`None` without one):
+    /// every event up to it has been handled by every target.
+    pub async fn min_cursor(&self) -> Result<Option<i64>> {
+        let min: Option<Option<i64>> = targets::Entity::find()
+            .select_only()
+            .column_as(targets::Column::Cursor.min(), "min")
+            .filter(targets::Column::Enabled.eq(true))
+            .into_tuple()
+            .one(&self.inner.conn)
+            .await
+            .map_err(db)?;
+        Ok(min.flatten())
+    }
+
     /// The target as stored now (it may have been changed or disabled).
     pub async fn target(&self, id: Uuid) -> Result<Option<LeasedTarget>> {
         let row = targets::Entity::find_by_id(id.to_string())

@@ -48,6 +48,15 @@ pub struct DeliveryConfig {
     pub rotation_overlap: Duration,
 }
 
+impl DeliveryConfig {
+    /// The lease a worker actually takes: `lease`, but at least twice
+    /// `timeout` (a round needs a lease that outlasts a whole request
+    /// after a renewal came late).
+    pub fn effective_lease(&self) -> Duration {
+        self.lease.max(self.timeout * 2)
+    }
+}
+
 const MINUTE: u64 = 60;
 const HOUR: u64 = 60 * MINUTE;
 const DAY: u64 = 24 * HOUR;

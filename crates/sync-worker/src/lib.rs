@@ -16,8 +16,8 @@
 //! - [`webhook`]: one signed request;
 //! - [`outbound`]: outbound SCIM (the application's own SCIM endpoint);
 //! - [`reconcile`]: the job that compares and repairs an outbound SCIM target;
-//! - [`queue`]: where the worker finds its work (the seam a Redis Streams
-//!   queue slots into);
+//! - [`queue`]: where the worker finds its work (the database's queue);
+//! - [`redis_queue`]: the queue through Redis Streams, for several workers;
 //! - [`runner`]: the worker, its leases and per-target rounds;
 //! - [`metrics`]: what it exports to Prometheus.
 
@@ -30,6 +30,7 @@ pub mod outbound;
 pub mod policy;
 pub mod queue;
 pub mod reconcile;
+pub mod redis_queue;
 pub mod resend;
 pub mod runner;
 pub mod secrets;
@@ -40,4 +41,5 @@ pub mod webhook;
 
 pub use config::DeliveryConfig;
 pub use queue::{Queue, SqlQueue};
+pub use redis_queue::RedisQueue;
 pub use runner::{Worker, WorkerError};

@@ -6,10 +6,10 @@
 //! the retries that came due), and hands it back each round's results to
 //! commit, fenced by the lease. [`SqlQueue`] answers all of it from the
 //! database: the event log read in commit order, leases as columns of the
-//! `targets` rows. A Redis Streams queue (scale-out) can take over the
-//! feeding and waking (`next_events`, `changed`, leases) while the
-//! delivery state it commits stays in the database; the worker's loop,
-//! policy and rendering do not change.
+//! `targets` rows. The Redis Streams queue (`redis_queue`, scale-out)
+//! takes over the sharing and waking (leases, `changed_for`, `relet`,
+//! `background`) while the delivery state it commits stays in the
+//! database; the worker's loop, policy and rendering do not change.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -17,6 +17,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use store::delivery::{Commit, Delivery, LeasedTarget, Target};
 use store::{EventQuery, Store, StoreError, StoredEvent};
+use tokio::sync::watch;
 use uuid::Uuid;
 
 /// The operations the delivery loop needs from its queue.
@@ -84,6 +85,31 @@ pub trait Queue: Send + Sync + 'static {
     /// Resolves when new events may have been committed (it may also
     /// resolve without: the worker then finds nothing and waits again).
     fn changed(&self) -> impl Future<Output = ()> + Send;
+
+    /// [`Queue::changed`] for one target: a queue that knows which
+    /// targets new events are for wakes only those.
+    fn changed_for(&self, target: Uuid) -> impl Future<Output = ()> + Send {
+        let _ = target;
+        self.changed()
+    }
+
+    /// Resolves when the queue wants the worker to lease again before the
+    /// next renewal (its share of the work moved). Never, by default.
+    fn relet(&self) -> impl Future<Output = ()> + Send {
+        std::future::pending()
+    }
+
+    /// What the queue does alongside the worker's loop for `owner`
+    /// (feeding itself), until `stop` turns true. It runs inside
+    /// [`crate::Worker::run`], so it ends with it. Nothing, by default.
+    fn background(
+        &self,
+        owner: &str,
+        stop: watch::Receiver<bool>,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (owner, stop);
+        std::future::ready(())
+    }
 }
 
 /// The queue in the database: the event log and the `targets` leases.

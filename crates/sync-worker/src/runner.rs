@@ -72,6 +72,19 @@ impl<Q: Queue> Clone for Worker<Q> {
     }
 }
 
+/// The target loops of a running worker: awaited on a graceful stop,
+/// aborted when `run` is dropped (a crash must not leave loops behind
+/// that go on delivering without a lease renewal).
+struct Loops(HashMap<Uuid, tokio::task::JoinHandle<()>>);
+
+impl Drop for Loops {
+    fn drop(&mut self) {
+        for handle in self.0.values() {
+            handle.abort();
+        }
+    }
+}
+
 /// What a target's round came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Round {
@@ -108,9 +121,7 @@ impl<Q: Queue> Worker<Q> {
         secrets: Option<SecretBox>,
         metrics: Metrics,
     ) -> Result<Worker<Q>, WorkerError> {
-        // A round needs a lease that outlasts a whole request after a
-        // renewal came late: at least twice the timeout.
-        config.lease = config.lease.max(config.timeout * 2);
+        config.lease = config.effective_lease();
         let policy = AddressPolicy {
             allow_private: config.allow_private_targets,
         };
@@ -136,57 +147,64 @@ impl<Q: Queue> Worker<Q> {
 
     /// Delivers until `stop` turns true; then lets every target finish
     /// its round (requests in flight end or time out), and gives up its
-    /// leases so another worker can continue at once.
+    /// leases so another worker can continue at once. Dropped instead
+    /// (its task aborted), it stops every target's loop at once and gives
+    /// nothing back, as a crash would.
     pub async fn run(self, stop: watch::Receiver<bool>) {
         let s = &self.shared;
-        let mut loops: HashMap<Uuid, tokio::task::JoinHandle<()>> = HashMap::new();
+        let mut loops = Loops(HashMap::new());
         let renew = s.config.lease / 3;
-        let mut last_housekeeping: Option<tokio::time::Instant> = None;
-        let mut stop_main = stop.clone();
-        loop {
-            if *stop_main.borrow() {
-                break;
-            }
-            let now = Utc::now();
-            let until = now + chrono::Duration::from_std(s.config.lease).unwrap_or_default();
-            match s
-                .queue
-                .lease_targets(&s.owner, now, until, s.config.max_targets)
-                .await
-            {
-                Ok(leased) => {
-                    loops.retain(|_, h| !h.is_finished());
-                    for lt in leased {
-                        let id = lt.target.id;
-                        if loops.contains_key(&id) {
-                            continue;
+        let background = s.queue.background(&s.owner, stop.clone());
+        let leasing = async {
+            let mut last_housekeeping: Option<tokio::time::Instant> = None;
+            let mut stop_main = stop.clone();
+            loop {
+                if *stop_main.borrow() {
+                    break;
+                }
+                let now = Utc::now();
+                let until = now + chrono::Duration::from_std(s.config.lease).unwrap_or_default();
+                match s
+                    .queue
+                    .lease_targets(&s.owner, now, until, s.config.max_targets)
+                    .await
+                {
+                    Ok(leased) => {
+                        loops.0.retain(|_, h| !h.is_finished());
+                        for lt in leased {
+                            let id = lt.target.id;
+                            if loops.0.contains_key(&id) {
+                                continue;
+                            }
+                            tracing::debug!(target_id = %id, owner = %s.owner, "delivery: target leased");
+                            let worker = self.clone();
+                            let stop = stop.clone();
+                            loops.0.insert(
+                                id,
+                                tokio::spawn(async move { worker.target_loop(id, stop).await }),
+                            );
                         }
-                        tracing::debug!(target_id = %id, owner = %s.owner, "delivery: target leased");
-                        let worker = self.clone();
-                        let stop = stop.clone();
-                        loops.insert(
-                            id,
-                            tokio::spawn(async move { worker.target_loop(id, stop).await }),
-                        );
                     }
+                    Err(e) => tracing::warn!(error = %e, "delivery: cannot lease targets"),
                 }
-                Err(e) => tracing::warn!(error = %e, "delivery: cannot lease targets"),
-            }
-            let due = last_housekeeping.is_none_or(|t| t.elapsed() >= Duration::from_secs(60));
-            if due {
-                last_housekeeping = Some(tokio::time::Instant::now());
-                self.housekeeping().await;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(renew) => {}
-                changed = stop_main.changed() => {
-                    if changed.is_err() {
-                        break;
+                let due = last_housekeeping.is_none_or(|t| t.elapsed() >= Duration::from_secs(60));
+                if due {
+                    last_housekeeping = Some(tokio::time::Instant::now());
+                    self.housekeeping().await;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(renew) => {}
+                    () = s.queue.relet() => {}
+                    changed = stop_main.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
                     }
                 }
             }
-        }
-        for (_, handle) in loops {
+        };
+        tokio::join!(background, leasing);
+        for (_, handle) in loops.0.drain() {
             let _ = handle.await;
         }
         if let Err(e) = s.queue.release(&s.owner).await {
@@ -288,7 +306,7 @@ impl<Q: Queue> Worker<Q> {
                 Round::Idle => {
                     not_before = Some(started + s.config.linger);
                     tokio::select! {
-                        _ = s.queue.changed() => {}
+                        _ = s.queue.changed_for(id) => {}
                         _ = tokio::time::sleep(s.config.poll) => {}
                         _ = stop.changed() => {}
                     }

@@ -106,7 +106,10 @@ impl RedisServer {
                 panic!("redis-server exited at start: {status}");
             }
             if Instant::now() > deadline {
-                panic!("redis-server did not answer on port {} in {START:?}", self.port);
+                panic!(
+                    "redis-server did not answer on port {} in {START:?}",
+                    self.port
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }

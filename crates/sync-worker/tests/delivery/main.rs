@@ -4,6 +4,7 @@
 
 mod queue;
 mod recipes;
+mod redis;
 mod scim;
 mod super_tenants;
 mod support;

@@ -10,7 +10,7 @@ use sync_worker::address::AddressPolicy;
 use sync_worker::metrics::Metrics;
 use sync_worker::secrets::SecretBox;
 use sync_worker::targets::{TargetSpec, Targets};
-use sync_worker::{DeliveryConfig, Worker};
+use sync_worker::{DeliveryConfig, Queue, Worker};
 use testkit::receiver::Receiver;
 use testkit::{TestDatabase, TestDb};
 use tokio::sync::watch;
@@ -122,12 +122,6 @@ impl Running {
 
 /// Starts a worker on `store` with `config`.
 pub fn start(store: &Store, config: DeliveryConfig) -> Running {
-    // The worker reports trouble as warnings: show them with the test's
-    // output (captured, printed when it fails).
-    let _ = tracing_subscriber::fmt()
-        .with_test_writer()
-        .with_max_level(tracing::Level::INFO)
-        .try_init();
     let worker = Worker::new(
         store.clone(),
         config,
@@ -135,6 +129,17 @@ pub fn start(store: &Store, config: DeliveryConfig) -> Running {
         Metrics::unregistered().expect("metrics"),
     )
     .expect("worker");
+    run(worker)
+}
+
+/// Runs `worker` (on any queue) until stopped or aborted.
+pub fn run<Q: Queue>(worker: Worker<Q>) -> Running {
+    // The worker reports trouble as warnings: show them with the test's
+    // output (captured, printed when it fails).
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_max_level(tracing::Level::INFO)
+        .try_init();
     let (stop, rx) = watch::channel(false);
     Running {
         stop,
