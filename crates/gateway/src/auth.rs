@@ -125,6 +125,15 @@ async fn authorize<R: Requirement>(req: &HttpRequest) -> Result<Authorized<R>, A
         .app_data::<web::Data<Shared>>()
         .cloned()
         .ok_or_else(|| ApiError::Internal("gateway state is not configured".into()))?;
+    // With the database known to be down, neither the token nor the request
+    // can be served: answer now rather than wait for the pool to give up.
+    // Before the token check, so a client is told to retry, not that its
+    // token is bad.
+    if !shared.database.is_reachable() {
+        return Err(ApiError::Unavailable {
+            retry_after: shared.config.auth_poll_interval.as_secs().max(1),
+        });
+    }
     let fail = |reason: &str, e: ApiError| {
         shared
             .metrics

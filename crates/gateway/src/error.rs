@@ -57,6 +57,14 @@ pub enum ApiError {
         /// The methods the endpoint supports, for the `Allow` header.
         allow: &'static str,
     },
+    /// The database is known to be unreachable (503): answered at once,
+    /// with `Retry-After`. The outage is logged once when it is noticed,
+    /// not per request.
+    #[error("the database is unreachable; retry after {retry_after} s")]
+    Unavailable {
+        /// Seconds after which a retry may succeed (the next check).
+        retry_after: u64,
+    },
     /// A failure inside the gateway (500); the cause goes to the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -82,7 +90,7 @@ impl ApiError {
                 "internal server error; request id {}",
                 observe::current_request_id()
             ),
-            ApiError::Store(StoreError::Unavailable(_)) => format!(
+            ApiError::Store(StoreError::Unavailable(_)) | ApiError::Unavailable { .. } => format!(
                 "the directory is temporarily unavailable; retry later (request id {})",
                 observe::current_request_id()
             ),
@@ -121,6 +129,7 @@ impl ResponseError for ApiError {
             ApiError::NoRoute(_) => 404,
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::NotImplemented(_) => 501,
+            ApiError::Unavailable { .. } => 503,
             ApiError::Internal(_) => 500,
         };
         StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
@@ -143,7 +152,7 @@ impl ResponseError for ApiError {
                     HeaderValue::from_static("Bearer realm=\"scimgate\""),
                 ));
             }
-            ApiError::RateLimited { retry_after } => {
+            ApiError::RateLimited { retry_after } | ApiError::Unavailable { retry_after } => {
                 res.insert_header((header::RETRY_AFTER, retry_after.to_string()));
             }
             ApiError::MethodNotAllowed { allow, .. } => {
@@ -244,6 +253,21 @@ mod tests {
             res.headers().get(header::CONTENT_TYPE).unwrap(),
             SCIM_CONTENT_TYPE
         );
+    }
+
+    #[test]
+    fn a_known_outage_is_503_with_retry_after_and_no_cause() {
+        let (code, body, res) = parts(ApiError::Unavailable { retry_after: 2 });
+        assert_eq!(code, 503);
+        assert_eq!(body["status"], "503");
+        assert_eq!(
+            body["schemas"],
+            json!(["urn:ietf:params:scim:api:messages:2.0:Error"])
+        );
+        assert!(body.get("scimType").is_none());
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains("temporarily unavailable"), "{detail}");
+        assert_eq!(res.headers().get(header::RETRY_AFTER).unwrap(), "2");
     }
 
     #[test]

@@ -2,9 +2,12 @@
 //! audited (metric + provisioning log) whatever its outcome.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use futures_util::future::BoxFuture;
 use scim::AttrPath;
 use scim::discovery::{
     ServiceProviderConfig, resource_type_resource, resource_types_document, schema_resource,
@@ -621,24 +624,179 @@ pub(crate) async fn not_allowed(req: HttpRequest, allow: &'static str) -> Reply 
     })
 }
 
+// ---------------------------------------------------------------- health
+
+/// How long one readiness check may take before it counts as failed: a
+/// dependency that hangs must not make `/readyz` hang (a load balancer's
+/// probe gives up after a few seconds and learns nothing).
+pub const READINESS_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One dependency check: `Ok` when the dependency answers, else why not
+/// (logged, never shown to the caller).
+type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// What `/readyz` checks: a list of named dependency checks (`"database"`,
+/// and whatever a process adds next to it, e.g. `"redis"`), run
+/// concurrently, each bounded by [`READINESS_CHECK_TIMEOUT`]. The process is
+/// ready when every check passes. `/healthz` checks nothing: it says the
+/// process is up and serving HTTP. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Readiness {
+    checks: Vec<(&'static str, Check)>,
+}
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.checks.iter().map(|(name, _)| *name).collect();
+        f.debug_struct("Readiness").field("checks", &names).finish()
+    }
+}
+
+/// The result of one run of every readiness check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadinessReport {
+    /// Each check by name, in the order they were added: `true` when it passed.
+    pub checks: Vec<(&'static str, bool)>,
+}
+
+impl ReadinessReport {
+    /// True when every check passed.
+    pub fn ready(&self) -> bool {
+        self.checks.iter().all(|(_, ok)| *ok)
+    }
+
+    /// The `/readyz` body: `{"status":"ready"|"unavailable","checks":{name:"ok"|"unavailable"}}`.
+    pub fn body(&self) -> Value {
+        let checks: serde_json::Map<String, Value> = self
+            .checks
+            .iter()
+            .map(|(name, ok)| {
+                let state = if *ok { "ok" } else { "unavailable" };
+                ((*name).to_owned(), Value::from(state))
+            })
+            .collect();
+        let status = if self.ready() { "ready" } else { "unavailable" };
+        serde_json::json!({ "status": status, "checks": checks })
+    }
+}
+
+impl Readiness {
+    /// No checks yet: ready as long as the process serves HTTP.
+    pub fn new() -> Readiness {
+        Readiness::default()
+    }
+
+    /// Adds a check named `name` (a key of the `checks` object).
+    pub fn with_check<F, Fut>(mut self, name: &'static str, check: F) -> Readiness
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.checks.push((
+            name,
+            Arc::new(move || Box::pin(check()) as BoxFuture<'static, _>),
+        ));
+        self
+    }
+
+    /// Adds the `"database"` check: `store` answers a trivial query.
+    pub fn with_database(self, store: store::Store) -> Readiness {
+        self.with_check("database", move || {
+            let store = store.clone();
+            async move { store.ping().await.map_err(|e| e.to_string()) }
+        })
+    }
+
+    /// Runs every check at once, each bounded by [`READINESS_CHECK_TIMEOUT`];
+    /// a failure is logged with its cause.
+    pub async fn run(&self) -> ReadinessReport {
+        let runs = self.checks.iter().map(|(name, check)| async move {
+            let outcome = match tokio::time::timeout(READINESS_CHECK_TIMEOUT, check()).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(format!("no answer within {READINESS_CHECK_TIMEOUT:?}")),
+            };
+            if let Err(error) = &outcome {
+                tracing::warn!(check = *name, %error, "readiness check failed");
+            }
+            (*name, outcome.is_ok())
+        });
+        ReadinessReport {
+            checks: futures_util::future::join_all(runs).await,
+        }
+    }
+
+    /// Mounts `GET /healthz` and `GET /readyz` (with the request id /
+    /// tracing / metrics middleware).
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        cfg.service(
+            web::resource("/healthz")
+                .wrap(actix_web::middleware::from_fn(crate::observe::middleware))
+                .route(web::get().to(healthz)),
+        );
+        let readiness = self.clone();
+        cfg.service(
+            web::resource("/readyz")
+                .wrap(actix_web::middleware::from_fn(crate::observe::middleware))
+                .route(web::get().to(move || {
+                    let readiness = readiness.clone();
+                    async move { readyz(&readiness).await }
+                })),
+        );
+    }
+}
+
 /// GET /healthz: the process is up.
-pub(crate) async fn healthz() -> HttpResponse {
+async fn healthz() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .body(r#"{"status":"ok"}"#)
 }
 
-/// GET /readyz: the database answers.
-pub(crate) async fn readyz(shared: web::Data<crate::Shared>) -> HttpResponse {
-    match shared.store.ping().await {
-        Ok(()) => HttpResponse::Ok()
-            .content_type("application/json")
-            .body(r#"{"status":"ready"}"#),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            HttpResponse::ServiceUnavailable()
-                .content_type("application/json")
-                .body(r#"{"status":"unavailable"}"#)
-        }
+/// GET /readyz: every dependency answers (200), or not (503).
+async fn readyz(readiness: &Readiness) -> HttpResponse {
+    let report = readiness.run().await;
+    let status = if report.ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    HttpResponse::build(status)
+        .content_type("application/json")
+        .body(report.body().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn readiness_names_each_check_and_bounds_a_hanging_one() {
+        let none = Readiness::new().run().await;
+        assert!(none.ready());
+        assert_eq!(none.body(), json!({"status": "ready", "checks": {}}));
+
+        let ok = Readiness::new().with_check("database", || async { Ok(()) });
+        assert_eq!(
+            ok.run().await.body(),
+            json!({"status": "ready", "checks": {"database": "ok"}})
+        );
+
+        let started = std::time::Instant::now();
+        let mixed = ok
+            .with_check("redis", || async { Err("connection refused".to_owned()) })
+            .with_check("hangs", std::future::pending);
+        let report = mixed.run().await;
+        assert!(!report.ready());
+        assert_eq!(
+            report.body(),
+            json!({
+                "status": "unavailable",
+                "checks": {"database": "ok", "redis": "unavailable", "hangs": "unavailable"}
+            })
+        );
+        // The checks run at once, so the hanging one costs one timeout.
+        assert!(started.elapsed() < READINESS_CHECK_TIMEOUT * 2);
     }
 }

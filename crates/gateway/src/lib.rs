@@ -13,7 +13,16 @@
 //! Under each: `/Users`, `/Users/{id}`, `/Users/.search`, `/Groups`,
 //! `/Groups/{id}`, `/Groups/.search`, `/ServiceProviderConfig`,
 //! `/ResourceTypes[/{name}]`, `/Schemas[/{urn}]`; plus `/healthz` and
-//! `/readyz` at the root.
+//! `/readyz` at the root ([`Gateway::configure`]; [`Gateway::configure_scim`]
+//! leaves them to the caller's [`Readiness`]).
+//!
+//! **Database down** (PostgreSQL). The background auth-revision poll
+//! doubles as the database check: when it fails as unreachable, or gets no
+//! answer within [`GatewayConfig::database_check_timeout`], every SCIM
+//! request is answered at once with 503 and a SCIM error body (with
+//! `Retry-After`) instead of waiting for a connection the pool cannot make;
+//! the first poll that succeeds again ends it. Requests already waiting
+//! when the database goes away end with 503 when the pool gives up.
 //!
 //! Decisions where RFC 7644 leaves room (each is also noted where it is
 //! implemented):
@@ -64,6 +73,7 @@ mod render;
 
 pub use auth::{AnyScope, Authorized, Requirement, ScimRead, ScimWrite};
 pub use error::{ApiError, SCIM_CONTENT_TYPE};
+pub use handlers::{READINESS_CHECK_TIMEOUT, Readiness, ReadinessReport};
 pub use observe::current_request_id;
 
 /// Settings of the SCIM service.
@@ -87,8 +97,14 @@ pub struct GatewayConfig {
     /// How long a verified token is trusted without asking the store.
     pub token_cache_ttl: Duration,
     /// How often the store's auth revision is polled to pick up
-    /// revocations and suspensions made elsewhere.
+    /// revocations and suspensions made elsewhere; the same poll tells
+    /// whether the database is reachable.
     pub auth_poll_interval: Duration,
+    /// On PostgreSQL, how long that poll may wait for an answer before the
+    /// database counts as unreachable and SCIM requests are answered 503
+    /// at once. (An embedded SQLite file cannot become unreachable: there
+    /// the poll never stops requests.)
+    pub database_check_timeout: Duration,
     /// Budget for filter strings.
     pub filter_limits: scim::filter::Limits,
     /// What a successful `PATCH /Groups/{id}` answers.
@@ -130,6 +146,7 @@ impl Default for GatewayConfig {
             rate_limit_burst: 400,
             token_cache_ttl: Duration::from_secs(60),
             auth_poll_interval: Duration::from_secs(2),
+            database_check_timeout: Duration::from_secs(3),
             filter_limits: scim::filter::Limits::default(),
             group_patch_response: GroupPatchResponse::Auto,
             group_patch_no_content_above: DEFAULT_GROUP_PATCH_NO_CONTENT_ABOVE,
@@ -160,6 +177,8 @@ pub(crate) struct Shared {
     pub(crate) tokens: auth::TokenCache,
     pub(crate) limiter: auth::TenantLimiter,
     pub(crate) log: provlog::Queue,
+    /// Whether the database answered the last background check.
+    pub(crate) database: DatabaseState,
     /// Set once by [`Gateway::shutdown`]; background tasks watch it.
     pub(crate) stop: tokio::sync::watch::Sender<bool>,
 }
@@ -201,6 +220,7 @@ impl Gateway {
                 config.rate_limit_burst,
             ),
             log: provlog::Queue::new(),
+            database: DatabaseState::register(metrics)?,
             stop: tokio::sync::watch::channel(false).0,
             store,
             config,
@@ -210,20 +230,20 @@ impl Gateway {
         })
     }
 
-    /// Mounts every SCIM route, `/healthz` and `/readyz`, with the request
-    /// id / tracing / metrics middleware applied inside.
+    /// Mounts every SCIM route, `/healthz` and `/readyz` (checking the
+    /// database), with the request id / tracing / metrics middleware
+    /// applied inside.
     pub fn configure(&self, cfg: &mut ServiceConfig) {
+        Readiness::new()
+            .with_database(self.shared.store.clone())
+            .configure(cfg);
+        self.configure_scim(cfg);
+    }
+
+    /// Mounts the SCIM routes only, for a process that mounts its own
+    /// [`Readiness`] (with the checks of everything it depends on).
+    pub fn configure_scim(&self, cfg: &mut ServiceConfig) {
         cfg.app_data(self.shared.clone());
-        cfg.service(
-            web::resource("/healthz")
-                .wrap(from_fn(observe::middleware))
-                .route(web::get().to(handlers::healthz)),
-        );
-        cfg.service(
-            web::resource("/readyz")
-                .wrap(from_fn(observe::middleware))
-                .route(web::get().to(handlers::readyz)),
-        );
         cfg.service(scim_scope("/scim/v2"));
         cfg.service(scim_scope("/tenants/{slug}/scim/v2"));
     }
@@ -264,6 +284,11 @@ impl Gateway {
         &self,
         token: &str,
     ) -> Result<Option<store::Authenticated>, store::StoreError> {
+        if !self.shared.database.is_reachable() {
+            return Err(store::StoreError::Unavailable(
+                "the database is unreachable".into(),
+            ));
+        }
         self.shared
             .tokens
             .resolve(&self.shared, token)
@@ -276,6 +301,55 @@ impl Gateway {
     pub fn invalidate_tokens(&self) {
         self.shared.tokens.clear();
     }
+
+    /// Whether the database answered this gateway's last background check
+    /// (see the module documentation); `true` until a check fails.
+    pub fn database_reachable(&self) -> bool {
+        self.shared.database.is_reachable()
+    }
+}
+
+/// Whether the database answered the last background check, as a flag the
+/// request path reads without waiting and a gauge for alerts.
+pub(crate) struct DatabaseState {
+    reachable: std::sync::atomic::AtomicBool,
+    gauge: prometheus::IntGauge,
+}
+
+impl DatabaseState {
+    fn register(registry: &prometheus::Registry) -> Result<DatabaseState, prometheus::Error> {
+        let gauge = prometheus::IntGauge::new(
+            "scimgate_database_reachable",
+            "1 when the database answered this process's last background check, else 0 \
+             (SCIM requests are then answered 503 at once).",
+        )?;
+        registry.register(Box::new(gauge.clone()))?;
+        gauge.set(1);
+        Ok(DatabaseState {
+            reachable: std::sync::atomic::AtomicBool::new(true),
+            gauge,
+        })
+    }
+
+    pub(crate) fn is_reachable(&self) -> bool {
+        self.reachable.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Records a check's outcome; a change is logged once, not per request.
+    fn set(&self, reachable: bool, cause: &dyn std::fmt::Display) {
+        let was = self
+            .reachable
+            .swap(reachable, std::sync::atomic::Ordering::Relaxed);
+        self.gauge.set(i64::from(reachable));
+        match (was, reachable) {
+            (true, false) => tracing::error!(
+                error = %cause,
+                "database unreachable: SCIM requests are answered 503 until it answers again"
+            ),
+            (false, true) => tracing::info!("database reachable again: serving SCIM requests"),
+            _ => {}
+        }
+    }
 }
 
 /// Resolves once [`Gateway::shutdown`] has been called (or the gateway is
@@ -284,7 +358,8 @@ pub(crate) async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
-/// Clears the token cache whenever the store's auth revision moves.
+/// Clears the token cache whenever the store's auth revision moves, and
+/// records whether the database answered (see [`DatabaseState`]).
 async fn poll_auth_revision(shared: web::Data<Shared>) {
     let mut tick = tokio::time::interval(
         shared
@@ -300,8 +375,20 @@ async fn poll_auth_revision(shared: web::Data<Shared>) {
             _ = tick.tick() => {}
             () = stopped(&mut stop) => return,
         }
-        match shared.store.admin().auth_revision().await {
-            Ok(rev) => {
+        let read = tokio::time::timeout(
+            shared.config.database_check_timeout,
+            shared.store.admin().auth_revision(),
+        )
+        .await;
+        // Only a database across the network can become unreachable; on an
+        // embedded SQLite file a slow or busy read is contention, and the
+        // requests are better off trying (see `database_check_timeout`).
+        let networked = shared.store.backend() == store::Backend::Postgres;
+        match read {
+            Ok(Ok(rev)) => {
+                if networked {
+                    shared.database.set(true, &"answered");
+                }
                 if seen != Some(rev) {
                     if seen.is_some() {
                         tracing::info!(
@@ -313,7 +400,18 @@ async fn poll_auth_revision(shared: web::Data<Shared>) {
                     seen = Some(rev);
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot read the auth revision"),
+            Ok(Err(e @ store::StoreError::Unavailable(_))) if networked => {
+                shared.database.set(false, &e);
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the auth revision"),
+            Err(_) if networked => shared.database.set(
+                false,
+                &format!(
+                    "no answer within {:?}",
+                    shared.config.database_check_timeout
+                ),
+            ),
+            Err(_) => tracing::warn!("reading the auth revision is slow"),
         }
     }
 }

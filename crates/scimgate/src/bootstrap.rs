@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
-use store::{AdminStore, IssuedToken, NewTenant, NewToken, Scope, Store, Tenant, TenantKind};
+use store::{
+    AdminStore, IssuedToken, NewTenant, NewToken, Scope, Store, StoreError, Tenant, TenantKind,
+};
 
 use crate::config::{Config, Secret};
 
@@ -138,23 +140,54 @@ impl FirstStart {
 const FIRST_START_ACTOR: &str = "system:first-start";
 
 /// Creates the operator and the default tenant where they are missing.
+///
+/// Only processes that can show the secrets it creates call this (`serve`
+/// and `admin`, which print the banner). Several of them may start at
+/// once on a new shared database: the one whose insert loses the race
+/// (a uniqueness error) leaves that part to the winner, which shows it.
 pub async fn ensure_initialized(store: &Store, config: &Config) -> store::Result<FirstStart> {
     let admin = store.admin();
     let mut first = FirstStart::default();
     if admin.count_operators().await? == 0 {
         let password = generate_password();
         let email = config.operator_email.trim().to_owned();
-        admin
+        match admin
             .create_operator(&email, password.expose(), FIRST_START_ACTOR)
-            .await?;
-        tracing::info!(email = %email, "first start: created the operator account");
-        first.operator = Some(OperatorCredential { email, password });
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(email = %email, "first start: created the operator account");
+                first.operator = Some(OperatorCredential { email, password });
+            }
+            Err(StoreError::Uniqueness(_)) => {
+                tracing::info!("first start: another instance created the operator account");
+            }
+            Err(e) => return Err(e),
+        }
     }
     let (tenants, _) = admin.list_tenants(0, 1).await?;
     if tenants == 0 {
-        first.tenant = Some(create_default_tenant(&admin).await?);
+        match create_default_tenant(&admin).await {
+            Ok(tenant) => first.tenant = Some(tenant),
+            Err(StoreError::Uniqueness(_)) => {
+                tracing::info!("first start: another instance created the default tenant");
+            }
+            Err(e) => return Err(e),
+        }
     }
     Ok(first)
+}
+
+/// For a process that does not initialise (a gateway, which must not
+/// print secrets): true when the first start has not happened yet (no
+/// operator, or no tenant), so it can say who will do it.
+pub async fn first_start_pending(store: &Store) -> store::Result<bool> {
+    let admin = store.admin();
+    if admin.count_operators().await? == 0 {
+        return Ok(true);
+    }
+    let (tenants, _) = admin.list_tenants(0, 1).await?;
+    Ok(tenants == 0)
 }
 
 async fn create_default_tenant(admin: &AdminStore) -> store::Result<FirstTenant> {

@@ -13,7 +13,8 @@ use crate::config::{Flags, Secret};
     name = "scimgate",
     version,
     about = "scimgate: a multi-tenant SCIM 2.0 gateway",
-    after_help = "Configuration: defaults < TOML file < SCIMGATE_<KEY> environment < flags; see docs/configuration.md."
+    after_help = "Configuration: defaults < TOML file < SCIMGATE_<KEY> environment < flags; see docs/configuration.md.\n\
+                  Processes: `serve` runs everything; a split deployment runs `gateway`, `admin` and `worker` against one PostgreSQL (docs/operations.md)."
 )]
 pub struct Cli {
     /// TOML configuration file (else $SCIMGATE_CONFIG; see docs/configuration.md).
@@ -43,11 +44,13 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run everything in one process: SCIM gateway, metrics, background tasks.
+    /// Run everything in one process: SCIM gateway, admin API and console, metrics, background work.
     Serve(ServeArgs),
-    /// Run only the background work (delivery to applications, role
-    /// recompute jobs) against a shared database, for a split deployment;
-    /// serves /metrics and /healthz on --listen.
+    /// Run only the SCIM service (split deployment): /scim/v2, /metrics, /healthz, /readyz.
+    Gateway(ServeArgs),
+    /// Without a subcommand, run the admin API and console (split deployment); with one, manage admin logins.
+    Admin(AdminArgs),
+    /// Run the background work only (split deployment): delivery, jobs, sweeps; /metrics, /healthz, /readyz.
     Worker(ServeArgs),
     /// Apply database migrations and exit.
     Migrate,
@@ -57,9 +60,6 @@ pub enum Command {
     /// Manage a tenant's SCIM bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Manage admin logins: operators and tenant administrators.
-    #[command(subcommand)]
-    Admin(AdminCommand),
     /// Show and change a tenant's role policy (roles, default, mode, group mappings).
     #[command(subcommand)]
     Role(RoleCommand),
@@ -432,6 +432,22 @@ pub struct ServeArgs {
     /// Base URL clients reach this server at, e.g. behind a reverse proxy.
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
+}
+
+/// `admin`: the admin process, or (with a subcommand) the admin logins.
+///
+/// Both share the name: `scimgate admin [--listen ADDR]` is the process of
+/// a split deployment (as `gateway` and `worker` are), and `scimgate admin
+/// create-operator ...` (and the other login commands) keep working.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AdminArgs {
+    /// Manage admin logins instead of running the admin process.
+    #[command(subcommand)]
+    pub command: Option<AdminCommand>,
+    /// The admin process's listener.
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 /// `tenant ...`.
@@ -894,7 +910,13 @@ impl Cli {
     /// The configuration values given as flags.
     pub fn flags(&self) -> Flags {
         let (listen, public_url) = match &self.command {
-            Command::Serve(args) | Command::Worker(args) => (args.listen, args.public_url.clone()),
+            Command::Serve(args)
+            | Command::Gateway(args)
+            | Command::Worker(args)
+            | Command::Admin(AdminArgs {
+                command: None,
+                serve: args,
+            }) => (args.listen, args.public_url.clone()),
             _ => (None, None),
         };
         Flags {
@@ -914,6 +936,45 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn admin_is_the_process_without_a_subcommand_and_the_logins_with_one() {
+        let cli = Cli::try_parse_from(["scimgate", "admin", "--listen", "127.0.0.1:9001"])
+            .expect("parses");
+        assert!(matches!(
+            &cli.command,
+            Command::Admin(AdminArgs { command: None, .. })
+        ));
+        assert_eq!(cli.flags().listen, "127.0.0.1:9001".parse().ok());
+
+        let cli = Cli::try_parse_from(["scimgate", "admin", "create-operator", "--email", "a@b.c"])
+            .expect("parses");
+        assert!(matches!(
+            cli.command,
+            Command::Admin(AdminArgs {
+                command: Some(AdminCommand::CreateOperator { .. }),
+                ..
+            })
+        ));
+        assert_eq!(cli.flags().listen, None);
+
+        // A listener belongs to the process, not to a login command.
+        assert!(
+            Cli::try_parse_from([
+                "scimgate",
+                "admin",
+                "--listen",
+                "127.0.0.1:9001",
+                "list-tenant-admins",
+                "acme"
+            ])
+            .is_err()
+        );
+        let cli = Cli::try_parse_from(["scimgate", "gateway", "--listen", "0.0.0.0:8080"])
+            .expect("parses");
+        assert!(matches!(cli.command, Command::Gateway(_)));
+        assert_eq!(cli.flags().listen, "0.0.0.0:8080".parse().ok());
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub const KEYS: &[&str] = &[
     "rate_limit_per_second",
     "rate_limit_burst",
     "token_cache_ttl_secs",
+    "auth_poll_interval_secs",
     "provisioning_log_retention_days",
     "sqlite_synchronous",
     "db_max_connections",
@@ -76,6 +77,10 @@ pub const MAX_ADMIN_TOKEN_TTL_SECS: u64 = 7 * 24 * 3600;
 pub const MIN_JOB_LEASE_SECS: u64 = 5;
 /// See [`MIN_JOB_LEASE_SECS`]: an hour.
 pub const MAX_JOB_LEASE_SECS: u64 = 3600;
+
+/// Longest auth-revision poll interval accepted, in seconds: a revocation
+/// made elsewhere may take this long to reach a running process.
+pub const MAX_AUTH_POLL_INTERVAL_SECS: u64 = 60;
 
 /// Name of the SQLite database file inside the data directory.
 pub const SQLITE_FILE_NAME: &str = "scimgate.db";
@@ -258,6 +263,10 @@ pub struct Config {
     pub rate_limit_burst: u32,
     /// How long a verified token stays in the in-memory cache, in seconds.
     pub token_cache_ttl_secs: u64,
+    /// How often a process polls the store's auth revision (revocations
+    /// made by other processes; also the gateway's database check), in
+    /// seconds.
+    pub auth_poll_interval_secs: u64,
     /// Days provisioning-log entries are kept; 0 keeps them forever.
     pub provisioning_log_retention_days: u32,
     /// SQLite durability (ignored for PostgreSQL).
@@ -322,6 +331,7 @@ impl Default for Config {
             rate_limit_per_second: gateway.rate_limit_per_second,
             rate_limit_burst: gateway.rate_limit_burst,
             token_cache_ttl_secs: gateway.token_cache_ttl.as_secs(),
+            auth_poll_interval_secs: gateway.auth_poll_interval.as_secs(),
             provisioning_log_retention_days: 30,
             sqlite_synchronous: if store.sqlite_synchronous_full {
                 SqliteSynchronous::Full
@@ -420,6 +430,7 @@ struct Layer {
     rate_limit_per_second: Option<u32>,
     rate_limit_burst: Option<u32>,
     token_cache_ttl_secs: Option<u64>,
+    auth_poll_interval_secs: Option<u64>,
     provisioning_log_retention_days: Option<u32>,
     sqlite_synchronous: Option<SqliteSynchronous>,
     db_max_connections: Option<u32>,
@@ -605,6 +616,7 @@ impl Config {
             rate_limit_per_second,
             rate_limit_burst,
             token_cache_ttl_secs,
+            auth_poll_interval_secs,
             provisioning_log_retention_days,
             sqlite_synchronous,
             db_max_connections,
@@ -695,6 +707,12 @@ impl Config {
             return Err(invalid(
                 "job_lease_secs",
                 format!("must be between {MIN_JOB_LEASE_SECS} and {MAX_JOB_LEASE_SECS} seconds"),
+            ));
+        }
+        if !(1..=MAX_AUTH_POLL_INTERVAL_SECS).contains(&self.auth_poll_interval_secs) {
+            return Err(invalid(
+                "auth_poll_interval_secs",
+                format!("must be between 1 and {MAX_AUTH_POLL_INTERVAL_SECS} seconds"),
             ));
         }
         if self.db_max_connections == 0 {
@@ -891,6 +909,7 @@ impl Config {
             rate_limit_per_second: self.rate_limit_per_second,
             rate_limit_burst: self.rate_limit_burst,
             token_cache_ttl: Duration::from_secs(self.token_cache_ttl_secs),
+            auth_poll_interval: Duration::from_secs(self.auth_poll_interval_secs),
             group_patch_response: match self.group_patch_response {
                 GroupPatchResponse::Auto => gateway::GroupPatchResponse::Auto,
                 GroupPatchResponse::Resource => gateway::GroupPatchResponse::Resource,
@@ -1287,6 +1306,8 @@ mod tests {
             ("SCIMGATE_SQLITE_SYNCHRONOUS", "off"),
             ("SCIMGATE_JOB_LEASE_SECS", "4"),
             ("SCIMGATE_JOB_LEASE_SECS", "3601"),
+            ("SCIMGATE_AUTH_POLL_INTERVAL_SECS", "0"),
+            ("SCIMGATE_AUTH_POLL_INTERVAL_SECS", "61"),
         ] {
             let sources = Sources {
                 env: env(&[(key, value)]),

@@ -1,9 +1,11 @@
 //! scimgate, the binary: command line, configuration, first start, and the
-//! application builder that `scimgate serve` and the tests share.
+//! application builder that the processes (`serve`, `gateway`, `admin`,
+//! `worker`) and the tests share.
 //!
 //! [`spawn`] builds exactly what `serve` runs (database, migrations, first
-//! start, gateway, `/metrics`, background tasks) and binds its listener, so
-//! tests boot the real application rather than a look-alike.
+//! start, gateway, admin API, `/metrics`, background work) and binds its
+//! listener, so tests boot the real application rather than a look-alike;
+//! [`start`] does the same for any [`Process`].
 
 pub mod bootstrap;
 pub mod cli;
@@ -13,4 +15,4 @@ pub mod server;
 pub mod telemetry;
 
 pub use config::{Config, Secret};
-pub use server::{App, AppError, open_store, spawn};
+pub use server::{App, AppError, Process, open_store, spawn, start};

@@ -4,10 +4,11 @@ use std::io::{ErrorKind, Write as _};
 use std::process::ExitCode;
 
 use clap::Parser;
-use scimgate::cli::{Cli, Command, UserCommand};
+use scimgate::cli::{AdminArgs, Cli, Command, UserCommand};
 use scimgate::commands::{self, CommandError, Output};
 use scimgate::config::{Config, Sources};
-use scimgate::{server, telemetry};
+use scimgate::server::{self, Process};
+use scimgate::telemetry;
 
 /// mimalloc rather than glibc malloc: see the note on the dependency.
 #[global_allocator]
@@ -26,7 +27,11 @@ async fn main() -> ExitCode {
 
     // Operator commands stay quiet unless asked: their output is the point.
     let fallback_level = match cli.command {
-        Command::Serve(_) | Command::Worker(_) | Command::Migrate => "info",
+        Command::Serve(_)
+        | Command::Gateway(_)
+        | Command::Worker(_)
+        | Command::Admin(AdminArgs { command: None, .. })
+        | Command::Migrate => "info",
         Command::Tenant(_)
         | Command::Token(_)
         | Command::Admin(_)
@@ -50,18 +55,17 @@ async fn main() -> ExitCode {
     }
 
     match cli.command {
-        Command::Serve(_) => serve(config).await,
-        Command::Worker(_) => match server::run_worker(config).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!(error = %e, "worker failed");
-                fail(false, &e.to_string())
-            }
-        },
+        Command::Serve(_) => run(Process::Serve, config).await,
+        Command::Gateway(_) => run(Process::Gateway, config).await,
+        Command::Admin(AdminArgs { command: None, .. }) => run(Process::Admin, config).await,
+        Command::Worker(_) => run(Process::Worker, config).await,
         Command::Migrate => finish(json, commands::migrate(&config).await),
         Command::Tenant(command) => finish(json, commands::tenant(&config, command).await),
         Command::Token(command) => finish(json, commands::token(&config, command).await),
-        Command::Admin(command) => finish(json, commands::admin(&config, command).await),
+        Command::Admin(AdminArgs {
+            command: Some(command),
+            ..
+        }) => finish(json, commands::admin(&config, command).await),
         Command::Role(command) => finish(json, commands::role(&config, command).await),
         Command::Routing(command) => finish(json, commands::routing(&config, command).await),
         Command::Lock(args) => finish(json, commands::lock(&config, args).await),
@@ -79,8 +83,9 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> ExitCode {
-    let app = match server::spawn(config).await {
+/// Runs `process` until SIGINT or SIGTERM.
+async fn run(process: Process, config: Config) -> ExitCode {
+    let app = match server::start(process, config).await {
         Ok(app) => app,
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
@@ -90,12 +95,7 @@ async fn serve(config: Config) -> ExitCode {
     if !app.first_start().is_empty() {
         println!("{}", app.first_start().banner(app.public_url()));
     }
-    println!(
-        "scimgate {} listening on http://{} (SCIM at {}/scim/v2)",
-        env!("CARGO_PKG_VERSION"),
-        app.addr(),
-        app.public_url()
-    );
+    println!("{}", app.listening_line());
     match app.run_until_signal().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

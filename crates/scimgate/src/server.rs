@@ -1,6 +1,18 @@
-//! The application `serve` runs, built the same way for `main` and tests:
-//! the SCIM gateway and the admin API (`/admin/v1`) on one listener, the
-//! role recompute worker, and the background tasks.
+//! The processes scimgate runs, built the same way for `main` and tests,
+//! each from the same parts (one function per part):
+//!
+//! | process | serves | runs |
+//! | --- | --- | --- |
+//! | `serve` | SCIM, `/admin/v1`, `/console` | everything below; first start |
+//! | `gateway` | SCIM | the gateway's background work (provisioning-log writer, auth poll) |
+//! | `admin` | `/admin/v1`, `/console` | a gateway that only verifies SCIM tokens for the event feed, with its auth poll; first start |
+//! | `worker` | | job worker, delivery worker, sweeps (purge, retention) |
+//!
+//! Every process serves `/metrics`, `/healthz` and `/readyz` on its one
+//! listener. The parts: `metrics_registry`, `readiness`, `gateway`,
+//! `admin`, `workers`, `sweep_metrics` / `sweeps` and `http_server`;
+//! [`start`] puts together the ones a [`Process`] runs and [`App::stop`]
+//! takes them down in order.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -10,6 +22,7 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use prometheus::{Encoder, IntCounter, IntGauge, Opts, Registry, TextEncoder};
 use store::Store;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::bootstrap::{self, AdminKeySource, FirstStart};
@@ -32,6 +45,50 @@ const SAFETY_INTERVAL: Duration = Duration::from_secs(60);
 const PURGE_BATCH: u64 = 500;
 /// How often old provisioning-log entries are pruned.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Which scimgate process to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Process {
+    /// Everything in one process (`scimgate serve`, the embedded default).
+    Serve,
+    /// The SCIM service only (`scimgate gateway`).
+    Gateway,
+    /// The admin API and the console only (`scimgate admin`).
+    Admin,
+    /// The background work only (`scimgate worker`).
+    Worker,
+}
+
+impl Process {
+    /// The subcommand that runs it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Process::Serve => "serve",
+            Process::Gateway => "gateway",
+            Process::Admin => "admin",
+            Process::Worker => "worker",
+        }
+    }
+
+    fn serves_scim(self) -> bool {
+        matches!(self, Process::Serve | Process::Gateway)
+    }
+
+    fn serves_admin(self) -> bool {
+        matches!(self, Process::Serve | Process::Admin)
+    }
+
+    /// Job and delivery workers, sweeps.
+    fn runs_background_work(self) -> bool {
+        matches!(self, Process::Serve | Process::Worker)
+    }
+
+    /// Creates the first operator and tenant, and shows their secrets: only
+    /// a process an operator starts by hand and reads (the admin API's).
+    fn initialises(self) -> bool {
+        self.serves_admin()
+    }
+}
 
 /// Why the application could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -107,23 +164,18 @@ pub async fn open_store(config: &Config) -> Result<Store, AppError> {
     Ok(store)
 }
 
-/// A running scimgate: HTTP server (SCIM gateway and admin API), gateway
-/// background work, the role recompute worker and the provisioning-log
-/// retention task.
+/// A running scimgate process: its HTTP server and whatever else its
+/// [`Process`] runs.
 #[derive(Debug)]
 pub struct App {
+    process: Process,
     addr: SocketAddr,
     public_url: String,
     first_start: FirstStart,
-    server: actix_web::dev::ServerHandle,
-    server_task: JoinHandle<std::io::Result<()>>,
-    gateway: gateway::Gateway,
-    gateway_task: JoinHandle<()>,
-    role_worker_stop: tokio::sync::watch::Sender<bool>,
-    role_worker: JoinHandle<()>,
-    delivery: Option<JoinHandle<()>>,
+    http: Http,
+    gateway: Option<GatewayTask>,
+    workers: Option<Workers>,
     background: Vec<JoinHandle<()>>,
-    in_flight: InFlight,
 }
 
 /// Requests being handled right now, counted by a guard that lives as long
@@ -167,13 +219,124 @@ fn bind(listen: SocketAddr) -> Result<(TcpListener, SocketAddr), AppError> {
     Ok((listener, addr))
 }
 
-/// Builds and starts the application `scimgate serve` runs: opens and
-/// migrates the database, performs first-start initialisation, binds
-/// `config.listen` (port 0 allowed) and starts serving.
+/// Builds and starts what `scimgate serve` runs (see [`start`]).
 pub async fn spawn(config: Config) -> Result<App, AppError> {
+    start(Process::Serve, config).await
+}
+
+/// Builds and starts `process`: binds `config.listen` (port 0 allowed),
+/// opens and migrates the database, builds every part the process runs,
+/// performs the first start where the process may, then starts serving
+/// and the background work.
+pub async fn start(process: Process, config: Config) -> Result<App, AppError> {
     let (listener, addr) = bind(config.listen)?;
     let store = open_store(&config).await?;
+    let registry = metrics_registry()?;
 
+    // The admin process keeps a gateway too, never mounted: the event feed
+    // verifies SCIM tokens through its cache (argon2 once per token), and
+    // its auth poll picks up revocations made by other processes.
+    let gateway = match process {
+        Process::Worker => None,
+        Process::Serve | Process::Gateway | Process::Admin => {
+            Some(gateway(&config, &store, &registry)?)
+        }
+    };
+    // One key seals target secrets for the admin API (creation) and the
+    // workers (delivery); a gateway never reads them.
+    let secrets = match process {
+        Process::Gateway => None,
+        Process::Serve | Process::Admin | Process::Worker => bootstrap::delivery_secrets(&config)?,
+    };
+    let admin = match (process.serves_admin(), &gateway) {
+        (true, Some(tokens)) => Some(admin(&config, &store, tokens, secrets.clone())?),
+        _ => None,
+    };
+    let work = if process.runs_background_work() {
+        // `serve` delivers unless turned off (a split deployment runs
+        // `scimgate worker` for it); a worker always does.
+        let deliver = process == Process::Worker || config.delivery_enabled;
+        let workers = workers(&config, &store, &registry, secrets, deliver)?;
+        Some((workers, sweep_metrics(&registry)?))
+    } else {
+        None
+    };
+    let routes = Routes {
+        registry: web::Data::new(registry),
+        readiness: readiness(&store),
+        scim: gateway.clone().filter(|_| process.serves_scim()),
+        admin,
+    };
+    // A worker's listener only answers metrics and health probes.
+    let http_workers = (process == Process::Worker).then_some(1);
+    let (server, in_flight) = http_server(listener, routes, http_workers)?;
+
+    // First-start setup comes last: its secrets are shown once, so nothing
+    // that can still fail (a taken port, a bad setting) may follow it.
+    let first_start = if process.initialises() {
+        bootstrap::ensure_initialized(&store, &config)
+            .await
+            .map_err(|source| AppError::Store {
+                database: config.database_display(),
+                source,
+            })?
+    } else {
+        if process == Process::Gateway {
+            note_pending_first_start(&store).await;
+        }
+        FirstStart::default()
+    };
+
+    let http = Http::run(server, in_flight);
+    let gateway = gateway.map(|gateway| GatewayTask {
+        task: gateway.spawn_background(),
+        gateway,
+    });
+    let (workers, background) = match work {
+        Some((workers, metrics)) => (
+            Some(workers.spawn(&store)),
+            sweeps(&config, &store, metrics),
+        ),
+        None => (None, Vec::new()),
+    };
+
+    let public_url = config.public_base_url(addr);
+    tracing::info!(
+        process = process.name(),
+        %addr,
+        public_url = %public_url,
+        database = %config.database_display(),
+        "scimgate is serving"
+    );
+    Ok(App {
+        process,
+        addr,
+        public_url,
+        first_start,
+        http,
+        gateway,
+        workers,
+        background,
+    })
+}
+
+/// A gateway never creates the first operator and tenant (it would have
+/// to print their secrets where nobody reads them): it only says who will.
+async fn note_pending_first_start(store: &Store) {
+    match bootstrap::first_start_pending(store).await {
+        Ok(false) => {}
+        Ok(true) => tracing::warn!(
+            "no operator or no tenant yet: a gateway does not create them; start \
+             `scimgate admin` (or `scimgate serve`) once, which prints them, or run \
+             `scimgate tenant create`"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot tell whether the first start has happened"),
+    }
+}
+
+/// A registry with `scimgate_build_info`; every part registers its own
+/// metrics on it, and `/metrics` serves it.
+fn metrics_registry() -> Result<Registry, AppError> {
     let registry = Registry::new();
     let build_info = IntGauge::with_opts(
         Opts::new(
@@ -184,15 +347,39 @@ pub async fn spawn(config: Config) -> Result<App, AppError> {
     )?;
     build_info.set(1);
     registry.register(Box::new(build_info))?;
-    let pruned = IntCounter::new(
-        "scimgate_provisioning_log_pruned_total",
-        "Provisioning-log entries deleted by the retention task.",
-    )?;
-    registry.register(Box::new(pruned.clone()))?;
-    let sweep = spawn_deletion_safety(store.clone(), &registry)?;
+    Ok(registry)
+}
 
-    let gateway = gateway::Gateway::new(store.clone(), config.gateway_config(), &registry)?;
-    let (keys, key_source) = bootstrap::admin_keys(&config)?;
+/// What `/readyz` checks, the same in every process: the database. A
+/// shared engine the process is configured with (Redis) is added here.
+fn readiness(store: &Store) -> gateway::Readiness {
+    gateway::Readiness::new().with_database(store.clone())
+}
+
+/// The SCIM service, its metrics on `registry`.
+fn gateway(
+    config: &Config,
+    store: &Store,
+    registry: &Registry,
+) -> Result<gateway::Gateway, AppError> {
+    Ok(gateway::Gateway::new(
+        store.clone(),
+        config.gateway_config(),
+        registry,
+    )?)
+}
+
+/// The admin API and console. `tokens` is the gateway whose cache verifies
+/// SCIM tokens for the event feed; every auth change made through the API
+/// clears it, so a revocation takes effect in this process at once (other
+/// processes notice it through their auth poll).
+fn admin(
+    config: &Config,
+    store: &Store,
+    tokens: &gateway::Gateway,
+    secrets: Option<sync_worker::secrets::SecretBox>,
+) -> Result<tenant_admin::Admin, AppError> {
+    let (keys, key_source) = bootstrap::admin_keys(config)?;
     log_admin_key_source(&key_source);
     let admin = tenant_admin::Admin::with_login_options(
         store.clone(),
@@ -205,36 +392,227 @@ pub async fn spawn(config: Config) -> Result<App, AppError> {
             ..tenant_admin::LoginOptions::default()
         },
     )?;
-    let invalidate = gateway.clone();
+    let invalidate = tokens.clone();
     admin.on_auth_change(move || invalidate.invalidate_tokens());
-    // One key seals target secrets for the API (creation) and the worker
-    // (delivery).
-    let secrets = bootstrap::delivery_secrets(&config)?;
-    admin.set_delivery(delivery_settings(&config, secrets.clone()));
+    admin.set_delivery(delivery_settings(config, secrets));
     if let Some(url) = &config.public_url {
         admin.set_public_url(url.clone());
     }
-    let verifier = gateway.clone();
+    let verifier = tokens.clone();
     admin.on_scim_token(move |token| {
         let gateway = verifier.clone();
         async move { gateway.authenticate(&token).await }
     });
+    Ok(admin)
+}
 
-    let job_secrets = secrets.clone();
-    let delivery = if config.delivery_enabled {
-        Some(delivery_worker(&config, &store, &registry, secrets)?)
+/// The job worker (role recompute, re-route, reconciliation, re-send) and,
+/// when `deliver`, the delivery worker (its metrics on `registry`): built,
+/// not started.
+fn workers(
+    config: &Config,
+    store: &Store,
+    registry: &Registry,
+    secrets: Option<sync_worker::secrets::SecretBox>,
+    deliver: bool,
+) -> Result<WorkerParts, AppError> {
+    let handlers = job_handlers(config, store, secrets.clone())?;
+    let delivery = if deliver {
+        Some(delivery_worker(config, store, registry, secrets)?)
     } else {
         None
     };
+    Ok(WorkerParts { handlers, delivery })
+}
 
-    let metrics_registry = web::Data::new(registry);
-    let factory_gateway = gateway.clone();
+/// Workers built by [`workers`], ready to start.
+struct WorkerParts {
+    handlers: store::JobHandlers,
+    delivery: Option<sync_worker::Worker>,
+}
+
+impl std::fmt::Debug for WorkerParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerParts")
+            .field("delivery", &self.delivery.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WorkerParts {
+    /// Starts them; they run until [`Workers::stop`].
+    fn spawn(self, store: &Store) -> Workers {
+        let (stop, stop_rx) = watch::channel(false);
+        let jobs = {
+            let store = store.clone();
+            let handlers = self.handlers;
+            let stop_rx = stop_rx.clone();
+            tokio::spawn(async move { store.run_jobs(handlers, stop_rx).await })
+        };
+        let delivery = self
+            .delivery
+            .map(|worker| tokio::spawn(worker.run(stop_rx)));
+        Workers {
+            stop,
+            jobs,
+            delivery,
+        }
+    }
+}
+
+/// The running job and delivery workers.
+#[derive(Debug)]
+struct Workers {
+    stop: watch::Sender<bool>,
+    jobs: JoinHandle<()>,
+    delivery: Option<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// The workers stop between jobs; one still running past the grace is
+    /// abandoned mid-batch (its transaction rolls back) and another worker
+    /// takes it over once its heartbeat is stale. Deliveries in flight
+    /// finish (or time out) and their round commits; one abandoned here is
+    /// sent again after restart, under the same webhook-id.
+    async fn stop(self) {
+        self.stop.send_replace(true);
+        if let Some(mut delivery) = self.delivery
+            && tokio::time::timeout(DELIVERY_GRACE, &mut delivery)
+                .await
+                .is_err()
+        {
+            tracing::warn!("deliveries still in flight at shutdown; they will be sent again");
+            delivery.abort();
+        }
+        let mut jobs = self.jobs;
+        if tokio::time::timeout(DRAIN_GRACE, &mut jobs).await.is_err() {
+            tracing::warn!("background job still running at shutdown; abandoned");
+            jobs.abort();
+        }
+    }
+}
+
+/// A gateway and its background task (provisioning-log writer, auth poll).
+#[derive(Debug)]
+struct GatewayTask {
+    gateway: gateway::Gateway,
+    task: JoinHandle<()>,
+}
+
+impl GatewayTask {
+    /// Writes the provisioning-log entries still queued (up to
+    /// [`DRAIN_GRACE`]) and ends the auth poll. Call once no handler runs.
+    async fn drain(self) {
+        self.gateway.shutdown();
+        let mut task = self.task;
+        if tokio::time::timeout(DRAIN_GRACE, &mut task).await.is_err() {
+            tracing::warn!("provisioning-log drain timed out; remaining entries are lost");
+            task.abort();
+        }
+    }
+}
+
+/// The metrics of the periodic sweeps, registered before anything starts.
+#[derive(Debug)]
+struct SweepMetrics {
+    held: IntGauge,
+    tripped: IntGauge,
+    purged: IntCounter,
+    pruned: IntCounter,
+}
+
+/// Registers the sweeps' metrics on `registry`.
+fn sweep_metrics(registry: &Registry) -> Result<SweepMetrics, AppError> {
+    let held = IntGauge::new(
+        "scimgate_deletions_held",
+        "Deletions and deactivations held for a tenant admin (threshold or protected user).",
+    )?;
+    let tripped = IntGauge::new(
+        "scimgate_deletion_threshold_tripped_tenants",
+        "Tenants whose accidental-deletion threshold has tripped.",
+    )?;
+    let purged = IntCounter::new(
+        "scimgate_deleted_users_purged_total",
+        "Soft-deleted users purged after their grace period.",
+    )?;
+    let pruned = IntCounter::new(
+        "scimgate_provisioning_log_pruned_total",
+        "Provisioning-log entries deleted by the retention task.",
+    )?;
+    registry.register(Box::new(held.clone()))?;
+    registry.register(Box::new(tripped.clone()))?;
+    registry.register(Box::new(purged.clone()))?;
+    registry.register(Box::new(pruned.clone()))?;
+    Ok(SweepMetrics {
+        held,
+        tripped,
+        purged,
+        pruned,
+    })
+}
+
+/// Starts the periodic sweeps: the purge of soft-deleted users past their
+/// grace period (with the deletion-safety gauges) and, unless turned off,
+/// provisioning-log retention. Idempotent, so any number of processes may
+/// run them against one database.
+fn sweeps(config: &Config, store: &Store, metrics: SweepMetrics) -> Vec<JoinHandle<()>> {
+    let SweepMetrics {
+        held,
+        tripped,
+        purged,
+        pruned,
+    } = metrics;
+    let mut tasks = vec![spawn_deletion_safety(store.clone(), held, tripped, purged)];
+    if config.provisioning_log_retention_days > 0 {
+        tasks.push(spawn_retention(
+            store.clone(),
+            config.provisioning_log_retention_days,
+            pruned,
+        ));
+    }
+    tasks
+}
+
+/// Everything a process's listener serves; cloned into every HTTP worker.
+#[derive(Clone)]
+struct Routes {
+    registry: web::Data<Registry>,
+    readiness: gateway::Readiness,
+    scim: Option<gateway::Gateway>,
+    admin: Option<tenant_admin::Admin>,
+}
+
+impl Routes {
+    fn configure(&self, cfg: &mut web::ServiceConfig) {
+        cfg.app_data(self.registry.clone());
+        cfg.route("/metrics", web::get().to(metrics));
+        self.readiness.configure(cfg);
+        if let Some(gateway) = &self.scim {
+            gateway.configure_scim(cfg);
+        }
+        if let Some(admin) = &self.admin {
+            admin.configure(cfg);
+        }
+    }
+}
+
+/// The HTTP server over `listener` serving `routes` (`workers` threads, or
+/// one per core), built but not started: it starts when spawned
+/// ([`Http::run`]). Every request is counted in the returned [`InFlight`].
+fn http_server(
+    listener: TcpListener,
+    routes: Routes,
+    workers: Option<usize>,
+) -> Result<(actix_web::dev::Server, InFlight), AppError> {
+    let addr = listener.local_addr().map_err(|source| AppError::Bind {
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        source,
+    })?;
     let in_flight = InFlight::default();
-    let factory_in_flight = in_flight.clone();
-    let server = actix_web::HttpServer::new(move || {
-        let gateway = factory_gateway.clone();
-        let admin = admin.clone();
-        let in_flight = factory_in_flight.clone();
+    let counted = in_flight.clone();
+    let mut server = actix_web::HttpServer::new(move || {
+        let routes = routes.clone();
+        let in_flight = counted.clone();
         actix_web::App::new()
             .wrap_fn(move |req, srv| {
                 let guard = in_flight.enter();
@@ -245,141 +623,57 @@ pub async fn spawn(config: Config) -> Result<App, AppError> {
                     response
                 }
             })
-            .app_data(metrics_registry.clone())
-            .route("/metrics", web::get().to(metrics))
-            .configure(|cfg| gateway.configure(cfg))
-            .configure(|cfg| admin.configure(cfg))
+            .configure(move |cfg| routes.configure(cfg))
     })
     // Signals are handled by the caller (`App::run_until_signal`) so tests
     // and embedders decide when to stop.
     .disable_signals()
-    .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
-    .listen(listener)
-    .map_err(|source| AppError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-
-    // First-start setup comes last: its secrets are shown once, so nothing
-    // that can still fail (a taken port, a bad setting) may follow it.
-    let first_start = bootstrap::ensure_initialized(&store, &config)
-        .await
-        .map_err(|source| AppError::Store {
-            database: config.database_display(),
-            source,
-        })?;
-
-    let server = server.run();
-    let handle = server.handle();
-    let server_task = tokio::spawn(server);
-
-    let gateway_task = gateway.spawn_background();
-    // Policy changes made through the admin API (or the CLI, or another
-    // instance) queue recompute jobs; this worker runs them.
-    let (role_worker_stop, stop_rx) = tokio::sync::watch::channel(false);
-    let role_worker = {
-        let store = store.clone();
-        let handlers = job_handlers(&config, &store, job_secrets)?;
-        tokio::spawn(async move { store.run_jobs(handlers, stop_rx).await })
-    };
-    // The delivery worker runs in this process unless turned off (a split
-    // deployment runs `scimgate worker` instead); it stops with the role
-    // worker's signal.
-    let delivery = delivery.map(|worker| tokio::spawn(worker.run(role_worker_stop.subscribe())));
-    let mut background = Vec::new();
-    background.push(sweep);
-    if config.provisioning_log_retention_days > 0 {
-        background.push(spawn_retention(
-            store,
-            config.provisioning_log_retention_days,
-            pruned,
-        ));
+    .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
+    if let Some(workers) = workers {
+        server = server.workers(workers);
     }
-
-    let public_url = config.public_base_url(addr);
-    tracing::info!(
-        %addr,
-        public_url = %public_url,
-        database = %config.database_display(),
-        "scimgate is serving"
-    );
-    Ok(App {
-        addr,
-        public_url,
-        first_start,
-        server: handle,
-        server_task,
-        gateway,
-        gateway_task,
-        role_worker_stop,
-        role_worker,
-        delivery,
-        background,
-        in_flight,
-    })
+    let server = server
+        .listen(listener)
+        .map_err(|source| AppError::Bind { addr, source })?
+        .run();
+    Ok((server, in_flight))
 }
 
-/// `scimgate worker`: the background work alone (delivery, role
-/// recompute jobs), with `/metrics` and `/healthz` on `config.listen`,
-/// until SIGINT or SIGTERM.
-pub async fn run_worker(config: Config) -> Result<(), AppError> {
-    let (listener, addr) = bind(config.listen)?;
-    let store = open_store(&config).await?;
-    let registry = Registry::new();
-    let secrets = bootstrap::delivery_secrets(&config)?;
-    let handlers = job_handlers(&config, &store, secrets.clone())?;
-    let worker = delivery_worker(&config, &store, &registry, secrets)?;
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let delivery = tokio::spawn(worker.run(stop_rx.clone()));
-    let roles = {
-        let store = store.clone();
-        let stop_rx = stop_rx.clone();
-        tokio::spawn(async move { store.run_jobs(handlers, stop_rx).await })
-    };
-    let sweep = spawn_deletion_safety(store.clone(), &registry)?;
-    let metrics_registry = web::Data::new(registry);
-    let server = actix_web::HttpServer::new(move || {
-        actix_web::App::new()
-            .app_data(metrics_registry.clone())
-            .route("/metrics", web::get().to(metrics))
-            .route(
-                "/healthz",
-                web::get().to(|| async { HttpResponse::Ok().body("ok") }),
-            )
-    })
-    .disable_signals()
-    .workers(1)
-    .listen(listener)
-    .map_err(|source| AppError::Bind {
-        addr: config.listen,
-        source,
-    })?
-    .run();
-    let handle = server.handle();
-    let server_task = tokio::spawn(server);
-    tracing::info!(%addr, database = %config.database_display(), "scimgate worker is running");
-    println!(
-        "scimgate {} worker running (metrics at http://{addr}/metrics)",
-        env!("CARGO_PKG_VERSION")
-    );
-    let signal = shutdown_signal().await;
-    tracing::info!(signal, "shutting down: finishing deliveries in flight");
-    stop.send_replace(true);
-    for (task, name) in [(delivery, "delivery"), (roles, "role jobs")] {
-        let mut task = task;
-        if tokio::time::timeout(DELIVERY_GRACE, &mut task)
-            .await
-            .is_err()
-        {
-            tracing::warn!(worker = name, "still busy at shutdown; abandoned");
-            task.abort();
+/// The running HTTP server.
+#[derive(Debug)]
+struct Http {
+    handle: actix_web::dev::ServerHandle,
+    task: JoinHandle<std::io::Result<()>>,
+    in_flight: InFlight,
+}
+
+impl Http {
+    fn run(server: actix_web::dev::Server, in_flight: InFlight) -> Http {
+        let handle = server.handle();
+        Http {
+            handle,
+            task: tokio::spawn(server),
+            in_flight,
         }
     }
-    sweep.abort();
-    handle.stop(true).await;
-    let _ = server_task.await;
-    tracing::info!("stopped");
-    Ok(())
+
+    /// `graceful` stops accepting and lets in-flight requests finish (up
+    /// to [`SHUTDOWN_GRACE`]) before actix is told to stop (see
+    /// [`InFlight`]).
+    async fn stop(self, graceful: bool) -> Result<(), AppError> {
+        if graceful {
+            self.handle.pause().await;
+            let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+            while self.in_flight.count() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        self.handle.stop(graceful).await;
+        match self.task.await {
+            Ok(result) => result.map_err(AppError::Server),
+            Err(join) => Err(AppError::Server(std::io::Error::other(join))),
+        }
+    }
 }
 
 /// The background jobs this process runs: the store's own (role
@@ -446,6 +740,11 @@ fn log_admin_key_source(source: &AdminKeySource) {
 }
 
 impl App {
+    /// Which process this is.
+    pub fn process(&self) -> Process {
+        self.process
+    }
+
     /// The address the server is bound to.
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -456,62 +755,48 @@ impl App {
         &self.public_url
     }
 
-    /// What the first start created (empty on later starts).
+    /// What the first start created (empty on later starts, and always in
+    /// processes that do not initialise).
     pub fn first_start(&self) -> &FirstStart {
         &self.first_start
     }
 
-    /// Stops the server: `graceful` stops accepting and lets in-flight
-    /// requests finish (up to [`SHUTDOWN_GRACE`]); then the gateway writes
-    /// the provisioning-log entries still queued (up to [`DRAIN_GRACE`]) and
-    /// background tasks end.
-    pub async fn stop(self, graceful: bool) -> Result<(), AppError> {
-        if graceful {
-            // No new connections; the requests in flight finish before
-            // actix is told to stop (see [`InFlight`]).
-            self.server.pause().await;
-            let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-            while self.in_flight.count() > 0 && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+    /// The line `main` prints once serving: the version, the process and
+    /// where to reach what it serves.
+    pub fn listening_line(&self) -> String {
+        let version = env!("CARGO_PKG_VERSION");
+        let (addr, url) = (self.addr, &self.public_url);
+        match self.process {
+            Process::Serve => {
+                format!("scimgate {version} listening on http://{addr} (SCIM at {url}/scim/v2)")
             }
+            Process::Gateway => format!(
+                "scimgate {version} gateway listening on http://{addr} (SCIM at {url}/scim/v2)"
+            ),
+            Process::Admin => format!(
+                "scimgate {version} admin listening on http://{addr} (console at {url}{}, admin API at {url}{})",
+                tenant_admin::console::CONSOLE_PATH,
+                tenant_admin::BASE_PATH
+            ),
+            Process::Worker => format!(
+                "scimgate {version} worker listening on http://{addr} (metrics at http://{addr}/metrics)"
+            ),
         }
-        self.server.stop(graceful).await;
-        let result = match self.server_task.await {
-            Ok(result) => result.map_err(AppError::Server),
-            Err(join) => Err(AppError::Server(std::io::Error::other(join))),
-        };
+    }
+
+    /// Stops the process: `graceful` stops accepting and lets in-flight
+    /// requests finish (up to [`SHUTDOWN_GRACE`]); then the gateway writes
+    /// the provisioning-log entries still queued (up to [`DRAIN_GRACE`]),
+    /// the workers finish what they are doing (up to [`DELIVERY_GRACE`] and
+    /// [`DRAIN_GRACE`]) and the sweeps end.
+    pub async fn stop(self, graceful: bool) -> Result<(), AppError> {
+        let result = self.http.stop(graceful).await;
         // No handler runs any more, so nothing new can be queued: drain.
-        self.gateway.shutdown();
-        let mut gateway_task = self.gateway_task;
-        if tokio::time::timeout(DRAIN_GRACE, &mut gateway_task)
-            .await
-            .is_err()
-        {
-            tracing::warn!("provisioning-log drain timed out; remaining entries are lost");
-            gateway_task.abort();
+        if let Some(gateway) = self.gateway {
+            gateway.drain().await;
         }
-        // The workers stop between jobs; one still running past the grace
-        // is abandoned mid-batch (its transaction rolls back) and another
-        // worker takes it over once its heartbeat is stale. Deliveries in
-        // flight finish (or time out) and their round commits; one
-        // abandoned here is sent again after restart, under the same
-        // webhook-id.
-        self.role_worker_stop.send_replace(true);
-        if let Some(mut delivery) = self.delivery
-            && tokio::time::timeout(DELIVERY_GRACE, &mut delivery)
-                .await
-                .is_err()
-        {
-            tracing::warn!("deliveries still in flight at shutdown; they will be sent again");
-            delivery.abort();
-        }
-        let mut role_worker = self.role_worker;
-        if tokio::time::timeout(DRAIN_GRACE, &mut role_worker)
-            .await
-            .is_err()
-        {
-            tracing::warn!("role recompute job still running at shutdown; abandoned");
-            role_worker.abort();
+        if let Some(workers) = self.workers {
+            workers.stop().await;
         }
         for task in &self.background {
             task.abort();
@@ -524,20 +809,24 @@ impl App {
     }
 
     /// Serves until SIGINT or SIGTERM, then stops gracefully (a second
-    /// signal makes the stop immediate).
+    /// signal makes the HTTP stop immediate).
     pub async fn run_until_signal(mut self) -> Result<(), AppError> {
         tokio::select! {
-            finished = &mut self.server_task => {
+            finished = &mut self.http.task => {
                 return match finished {
                     Ok(result) => result.map_err(AppError::Server),
                     Err(join) => Err(AppError::Server(std::io::Error::other(join))),
                 };
             }
             signal = shutdown_signal() => {
-                tracing::info!(signal, "shutting down: finishing in-flight requests");
+                tracing::info!(
+                    signal,
+                    process = self.process.name(),
+                    "shutting down: finishing in-flight requests and work"
+                );
             }
         }
-        let handle = self.server.clone();
+        let handle = self.http.handle.clone();
         let force = tokio::spawn(async move {
             let signal = shutdown_signal().await;
             tracing::warn!(signal, "second signal: stopping immediately");
@@ -581,23 +870,13 @@ async fn shutdown_signal() -> &'static str {
 
 /// Purges soft-deleted users whose grace period is over, and keeps the
 /// deletion-safety alert metrics current (docs/deletion-safety.md).
-fn spawn_deletion_safety(store: Store, registry: &Registry) -> Result<JoinHandle<()>, AppError> {
-    let held = IntGauge::new(
-        "scimgate_deletions_held",
-        "Deletions and deactivations held for a tenant admin (threshold or protected user).",
-    )?;
-    let tripped = IntGauge::new(
-        "scimgate_deletion_threshold_tripped_tenants",
-        "Tenants whose accidental-deletion threshold has tripped.",
-    )?;
-    let purged = IntCounter::new(
-        "scimgate_deleted_users_purged_total",
-        "Soft-deleted users purged after their grace period.",
-    )?;
-    registry.register(Box::new(held.clone()))?;
-    registry.register(Box::new(tripped.clone()))?;
-    registry.register(Box::new(purged.clone()))?;
-    Ok(tokio::spawn(async move {
+fn spawn_deletion_safety(
+    store: Store,
+    held: IntGauge,
+    tripped: IntGauge,
+    purged: IntCounter,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
         let mut tick = tokio::time::interval(SAFETY_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -630,9 +909,10 @@ fn spawn_deletion_safety(store: Store, registry: &Registry) -> Result<JoinHandle
                 Err(e) => tracing::warn!(error = %e, "reading held deletions failed"),
             }
         }
-    }))
+    })
 }
 
+/// Deletes provisioning-log entries older than `days`, at start and hourly.
 fn spawn_retention(store: Store, days: u32, pruned: IntCounter) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(RETENTION_INTERVAL);

@@ -24,8 +24,11 @@ use std::time::Duration;
 use sea_orm::{ConnectionTrait, Database};
 use tempfile::TempDir;
 
+pub mod pg_private;
 pub mod receiver;
 pub mod redis_server;
+
+pub use pg_private::PrivatePostgres;
 
 /// The environment variable naming an existing PostgreSQL server to use.
 pub const POSTGRES_URL_ENV: &str = "SCIMGATE_TEST_POSTGRES_URL";

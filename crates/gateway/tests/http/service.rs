@@ -84,7 +84,10 @@ async fn health_request_ids_and_metrics() {
         let h = app.raw("GET", &format!("{}/healthz", app.origin), None, &[], None).await;
         assert_eq!((h.status, h.body.clone()), (200, json!({"status": "ok"})));
         let r = app.raw("GET", &format!("{}/readyz", app.origin), None, &[], None).await;
-        assert_eq!((r.status, r.body.clone()), (200, json!({"status": "ready"})));
+        assert_eq!(
+            (r.status, r.body.clone()),
+            (200, json!({"status": "ready", "checks": {"database": "ok"}}))
+        );
 
         // A sane request id is echoed; an unsafe one is replaced.
         let users = format!("{}/Users", app.scim());
@@ -127,13 +130,25 @@ async fn readyz_follows_the_database() {
     each_backend(|mut app: App| async move {
         let url = format!("{}/readyz", app.origin);
         let r = app.raw("GET", &url, None, &[], None).await;
-        assert_eq!((r.status, r.body), (200, json!({"status": "ready"})));
+        assert_eq!(
+            (r.status, r.body),
+            (
+                200,
+                json!({"status": "ready", "checks": {"database": "ok"}})
+            )
+        );
         // An SQLite file stays readable through open handles after it is
         // deleted, so only PostgreSQL can lose its database under us.
         if app.which() == testkit::TestDb::Postgres {
             app.drop_database();
             let r = app.raw("GET", &url, None, &[], None).await;
-            assert_eq!((r.status, r.body), (503, json!({"status": "unavailable"})));
+            assert_eq!(
+                (r.status, r.body),
+                (
+                    503,
+                    json!({"status": "unavailable", "checks": {"database": "unavailable"}})
+                )
+            );
             let h = app
                 .raw("GET", &format!("{}/healthz", app.origin), None, &[], None)
                 .await;

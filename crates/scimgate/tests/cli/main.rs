@@ -16,6 +16,7 @@ mod safety;
 mod safety_crash;
 mod seeded;
 mod serve;
+mod split;
 mod super_tenants;
 mod support;
 mod tenant_lifecycle;
