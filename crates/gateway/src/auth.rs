@@ -198,7 +198,7 @@ async fn authorize<R: Requirement>(req: &HttpRequest) -> Result<Authorized<R>, A
             )),
         ));
     }
-    shared.limiter.check(&shared, &auth.tenant)?;
+    shared.limiter.check(&shared, &auth.tenant).await?;
     let base_url = crate::render::base_url(req, &shared.config, auth.tenant.slug());
     Ok(Authorized {
         store: shared.store.tenant(&auth.tenant),
@@ -390,39 +390,86 @@ impl Drop for InflightGuard<'_> {
     }
 }
 
-/// The per-tenant request rate limit (in process; a shared limit across
-/// instances is a later feature).
+/// The per-tenant request rate limit: shared by every gateway through
+/// Redis when one is configured, else (and while Redis does not answer)
+/// this process's own.
 pub(crate) struct TenantLimiter {
     limiter: Option<governor::DefaultKeyedRateLimiter<Uuid>>,
+    shared: Option<cluster::limit::SharedLimiter>,
+    per_second: u32,
+    burst: u32,
+    /// Set while Redis fails, so an outage is logged once, not per request.
+    redis_down: std::sync::atomic::AtomicBool,
 }
 
 impl TenantLimiter {
     /// `per_second == 0` disables the limit.
-    pub(crate) fn new(per_second: u32, burst: u32) -> TenantLimiter {
+    pub(crate) fn new(
+        per_second: u32,
+        burst: u32,
+        shared: Option<cluster::limit::SharedLimiter>,
+    ) -> TenantLimiter {
         let limiter = NonZeroU32::new(per_second).map(|rate| {
             let burst = NonZeroU32::new(burst.max(per_second)).unwrap_or(rate);
             RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
         });
-        TenantLimiter { limiter }
+        TenantLimiter {
+            limiter,
+            shared,
+            per_second,
+            burst: burst.max(per_second),
+            redis_down: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
-    fn check(&self, shared: &Shared, tenant: &Tenant) -> Result<(), ApiError> {
+    async fn check(&self, shared: &Shared, tenant: &Tenant) -> Result<(), ApiError> {
         let Some(limiter) = &self.limiter else {
             return Ok(());
         };
-        match limiter.check_key(&tenant.id()) {
-            Ok(()) => Ok(()),
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-                shared
-                    .metrics
-                    .rate_limited
-                    .with_label_values(&[tenant.slug()])
-                    .inc();
-                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                Err(ApiError::RateLimited {
-                    retry_after: secs.max(1),
+        let wait = match self.check_shared(tenant).await {
+            Some(decision) => decision,
+            // Without Redis each gateway holds the tenant to the whole
+            // limit: the fleet may let through up to n times it, but no
+            // tenant is refused because Redis is away.
+            None => limiter.check_key(&tenant.id()).err().map(|not_until| {
+                not_until.wait_time_from(governor::clock::DefaultClock::default().now())
+            }),
+        };
+        let Some(wait) = wait else { return Ok(()) };
+        shared
+            .metrics
+            .rate_limited
+            .with_label_values(&[tenant.slug()])
+            .inc();
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Err(ApiError::RateLimited {
+            retry_after: secs.max(1),
+        })
+    }
+
+    /// The shared limit's answer (`Some(None)`: go ahead; `Some(Some(wait))`:
+    /// refused), or `None` when there is no shared limit or Redis failed.
+    async fn check_shared(&self, tenant: &Tenant) -> Option<Option<Duration>> {
+        let limiter = self.shared.as_ref()?;
+        let key = tenant.id().to_string();
+        match limiter.check(&key, self.per_second, self.burst).await {
+            Ok(decision) => {
+                if self.redis_down.swap(false, Ordering::Relaxed) {
+                    tracing::info!("redis answers again; rate limits are shared again");
+                }
+                Some(match decision {
+                    cluster::limit::Decision::Allow => None,
+                    cluster::limit::Decision::Wait(wait) => Some(wait),
                 })
+            }
+            Err(e) => {
+                if !self.redis_down.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        error = %e,
+                        "redis does not answer; each gateway limits tenants on its own until it does"
+                    );
+                }
+                None
             }
         }
     }
@@ -484,7 +531,7 @@ mod tests {
 
     #[test]
     fn limiter_disabled_at_zero_rate() {
-        assert!(TenantLimiter::new(0, 0).limiter.is_none());
-        assert!(TenantLimiter::new(1, 0).limiter.is_some());
+        assert!(TenantLimiter::new(0, 0, None).limiter.is_none());
+        assert!(TenantLimiter::new(1, 0, None).limiter.is_some());
     }
 }

@@ -642,12 +642,13 @@ type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Syn
 /// process is up and serving HTTP. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct Readiness {
-    checks: Vec<(&'static str, Check)>,
+    /// Each check with whether the process needs it to be ready.
+    checks: Vec<(&'static str, Check, bool)>,
 }
 
 impl std::fmt::Debug for Readiness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self.checks.iter().map(|(name, _)| *name).collect();
+        let names: Vec<&str> = self.checks.iter().map(|(name, _, _)| *name).collect();
         f.debug_struct("Readiness").field("checks", &names).finish()
     }
 }
@@ -657,15 +658,22 @@ impl std::fmt::Debug for Readiness {
 pub struct ReadinessReport {
     /// Each check by name, in the order they were added: `true` when it passed.
     pub checks: Vec<(&'static str, bool)>,
+    /// The checks the process works without (degraded): reported, but
+    /// their failure leaves it ready.
+    pub optional: Vec<&'static str>,
 }
 
 impl ReadinessReport {
-    /// True when every check passed.
+    /// True when every required check passed.
     pub fn ready(&self) -> bool {
-        self.checks.iter().all(|(_, ok)| *ok)
+        self.checks
+            .iter()
+            .all(|(name, ok)| *ok || self.optional.contains(name))
     }
 
-    /// The `/readyz` body: `{"status":"ready"|"unavailable","checks":{name:"ok"|"unavailable"}}`.
+    /// The `/readyz` body: `{"status":"ready"|"degraded"|"unavailable",
+    /// "checks":{name:"ok"|"unavailable"}}` (`degraded`: ready, but an
+    /// optional check failed).
     pub fn body(&self) -> Value {
         let checks: serde_json::Map<String, Value> = self
             .checks
@@ -675,7 +683,11 @@ impl ReadinessReport {
                 ((*name).to_owned(), Value::from(state))
             })
             .collect();
-        let status = if self.ready() { "ready" } else { "unavailable" };
+        let status = match (self.ready(), self.checks.iter().all(|(_, ok)| *ok)) {
+            (true, true) => "ready",
+            (true, false) => "degraded",
+            (false, _) => "unavailable",
+        };
         serde_json::json!({ "status": status, "checks": checks })
     }
 }
@@ -695,8 +707,35 @@ impl Readiness {
         self.checks.push((
             name,
             Arc::new(move || Box::pin(check()) as BoxFuture<'static, _>),
+            true,
         ));
         self
+    }
+
+    /// Adds a check the process works without: its failure is reported
+    /// (`"status":"degraded"`) but `/readyz` still answers 200, so a load
+    /// balancer keeps sending traffic (e.g. Redis: without it each gateway
+    /// limits on its own and revocations wait for the poll).
+    pub fn with_optional_check<F, Fut>(mut self, name: &'static str, check: F) -> Readiness
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.checks.push((
+            name,
+            Arc::new(move || Box::pin(check()) as BoxFuture<'static, _>),
+            false,
+        ));
+        self
+    }
+
+    /// Adds the optional `"redis"` check: the deployment's Redis answers
+    /// `PING`.
+    pub fn with_redis(self, redis: cluster::Redis) -> Readiness {
+        self.with_optional_check("redis", move || {
+            let redis = redis.clone();
+            async move { redis.ping().await.map_err(|e| e.to_string()) }
+        })
     }
 
     /// Adds the `"database"` check: `store` answers a trivial query.
@@ -710,7 +749,7 @@ impl Readiness {
     /// Runs every check at once, each bounded by [`READINESS_CHECK_TIMEOUT`];
     /// a failure is logged with its cause.
     pub async fn run(&self) -> ReadinessReport {
-        let runs = self.checks.iter().map(|(name, check)| async move {
+        let runs = self.checks.iter().map(|(name, check, _)| async move {
             let outcome = match tokio::time::timeout(READINESS_CHECK_TIMEOUT, check()).await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(format!("no answer within {READINESS_CHECK_TIMEOUT:?}")),
@@ -722,6 +761,12 @@ impl Readiness {
         });
         ReadinessReport {
             checks: futures_util::future::join_all(runs).await,
+            optional: self
+                .checks
+                .iter()
+                .filter(|(_, _, required)| !required)
+                .map(|(name, _, _)| *name)
+                .collect(),
         }
     }
 
@@ -795,6 +840,19 @@ mod tests {
                 "status": "unavailable",
                 "checks": {"database": "ok", "redis": "unavailable", "hangs": "unavailable"}
             })
+        );
+        let degraded = Readiness::new()
+            .with_check("database", || async { Ok(()) })
+            .with_optional_check("redis", || async { Err("connection refused".to_owned()) })
+            .run()
+            .await;
+        assert!(
+            degraded.ready(),
+            "an optional check does not make it unready"
+        );
+        assert_eq!(
+            degraded.body(),
+            json!({"status": "degraded", "checks": {"database": "ok", "redis": "unavailable"}})
         );
         // The checks run at once, so the hanging one costs one timeout.
         assert!(started.elapsed() < READINESS_CHECK_TIMEOUT * 2);

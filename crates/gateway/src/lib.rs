@@ -176,6 +176,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: observe::Metrics,
     pub(crate) tokens: auth::TokenCache,
     pub(crate) limiter: auth::TenantLimiter,
+    /// The deployment's Redis, if any (notices of auth changes).
+    pub(crate) redis: Option<cluster::Redis>,
     pub(crate) log: provlog::Queue,
     /// Whether the database answered the last background check.
     pub(crate) database: DatabaseState,
@@ -204,6 +206,19 @@ impl Gateway {
         config: GatewayConfig,
         metrics: &prometheus::Registry,
     ) -> Result<Gateway, GatewayError> {
+        Gateway::with_redis(store, config, metrics, None)
+    }
+
+    /// As [`Gateway::new`], sharing with the deployment's other instances
+    /// through `redis`: the per-tenant rate limit, and notices of token and
+    /// tenant changes (the token cache is cleared when one arrives, and
+    /// after every reconnection to Redis).
+    pub fn with_redis(
+        store: Store,
+        config: GatewayConfig,
+        metrics: &prometheus::Registry,
+        redis: Option<cluster::Redis>,
+    ) -> Result<Gateway, GatewayError> {
         if config.max_count == 0 {
             return Err(GatewayError::Config("max_count must be at least 1".into()));
         }
@@ -218,7 +233,9 @@ impl Gateway {
             limiter: auth::TenantLimiter::new(
                 config.rate_limit_per_second,
                 config.rate_limit_burst,
+                redis.clone().map(cluster::limit::SharedLimiter::new),
             ),
+            redis,
             log: provlog::Queue::new(),
             database: DatabaseState::register(metrics)?,
             stop: tokio::sync::watch::channel(false).0,
@@ -264,7 +281,11 @@ impl Gateway {
                     ),
                 }
             };
-            tokio::join!(writer, poll_auth_revision(shared));
+            tokio::join!(
+                writer,
+                poll_auth_revision(shared.clone()),
+                listen_for_notices(shared)
+            );
         })
     }
 
@@ -414,6 +435,30 @@ async fn poll_auth_revision(shared: web::Data<Shared>) {
             Err(_) => tracing::warn!("reading the auth revision is slow"),
         }
     }
+}
+
+/// Clears the token cache when another instance says tokens or tenants
+/// changed (and after every reconnection to Redis, when notices may have
+/// been missed). Without Redis, the auth-revision poll does it alone.
+async fn listen_for_notices(shared: web::Data<Shared>) {
+    let Some(redis) = shared.redis.clone() else {
+        return;
+    };
+    let stop = shared.stop.subscribe();
+    let tokens = shared.clone();
+    redis
+        .listen(
+            move |notice| match notice {
+                cluster::notice::Notice::Auth | cluster::notice::Notice::Resync => {
+                    tokens.tokens.clear();
+                }
+                // Each write reads the policy's version (one primary-key
+                // read) before it trusts its cached policy: nothing here.
+                cluster::notice::Notice::Policy(_) => {}
+            },
+            stop,
+        )
+        .await;
 }
 
 /// The SCIM endpoints under one base path.

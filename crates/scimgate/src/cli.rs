@@ -28,6 +28,13 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
 
+    /// The deployment's Redis, redis://[:password@]host:port[/db] (optional:
+    /// shared rate limits, notices between instances, the delivery queue).
+    ///
+    /// Prefer SCIMGATE_REDIS_URL for a URL with a password.
+    #[arg(long, global = true, value_name = "URL")]
+    pub redis_url: Option<String>,
+
     /// Directory of the embedded SQLite database (default ./data).
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -923,6 +930,7 @@ impl Cli {
             listen,
             data_dir: self.data_dir.clone(),
             database_url: self.database_url.clone().map(Secret::new),
+            redis_url: self.redis_url.clone().map(Secret::new),
             public_url,
         }
     }

@@ -36,6 +36,7 @@ pub const KEYS: &[&str] = &[
     "data_dir",
     "database_url",
     "database_url_file",
+    "redis_url",
     "public_url",
     "log_format",
     "log_level",
@@ -245,6 +246,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Database URL; `None` means the SQLite file in `data_dir`.
     pub database_url: Option<Secret>,
+    /// The deployment's Redis (`redis://...`): shared rate limits, notices
+    /// between instances, the delivery queue. `None`: each process alone.
+    pub redis_url: Option<Secret>,
     /// Externally visible base URL (no trailing `/`); `None` derives it from the listen address.
     pub public_url: Option<String>,
     /// Log format; `None` picks pretty on a terminal, JSON otherwise.
@@ -322,6 +326,7 @@ impl Default for Config {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
             data_dir: PathBuf::from("./data"),
             database_url: None,
+            redis_url: None,
             public_url: None,
             log_format: None,
             log_level: None,
@@ -372,6 +377,8 @@ pub struct Flags {
     pub data_dir: Option<PathBuf>,
     /// `--database-url`.
     pub database_url: Option<Secret>,
+    /// `--redis-url`.
+    pub redis_url: Option<Secret>,
     /// `--public-url`.
     pub public_url: Option<String>,
 }
@@ -421,6 +428,7 @@ struct Layer {
     data_dir: Option<PathBuf>,
     database_url: Option<Secret>,
     database_url_file: Option<PathBuf>,
+    redis_url: Option<Secret>,
     public_url: Option<String>,
     log_format: Option<LogFormat>,
     log_level: Option<String>,
@@ -566,6 +574,7 @@ impl Config {
                 listen: flags.listen,
                 data_dir: flags.data_dir.clone(),
                 database_url: flags.database_url.clone(),
+                redis_url: flags.redis_url.clone(),
                 public_url: flags.public_url.clone(),
                 ..Layer::default()
             },
@@ -644,6 +653,10 @@ impl Config {
         if let Some(url) = layer.public_url {
             self.public_url = Some(url);
         }
+        if let Some(url) = layer.redis_url {
+            // An empty value turns a lower layer's Redis off.
+            self.redis_url = (!url.expose().trim().is_empty()).then_some(url);
+        }
         if let Some(format) = layer.log_format {
             self.log_format = Some(format);
         }
@@ -686,6 +699,19 @@ impl Config {
                     "database_url",
                     "must start with sqlite:, postgres:// or postgresql://",
                 ));
+            }
+        }
+        if let Some(url) = &self.redis_url {
+            let url = url.expose();
+            if url.starts_with("rediss://") {
+                return Err(invalid(
+                    "redis_url",
+                    "TLS to Redis (rediss://) is not built in; reach Redis on a private \
+                     network or through a TLS tunnel, with redis://",
+                ));
+            }
+            if !url.starts_with("redis://") && !url.starts_with("unix://") {
+                return Err(invalid("redis_url", "must start with redis://"));
             }
         }
         if self.max_body_bytes == 0 {

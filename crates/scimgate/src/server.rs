@@ -93,6 +93,9 @@ impl Process {
 /// Why the application could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    /// The Redis URL is unusable.
+    #[error("redis_url: {0}")]
+    Redis(#[from] cluster::ClusterError),
     /// The data directory could not be created.
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
@@ -231,6 +234,13 @@ pub async fn spawn(config: Config) -> Result<App, AppError> {
 pub async fn start(process: Process, config: Config) -> Result<App, AppError> {
     let (listener, addr) = bind(config.listen)?;
     let store = open_store(&config).await?;
+    // Redis is connected lazily: a process starts while it is down and
+    // works without it meanwhile (readiness reports it degraded).
+    let redis = config
+        .redis_url
+        .as_ref()
+        .map(|url| cluster::Redis::open(url.expose()))
+        .transpose()?;
     let registry = metrics_registry()?;
 
     // The admin process keeps a gateway too, never mounted: the event feed
@@ -239,7 +249,7 @@ pub async fn start(process: Process, config: Config) -> Result<App, AppError> {
     let gateway = match process {
         Process::Worker => None,
         Process::Serve | Process::Gateway | Process::Admin => {
-            Some(gateway(&config, &store, &registry)?)
+            Some(gateway(&config, &store, redis.as_ref(), &registry)?)
         }
     };
     // One key seals target secrets for the admin API (creation) and the
@@ -249,21 +259,27 @@ pub async fn start(process: Process, config: Config) -> Result<App, AppError> {
         Process::Serve | Process::Admin | Process::Worker => bootstrap::delivery_secrets(&config)?,
     };
     let admin = match (process.serves_admin(), &gateway) {
-        (true, Some(tokens)) => Some(admin(&config, &store, tokens, secrets.clone())?),
+        (true, Some(tokens)) => Some(admin(
+            &config,
+            &store,
+            tokens,
+            redis.as_ref(),
+            secrets.clone(),
+        )?),
         _ => None,
     };
     let work = if process.runs_background_work() {
         // `serve` delivers unless turned off (a split deployment runs
         // `scimgate worker` for it); a worker always does.
         let deliver = process == Process::Worker || config.delivery_enabled;
-        let workers = workers(&config, &store, &registry, secrets, deliver)?;
+        let workers = workers(&config, &store, redis.as_ref(), &registry, secrets, deliver)?;
         Some((workers, sweep_metrics(&registry)?))
     } else {
         None
     };
     let routes = Routes {
         registry: web::Data::new(registry),
-        readiness: readiness(&store),
+        readiness: readiness(&store, redis.as_ref()),
         scim: gateway.clone().filter(|_| process.serves_scim()),
         admin,
     };
@@ -352,20 +368,26 @@ fn metrics_registry() -> Result<Registry, AppError> {
 
 /// What `/readyz` checks, the same in every process: the database. A
 /// shared engine the process is configured with (Redis) is added here.
-fn readiness(store: &Store) -> gateway::Readiness {
-    gateway::Readiness::new().with_database(store.clone())
+fn readiness(store: &Store, redis: Option<&cluster::Redis>) -> gateway::Readiness {
+    let readiness = gateway::Readiness::new().with_database(store.clone());
+    match redis {
+        Some(redis) => readiness.with_redis(redis.clone()),
+        None => readiness,
+    }
 }
 
 /// The SCIM service, its metrics on `registry`.
 fn gateway(
     config: &Config,
     store: &Store,
+    redis: Option<&cluster::Redis>,
     registry: &Registry,
 ) -> Result<gateway::Gateway, AppError> {
-    Ok(gateway::Gateway::new(
+    Ok(gateway::Gateway::with_redis(
         store.clone(),
         config.gateway_config(),
         registry,
+        redis.cloned(),
     )?)
 }
 
@@ -377,6 +399,7 @@ fn admin(
     config: &Config,
     store: &Store,
     tokens: &gateway::Gateway,
+    redis: Option<&cluster::Redis>,
     secrets: Option<sync_worker::secrets::SecretBox>,
 ) -> Result<tenant_admin::Admin, AppError> {
     let (keys, key_source) = bootstrap::admin_keys(config)?;
@@ -393,7 +416,22 @@ fn admin(
         },
     )?;
     let invalidate = tokens.clone();
-    admin.on_auth_change(move || invalidate.invalidate_tokens());
+    let redis = redis.cloned();
+    admin.on_auth_change(move || {
+        invalidate.invalidate_tokens();
+        // Every other instance hears it at once through Redis; without
+        // Redis (or while it is away) they notice at their next auth poll.
+        if let Some(redis) = redis.clone() {
+            tokio::spawn(async move {
+                if let Err(e) = redis.publish(cluster::notice::Notice::Auth).await {
+                    tracing::warn!(
+                        error = %e,
+                        "cannot tell other instances through redis; they notice at their next auth poll"
+                    );
+                }
+            });
+        }
+    });
     admin.set_delivery(delivery_settings(config, secrets));
     if let Some(url) = &config.public_url {
         admin.set_public_url(url.clone());
@@ -412,13 +450,14 @@ fn admin(
 fn workers(
     config: &Config,
     store: &Store,
+    redis: Option<&cluster::Redis>,
     registry: &Registry,
     secrets: Option<sync_worker::secrets::SecretBox>,
     deliver: bool,
 ) -> Result<WorkerParts, AppError> {
     let handlers = job_handlers(config, store, secrets.clone())?;
     let delivery = if deliver {
-        Some(delivery_worker(config, store, registry, secrets)?)
+        Some(delivery_worker(config, store, redis, registry, secrets)?)
     } else {
         None
     };
@@ -428,7 +467,7 @@ fn workers(
 /// Workers built by [`workers`], ready to start.
 struct WorkerParts {
     handlers: store::JobHandlers,
-    delivery: Option<sync_worker::Worker>,
+    delivery: Option<Delivery>,
 }
 
 impl std::fmt::Debug for WorkerParts {
@@ -449,9 +488,7 @@ impl WorkerParts {
             let stop_rx = stop_rx.clone();
             tokio::spawn(async move { store.run_jobs(handlers, stop_rx).await })
         };
-        let delivery = self
-            .delivery
-            .map(|worker| tokio::spawn(worker.run(stop_rx)));
+        let delivery = self.delivery.map(|worker| worker.spawn(stop_rx));
         Workers {
             stop,
             jobs,
@@ -706,21 +743,47 @@ fn delivery_settings(
     }
 }
 
+/// The delivery worker, fed by the database alone or, with Redis, by its
+/// streams (several workers then share the work).
+enum Delivery {
+    /// [`sync_worker::SqlQueue`].
+    Sql(sync_worker::Worker),
+    /// [`sync_worker::RedisQueue`].
+    Redis(sync_worker::Worker<sync_worker::RedisQueue>),
+}
+
+impl Delivery {
+    /// Runs it until `stop`.
+    fn spawn(self, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+        match self {
+            Delivery::Sql(worker) => tokio::spawn(worker.run(stop)),
+            Delivery::Redis(worker) => tokio::spawn(worker.run(stop)),
+        }
+    }
+}
+
 /// The delivery worker this configuration describes, its metrics on
 /// `registry`.
-pub fn delivery_worker(
+fn delivery_worker(
     config: &Config,
     store: &Store,
+    redis: Option<&cluster::Redis>,
     registry: &Registry,
     secrets: Option<sync_worker::secrets::SecretBox>,
-) -> Result<sync_worker::Worker, AppError> {
+) -> Result<Delivery, AppError> {
     let metrics = sync_worker::metrics::Metrics::register(registry)?;
-    Ok(sync_worker::Worker::new(
-        store.clone(),
-        config.delivery_config(),
-        secrets,
-        metrics,
-    )?)
+    let store = store.clone();
+    let delivery = config.delivery_config();
+    Ok(match redis {
+        None => Delivery::Sql(sync_worker::Worker::new(store, delivery, secrets, metrics)?),
+        Some(redis) => Delivery::Redis(sync_worker::Worker::with_redis(
+            store,
+            redis.clone(),
+            delivery,
+            secrets,
+            metrics,
+        )?),
+    })
 }
 
 fn log_admin_key_source(source: &AdminKeySource) {

@@ -129,8 +129,12 @@ impl Inner {
         let mut opts = ConnectOptions::new(url.to_owned());
         opts.max_connections(options.max_connections.max(1))
             .min_connections(0)
+            // A request waits at most this long for a connection: with
+            // the database down, sqlx retries refused connections until
+            // then, and the request answers 503 after it (the gateway's
+            // database check answers at once after the first failure).
             .connect_timeout(Duration::from_secs(5))
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(5))
             // Statement logging would put SQL (and in debug builds, values)
             // into the logs; the gateway logs what matters with request ids.
             .sqlx_logging(false);

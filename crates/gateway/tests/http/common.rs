@@ -1,5 +1,6 @@
 //! The real service on 127.0.0.1 over a fresh database, and a small client.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::{App as ActixApp, HttpResponse, HttpServer, web};
@@ -19,6 +20,27 @@ pub struct App {
     server: actix_web::dev::ServerHandle,
     db: Option<testkit::TestDatabase>,
     which: testkit::TestDb,
+    /// A second gateway over the same database (its own store handle,
+    /// caches and limiter), as another instance behind a load balancer:
+    /// [`App::call`] alternates between the two.
+    peer: Option<Peer>,
+    turn: AtomicUsize,
+}
+
+/// The second gateway of [`App::pair`].
+struct Peer {
+    origin: String,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        // Stopping is asynchronous; the handles only ask.
+        if let Some(peer) = &self.peer {
+            let server = peer.server.clone();
+            drop(tokio::spawn(async move { server.stop(false).await }));
+        }
+    }
 }
 
 /// A tenant with a write token and a read token.
@@ -104,7 +126,81 @@ impl App {
             server: handle,
             which: db.which,
             db: Some(db),
+            peer: None,
+            turn: AtomicUsize::new(0),
         }
+    }
+
+    /// Two gateways behind one public URL (the first's origin) over one
+    /// fresh PostgreSQL database, each with its own store handle, sharing
+    /// `redis`: SCIM calls alternate between them.
+    pub async fn pair(redis: &str) -> App {
+        let db = testkit::fresh_database(testkit::TestDb::Postgres).await;
+        let listeners: Vec<std::net::TcpListener> = (0..2)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
+            .collect();
+        let origins: Vec<String> = listeners
+            .iter()
+            .map(|l| format!("http://{}", l.local_addr().expect("addr")))
+            .collect();
+        let config = GatewayConfig {
+            public_url: Some(origins[0].clone()),
+            ..GatewayConfig::default()
+        };
+        let mut instances = Vec::new();
+        for listener in listeners {
+            let store = Store::connect(&db.url, StoreOptions::default())
+                .await
+                .expect("connect");
+            store.migrate().await.expect("migrate");
+            let registry = prometheus::Registry::new();
+            let redis = cluster::Redis::open(redis).expect("redis url");
+            let gateway =
+                Gateway::with_redis(store.clone(), config.clone(), &registry, Some(redis))
+                    .expect("gateway");
+            drop(gateway.spawn_background());
+            let gw = gateway.clone();
+            let server = HttpServer::new(move || {
+                let gw = gw.clone();
+                ActixApp::new().configure(move |c| gw.configure(c))
+            })
+            .workers(2)
+            .listen(listener)
+            .expect("listen")
+            .run();
+            let handle = server.handle();
+            tokio::spawn(server);
+            instances.push((store, gateway, registry, handle));
+        }
+        let (peer_store, _, _, peer_server) = instances.pop().expect("two instances");
+        drop(peer_store);
+        let (store, gateway, registry, server) = instances.pop().expect("two instances");
+        App {
+            origin: origins[0].clone(),
+            store,
+            gateway,
+            registry,
+            client: {
+                testkit::install_tls_provider();
+                reqwest::Client::builder()
+            }
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("client"),
+            server,
+            which: db.which,
+            db: Some(db),
+            peer: Some(Peer {
+                origin: origins[1].clone(),
+                server: peer_server,
+            }),
+            turn: AtomicUsize::new(0),
+        }
+    }
+
+    /// How many SCIM calls the second gateway of [`App::pair`] answered.
+    pub fn peer_calls(&self) -> usize {
+        self.turn.load(Ordering::Relaxed) / 2
     }
 
     /// The engine this app runs on.
@@ -226,7 +322,11 @@ impl App {
     /// A SCIM call on the token-resolved route: `path` is relative to
     /// `/scim/v2` and may carry a query string.
     pub async fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> Resp {
-        let url = format!("{}{path}", self.scim());
+        let origin = match &self.peer {
+            Some(peer) if self.turn.fetch_add(1, Ordering::Relaxed) % 2 == 1 => &peer.origin,
+            _ => &self.origin,
+        };
+        let url = format!("{origin}/scim/v2{path}");
         self.raw(
             method,
             &url,

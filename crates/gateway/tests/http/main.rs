@@ -15,4 +15,5 @@ mod isolation;
 mod okta;
 mod service;
 mod super_tenants;
+mod two_gateways;
 mod users;

@@ -38,14 +38,23 @@ fn ids(v: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn okta_replay() {
-    each_backend(|app: App| async move {
+    each_backend(|app: App| async move { okta_sequence(&app).await }).await;
+}
+
+/// Okta's requests for one user and one group, each answer checked.
+pub(crate) async fn okta_sequence(app: &App) {
+    {
         let t = app.tenant("okta").await;
         let tok = t.token.as_str();
 
         // Okta's connection check and import paging.
-        let r = app.call("GET", "/Users?startIndex=1&count=2", tok, None).await;
+        let r = app
+            .call("GET", "/Users?startIndex=1&count=2", tok, None)
+            .await;
         assert_eq!(r.status, 200);
-        let r = app.call("GET", "/Groups?startIndex=1&count=100", tok, None).await;
+        let r = app
+            .call("GET", "/Groups?startIndex=1&count=100", tok, None)
+            .await;
         assert_eq!(r.status, 200);
 
         // Determine if the user exists.
@@ -94,9 +103,14 @@ async fn okta_replay() {
 
         // Update via GET then PUT of the whole user (as Okta sends it,
         // echoing id, groups and meta).
-        let mut current = app.call("GET", &format!("/Users/{id}"), tok, None).await.body;
+        let mut current = app
+            .call("GET", &format!("/Users/{id}"), tok, None)
+            .await
+            .body;
         current["name"]["middleName"] = json!("Excited");
-        let r = app.call("PUT", &format!("/Users/{id}"), tok, Some(current)).await;
+        let r = app
+            .call("PUT", &format!("/Users/{id}"), tok, Some(current))
+            .await;
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(
             r.body["name"],
@@ -128,7 +142,12 @@ async fn okta_replay() {
             .await;
         let id2 = second.body["id"].as_str().unwrap().to_owned();
         let r = app
-            .call("POST", "/Groups", tok, Some(json!({"schemas": [GROUP], "displayName": "Test SCIMv2", "members": []})))
+            .call(
+                "POST",
+                "/Groups",
+                tok,
+                Some(json!({"schemas": [GROUP], "displayName": "Test SCIMv2", "members": []})),
+            )
             .await;
         assert_eq!(r.status, 201, "{}", r.body);
         assert_eq!(r.body["members"], json!([]));
@@ -223,15 +242,18 @@ async fn okta_replay() {
         assert_eq!(ids(&r.body), vec![id2.clone()]);
 
         // Import: both groups, paged by 100.
-        let r = app.call("GET", "/Groups?startIndex=1&count=100", tok, None).await;
+        let r = app
+            .call("GET", "/Groups?startIndex=1&count=100", tok, None)
+            .await;
         assert_eq!(r.body["totalResults"], 2);
         assert_eq!(r.body["itemsPerPage"], 2);
 
         // Unlink pushed group with delete.
-        let r = app.call("DELETE", &format!("/Groups/{pushed}"), tok, None).await;
+        let r = app
+            .call("DELETE", &format!("/Groups/{pushed}"), tok, None)
+            .await;
         assert_eq!(r.status, 204);
         let u = app.call("GET", &format!("/Users/{id}"), tok, None).await;
         assert_eq!(u.body["groups"], json!([]));
-    })
-    .await;
+    }
 }

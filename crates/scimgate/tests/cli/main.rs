@@ -14,6 +14,7 @@ mod role_locks;
 mod role_policy;
 mod safety;
 mod safety_crash;
+mod scale_out;
 mod seeded;
 mod serve;
 mod split;

@@ -14,9 +14,9 @@ use crate::support::*;
 
 /// The admin session key every instance shares (`kid:secret`, secret of at
 /// least 32 bytes).
-const ADMIN_JWT_KEYS: &str = "split-1:0123456789abcdef0123456789abcdef-split-test";
+pub(crate) const ADMIN_JWT_KEYS: &str = "split-1:0123456789abcdef0123456789abcdef-split-test";
 /// The delivery secrets key every instance shares: base64 of 32 bytes.
-const DELIVERY_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+pub(crate) const DELIVERY_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 /// The auth-revision poll of every process (and the gateway's database check).
 const POLL_SECS: u64 = 1;
 /// How long a request may take, at most, while the database is down.
@@ -28,15 +28,15 @@ const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
 /// One HTTP answer, with how long it took.
-struct Answer {
-    status: u16,
-    headers: HeaderMap,
-    body: Value,
-    elapsed: Duration,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Value,
+    pub(crate) elapsed: Duration,
 }
 
 impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }
@@ -44,13 +44,13 @@ impl Answer {
 /// An HTTP client on a multi-threaded runtime (the webhook receiver runs on
 /// it too), whose every request gives up after [`REQUEST_LIMIT`]: a server
 /// that hangs fails the test instead of stalling it.
-struct Client {
-    rt: tokio::runtime::Runtime,
+pub(crate) struct Client {
+    pub(crate) rt: tokio::runtime::Runtime,
     client: reqwest::Client,
 }
 
 impl Client {
-    fn new() -> Client {
+    pub(crate) fn new() -> Client {
         testkit::install_tls_provider();
         Client {
             rt: tokio::runtime::Runtime::new().expect("runtime"),
@@ -62,7 +62,13 @@ impl Client {
         }
     }
 
-    fn call(&self, method: &str, url: &str, bearer: Option<&str>, body: Option<&Value>) -> Answer {
+    pub(crate) fn call(
+        &self,
+        method: &str,
+        url: &str,
+        bearer: Option<&str>,
+        body: Option<&Value>,
+    ) -> Answer {
         self.rt.block_on(async {
             let mut request = self.client.request(method.parse().expect("method"), url);
             if let Some(token) = bearer {
@@ -90,7 +96,7 @@ impl Client {
         })
     }
 
-    fn get(&self, url: &str, bearer: Option<&str>) -> Answer {
+    pub(crate) fn get(&self, url: &str, bearer: Option<&str>) -> Answer {
         self.call("GET", url, bearer, None)
     }
 }
@@ -98,6 +104,16 @@ impl Client {
 /// Starts `scimgate <process>` on a free port against `database_url`, with
 /// the settings every instance of a deployment shares.
 fn start(sandbox: &Sandbox, process: &str, database_url: &str) -> Server {
+    start_with(sandbox, process, database_url, &[])
+}
+
+/// As [`start`], with more environment (later settings win).
+pub(crate) fn start_with(
+    sandbox: &Sandbox,
+    process: &str,
+    database_url: &str,
+    env: &[(&str, &str)],
+) -> Server {
     let mut cmd = sandbox.cmd(&[process, "--listen", "127.0.0.1:0"]);
     cmd.env("SCIMGATE_DATABASE_URL", database_url)
         .env("SCIMGATE_ADMIN_JWT_KEYS", ADMIN_JWT_KEYS)
@@ -105,6 +121,9 @@ fn start(sandbox: &Sandbox, process: &str, database_url: &str) -> Server {
         .env("SCIMGATE_AUTH_POLL_INTERVAL_SECS", POLL_SECS.to_string())
         // The test's webhook receiver listens on 127.0.0.1.
         .env("SCIMGATE_DELIVERY_ALLOW_PRIVATE_TARGETS", "true");
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
     Server::start(cmd)
 }
 
@@ -147,7 +166,7 @@ fn assert_scim_error(r: &Answer, status: u16, what: &str) {
     );
 }
 
-fn new_user(user_name: &str) -> Value {
+pub(crate) fn new_user(user_name: &str) -> Value {
     json!({
         "schemas": [USER_SCHEMA],
         "userName": user_name,
