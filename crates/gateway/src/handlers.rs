@@ -699,24 +699,27 @@ impl Readiness {
     }
 
     /// Adds a check named `name` (a key of the `checks` object).
-    pub fn with_check<F, Fut>(mut self, name: &'static str, check: F) -> Readiness
+    pub fn with_check<F, Fut>(self, name: &'static str, check: F) -> Readiness
     where
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
     {
-        self.checks.push((
-            name,
-            Arc::new(move || Box::pin(check()) as BoxFuture<'static, _>),
-            true,
-        ));
-        self
+        self.push(name, check, true)
     }
 
     /// Adds a check the process works without: its failure is reported
     /// (`"status":"degraded"`) but `/readyz` still answers 200, so a load
     /// balancer keeps sending traffic (e.g. Redis: without it each gateway
     /// limits on its own and revocations wait for the poll).
-    pub fn with_optional_check<F, Fut>(mut self, name: &'static str, check: F) -> Readiness
+    pub fn with_optional_check<F, Fut>(self, name: &'static str, check: F) -> Readiness
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.push(name, check, false)
+    }
+
+    fn push<F, Fut>(mut self, name: &'static str, check: F, required: bool) -> Readiness
     where
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
@@ -724,7 +727,7 @@ impl Readiness {
         self.checks.push((
             name,
             Arc::new(move || Box::pin(check()) as BoxFuture<'static, _>),
-            false,
+            required,
         ));
         self
     }

@@ -1012,6 +1012,30 @@ pub struct DeliveryStore {
 }
 
 /// Targets whose lease is free, expired, or already `owner`'s.
+/// Gives `owner` the lease, until `until`, of the enabled targets among
+/// `ids` that are `free` (see [`free_lease`]).
+async fn take_leases(
+    txn: &sea_orm::DatabaseTransaction,
+    ids: impl IntoIterator<Item = String>,
+    owner: &str,
+    until: DateTime<Utc>,
+    free: Condition,
+) -> std::result::Result<(), crate::db::TxError> {
+    targets::Entity::update_many()
+        .col_expr(
+            targets::Column::LeaseOwner,
+            Expr::value(Some(owner.to_owned())),
+        )
+        .col_expr(targets::Column::LeaseUntil, Expr::value(Some(until)))
+        .filter(targets::Column::Id.is_in(ids))
+        .filter(targets::Column::Enabled.eq(true))
+        .filter(free)
+        .exec(txn)
+        .await
+        .map_err(dbx)?;
+    Ok(())
+}
+
 fn free_lease(now: DateTime<Utc>, owner: &str) -> Condition {
     Condition::any()
         .add(targets::Column::LeaseOwner.is_null())
@@ -1085,16 +1109,7 @@ impl DeliveryStore {
             return Ok(Vec::new());
         }
         write_txn!(self.inner, [owner], [candidates, free], txn => {
-            targets::Entity::update_many()
-                .col_expr(targets::Column::LeaseOwner, Expr::value(Some(owner.to_owned())))
-                .col_expr(targets::Column::LeaseUntil, Expr::value(Some(until)))
-                .filter(targets::Column::Id.is_in(candidates.iter().cloned()))
-                .filter(targets::Column::Enabled.eq(true))
-                .filter(free.clone())
-                .exec(txn)
-                .await
-                .map_err(dbx)?;
-            Ok(())
+            take_leases(txn, candidates.iter().cloned(), owner, until, free.clone()).await
         })?;
         targets::Entity::find()
             .filter(targets::Column::LeaseOwner.eq(owner))
@@ -1155,16 +1170,7 @@ impl DeliveryStore {
             let free = free_lease(now, owner);
             let chunk: Vec<String> = chunk.iter().map(Uuid::to_string).collect();
             write_txn!(self.inner, [owner, chunk], [free], txn => {
-                targets::Entity::update_many()
-                    .col_expr(targets::Column::LeaseOwner, Expr::value(Some(owner.to_owned())))
-                    .col_expr(targets::Column::LeaseUntil, Expr::value(Some(until)))
-                    .filter(targets::Column::Id.is_in(chunk.iter().cloned()))
-                    .filter(targets::Column::Enabled.eq(true))
-                    .filter(free.clone())
-                    .exec(txn)
-                    .await
-                    .map_err(dbx)?;
-                Ok(())
+                take_leases(txn, chunk.iter().cloned(), owner, until, free.clone()).await
             })?;
             let rows = targets::Entity::find()
                 .filter(targets::Column::Id.is_in(chunk))

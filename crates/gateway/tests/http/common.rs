@@ -88,6 +88,15 @@ where
     }
 }
 
+/// The test client: plain HTTP to 127.0.0.1, every request bounded.
+fn client() -> reqwest::Client {
+    testkit::install_tls_provider();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
+
 impl App {
     async fn spawn(backend: testkit::TestDb, config: GatewayConfig) -> App {
         let db = testkit::fresh_database(backend).await;
@@ -116,13 +125,7 @@ impl App {
             store,
             gateway,
             registry,
-            client: {
-                testkit::install_tls_provider();
-                reqwest::Client::builder()
-            }
-            .timeout(Duration::from_secs(60))
-            .build()
-            .expect("client"),
+            client: client(),
             server: handle,
             which: db.which,
             db: Some(db),
@@ -180,13 +183,7 @@ impl App {
             store,
             gateway,
             registry,
-            client: {
-                testkit::install_tls_provider();
-                reqwest::Client::builder()
-            }
-            .timeout(Duration::from_secs(60))
-            .build()
-            .expect("client"),
+            client: client(),
             server,
             which: db.which,
             db: Some(db),

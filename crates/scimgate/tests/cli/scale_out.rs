@@ -10,7 +10,7 @@ use testkit::TestDb;
 use testkit::receiver::Receiver;
 use testkit::redis_server::RedisServer;
 
-use crate::split::{Client, new_user, start_with};
+use crate::split::{Client, acme, new_user, start_with};
 use crate::support::*;
 
 /// The auth poll is set to its longest, so only Redis can spread a
@@ -34,37 +34,12 @@ fn start(sandbox: &Sandbox, process: &str, db: &str, env: &[(&'static str, Strin
     start_with(sandbox, process, db, &env)
 }
 
-/// Logs in as the first-start operator and creates tenant `acme` with a
-/// token; returns (session, token, tenant id).
+/// The operator's session, tenant `acme`'s token and its id.
 fn tenant(client: &Client, admin: &Server) -> (String, String, String) {
     let banner = admin
         .banner()
         .unwrap_or_else(|| panic!("no first-start banner\n{}", admin.proc.output()));
-    let adm = &admin.listen_url;
-    let login = client.call(
-        "POST",
-        &format!("{adm}/admin/v1/login"),
-        None,
-        Some(&json!({"email": banner.operator_email, "password": banner.operator_password})),
-    );
-    assert_eq!(login.status, 200, "{}", login.body);
-    let jwt = login.body["token"].as_str().expect("session").to_owned();
-    let created = client.call(
-        "POST",
-        &format!("{adm}/admin/v1/tenants"),
-        Some(&jwt),
-        Some(&json!({"slug": "acme", "name": "Acme", "issueToken": true})),
-    );
-    assert_eq!(created.status, 201, "{}", created.body);
-    let token = created.body["token"]["secret"]
-        .as_str()
-        .expect("token secret")
-        .to_owned();
-    let id = created.body["tenant"]["id"]
-        .as_str()
-        .expect("tenant id")
-        .to_owned();
-    (jwt, token, id)
+    acme(client, &admin.listen_url, &banner)
 }
 
 #[test]

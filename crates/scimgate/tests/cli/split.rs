@@ -166,6 +166,36 @@ fn assert_scim_error(r: &Answer, status: u16, what: &str) {
     );
 }
 
+/// Logs in with the first-start operator of `banner` on the admin process
+/// at `adm` and creates tenant `acme` with a token; returns (session,
+/// token, tenant id).
+pub(crate) fn acme(client: &Client, adm: &str, banner: &Banner) -> (String, String, String) {
+    let login = client.call(
+        "POST",
+        &format!("{adm}/admin/v1/login"),
+        None,
+        Some(&json!({"email": banner.operator_email, "password": banner.operator_password})),
+    );
+    assert_eq!(login.status, 200, "{}", login.body);
+    let jwt = login.body["token"].as_str().expect("session").to_owned();
+    let created = client.call(
+        "POST",
+        &format!("{adm}/admin/v1/tenants"),
+        Some(&jwt),
+        Some(&json!({"slug": "acme", "name": "Acme", "issueToken": true})),
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    let token = created.body["token"]["secret"]
+        .as_str()
+        .expect("token secret")
+        .to_owned();
+    let id = created.body["tenant"]["id"]
+        .as_str()
+        .expect("tenant id")
+        .to_owned();
+    (jwt, token, id)
+}
+
 pub(crate) fn new_user(user_name: &str) -> Value {
     json!({
         "schemas": [USER_SCHEMA],
@@ -228,25 +258,7 @@ fn split_processes_share_one_database() {
     }
 
     // Operator login and a tenant, through the admin process.
-    let login = client.call(
-        "POST",
-        &format!("{adm}/admin/v1/login"),
-        None,
-        Some(&json!({"email": banner.operator_email, "password": banner.operator_password})),
-    );
-    assert_eq!(login.status, 200, "{}", login.body);
-    let jwt = login.body["token"].as_str().expect("session").to_owned();
-    let created = client.call(
-        "POST",
-        &format!("{adm}/admin/v1/tenants"),
-        Some(&jwt),
-        Some(&json!({"slug": "acme", "name": "Acme", "issueToken": true})),
-    );
-    assert_eq!(created.status, 201, "{}", created.body);
-    let token = created.body["token"]["secret"]
-        .as_str()
-        .expect("token secret")
-        .to_owned();
+    let (jwt, token, _) = acme(&client, &adm, &banner);
 
     // Each process serves only its own part.
     for (url, what) in [
