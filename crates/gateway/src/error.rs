@@ -115,7 +115,7 @@ impl ResponseError for ApiError {
             ApiError::Scim(e) | ApiError::Store(StoreError::Scim(e)) => e.status(),
             ApiError::Store(e) => match e {
                 StoreError::NotFound(_) => 404,
-                StoreError::Uniqueness(_) => 409,
+                StoreError::Uniqueness(_) | StoreError::Conflict(_) => 409,
                 StoreError::PreconditionFailed { .. } => 412,
                 StoreError::InvalidValue(_) | StoreError::TooMany(_) => 400,
                 StoreError::Unavailable(_) => 503,
@@ -193,6 +193,11 @@ mod tests {
                 StoreError::Uniqueness("userName taken".into()),
                 409,
                 Some("uniqueness"),
+            ),
+            (
+                StoreError::Conflict("held change 4 is not held".into()),
+                409,
+                None,
             ),
             (StoreError::PreconditionFailed { current: 3 }, 412, None),
             (

@@ -105,6 +105,10 @@ pub enum StoreError {
     /// A unique value (userName, group displayName, tenant slug) is taken.
     #[error("{0}")]
     Uniqueness(String),
+    /// The request names state that is no longer there (e.g. held changes
+    /// already released or discarded) (HTTP 409).
+    #[error("{0}")]
+    Conflict(String),
     /// The caller's expected version (If-Match) is not the current one.
     #[error("version mismatch: current version is {current}")]
     PreconditionFailed {

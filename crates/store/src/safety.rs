@@ -554,7 +554,12 @@ impl TenantStore {
             if let HeldSelection::Ids(ids) = which
                 && rows.len() < ids.len()
             {
-                return Err(StoreError::NotFound("a held change of these ids".into()).into());
+                // Most often another operator settled them first.
+                return Err(StoreError::Conflict(
+                    "some of these ids name no held change (released or discarded already?)"
+                        .into(),
+                )
+                .into());
             }
             let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
             if release {

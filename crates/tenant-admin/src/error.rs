@@ -63,6 +63,10 @@ pub enum AdminError {
         /// The current version.
         current: u64,
     },
+    /// `If-Match` and the body's `version` name different versions, so no
+    /// state can satisfy the request's precondition (412).
+    #[error("{0}")]
+    ContradictoryPrecondition(String),
     /// The body is over the limit (413).
     #[error("request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge {
@@ -152,7 +156,7 @@ impl ResponseError for AdminError {
             AdminError::NotFound(_) => 404,
             AdminError::MethodNotAllowed { .. } => 405,
             AdminError::Conflict(_) => 409,
-            AdminError::PreconditionFailed { .. } => 412,
+            AdminError::PreconditionFailed { .. } | AdminError::ContradictoryPrecondition(_) => 412,
             AdminError::PayloadTooLarge { .. } => 413,
             AdminError::UnsupportedMediaType => 415,
             AdminError::Store(e) => store_status(e),
@@ -220,7 +224,7 @@ impl ResponseError for AdminError {
 fn store_status(e: &StoreError) -> u16 {
     match e {
         StoreError::NotFound(_) => 404,
-        StoreError::Uniqueness(_) => 409,
+        StoreError::Uniqueness(_) | StoreError::Conflict(_) => 409,
         StoreError::PreconditionFailed { .. } => 412,
         // Protocol errors raised here are the caller's input (a bad
         // filter); none of them is a server fault.

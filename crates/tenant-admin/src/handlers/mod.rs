@@ -201,15 +201,16 @@ pub(crate) fn timestamp(
 }
 
 /// The version a versioned change expects: its `If-Match` header's or its
-/// body's `version`, which must then agree (`None`: any version).
+/// body's `version`; when both are given and differ, no state can satisfy
+/// both, so the precondition fails (412) (`None`: any version).
 pub(crate) fn expected_version(
     req: &HttpRequest,
     body_version: Option<u64>,
 ) -> Result<Option<u64>, AdminError> {
     let body_version = bounded("version", body_version, 0, MAX_INT64)?;
     match (if_match(req)?, body_version) {
-        (Some(h), Some(b)) if h != b => Err(AdminError::BadRequest(format!(
-            "If-Match names version {h} but the body's version is {b}"
+        (Some(h), Some(b)) if h != b => Err(AdminError::ContradictoryPrecondition(format!(
+            "If-Match names version {h} but the body's version is {b}; no version satisfies both"
         ))),
         (h, b) => Ok(h.or(b)),
     }

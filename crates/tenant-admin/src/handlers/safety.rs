@@ -149,7 +149,7 @@ pub(crate) async fn list_held(
     responses(
         (status = 200, description = "How many were released", body = HeldSettled),
         (status = 400, description = "Both ids and users, or an empty list", body = ErrorBody),
-        (status = 404, description = "An id that is not held", body = ErrorBody),
+        (status = 409, description = "An id that names no held change (settled already)", body = ErrorBody),
     ),
 )]
 pub(crate) async fn release_held(
@@ -174,7 +174,7 @@ pub(crate) async fn release_held(
     responses(
         (status = 200, description = "How many were discarded", body = HeldSettled),
         (status = 400, description = "Both ids and users, or an empty list", body = ErrorBody),
-        (status = 404, description = "An id that is not held", body = ErrorBody),
+        (status = 409, description = "An id that names no held change (settled already)", body = ErrorBody),
     ),
 )]
 pub(crate) async fn discard_held(

@@ -866,7 +866,7 @@ async fn console_delivery_and_safety_answer_bad_input_with_a_page_and_change_not
             (format!("{a}/users/nobody/erase"), 404),
             (format!("{a}/safety?released=many"), 400),
             (format!("{a}/safety/held/discard?id=abc"), 400),
-            (format!("{a}/safety/held/discard?id=999"), 404),
+            (format!("{a}/safety/held/discard?id=999"), 409),
         ] {
             let page = c.get(&path).await;
             assert_eq!(page.status, status, "{path}: {}", page.body);
@@ -913,16 +913,16 @@ async fn console_delivery_and_safety_answer_bad_input_with_a_page_and_change_not
         // Held changes named wrongly: the safety page, the error next to
         // the held changes.
         for (fields, status) in [
-            (vec![("id", "999")], 404),
+            (vec![("id", "999")], 409),
             (vec![("id", "abc")], 422),
             (vec![], 422),
         ] {
             for action in ["release", "discard", "discard/review"] {
                 let path = format!("{a}/safety/held/{action}");
                 let page = c.post(&path, &fields).await;
-                let expected = if action == "discard/review" && status == 404 {
+                let expected = if action == "discard/review" && status == 409 {
                     // Reviewing only leads to the confirmation, which
-                    // answers 404 for it.
+                    // answers 409 for it.
                     303
                 } else {
                     status

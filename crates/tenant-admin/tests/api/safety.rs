@@ -118,6 +118,23 @@ async fn a_threshold_holds_mass_deletions_until_an_admin_decides() {
         )
         .await
         .expect_error(400, "invalid_request", "maxPercent");
+        // An If-Match the body's version contradicts can never hold: 412,
+        // and the policy stays as it was.
+        s.api_with(
+            "PUT",
+            "/tenants/acme/deletion-safety",
+            Some(op),
+            &[("If-Match", "\"1\"")],
+            Some(json!({"maxDeletions": 99, "version": 7})),
+        )
+        .await
+        .expect_error(412, "precondition_failed", "no version satisfies both");
+        let unchanged = s.get("/tenants/acme/deletion-safety", op).await.expect(200);
+        assert_eq!(
+            (&unchanged["maxDeletions"], &unchanged["version"]),
+            (&json!(10), &json!(1)),
+            "{unchanged}"
+        );
 
         let mut ids = Vec::new();
         for i in 0..100 {
@@ -214,6 +231,19 @@ async fn a_threshold_holds_mass_deletions_until_an_admin_decides() {
         )
         .await
         .expect_error(400, "invalid_request", "not both");
+        // Ids settled already (or never held) are a conflict with the
+        // current state; nothing else moves.
+        let settled_id = held[0]["id"].clone();
+        for action in ["release", "discard"] {
+            s.api(
+                "POST",
+                &format!("/tenants/acme/held-changes/{action}"),
+                Some(op),
+                Some(json!({"ids": [settled_id]})),
+            )
+            .await
+            .expect_error(409, "conflict", "no held change");
+        }
         let audit = s
             .get("/tenants/acme/audit?limit=1000", op)
             .await

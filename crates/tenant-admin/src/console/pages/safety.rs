@@ -453,7 +453,10 @@ pub(crate) async fn confirm_discard(req: HttpRequest) -> Page {
         .map(HeldRow::of)
         .collect();
     if !all && rows.len() != ids.len() {
-        return Err(ServiceError::NotFound("a held change of these ids".into()).into());
+        return Err(ServiceError::Conflict(
+            "some of these ids name no held change (released or discarded already?)".into(),
+        )
+        .into());
     }
     ok(&DiscardPage {
         layout: Layout::new(&req, "Discard held changes", "safety", Some(ctx.tenant()))?,
