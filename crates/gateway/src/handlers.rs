@@ -17,7 +17,7 @@ use scim::projection::Projection;
 use scim::schemas::{Registry, SCIMGATE_USER};
 use serde_json::Value;
 use serde_json::value::RawValue;
-use store::{Page, Resource};
+use store::{Page, Resource, UserExtras};
 
 use crate::auth::{AnyScope, Authorized, ScimRead, ScimWrite};
 use crate::body::ScimJson;
@@ -85,29 +85,43 @@ fn count_read<R>(auth: &Authorized<R>, kind: Kind, operation: &str, result: &Rep
         .inc();
 }
 
-/// Renders users, loading `groups` and the effective roles of the scimgate
-/// extension (one query each for the whole page) only when the projection
-/// shows them. A user without stored effective roles gets no extension.
+/// What a rendering of users under `projection` needs besides the users.
+fn user_extras(projection: &Projection) -> UserExtras {
+    let schema = Kind::User.schema();
+    UserExtras {
+        groups: projection.wants(&groups_path(), schema),
+        roles: projection.wants_schema(SCIMGATE_USER, schema),
+    }
+}
+
+/// Renders users with `groups` and the effective roles of the scimgate
+/// extension when the projection shows them: from `page` when the list
+/// read them along, otherwise one query each for the whole page. A user
+/// without stored effective roles gets no extension.
 async fn render_users<R>(
     auth: &Authorized<R>,
     users: Vec<Resource>,
     projection: &Projection,
+    page: Option<&mut Page>,
 ) -> Result<Vec<Value>, ApiError> {
+    let wanted = user_extras(projection);
+    let (mut groups, mut effective) = match page {
+        Some(page) => (page.groups.take(), page.roles.take()),
+        None => (None, None),
+    };
+    let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
+    if wanted.groups && groups.is_none() && !ids.is_empty() {
+        groups = Some(auth.store.user_groups(&ids).await?);
+    }
+    if !wanted.groups {
+        groups = None;
+    }
+    let effective = match effective.take() {
+        Some(read) if wanted.roles => read,
+        _ if wanted.roles && !ids.is_empty() => auth.store.effective_roles(&ids).await?,
+        _ => HashMap::new(),
+    };
     let schema = Kind::User.schema();
-    let with_groups = projection.wants(&groups_path(), schema) && !users.is_empty();
-    let with_roles = projection.wants_schema(SCIMGATE_USER, schema) && !users.is_empty();
-    let ids: Vec<String> = match with_groups || with_roles {
-        true => users.iter().map(|u| u.id.clone()).collect(),
-        false => Vec::new(),
-    };
-    let mut groups = match with_groups {
-        true => Some(auth.store.user_groups(&ids).await?),
-        false => None,
-    };
-    let effective = match with_roles {
-        true => auth.store.effective_roles(&ids).await?,
-        false => HashMap::new(),
-    };
     Ok(users
         .into_iter()
         .map(|u| {
@@ -172,10 +186,11 @@ fn list_reply(page: &Page, request: &ListRequest, resources: Vec<Value>) -> Http
 
 // ---------------------------------------------------------------- Users
 
-async fn user_list<R>(auth: &Authorized<R>, request: ListRequest) -> Reply {
+async fn user_list<R>(auth: &Authorized<R>, mut request: ListRequest) -> Reply {
+    request.query.user_extras = user_extras(&request.projection);
     let mut page = ops::list_users(&auth.store, &request.query).await?;
     let users = std::mem::take(&mut page.resources);
-    let resources = render_users(auth, users, &request.projection).await?;
+    let resources = render_users(auth, users, &request.projection, Some(&mut page)).await?;
     Ok(list_reply(&page, &request, resources))
 }
 
@@ -219,7 +234,7 @@ pub(crate) async fn get_user(
             return Ok(render::not_modified(user.version));
         }
         let version = user.version;
-        let mut body = render_users(&auth, vec![user], &projection).await?;
+        let mut body = render_users(&auth, vec![user], &projection, None).await?;
         let body = body.pop().unwrap_or(Value::Null);
         Ok(render::resource_response(
             StatusCode::OK,
@@ -249,7 +264,7 @@ pub(crate) async fn create_user(
         audit.routed(std::mem::take(&mut user.routed));
         let location = render::resource_location(&auth.base_url, Kind::User, &user.id);
         let version = user.version;
-        let mut rendered = render_users(&auth, vec![user], &projection).await?;
+        let mut rendered = render_users(&auth, vec![user], &projection, None).await?;
         let rendered = rendered.pop().unwrap_or(Value::Null);
         Ok(render::resource_response(
             StatusCode::CREATED,
@@ -278,7 +293,7 @@ pub(crate) async fn replace_user(
         let mut user = ops::replace_user(&auth.store, &id, &body, &if_match(&req)).await?;
         audit.routed(std::mem::take(&mut user.routed));
         let version = user.version;
-        let mut rendered = render_users(&auth, vec![user], &projection).await?;
+        let mut rendered = render_users(&auth, vec![user], &projection, None).await?;
         let rendered = rendered.pop().unwrap_or(Value::Null);
         Ok(render::resource_response(
             StatusCode::OK,
@@ -307,7 +322,7 @@ pub(crate) async fn patch_user(
         audit.routed(std::mem::take(&mut user.routed));
         audit.identify(&user.document);
         let version = user.version;
-        let mut rendered = render_users(&auth, vec![user], &projection).await?;
+        let mut rendered = render_users(&auth, vec![user], &projection, None).await?;
         let rendered = rendered.pop().unwrap_or(Value::Null);
         Ok(render::resource_response(
             StatusCode::OK,

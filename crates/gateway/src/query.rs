@@ -180,6 +180,7 @@ fn build(
             start_index,
             count,
             with_members: false,
+            user_extras: Default::default(),
         },
         projection,
     })

@@ -135,6 +135,11 @@ impl Inner {
             // database check answers at once after the first failure).
             .connect_timeout(Duration::from_secs(5))
             .acquire_timeout(Duration::from_secs(5))
+            // A ping on every checkout is a round trip (and a backend
+            // wake-up) per statement outside a transaction; only a
+            // connection idle long enough to have been dropped (a restarted
+            // server, a proxy's timeout) is pinged first.
+            .test_before_acquire_if_idle_for(Duration::from_secs(1))
             // Statement logging would put SQL (and in debug builds, values)
             // into the logs; the gateway logs what matters with request ids.
             .sqlx_logging(false);

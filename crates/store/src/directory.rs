@@ -760,13 +760,19 @@ pub(crate) async fn user_groups(
                 .push((norm, GroupRef { id, display }));
         }
     }
-    for (member, mut refs) in sorted {
-        refs.sort_by(|(a, x), (b, y)| a.cmp(b).then_with(|| x.id.cmp(&y.id)));
+    for (member, refs) in sorted {
         if let Some(list) = out.get_mut(&member) {
-            list.extend(refs.into_iter().map(|(_, r)| r));
+            list.extend(in_display_order(refs));
         }
     }
     Ok(out)
+}
+
+/// A user's groups in the order `groups` lists them: by normalized
+/// displayName (the first of each pair), ties by id.
+pub(crate) fn in_display_order(mut refs: Vec<(String, GroupRef)>) -> Vec<GroupRef> {
+    refs.sort_by(|(a, x), (b, y)| a.cmp(b).then_with(|| x.id.cmp(&y.id)));
+    refs.into_iter().map(|(_, r)| r).collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -1811,6 +1817,7 @@ mod tests {
                     start_index: 1,
                     count: 0,
                     with_members: false,
+                    user_extras: Default::default(),
                 })
                 .await
                 .map(|page| page.total);

@@ -376,6 +376,19 @@ pub struct ListQuery {
     pub count: u64,
     /// Load Group members (false for `excludedAttributes=members`).
     pub with_members: bool,
+    /// For Users: what the page should bring along from other tables.
+    pub user_extras: UserExtras,
+}
+
+/// What a page of Users brings along from other tables, read in the same
+/// statement as the users where the list runs in SQL (an IdP's lookup
+/// before each write is then one round trip to the database, not three).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserExtras {
+    /// Each user's direct groups (the `groups` attribute).
+    pub groups: bool,
+    /// Each user's stored effective roles (scimgate's extension).
+    pub roles: bool,
 }
 
 /// One page of results.
@@ -385,6 +398,13 @@ pub struct Page {
     pub total: u64,
     /// This page.
     pub resources: Vec<Resource>,
+    /// The users' groups, by user id, when [`UserExtras::groups`] was asked
+    /// and read with the page (`None`: the caller reads them itself).
+    pub groups: Option<HashMap<String, Vec<GroupRef>>>,
+    /// The users' stored effective roles, by user id (users without any
+    /// are absent), when [`UserExtras::roles`] was asked and read with the
+    /// page (`None`: the caller reads them itself).
+    pub roles: Option<HashMap<String, ::roles::Effective>>,
 }
 
 /// One provisioning-log entry: a SCIM write and its outcome.

@@ -29,7 +29,9 @@ use crate::translate::{
     self, Kind, Target, col_created, col_display_name_norm, col_external_id, col_id, col_tenant,
     col_updated,
 };
-use crate::{ListQuery, Page, Resource, Result, StoreError, TenantStore};
+use crate::{
+    Backend, GroupRef, ListQuery, Page, Resource, Result, StoreError, TenantStore, UserExtras,
+};
 
 /// Rows fetched per round trip when scanning for in-memory evaluation.
 const BATCH: u64 = 500;
@@ -44,6 +46,10 @@ struct Row {
     user_name_norm: Option<String>,
     display_name_norm: Option<String>,
     external_id: Option<String>,
+    /// A user's groups as JSON `[[id, displayName, norm], ...]`, when asked.
+    groups_json: Option<String>,
+    /// A user's stored effective roles (JSON), when asked and stored.
+    roles_json: Option<String>,
 }
 
 /// How results are ordered.
@@ -88,12 +94,19 @@ pub(crate) async fn list(store: &TenantStore, kind: Kind, q: &ListQuery) -> Resu
     let sort = sort_of(kind, q);
     let offset = Ord::max(q.start_index, 1) - 1;
 
+    // Only the page read in SQL brings the extras along; a scanned one
+    // leaves them to the caller.
+    let mut extras = UserExtras::default();
     let (total, rows) = match (&residual, &sort) {
         (None, Sort::Column(target)) if q.count > 0 => {
             let mut select = select_rows(kind);
+            if kind == Kind::User {
+                extras = q.user_extras;
+                add_user_extras(&mut select, store.inner.backend, extras);
+            }
             select.cond_where(cond.clone());
             order_sql(&mut select, kind, *target, q.descending);
-            let rows = fetch_page(store, kind, &select, q.count, offset).await?;
+            let rows = fetch_page(store, kind, &select, q.count, offset, extras).await?;
             // A page that is neither empty nor full is the last one, so it
             // tells the total by itself: the `userName eq` lookups IdPs send
             // before every write cost one query, not two.
@@ -143,6 +156,16 @@ pub(crate) async fn list(store: &TenantStore, kind: Kind, q: &ListQuery) -> Resu
     } else {
         HashMap::new()
     };
+    let mut groups = extras.groups.then(HashMap::new);
+    let mut roles = extras.roles.then(HashMap::new);
+    for r in &rows {
+        if let (Some(map), Some(text)) = (groups.as_mut(), r.groups_json.as_deref()) {
+            map.insert(r.id.clone(), parse_groups(text, &r.id)?);
+        }
+        if let (Some(map), Some(text)) = (roles.as_mut(), r.roles_json.as_deref()) {
+            map.insert(r.id.clone(), crate::roles::parse_effective(text, &r.id)?);
+        }
+    }
     let resources = rows
         .into_iter()
         .map(|r| {
@@ -154,7 +177,54 @@ pub(crate) async fn list(store: &TenantStore, kind: Kind, q: &ListQuery) -> Resu
             to_resource(kind, r, m)
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Page { total, resources })
+    Ok(Page {
+        total,
+        resources,
+        groups,
+        roles,
+    })
+}
+
+/// Adds a user's groups and stored roles to `select` as correlated
+/// sub-selects (JSON text), each answered from an index keyed by the user
+/// (memberships' member-first index, user_roles' key).
+fn add_user_extras(select: &mut SelectStatement, backend: Backend, extras: UserExtras) {
+    if extras.groups {
+        let agg = match backend {
+            Backend::Postgres => {
+                r#"json_agg(json_build_array(g."id", g."display_name", g."display_name_norm"))::text"#
+            }
+            Backend::Sqlite => {
+                r#"json_group_array(json_array(g."id", g."display_name", g."display_name_norm"))"#
+            }
+        };
+        select.expr_as(
+            Expr::cust(format!(
+                r#"(SELECT {agg} FROM "memberships" m JOIN "groups" g ON g."tenant_id" = m."tenant_id" AND g."id" = m."group_id" WHERE m."tenant_id" = "users"."tenant_id" AND m."member_id" = "users"."id")"#
+            )),
+            "groups_json",
+        );
+    }
+    if extras.roles {
+        select.expr_as(
+            Expr::cust(
+                r#"(SELECT r."effective" FROM "user_roles" r WHERE r."tenant_id" = "users"."tenant_id" AND r."user_id" = "users"."id")"#,
+            ),
+            "roles_json",
+        );
+    }
+}
+
+/// A user's groups from [`add_user_extras`]'s JSON, in `groups` order.
+fn parse_groups(text: &str, user_id: &str) -> Result<Vec<GroupRef>> {
+    let rows: Vec<(String, String, String)> = serde_json::from_str(text).map_err(|e| {
+        StoreError::Internal(format!("groups of user {user_id} read as {text:?}: {e}"))
+    })?;
+    Ok(crate::directory::in_display_order(
+        rows.into_iter()
+            .map(|(id, display, norm)| (norm, GroupRef { id, display }))
+            .collect(),
+    ))
 }
 
 fn to_resource(kind: Kind, r: Row, members: Option<Vec<scim::patch::Member>>) -> Result<Resource> {
@@ -248,7 +318,9 @@ fn order_sql(select: &mut SelectStatement, kind: Kind, target: Target, descendin
 
 async fn fetch(store: &TenantStore, kind: Kind, select: &SelectStatement) -> Result<Vec<Row>> {
     let rows = store.inner.conn.query_all(select).await.map_err(db)?;
-    rows.iter().map(|r| read_row(kind, r)).collect()
+    rows.iter()
+        .map(|r| read_row(kind, r, UserExtras::default()))
+        .collect()
 }
 
 /// [`fetch`] with `LIMIT`/`OFFSET` written into the SQL as numbers: SQLite
@@ -261,16 +333,17 @@ async fn fetch_page(
     select: &SelectStatement,
     limit: u64,
     offset: u64,
+    extras: UserExtras,
 ) -> Result<Vec<Row>> {
     let conn = &store.inner.conn;
     let mut stmt = conn.get_database_backend().build(select);
     stmt.sql
         .push_str(&format!(" LIMIT {limit} OFFSET {offset}"));
     let rows = conn.query_all_raw(stmt).await.map_err(db)?;
-    rows.iter().map(|r| read_row(kind, r)).collect()
+    rows.iter().map(|r| read_row(kind, r, extras)).collect()
 }
 
-fn read_row(kind: Kind, r: &QueryResult) -> Result<Row> {
+fn read_row(kind: Kind, r: &QueryResult, extras: UserExtras) -> Result<Row> {
     Ok(Row {
         id: r.try_get("", "id").map_err(db)?,
         document: r.try_get("", "document").map_err(db)?,
@@ -284,6 +357,16 @@ fn read_row(kind: Kind, r: &QueryResult) -> Result<Row> {
         },
         display_name_norm: r.try_get("", "display_name_norm").map_err(db)?,
         external_id: r.try_get("", "external_id").map_err(db)?,
+        groups_json: if extras.groups {
+            r.try_get("", "groups_json").map_err(db)?
+        } else {
+            None
+        },
+        roles_json: if extras.roles {
+            r.try_get("", "roles_json").map_err(db)?
+        } else {
+            None
+        },
     })
 }
 

@@ -159,6 +159,7 @@ async fn every(dir: &TenantStore, users: bool) -> Result<Vec<store::Resource>, J
             start_index: out.len() as u64 + 1,
             count: 1000,
             with_members: !users,
+            user_extras: Default::default(),
         };
         let page = if users {
             dir.list_users(&query).await?

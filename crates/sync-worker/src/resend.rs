@@ -117,6 +117,7 @@ async fn total(dir: &store::TenantStore, groups: bool) -> Result<u64, JobError> 
         start_index: 1,
         count: 0,
         with_members: false,
+        user_extras: Default::default(),
     };
     let page = if groups {
         dir.list_groups(&query).await?

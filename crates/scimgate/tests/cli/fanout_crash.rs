@@ -82,6 +82,7 @@ fn all(start_index: u64) -> ListQuery {
         start_index,
         count: 1_000,
         with_members: true,
+        user_extras: Default::default(),
     }
 }
 

@@ -143,6 +143,7 @@ fn futures_are_send() {
             start_index: 1,
             count: 1,
             with_members: false,
+            user_extras: Default::default(),
         }));
         assert_send(&s.admin().authenticate("x"));
         assert_send(&s.migrate());

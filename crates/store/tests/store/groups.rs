@@ -130,6 +130,7 @@ async fn members_read_back_in_order_whatever_their_display() {
                 start_index: 1,
                 count: 10,
                 with_members: true,
+                user_extras: Default::default(),
             })
             .await
             .unwrap();

@@ -16,6 +16,7 @@ fn all() -> ListQuery {
         start_index: 1,
         count: 100,
         with_members: true,
+        user_extras: Default::default(),
     }
 }
 

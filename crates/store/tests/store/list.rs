@@ -21,6 +21,7 @@ fn query(filter: Option<&str>) -> ListQuery {
         start_index: 1,
         count: 10_000,
         with_members: true,
+        user_extras: Default::default(),
     }
 }
 
@@ -602,5 +603,86 @@ async fn scans_beyond_the_limit_are_refused() {
             .await
             .unwrap();
         assert_eq!(page.total, 7);
+    }
+}
+
+/// A page of users read in SQL brings each user's groups and stored roles
+/// along in the same statement; they are exactly what the separate reads
+/// answer (groups in `groups` order), and a scanned page leaves them to
+/// the caller.
+#[tokio::test]
+async fn a_page_brings_groups_and_roles_along_as_the_separate_reads_answer() {
+    for which in backends() {
+        let (_db, store, dir) = directory(which).await;
+        // A second tenant with the same group names: none of its rows may
+        // show up in the first tenant's page.
+        let other = store.tenant(&tenant(&store, "other").await);
+        dir.set_role_policy(crate::roles::policy(), Some(0), "test")
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        for name in ["ann", "ben", "cat", "dan"] {
+            ids.push(dir.create_user(user(name)).await.unwrap().id);
+            other.create_user(user(name)).await.unwrap();
+        }
+        // ann in three groups (created out of name order), ben in one,
+        // cat and dan in none; dan's roles are the default ones.
+        for (name, members) in [("Zeta", vec![0]), ("Admins", vec![0, 1]), ("beta", vec![0])] {
+            let members: Vec<Member> = members
+                .iter()
+                .map(|&i| Member::new(ids[i].clone()))
+                .collect();
+            dir.create_group(group(name), members.clone())
+                .await
+                .unwrap();
+            other.create_group(group(name), Vec::new()).await.unwrap();
+        }
+        let both = store::UserExtras {
+            groups: true,
+            roles: true,
+        };
+        let separate_groups = dir.user_groups(&ids).await.unwrap();
+        let separate_roles = dir.effective_roles(&ids).await.unwrap();
+        assert_eq!(
+            separate_groups[&ids[0]]
+                .iter()
+                .map(|g| g.display.as_str())
+                .collect::<Vec<_>>(),
+            ["Admins", "beta", "Zeta"],
+            "{which:?}"
+        );
+        for filter in [None, Some("userName eq \"ann\""), Some("userName sw \"c\"")] {
+            let mut q = query(filter);
+            q.user_extras = both;
+            let page = dir.list_users(&q).await.unwrap();
+            let groups = page.groups.expect("groups read along");
+            let roles = page.roles.expect("roles read along");
+            assert!(!page.resources.is_empty(), "{which:?} {filter:?}");
+            for r in &page.resources {
+                assert_eq!(
+                    groups.get(&r.id).cloned().unwrap_or_default(),
+                    separate_groups[&r.id],
+                    "{which:?} {filter:?} groups of {}",
+                    r.document["userName"]
+                );
+                assert_eq!(
+                    roles.get(&r.id),
+                    separate_roles.get(&r.id),
+                    "{which:?} {filter:?} roles of {}",
+                    r.document["userName"]
+                );
+            }
+        }
+        // Only what is asked comes along.
+        let mut q = query(None);
+        q.user_extras.roles = true;
+        let page = dir.list_users(&q).await.unwrap();
+        assert!(page.groups.is_none() && page.roles.is_some(), "{which:?}");
+        // A filter finished in memory: the caller reads them itself.
+        let mut q = query(Some("title eq \"CTO\" or userName eq \"ann\""));
+        q.user_extras = both;
+        let page = dir.list_users(&q).await.unwrap();
+        assert_eq!(page.resources.len(), 1, "{which:?}");
+        assert!(page.groups.is_none() && page.roles.is_none(), "{which:?}");
     }
 }

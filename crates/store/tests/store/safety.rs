@@ -101,7 +101,7 @@ async fn a_threshold_holds_the_rest_until_released_or_discarded() {
         assert!(matches!(
             dir.release_held(HeldSelection::Ids(vec![999_999]), "admin")
                 .await,
-            Err(StoreError::NotFound(_))
+            Err(StoreError::Conflict(_))
         ));
     }
 }
@@ -400,6 +400,7 @@ async fn a_childs_protected_copy_waits_when_its_super_tenant_deletes() {
                 start_index: 1,
                 count: 10,
                 with_members: false,
+                user_extras: Default::default(),
             })
             .await
             .expect("copies")

@@ -14,6 +14,7 @@ fn by_filter(f: &str) -> ListQuery {
         start_index: 1,
         count: 100,
         with_members: false,
+        user_extras: Default::default(),
     }
 }
 

@@ -170,6 +170,7 @@ async fn source_state(dir: &TenantStore) -> Directory {
         start_index: 1,
         count: 1000,
         with_members: true,
+        user_extras: Default::default(),
     };
     let users = dir.list_users(&query).await.expect("users").resources;
     let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();

@@ -372,6 +372,7 @@ pub async fn preview_mapping(
                 start_index: 1,
                 count: first.min(limit),
                 with_members: false,
+                user_extras: Default::default(),
             };
             ctx.store()
                 .list_users(&query)

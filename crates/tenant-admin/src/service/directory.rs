@@ -99,6 +99,7 @@ fn list_query(
         start_index: query.start_index.unwrap_or(1).max(1),
         count: query.count.unwrap_or(DEFAULT_COUNT).min(MAX_COUNT),
         with_members: false,
+        user_extras: Default::default(),
     })
 }
 
@@ -173,6 +174,7 @@ pub async fn find_user(ctx: &TenantContext, given: &str) -> Result<Resource, Ser
         start_index: 1,
         count: 1,
         with_members: false,
+        user_extras: Default::default(),
     };
     store
         .list_users(&query)
