@@ -96,7 +96,7 @@ fn user_extras(projection: &Projection) -> UserExtras {
 
 /// Renders users with `groups` and the effective roles of the scimgate
 /// extension when the projection shows them: from `page` when the list
-/// read them along, otherwise one query each for the whole page. A user
+/// read them along, otherwise in one query for the whole page. A user
 /// without stored effective roles gets no extension.
 async fn render_users<R>(
     auth: &Authorized<R>,
@@ -105,21 +105,25 @@ async fn render_users<R>(
     page: Option<&mut Page>,
 ) -> Result<Vec<Value>, ApiError> {
     let wanted = user_extras(projection);
-    let (mut groups, mut effective) = match page {
+    let (read_groups, read_roles) = match page {
         Some(page) => (page.groups.take(), page.roles.take()),
         None => (None, None),
     };
-    let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
-    if wanted.groups && groups.is_none() && !ids.is_empty() {
-        groups = Some(auth.store.user_groups(&ids).await?);
-    }
-    if !wanted.groups {
-        groups = None;
-    }
-    let effective = match effective.take() {
-        Some(read) if wanted.roles => read,
-        _ if wanted.roles && !ids.is_empty() => auth.store.effective_roles(&ids).await?,
-        _ => HashMap::new(),
+    // What the page did not bring along (or no page at all).
+    let missing = UserExtras {
+        groups: wanted.groups && read_groups.is_none(),
+        roles: wanted.roles && read_roles.is_none(),
+    };
+    let (fetched_groups, fetched_roles) = if users.is_empty() {
+        Default::default()
+    } else {
+        let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
+        auth.store.user_extras(&ids, missing).await?
+    };
+    let mut groups = wanted.groups.then(|| read_groups.unwrap_or(fetched_groups));
+    let effective = match wanted.roles {
+        true => read_roles.unwrap_or(fetched_roles),
+        false => HashMap::new(),
     };
     let schema = Kind::User.schema();
     Ok(users

@@ -215,6 +215,53 @@ fn add_user_extras(select: &mut SelectStatement, backend: Backend, extras: UserE
     }
 }
 
+/// The groups (an entry per user found, empty when none) and stored roles
+/// (users without any are absent) of `user_ids`, as far as `extras` asks:
+/// one statement per batch of users, whatever is asked.
+pub(crate) async fn user_extras(
+    store: &TenantStore,
+    user_ids: &[String],
+    extras: UserExtras,
+) -> Result<(
+    HashMap<String, Vec<GroupRef>>,
+    HashMap<String, ::roles::Effective>,
+)> {
+    let (mut groups, mut roles) = (HashMap::new(), HashMap::new());
+    if extras == UserExtras::default() {
+        return Ok((groups, roles));
+    }
+    for chunk in user_ids.chunks(usize::try_from(BATCH).unwrap_or(500)) {
+        let mut select = Query::select();
+        select
+            .from(users::Entity)
+            .column((users::Entity, users::Column::Id))
+            .and_where(
+                Expr::col((users::Entity, users::Column::TenantId)).eq(store.tenant.id.to_string()),
+            )
+            .and_where(Expr::col((users::Entity, users::Column::Id)).is_in(chunk.iter().cloned()));
+        add_user_extras(&mut select, store.inner.backend, extras);
+        for r in store.inner.conn.query_all(&select).await.map_err(db)? {
+            let id: String = r.try_get("", "id").map_err(db)?;
+            if extras.groups {
+                let text: Option<String> = r.try_get("", "groups_json").map_err(db)?;
+                let refs = match text {
+                    Some(text) => parse_groups(&text, &id)?,
+                    None => Vec::new(),
+                };
+                groups.insert(id.clone(), refs);
+            }
+            if extras.roles {
+                let text: Option<String> = r.try_get("", "roles_json").map_err(db)?;
+                if let Some(text) = text {
+                    let effective = crate::roles::parse_effective(&text, &id)?;
+                    roles.insert(id, effective);
+                }
+            }
+        }
+    }
+    Ok((groups, roles))
+}
+
 /// A user's groups from [`add_user_extras`]'s JSON, in `groups` order.
 fn parse_groups(text: &str, user_id: &str) -> Result<Vec<GroupRef>> {
     let rows: Vec<(String, String, String)> = serde_json::from_str(text).map_err(|e| {

@@ -673,6 +673,16 @@ async fn a_page_brings_groups_and_roles_along_as_the_separate_reads_answer() {
                 );
             }
         }
+        // The same in one statement for given users (a user not found
+        // gets no entry).
+        let mut asked = ids.clone();
+        asked.push("no-such-user".into());
+        let (groups, roles) = dir.user_extras(&asked, both).await.unwrap();
+        assert_eq!(groups.len(), ids.len(), "{which:?}");
+        for id in &ids {
+            assert_eq!(groups[id], separate_groups[id], "{which:?}");
+            assert_eq!(roles.get(id), separate_roles.get(id), "{which:?}");
+        }
         // Only what is asked comes along.
         let mut q = query(None);
         q.user_extras.roles = true;

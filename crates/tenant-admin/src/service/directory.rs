@@ -103,7 +103,7 @@ fn list_query(
     })
 }
 
-/// Users with their groups, effective roles and locks, three queries for
+/// Users with their groups, effective roles and locks, two queries for
 /// the whole page.
 async fn details(
     ctx: &TenantContext,
@@ -111,8 +111,11 @@ async fn details(
 ) -> Result<Vec<UserDetails>, ServiceError> {
     let store = ctx.store();
     let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
-    let mut groups = store.user_groups(&ids).await?;
-    let mut effective = store.effective_roles(&ids).await?;
+    let both = store::UserExtras {
+        groups: true,
+        roles: true,
+    };
+    let (mut groups, mut effective) = store.user_extras(&ids, both).await?;
     let mut locks: HashMap<String, LockInfo> = store
         .locks()
         .await?
