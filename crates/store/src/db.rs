@@ -191,7 +191,7 @@ impl Inner {
         loop {
             attempts += 1;
             let txn = self.conn.begin().await.map_err(db)?;
-            let result = body(&state, &txn).await;
+            let result = crate::writer::with_events_deferred(&txn, body(&state, &txn)).await;
             if let Some(done) = self.finish(txn, result, attempts).await {
                 return done;
             }

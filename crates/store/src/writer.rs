@@ -66,18 +66,54 @@ pub(crate) fn current_batch() -> Option<u64> {
     BATCH.with(|b| b.borrow().as_ref().map(|b| b.id))
 }
 
-/// Queues outbox rows for the running batch; hands them back when the
-/// caller is not a job of the writer (then it inserts them itself).
+tokio::task_local! {
+    /// Outbox rows one attempt of a PostgreSQL write transaction wrote so
+    /// far (see [`with_events_deferred`]).
+    static DEFERRED: RefCell<Vec<event_log::ActiveModel>>;
+}
+
+/// Queues outbox rows for the running batch (SQLite's writer) or the
+/// running PostgreSQL write transaction; hands them back when the caller
+/// is neither (then it inserts them itself).
 pub(crate) fn defer_events(
     rows: Vec<event_log::ActiveModel>,
 ) -> std::result::Result<(), Vec<event_log::ActiveModel>> {
-    BATCH.with(|b| match b.borrow_mut().as_mut() {
+    let rows = BATCH.with(|b| match b.borrow_mut().as_mut() {
         Some(batch) => {
             batch.events.extend(rows);
-            Ok(())
+            None
         }
-        None => Err(rows),
-    })
+        None => Some(rows),
+    });
+    let Some(rows) = rows else {
+        return Ok(());
+    };
+    let mut rows = Some(rows);
+    match DEFERRED.try_with(|d| d.borrow_mut().extend(rows.take().unwrap_or_default())) {
+        Ok(()) => Ok(()),
+        Err(_) => Err(rows.unwrap_or_default()),
+    }
+}
+
+/// Runs `body`, one attempt of a PostgreSQL write transaction, with its
+/// outbox rows queued and inserted in one statement at its end, in `txn`
+/// (the SQLite writer does the same per batch): a write that records two
+/// events (a user and its new roles) makes one round trip for them, not
+/// two. Nothing in a transaction reads its own events back.
+pub(crate) async fn with_events_deferred<T>(
+    txn: &DatabaseTransaction,
+    body: impl Future<Output = std::result::Result<T, TxError>>,
+) -> std::result::Result<T, TxError> {
+    DEFERRED
+        .scope(RefCell::new(Vec::new()), async move {
+            let value = body.await?;
+            let rows = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
+            crate::events::insert(crate::Backend::Postgres, txn, rows)
+                .await
+                .map_err(crate::db::dbx)?;
+            Ok(value)
+        })
+        .await
 }
 
 /// How many outbox rows the running batch holds (a job's starting mark).
