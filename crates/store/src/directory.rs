@@ -1253,6 +1253,22 @@ async fn set_members(
     Ok(())
 }
 
+/// Adjacent additions as one addition, adjacent removals as one removal:
+/// the same outcome (an addition leaves present members as they are, a
+/// removal ignores absent ones), with a few statements per run instead of
+/// a few per operation (Entra sends a PATCH operation per member).
+fn coalesce(changes: Vec<MemberChange>) -> Vec<MemberChange> {
+    let mut out: Vec<MemberChange> = Vec::with_capacity(changes.len());
+    for change in changes {
+        match (out.last_mut(), change) {
+            (Some(MemberChange::Add(run)), MemberChange::Add(more)) => run.extend(more),
+            (Some(MemberChange::Remove(run)), MemberChange::Remove(more)) => run.extend(more),
+            (_, change) => out.push(change),
+        }
+    }
+    out
+}
+
 async fn apply_change(
     store: &TenantStore,
     txn: &DatabaseTransaction,
@@ -1492,7 +1508,7 @@ async fn update_group(
         None
     };
     let mut delta = Delta::default();
-    for change in changes {
+    for change in coalesce(changes) {
         apply_change(store, txn, &row.id, change, &mut delta).await?;
     }
     if !doc_changed && delta.is_empty() {
@@ -1716,6 +1732,32 @@ pub(crate) async fn delete_group_in(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn adjacent_member_changes_of_one_kind_coalesce_in_order() {
+        use MemberChange::{Add, Remove, RemoveAll};
+        let m = |id: &str| Member::new(id.to_owned());
+        let ids = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let out = coalesce(vec![
+            Add(vec![m("a")]),
+            Add(vec![m("b"), m("a")]),
+            Remove(ids(&["c"])),
+            Remove(ids(&["d"])),
+            Add(vec![m("e")]),
+            RemoveAll,
+            Add(vec![m("f")]),
+        ]);
+        assert_eq!(
+            out,
+            vec![
+                Add(vec![m("a"), m("b"), m("a")]),
+                Remove(ids(&["c", "d"])),
+                Add(vec![m("e")]),
+                RemoveAll,
+                Add(vec![m("f")]),
+            ]
+        );
+    }
 
     async fn two_tenants(store: &crate::Store) -> (TenantStore, TenantStore) {
         let mut out = Vec::new();
