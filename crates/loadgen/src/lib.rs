@@ -71,6 +71,11 @@ pub struct Options {
     pub groups: usize,
     /// Length of `steady`/`lookup`; the time limit of `initial`.
     pub duration: Duration,
+    /// Origins (`http://host:port`) of several processes serving the same
+    /// tenants: worker `w` sends every request to origin `w % n` (the
+    /// target URLs' own origin replaced), one keep-alive connection each, as
+    /// a load balancer spreads connections. Empty: the target URLs as given.
+    pub gateways: Vec<String>,
 }
 
 /// Why a run could not start.
@@ -125,6 +130,29 @@ pub fn check_loopback(url: &str) -> Result<(), LoadError> {
     }
 }
 
+/// `url` with its scheme and authority replaced by those of `origin`
+/// (`http://host[:port]`, no path): the same tenant on another process.
+pub fn with_origin(url: &str, origin: &str) -> Result<String, LoadError> {
+    let base: http::Uri = origin
+        .parse()
+        .map_err(|e| LoadError(format!("invalid gateway {origin:?}: {e}")))?;
+    let (Some(scheme), Some(authority)) = (base.scheme_str(), base.authority()) else {
+        return Err(LoadError(format!(
+            "gateway {origin:?}: give an origin such as http://127.0.0.1:8080"
+        )));
+    };
+    if !matches!(base.path(), "" | "/") || base.query().is_some() {
+        return Err(LoadError(format!(
+            "gateway {origin:?}: give an origin without a path (the targets' paths are kept)"
+        )));
+    }
+    let parsed: http::Uri = url
+        .parse()
+        .map_err(|e| LoadError(format!("invalid URL {url:?}: {e}")))?;
+    let path = parsed.path_and_query().map_or("", |p| p.as_str());
+    Ok(format!("{scheme}://{authority}{path}"))
+}
+
 /// Checks the options and runs the scenario to completion or its time limit.
 pub async fn run(options: Options) -> Result<Report, LoadError> {
     if options.targets.is_empty() {
@@ -134,6 +162,10 @@ pub async fn run(options: Options) -> Result<Report, LoadError> {
     }
     for target in &options.targets {
         check_loopback(&target.scim_url)?;
+    }
+    for gateway in &options.gateways {
+        check_loopback(gateway)?;
+        with_origin("http://127.0.0.1/", gateway)?;
     }
     if options.concurrency == 0 || options.concurrency > 4096 {
         return Err(LoadError("--concurrency must be between 1 and 4096".into()));
@@ -176,5 +208,23 @@ mod tests {
         ] {
             assert!(check_loopback(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn gateways_replace_the_origin_only() {
+        let url = "http://127.0.0.1:8080/tenants/a/scim/v2";
+        let moved = with_origin(url, "http://127.0.0.1:9090").ok();
+        assert_eq!(
+            moved.as_deref(),
+            Some("http://127.0.0.1:9090/tenants/a/scim/v2")
+        );
+        let moved = with_origin(url, "http://localhost:1/").ok();
+        assert_eq!(
+            moved.as_deref(),
+            Some("http://localhost:1/tenants/a/scim/v2")
+        );
+        assert!(with_origin(url, "127.0.0.1:9090").is_err());
+        assert!(with_origin(url, "http://127.0.0.1:9090/scim").is_err());
+        assert!(with_origin(url, "not a url").is_err());
     }
 }

@@ -33,6 +33,12 @@ struct Args {
     /// A JSON list of {"scim_url", "token"} objects, one per tenant.
     #[arg(long, value_name = "FILE")]
     targets: Option<PathBuf>,
+    /// The origin (http://127.0.0.1:PORT) of one of several processes serving
+    /// the same tenants; repeatable. Connections are spread round-robin over
+    /// them (worker w sends to gateway w % n), each target's URL keeping its
+    /// path. Without it, the target URLs as given.
+    #[arg(long = "gateway", value_name = "ORIGIN")]
+    gateways: Vec<String>,
     /// Concurrent requests in flight.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
@@ -106,6 +112,7 @@ async fn main() -> ExitCode {
         users: args.users,
         groups: args.groups,
         duration: Duration::from_secs(args.duration),
+        gateways: args.gateways,
     };
     match loadgen::run(options).await {
         Ok(report) => {

@@ -186,6 +186,8 @@ pub struct Report {
     pub scenario: String,
     /// Number of tenants (SCIM base URLs) driven.
     pub targets: usize,
+    /// Server processes the connections were spread over (1: the URLs as given).
+    pub gateways: usize,
     /// Concurrent workers.
     pub concurrency: usize,
     /// Wall time in seconds.
@@ -244,6 +246,7 @@ impl Report {
         Report {
             scenario: scenario.to_string(),
             targets,
+            gateways: 1,
             concurrency,
             elapsed_secs: secs,
             completed,
@@ -261,9 +264,14 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "scenario {}: {} target(s), concurrency {}, {:.2} s{}",
+            "scenario {}: {} target(s){}, concurrency {}, {:.2} s{}",
             self.scenario,
             self.targets,
+            if self.gateways > 1 {
+                format!(" over {} gateways", self.gateways)
+            } else {
+                String::new()
+            },
             self.concurrency,
             self.elapsed_secs,
             if self.completed {

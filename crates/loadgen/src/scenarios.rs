@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::client::{Conn, Endpoint, Request};
 use crate::report::{InitialSummary, Report, Stats};
-use crate::{LoadError, Options, Scenario};
+use crate::{LoadError, Options, Scenario, with_origin};
 
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -170,14 +170,35 @@ fn first_of_list(list: &Value) -> (u64, Option<String>) {
     (total, id)
 }
 
+/// The targets' endpoints once per gateway (`[gateway][target]`); one set,
+/// the URLs as given, without gateways.
+fn endpoint_sets(options: &Options) -> Result<Vec<Vec<Endpoint>>, LoadError> {
+    let endpoints = |origin: Option<&str>| {
+        options
+            .targets
+            .iter()
+            .map(|t| match origin {
+                Some(o) => Endpoint::new(&with_origin(&t.scim_url, o)?, &t.token),
+                None => Endpoint::new(&t.scim_url, &t.token),
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    if options.gateways.is_empty() {
+        Ok(vec![endpoints(None)?])
+    } else {
+        options
+            .gateways
+            .iter()
+            .map(|g| endpoints(Some(g)))
+            .collect()
+    }
+}
+
 pub(crate) async fn run(options: Options) -> Result<Report, LoadError> {
-    let endpoints = options
-        .targets
-        .iter()
-        .map(|t| Endpoint::new(&t.scim_url, &t.token))
-        .collect::<Result<Vec<_>, _>>()?;
-    match options.scenario {
-        Scenario::Initial => initial(endpoints, options).await,
+    let sets = endpoint_sets(&options)?;
+    let gateways = sets.len();
+    let mut report = match options.scenario {
+        Scenario::Initial => initial(sets, options).await?,
         // The initial cycle with one group: it gets every user, and one
         // worker PATCHes it, as Entra changes one group at a time.
         Scenario::LargeGroup => {
@@ -185,15 +206,20 @@ pub(crate) async fn run(options: Options) -> Result<Report, LoadError> {
                 groups: 1,
                 ..options
             };
-            initial(endpoints, options).await
+            initial(sets, options).await?
         }
-        Scenario::Steady | Scenario::Lookup => mixed(endpoints, options).await,
-    }
+        Scenario::Steady | Scenario::Lookup => mixed(sets, options).await?,
+    };
+    report.gateways = gateways;
+    Ok(report)
 }
 
 /// State the initial cycle's workers share.
 struct Initial {
-    targets: Vec<Endpoint>,
+    /// The targets once per gateway: worker `w` uses set `w % sets.len()`.
+    sets: Vec<Vec<Endpoint>>,
+    /// Targets (tenants) per set.
+    targets: usize,
     users: usize,
     groups: usize,
     deadline: Instant,
@@ -216,10 +242,10 @@ impl Initial {
         (k < total).then_some(k)
     }
 
-    async fn user(&self, worker: &mut Worker, k: usize) {
-        let t = k % self.targets.len();
-        let i = k / self.targets.len();
-        let target = &self.targets[t];
+    async fn user(&self, worker: &mut Worker, set: usize, k: usize) {
+        let t = k % self.targets;
+        let i = k / self.targets;
+        let target = &self.sets[set][t];
         let Some(list) = call(worker, "get_user_by_userName", filter_users(target, i)).await else {
             return;
         };
@@ -245,10 +271,10 @@ impl Initial {
         }
     }
 
-    async fn group(&self, worker: &mut Worker, k: usize) {
-        let t = k % self.targets.len();
-        let g = k / self.targets.len();
-        let target = &self.targets[t];
+    async fn group(&self, worker: &mut Worker, set: usize, k: usize) {
+        let t = k % self.targets;
+        let g = k / self.targets;
+        let target = &self.sets[set][t];
         let Some(list) = call(worker, "get_group_by_displayName", filter_groups(target, g)).await
         else {
             return;
@@ -295,14 +321,15 @@ impl Initial {
     }
 }
 
-async fn initial(endpoints: Vec<Endpoint>, options: Options) -> Result<Report, LoadError> {
+async fn initial(sets: Vec<Vec<Endpoint>>, options: Options) -> Result<Report, LoadError> {
     let start = Instant::now();
-    let targets = endpoints.len();
+    let targets = options.targets.len();
     let shared = Arc::new(Initial {
         ids: (0..targets)
             .map(|_| (0..options.users).map(|_| OnceLock::new()).collect())
             .collect(),
-        targets: endpoints,
+        sets,
+        targets,
         users: options.users,
         groups: options.groups,
         deadline: start + options.duration,
@@ -316,12 +343,13 @@ async fn initial(endpoints: Vec<Endpoint>, options: Options) -> Result<Report, L
     let mut stats = Stats::default();
     let user_items = options.users * targets;
     let workers: Vec<_> = (0..options.concurrency)
-        .map(|_| {
+        .map(|w| {
             let shared = Arc::clone(&shared);
             tokio::spawn(async move {
                 let mut worker = Worker::default();
+                let set = w % shared.sets.len();
                 while let Some(k) = shared.take(user_items) {
-                    shared.user(&mut worker, k).await;
+                    shared.user(&mut worker, set, k).await;
                 }
                 worker.stats
             })
@@ -339,12 +367,13 @@ async fn initial(endpoints: Vec<Endpoint>, options: Options) -> Result<Report, L
     shared.next.store(0, Ordering::Relaxed);
     let group_items = options.groups * targets;
     let workers: Vec<_> = (0..options.concurrency.min(group_items.max(1)))
-        .map(|_| {
+        .map(|w| {
             let shared = Arc::clone(&shared);
             tokio::spawn(async move {
                 let mut worker = Worker::default();
+                let set = w % shared.sets.len();
                 while let Some(k) = shared.take(group_items) {
-                    shared.group(&mut worker, k).await;
+                    shared.group(&mut worker, set, k).await;
                 }
                 worker.stats
             })
@@ -436,25 +465,29 @@ async fn sample(target: &Endpoint, with_groups: bool) -> Result<Sample, LoadErro
     Ok(Sample { users, groups })
 }
 
-async fn mixed(endpoints: Vec<Endpoint>, options: Options) -> Result<Report, LoadError> {
+async fn mixed(sets: Vec<Vec<Endpoint>>, options: Options) -> Result<Report, LoadError> {
     let steady = options.scenario == Scenario::Steady;
-    let mut samples = Vec::with_capacity(endpoints.len());
+    let tenants = options.targets.len();
+    let mut samples = Vec::with_capacity(tenants);
     if steady {
-        for target in &endpoints {
+        // Every set holds the same tenants: sample them through the first.
+        for target in sets.first().into_iter().flatten() {
             samples.push(sample(target, true).await?);
         }
     }
     let samples = Arc::new(samples);
-    let targets = Arc::new(endpoints);
+    let sets = Arc::new(sets);
     let start = Instant::now();
     let deadline = start + options.duration;
     let workers: Vec<_> = (0..options.concurrency)
         .map(|w| {
             let samples = Arc::clone(&samples);
-            let targets = Arc::clone(&targets);
+            let sets = Arc::clone(&sets);
             let users = options.users;
             tokio::spawn(async move {
                 let mut worker = Worker::default();
+                // One gateway per worker (its connection), round-robin.
+                let targets = &sets[w % sets.len()];
                 let mut rng = StdRng::seed_from_u64(0x5c17 + w as u64);
                 for _ in 0..MAX_ITERATIONS_PER_WORKER {
                     if Instant::now() >= deadline {
@@ -519,7 +552,7 @@ async fn mixed(endpoints: Vec<Endpoint>, options: Options) -> Result<Report, Loa
     }
     Ok(Report::new(
         options.scenario.name(),
-        targets.len(),
+        tenants,
         options.concurrency,
         start.elapsed(),
         true,

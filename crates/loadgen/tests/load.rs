@@ -34,6 +34,7 @@ fn initial_then_steady_against_the_real_app() {
             users: 50,
             groups: 5,
             duration: Duration::from_secs(duration),
+            gateways: Vec::new(),
         };
 
         let initial = loadgen::run(options(Scenario::Initial, 120))
@@ -78,6 +79,19 @@ fn initial_then_steady_against_the_real_app() {
             .expect("lookup runs");
         assert_eq!(lookup.total_errors, 0, "{}", lookup.to_text());
         assert_eq!(lookup.operations.len(), 1);
+
+        // Connections spread over two "gateways" (the same server twice):
+        // each worker's requests go to the target's path on its origin.
+        let origin = app.public_url().trim_end_matches('/').to_owned();
+        let spread = loadgen::run(Options {
+            gateways: vec![origin.clone(), origin],
+            ..options(Scenario::Steady, 1)
+        })
+        .await
+        .expect("steady over two gateways runs");
+        assert_eq!(spread.total_errors, 0, "{}", spread.to_text());
+        assert_eq!(spread.gateways, 2);
+        assert!(spread.to_text().contains("over 2 gateways"));
 
         let refused = loadgen::run(Options {
             targets: vec![Target {

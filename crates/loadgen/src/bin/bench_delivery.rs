@@ -8,10 +8,12 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use loadgen::delivery::mix::{self, MixOptions, WebhookSetup};
 use loadgen::delivery::throughput::{self, ThroughputOptions};
+use loadgen::delivery::workers::{self, WorkersOptions};
 use loadgen::{MAX_DURATION_SECS, Target};
 
-/// Delivery benchmarks: a worker's throughput from a backlog, and the
-/// steady SCIM mix with and without a webhook target.
+/// Delivery benchmarks: a worker's throughput from a backlog, the steady
+/// SCIM mix with and without a webhook target, and `scimgate worker`
+/// processes sharing a backlog through Redis.
 #[derive(Debug, Parser)]
 #[command(name = "scimgate-bench-delivery", version)]
 struct Args {
@@ -84,6 +86,51 @@ enum Command {
         #[arg(long)]
         server_pid: Option<u32>,
     },
+    /// Running `scimgate worker` processes sharing delivery through Redis:
+    /// once they have shared the partitions, a backlog of several tenants
+    /// (each with a webhook target on a loopback receiver) and the time
+    /// until the receiver holds every event.
+    Workers {
+        /// The workers' PostgreSQL database URL (an empty database).
+        #[arg(long)]
+        database_url: String,
+        /// The workers' data directory (their target sealing key file).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The workers' Redis URL.
+        #[arg(long)]
+        redis_url: String,
+        /// How many workers run (the benchmark waits until they have
+        /// shared the partitions).
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// Tenants, each with one webhook target, shared equally among the
+        /// workers' partitions (at least 8).
+        #[arg(long, default_value_t = 8)]
+        tenants: usize,
+        /// Users per tenant (one event each when created).
+        #[arg(long, default_value_t = 1000)]
+        users: usize,
+        /// Updates per user after all are created (one event each).
+        #[arg(long, default_value_t = 4)]
+        updates: usize,
+        /// Writes in flight while seeding.
+        #[arg(long, default_value_t = 32)]
+        seed_concurrency: usize,
+        /// Give up waiting for the workers to share the partitions after
+        /// this many seconds.
+        #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=MAX_DURATION_SECS))]
+        balance_timeout: u64,
+        /// Give up waiting for the deliveries after this many seconds.
+        #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=MAX_DURATION_SECS))]
+        timeout: u64,
+        /// A worker's process id (its CPU is read from /proc); repeatable.
+        #[arg(long = "worker-pid")]
+        worker_pids: Vec<u32>,
+        /// Also write the JSON report to this file.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+    },
 }
 
 /// mimalloc, as the server uses: the benchmark shares the machine's cores.
@@ -108,6 +155,62 @@ fn print<T: serde::Serialize>(json: bool, report: &T, text: String) -> ExitCode 
 fn main() -> ExitCode {
     let args = Args::parse();
     match args.command {
+        Command::Workers {
+            database_url,
+            data_dir,
+            redis_url,
+            workers,
+            tenants,
+            users,
+            updates,
+            seed_concurrency,
+            balance_timeout,
+            timeout,
+            worker_pids,
+            report,
+        } => {
+            let options = WorkersOptions {
+                database_url,
+                data_dir,
+                redis_url,
+                workers,
+                tenants,
+                users,
+                updates,
+                seed_concurrency,
+                sample: args.sample,
+                balance_timeout: Duration::from_secs(balance_timeout),
+                timeout: Duration::from_secs(timeout),
+                worker_pids,
+            };
+            match workers::run(options) {
+                Ok(result) => {
+                    if let Some(file) = &report {
+                        let written = serde_json::to_string_pretty(&result)
+                            .map_err(|e| e.to_string())
+                            .and_then(|j| std::fs::write(file, j).map_err(|e| e.to_string()));
+                        if let Err(e) = written {
+                            eprintln!("scimgate-bench-delivery: {}: {e}", file.display());
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                    let code = print(args.json, &result, result.to_text());
+                    if result.honest() {
+                        code
+                    } else {
+                        eprintln!(
+                            "scimgate-bench-delivery: not every event arrived intact, once, \
+                             after the start, with the partitions in place (see the report)"
+                        );
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("scimgate-bench-delivery: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Throughput {
             users,
             updates,

@@ -328,6 +328,7 @@ async fn measure(opts: &MixOptions, hooked: Option<&Hooked>) -> Result<MixReport
         users: opts.users,
         groups: 0,
         duration: opts.duration,
+        gateways: Vec::new(),
     })
     .await?;
     let mix_time = started.elapsed();

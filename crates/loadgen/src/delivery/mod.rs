@@ -3,7 +3,9 @@
 //!   backlog to a loopback receiver;
 //! - [`mix`]: the steady SCIM mix against a running `scimgate serve`,
 //!   optionally with a webhook target on a loopback receiver, and each
-//!   event's lag (arrival minus its envelope's `occurred_at`).
+//!   event's lag (arrival minus its envelope's `occurred_at`);
+//! - [`workers`]: events per second `scimgate worker` processes deliver
+//!   from a backlog of several tenants when they share it through Redis.
 //!
 //! Both run the receiver on a thread of its own (`bench-receiver`) so its
 //! CPU can be read apart from the rest.
@@ -12,6 +14,7 @@ pub mod cpu;
 pub mod mix;
 pub mod receiver;
 pub mod throughput;
+pub mod workers;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -69,7 +69,9 @@ struct Shared {
     sample: u64,
     /// Read `occurred_at` from every body.
     lag: bool,
-    secret: Mutex<Option<Arc<Webhook>>>,
+    /// The signing secrets of the targets pointed here: a sampled request
+    /// must verify under one of them.
+    secrets: Mutex<Vec<Arc<Webhook>>>,
 }
 
 impl Shared {
@@ -151,7 +153,7 @@ impl Receiver {
             checked: AtomicU64::new(0),
             sample,
             lag,
-            secret: Mutex::new(None),
+            secrets: Mutex::new(Vec::new()),
         });
         tokio::spawn(serve(listener, shared.clone()));
         Ok(Receiver { shared, addr })
@@ -167,12 +169,24 @@ impl Receiver {
     pub fn set_secret(&self, secret: &str) -> Result<(), LoadError> {
         let webhook = Webhook::new(secret)
             .map_err(|e| LoadError(format!("the receiver cannot use the secret: {e}")))?;
-        *self
-            .shared
-            .secret
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(webhook));
+        *self.secrets() = vec![Arc::new(webhook)];
         Ok(())
+    }
+
+    /// Adds the signing secret of one more target pointed at this receiver
+    /// (a sampled request must verify under one of them).
+    pub fn add_secret(&self, secret: &str) -> Result<(), LoadError> {
+        let webhook = Webhook::new(secret)
+            .map_err(|e| LoadError(format!("the receiver cannot use the secret: {e}")))?;
+        self.secrets().push(Arc::new(webhook));
+        Ok(())
+    }
+
+    fn secrets(&self) -> MutexGuard<'_, Vec<Arc<Webhook>>> {
+        self.shared
+            .secrets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Distinct events received so far.
@@ -309,15 +323,21 @@ fn lag_ms(body: &[u8], arrived: SystemTime) -> Result<f64, String> {
 
 /// The signature (by the Standard Webhooks library) and the envelope.
 fn check(shared: &Shared, id: i64, body: &[u8], headers: &http::HeaderMap) -> Result<(), String> {
-    let secret = shared
-        .secret
+    let secrets = shared
+        .secrets
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone()
-        .ok_or("no secret to check the signature with")?;
-    secret
-        .verify(body, headers)
-        .map_err(|e| format!("evt_{id}: signature: {e}"))?;
+        .clone();
+    let mut verified = Err(String::from("no secret to check the signature with"));
+    for secret in &secrets {
+        verified = secret
+            .verify(body, headers)
+            .map_err(|e| format!("evt_{id}: signature: {e}"));
+        if verified.is_ok() {
+            break;
+        }
+    }
+    verified?;
     let envelope: Envelope<'_> =
         serde_json::from_slice(body).map_err(|e| format!("evt_{id}: envelope: {e}"))?;
     if envelope.id != format!("evt_{id}") {

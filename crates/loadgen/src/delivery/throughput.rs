@@ -189,17 +189,20 @@ where
     Ok(())
 }
 
-/// Creates `users` users, then updates each `updates` times.
-async fn seed(dir: &TenantStore, opts: &ThroughputOptions) -> Result<(), LoadError> {
-    let ids: Arc<Vec<std::sync::OnceLock<String>>> = Arc::new(
-        (0..opts.users)
-            .map(|_| std::sync::OnceLock::new())
-            .collect(),
-    );
+/// Creates `users` users, then updates each `updates` times, `concurrency`
+/// writes in flight (one event per write).
+pub(super) async fn seed(
+    dir: &TenantStore,
+    users: usize,
+    updates: usize,
+    concurrency: usize,
+) -> Result<(), LoadError> {
+    let ids: Arc<Vec<std::sync::OnceLock<String>>> =
+        Arc::new((0..users).map(|_| std::sync::OnceLock::new()).collect());
     {
         let dir = dir.clone();
         let ids = ids.clone();
-        each(opts.users, opts.seed_concurrency, move |i| {
+        each(users, concurrency, move |i| {
             let dir = dir.clone();
             let ids = ids.clone();
             async move {
@@ -213,10 +216,10 @@ async fn seed(dir: &TenantStore, opts: &ThroughputOptions) -> Result<(), LoadErr
         })
         .await?;
     }
-    for round in 0..opts.updates {
+    for round in 0..updates {
         let dir = dir.clone();
         let ids = ids.clone();
-        each(opts.users, opts.seed_concurrency, move |i| {
+        each(users, concurrency, move |i| {
             let dir = dir.clone();
             let ids = ids.clone();
             async move {
@@ -328,7 +331,7 @@ async fn measure(
     }
 
     let seeding = Instant::now();
-    seed(&dir, &opts).await?;
+    seed(&dir, opts.users, opts.updates, opts.seed_concurrency).await?;
     let seed_secs = seeding.elapsed().as_secs_f64();
     let (ids, _) = all_events(&dir, created.target.cursor).await?;
 
