@@ -151,21 +151,28 @@ fn render_group<R>(auth: &Authorized<R>, g: Resource, projection: &Projection) -
 /// from the database as JSON text, spliced in without being parsed and
 /// re-encoded (for a large group they are most of the response);
 /// otherwise they are read only if the projection keeps some of them, and
-/// projected like any attribute.
+/// projected like any attribute. `None` when `at_most` is given and the
+/// group has more members (under the default projection its size is read
+/// with its members, in the same statement).
 async fn group_body<R>(
     auth: &Authorized<R>,
     mut group: Resource,
     projection: &Projection,
-) -> Result<Vec<u8>, ApiError> {
+    at_most: Option<u64>,
+) -> Result<Option<Vec<u8>>, ApiError> {
     if group.members.is_none() && projection.is_default() {
-        let text = auth
+        let Some(text) = auth
             .store
             .group_members_json(
                 &group.id,
                 &render::location_prefix(&auth.base_url, Kind::User),
                 &render::location_prefix(&auth.base_url, Kind::Group),
+                at_most,
             )
-            .await?;
+            .await?
+        else {
+            return Ok(None);
+        };
         let members = RawValue::from_string(text).map_err(|e| {
             ApiError::Store(store::StoreError::Internal(format!(
                 "members of group {}: {e}",
@@ -173,12 +180,17 @@ async fn group_body<R>(
             )))
         })?;
         let body = render_group(auth, group, projection);
-        return Ok(render::encode_with_members(&body, &members));
+        return Ok(Some(render::encode_with_members(&body, &members)));
+    }
+    if let Some(n) = at_most
+        && auth.store.group_has_more_members_than(&group.id, n).await?
+    {
+        return Ok(None);
     }
     if group.members.is_none() && projection.wants(&members_path(), Kind::Group.schema()) {
         group.members = Some(auth.store.group_members(&group.id).await?);
     }
-    Ok(render::encode(&render_group(auth, group, projection)))
+    Ok(Some(render::encode(&render_group(auth, group, projection))))
 }
 
 fn list_reply(page: &Page, request: &ListRequest, resources: Vec<Value>) -> HttpResponse {
@@ -410,7 +422,11 @@ pub(crate) async fn get_group(
             return Ok(render::not_modified(group.version));
         }
         let version = group.version;
-        let body = group_body(&auth, group, &projection).await?;
+        let body = group_body(&auth, group, &projection, None)
+            .await?
+            .ok_or_else(|| {
+                ApiError::Internal("a group body without a bound was withheld".into())
+            })?;
         Ok(render::encoded_resource_response(
             StatusCode::OK,
             body,
@@ -503,11 +519,15 @@ pub(crate) async fn patch_group(
         let mut group = patched.group;
         audit.identify(&group.document);
         audit.routed(std::mem::take(&mut group.routed));
-        if answers_no_content(&auth, &group.id, patched.members_only, &params).await? {
-            return Ok(render::no_content(group.version));
-        }
         let version = group.version;
-        let body = group_body(&auth, group, &projection).await?;
+        let at_most = match patch_reply(&auth, patched.members_only, &params) {
+            PatchReply::NoContent => return Ok(render::no_content(version)),
+            PatchReply::Group => None,
+            PatchReply::GroupUnlessMoreThan(n) => Some(n),
+        };
+        let Some(body) = group_body(&auth, group, &projection, at_most).await? else {
+            return Ok(render::no_content(version));
+        };
         Ok(render::encoded_resource_response(
             StatusCode::OK,
             body,
@@ -527,26 +547,29 @@ pub(crate) async fn patch_group(
 /// threshold, where a full reply per member change would make building the
 /// group quadratic. The size comes from the membership index, counted no
 /// further than the threshold, so it costs the same for any larger group.
-async fn answers_no_content(
-    auth: &Authorized<ScimWrite>,
-    group_id: &str,
-    members_only: bool,
-    params: &Params,
-) -> Result<bool, ApiError> {
+/// (How large the group is, is read with its members when it gets them.)
+fn patch_reply(auth: &Authorized<ScimWrite>, members_only: bool, params: &Params) -> PatchReply {
     let config = &auth.shared.config;
     match config.group_patch_response {
-        crate::GroupPatchResponse::NoContent => Ok(true),
-        crate::GroupPatchResponse::Resource => Ok(false),
+        crate::GroupPatchResponse::NoContent => PatchReply::NoContent,
+        crate::GroupPatchResponse::Resource => PatchReply::Group,
+        crate::GroupPatchResponse::Auto if !members_only || params.names_projection() => {
+            PatchReply::Group
+        }
         crate::GroupPatchResponse::Auto => {
-            if !members_only || params.names_projection() {
-                return Ok(false);
-            }
-            Ok(auth
-                .store
-                .group_has_more_members_than(group_id, config.group_patch_no_content_above)
-                .await?)
+            PatchReply::GroupUnlessMoreThan(config.group_patch_no_content_above)
         }
     }
+}
+
+/// What a successful group PATCH answers (see [`patch_reply`]).
+enum PatchReply {
+    /// 204 with the new ETag.
+    NoContent,
+    /// 200 with the group.
+    Group,
+    /// 200 with the group, unless it has more members than this: 204.
+    GroupUnlessMoreThan(u64),
 }
 
 /// DELETE /Groups/{id}

@@ -924,7 +924,8 @@ pub(crate) async fn group_members_json(
     group_id: &str,
     user_ref: &str,
     group_ref: &str,
-) -> Result<String> {
+    at_most: Option<u64>,
+) -> Result<Option<String>> {
     let conn = &store.inner.conn;
     let backend = conn.get_database_backend();
     let values: Vec<sea_orm::Value> = vec![
@@ -936,7 +937,7 @@ pub(crate) async fn group_members_json(
     let row = conn
         .query_all_raw(sea_orm::Statement::from_sql_and_values(
             backend,
-            members_json_sql(backend),
+            members_json_sql(backend, at_most),
             values,
         ))
         .await
@@ -949,8 +950,12 @@ pub(crate) async fn group_members_json(
 
 /// The query of [`group_members_json`]: tenant id, group id, then the two
 /// reference prefixes. PostgreSQL is told the order, in bytes ("C")
-/// whatever the database's collation; SQLite's index gives it.
-fn members_json_sql(backend: sea_orm::DbBackend) -> String {
+/// whatever the database's collation; SQLite's index gives it. With
+/// `at_most`, a group of more members answers NULL, counted in the index no
+/// further than one past the bound, and its members are never aggregated
+/// (`CASE` evaluates only the branch it takes), so a large group costs the
+/// same as one at the bound.
+fn members_json_sql(backend: sea_orm::DbBackend, at_most: Option<u64>) -> String {
     let d = MembersDialect::of(backend);
     let reference = format!(
         "'$ref', CASE m.member_type WHEN 'Group' THEN {} ELSE {} END || m.member_id",
@@ -966,9 +971,18 @@ fn members_json_sql(backend: sea_orm::DbBackend) -> String {
             "'value', m.member_id, 'display', m.display, 'type', m.member_type, {reference}"
         )),
     );
+    let array = d.array(&item, " ORDER BY m.member_id COLLATE \"C\"");
+    let members = match at_most {
+        None => array,
+        Some(n) => format!(
+            "CASE WHEN (SELECT count(*) FROM (SELECT 1 FROM memberships x \
+             WHERE x.tenant_id = g.tenant_id AND x.group_id = g.id LIMIT {}) c) > {n} \
+             THEN NULL ELSE {array} END",
+            n.saturating_add(1)
+        ),
+    };
     format!(
-        "SELECT {} AS members FROM groups g WHERE g.tenant_id = {} AND g.id = {}",
-        d.array(&item, " ORDER BY m.member_id COLLATE \"C\""),
+        "SELECT {members} AS members FROM groups g WHERE g.tenant_id = {} AND g.id = {}",
         d.param(1),
         d.param(2)
     )
@@ -1904,7 +1918,11 @@ mod tests {
             .unwrap();
         store.migrate().await.unwrap();
         let sqlite = sea_orm::DbBackend::Sqlite;
-        for query in [members_sql(sqlite, 2), members_json_sql(sqlite)] {
+        for query in [
+            members_sql(sqlite, 2),
+            members_json_sql(sqlite, None),
+            members_json_sql(sqlite, Some(100)),
+        ] {
             let rows = store
                 .inner
                 .conn

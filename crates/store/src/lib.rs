@@ -1066,14 +1066,16 @@ impl TenantStore {
         directory::group_has_more_members_than(self, group_id, n).await
     }
     /// A group's members as a response's JSON array, built by the database
-    /// (`$ref` is the member id after `user_ref` or `group_ref`).
+    /// (`$ref` is the member id after `user_ref` or `group_ref`); `None`
+    /// when the group has more than `at_most` members (when given).
     pub async fn group_members_json(
         &self,
         group_id: &str,
         user_ref: &str,
         group_ref: &str,
-    ) -> Result<String> {
-        directory::group_members_json(self, group_id, user_ref, group_ref).await
+        at_most: Option<u64>,
+    ) -> Result<Option<String>> {
+        directory::group_members_json(self, group_id, user_ref, group_ref, at_most).await
     }
 
     /// The tenant's role policy; an empty one (no roles, mode single,
