@@ -1344,6 +1344,39 @@ mod tests {
     }
 
     #[test]
+    fn redis_url_takes_plain_redis_only_and_stays_secret() {
+        let load = |value: &str| {
+            Config::load(&Sources {
+                env: env(&[("SCIMGATE_REDIS_URL", value)]),
+                ..Sources::default()
+            })
+        };
+        let c = load("redis://:s3cret-pass@127.0.0.1:6379/2")
+            .expect("a redis:// URL")
+            .config;
+        assert_eq!(
+            c.redis_url.as_ref().map(|u| u.expose().to_owned()),
+            Some("redis://:s3cret-pass@127.0.0.1:6379/2".to_owned())
+        );
+        assert!(!format!("{c:?}").contains("s3cret-pass"), "never in Debug");
+        // Empty: no Redis, as without the setting.
+        assert!(load("").expect("empty").config.redis_url.is_none());
+        for (value, needle) in [
+            ("rediss://cache.internal:6380", "TLS to Redis"),
+            ("http://127.0.0.1:6379", "redis://"),
+            ("127.0.0.1:6379", "redis://"),
+        ] {
+            let err = load(value).expect_err(value).to_string();
+            assert!(err.contains("redis_url"), "{value}: {err}");
+            assert!(err.contains(needle), "{value}: {err}");
+            assert!(
+                !err.contains("cache.internal"),
+                "{value}: the URL is not echoed: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn admin_jwt_keys_from_file_and_environment() {
         let a = "a".repeat(32);
         let b = "b:with-colon".repeat(4);
