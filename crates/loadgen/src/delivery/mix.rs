@@ -172,21 +172,13 @@ impl MixReport {
                 lag.probe_secs
             ));
         }
-        for (what, cpu) in [
-            ("server", &self.server_cpu_cores),
-            ("bench", &self.bench_cpu_cores),
-        ] {
-            if cpu.is_empty() {
-                continue;
-            }
-            out.push_str(&format!("  {what} CPU (cores):"));
-            for (name, cores) in cpu {
-                if *cores >= 0.005 {
-                    out.push_str(&format!(" {name} {cores:.2};"));
-                }
-            }
-            out.push('\n');
-        }
+        super::push_cpu_lines(
+            &mut out,
+            &[
+                ("server", &self.server_cpu_cores),
+                ("bench", &self.bench_cpu_cores),
+            ],
+        );
         out
     }
 }

@@ -24,6 +24,47 @@ use store::TenantStore;
 use crate::LoadError;
 use receiver::Receiver;
 
+/// Runs `measure` on a two-thread runtime (threads named `name`) beside a
+/// receiver on its own thread (see [`ReceiverThread::start`]), and stops
+/// both once it is done; blocks the calling thread.
+pub fn with_receiver<T, F>(
+    sample: u64,
+    name: &str,
+    measure: impl FnOnce(Receiver) -> F,
+) -> Result<T, LoadError>
+where
+    F: std::future::Future<Output = Result<T, LoadError>>,
+{
+    let receiver = ReceiverThread::start(sample, false)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .map_err(|e| LoadError(format!("cannot start a runtime: {e}")))?;
+    let result = runtime.block_on(measure(receiver.receiver.clone()));
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    drop(receiver);
+    result
+}
+
+/// Appends a report's CPU lines: per group (e.g. "server", "bench"), the
+/// cores each thread or process used, leaving out those near zero.
+pub fn push_cpu_lines(out: &mut String, groups: &[(&str, &BTreeMap<String, f64>)]) {
+    for (what, cpu) in groups {
+        if cpu.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("  {what} CPU (cores):"));
+        for (name, cores) in cpu.iter() {
+            if *cores >= 0.005 {
+                out.push_str(&format!(" {name} {cores:.2};"));
+            }
+        }
+        out.push('\n');
+    }
+}
+
 /// The receiver on its own thread and runtime; dropping it stops both.
 pub struct ReceiverThread {
     /// The receiver (clones share its records).

@@ -30,7 +30,7 @@ use tokio::sync::watch;
 
 use super::cpu::CpuSnapshot;
 use super::receiver::Receiver;
-use super::{ReceiverThread, all_events, per_thread};
+use super::{all_events, per_thread};
 use crate::LoadError;
 
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -244,17 +244,9 @@ pub(super) async fn seed(
 
 /// Runs the benchmark; blocks the calling thread.
 pub fn run(opts: ThroughputOptions) -> Result<ThroughputReport, LoadError> {
-    let receiver = ReceiverThread::start(opts.sample, false)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("bench-worker")
-        .enable_all()
-        .build()
-        .map_err(|e| LoadError(format!("cannot start a runtime: {e}")))?;
-    let result = runtime.block_on(measure(opts, receiver.receiver.clone()));
-    runtime.shutdown_timeout(Duration::from_secs(5));
-    drop(receiver);
-    result
+    super::with_receiver(opts.sample, "bench-worker", |receiver| {
+        measure(opts, receiver)
+    })
 }
 
 async fn measure(

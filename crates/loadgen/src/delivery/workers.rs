@@ -45,7 +45,7 @@ use uuid::Uuid;
 use super::cpu::CpuSnapshot;
 use super::receiver::Receiver;
 use super::throughput::seed;
-use super::{ReceiverThread, all_events, per_thread};
+use super::{all_events, per_thread};
 use crate::LoadError;
 
 /// Bound on one Redis call of the benchmark.
@@ -227,21 +227,13 @@ impl WorkersReport {
         if !self.partitions_kept {
             out.push_str("  the partitions moved between workers during the run\n");
         }
-        for (what, cpu) in [
-            ("workers", &self.worker_cpu_cores),
-            ("bench", &self.bench_cpu_cores),
-        ] {
-            if cpu.is_empty() {
-                continue;
-            }
-            out.push_str(&format!("  {what} CPU (cores):"));
-            for (name, cores) in cpu {
-                if *cores >= 0.005 {
-                    out.push_str(&format!(" {name} {cores:.2};"));
-                }
-            }
-            out.push('\n');
-        }
+        super::push_cpu_lines(
+            &mut out,
+            &[
+                ("workers", &self.worker_cpu_cores),
+                ("bench", &self.bench_cpu_cores),
+            ],
+        );
         out
     }
 }
@@ -259,17 +251,9 @@ pub fn run(opts: WorkersOptions) -> Result<WorkersReport, LoadError> {
     if opts.users == 0 {
         return Err(LoadError("--users must be at least 1".into()));
     }
-    let receiver = ReceiverThread::start(opts.sample, false)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("bench-seed")
-        .enable_all()
-        .build()
-        .map_err(|e| LoadError(format!("cannot start a runtime: {e}")))?;
-    let result = runtime.block_on(measure(opts, receiver.receiver.clone()));
-    runtime.shutdown_timeout(Duration::from_secs(5));
-    drop(receiver);
-    result
+    super::with_receiver(opts.sample, "bench-seed", |receiver| {
+        measure(opts, receiver)
+    })
 }
 
 /// The holder of each partition (`None`: not held).
