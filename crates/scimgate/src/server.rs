@@ -45,6 +45,10 @@ const SAFETY_INTERVAL: Duration = Duration::from_secs(60);
 const PURGE_BATCH: u64 = 500;
 /// How often old provisioning-log entries are pruned.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+/// How often PostgreSQL's planner statistics are checked: a few seconds, so
+/// that an initial cycle's lookups stop using plans made on empty tables
+/// well before autovacuum (once a minute) would notice.
+const STATISTICS_INTERVAL: Duration = Duration::from_secs(3);
 
 /// Which scimgate process to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -599,7 +603,10 @@ fn sweeps(config: &Config, store: &Store, metrics: SweepMetrics) -> Vec<JoinHand
         purged,
         pruned,
     } = metrics;
-    let mut tasks = vec![spawn_deletion_safety(store.clone(), held, tripped, purged)];
+    let mut tasks = vec![
+        spawn_deletion_safety(store.clone(), held, tripped, purged),
+        spawn_statistics(store.clone()),
+    ];
     if config.provisioning_log_retention_days > 0 {
         tasks.push(spawn_retention(
             store.clone(),
@@ -970,6 +977,26 @@ fn spawn_deletion_safety(
                     tripped.set(i64::try_from(t).unwrap_or(i64::MAX));
                 }
                 Err(e) => tracing::warn!(error = %e, "reading held deletions failed"),
+            }
+        }
+    })
+}
+
+/// Keeps PostgreSQL's planner statistics fresh while tables grow fast
+/// (`Store::refresh_statistics`); ends at once on SQLite.
+fn spawn_statistics(store: Store) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if store.backend() != store::Backend::Postgres {
+            return;
+        }
+        let mut tick = tokio::time::interval(STATISTICS_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match store.refresh_statistics().await {
+                Ok(tables) if tables.is_empty() => {}
+                Ok(tables) => tracing::debug!(?tables, "analyzed tables that grew"),
+                Err(e) => tracing::warn!(error = %e, "refreshing planner statistics failed"),
             }
         }
     })

@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use scim::AttrPath;
 use scim::patch::{Member, MemberChange};
 use scim::schemas::ResourceSchema;
-use sea_orm::sea_query::{Expr, ExprTrait, LockType, Query, SelectStatement};
+use sea_orm::sea_query::{Expr, ExprTrait, LockType, OnConflict, Query, SelectStatement};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect,
@@ -1080,69 +1080,73 @@ async fn resolve_members(
         .collect()
 }
 
+/// Inserts `members`, skipping the ones already in the group; returns the
+/// ids it added. The skip is the insert's own (`ON CONFLICT DO NOTHING
+/// RETURNING`), so no statement reads the current members first.
 async fn insert_members(
     store: &TenantStore,
     txn: &DatabaseTransaction,
     group_id: &str,
     members: &[Member],
-) -> Result<(), TxError> {
+) -> Result<Vec<String>, TxError> {
     let tenant = store.tenant_key();
+    let mut added = Vec::new();
     for chunk in members.chunks(CHUNK) {
-        let rows = chunk.iter().map(|m| memberships::ActiveModel {
-            tenant_id: Set(tenant.clone()),
-            group_id: Set(group_id.to_owned()),
-            member_id: Set(m.value.clone()),
-            member_type: Set(m.r#type.clone().unwrap_or_else(|| "User".into())),
-            display: Set(m.display.clone()),
-        });
-        memberships::Entity::insert_many(rows)
-            .exec_without_returning(txn)
-            .await
-            .map_err(dbx)?;
+        let mut insert = Query::insert();
+        insert.into_table(memberships::Entity).columns([
+            memberships::Column::TenantId,
+            memberships::Column::GroupId,
+            memberships::Column::MemberId,
+            memberships::Column::MemberType,
+            memberships::Column::Display,
+        ]);
+        for m in chunk {
+            insert.values_panic([
+                tenant.clone().into(),
+                group_id.into(),
+                m.value.clone().into(),
+                m.r#type.clone().unwrap_or_else(|| "User".into()).into(),
+                m.display.clone().into(),
+            ]);
+        }
+        insert
+            .on_conflict(
+                OnConflict::columns([memberships::Column::GroupId, memberships::Column::MemberId])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .returning_col(memberships::Column::MemberId);
+        let rows = txn.query_all(&insert).await.map_err(dbx)?;
+        for row in rows {
+            added.push(row.try_get::<String>("", "member_id").map_err(dbx)?);
+        }
     }
-    Ok(())
+    Ok(added)
 }
 
+/// Deletes the memberships of `ids` in the group; returns the ids that
+/// were members (`RETURNING`: no statement reads them first).
 async fn delete_members(
     store: &TenantStore,
     txn: &DatabaseTransaction,
     group_id: &str,
     ids: &[String],
-) -> Result<(), TxError> {
+) -> Result<Vec<String>, TxError> {
+    let mut gone = Vec::new();
     for chunk in ids.chunks(CHUNK) {
-        memberships::Entity::delete_many()
-            .filter(memberships::Column::TenantId.eq(store.tenant_key()))
-            .filter(memberships::Column::GroupId.eq(group_id))
-            .filter(memberships::Column::MemberId.is_in(chunk.iter().cloned()))
-            .exec(txn)
-            .await
-            .map_err(dbx)?;
+        let delete = Query::delete()
+            .from_table(memberships::Entity)
+            .and_where(Expr::col(memberships::Column::TenantId).eq(store.tenant_key()))
+            .and_where(Expr::col(memberships::Column::GroupId).eq(group_id))
+            .and_where(Expr::col(memberships::Column::MemberId).is_in(chunk.iter().cloned()))
+            .returning_col(memberships::Column::MemberId)
+            .to_owned();
+        let rows = txn.query_all(&delete).await.map_err(dbx)?;
+        for row in rows {
+            gone.push(row.try_get::<String>("", "member_id").map_err(dbx)?);
+        }
     }
-    Ok(())
-}
-
-/// Which of `ids` are members of the group now.
-async fn existing_members(
-    store: &TenantStore,
-    txn: &DatabaseTransaction,
-    group_id: &str,
-    ids: &[String],
-) -> Result<HashSet<String>, TxError> {
-    let mut found = HashSet::new();
-    for chunk in ids.chunks(CHUNK) {
-        let rows: Vec<String> = memberships::Entity::find()
-            .select_only()
-            .column(memberships::Column::MemberId)
-            .filter(memberships::Column::TenantId.eq(store.tenant_key()))
-            .filter(memberships::Column::GroupId.eq(group_id))
-            .filter(memberships::Column::MemberId.is_in(chunk.iter().cloned()))
-            .into_tuple()
-            .all(txn)
-            .await
-            .map_err(dbx)?;
-        found.extend(rows);
-    }
-    Ok(found)
+    Ok(gone)
 }
 
 pub(crate) async fn all_member_ids(
@@ -1199,19 +1203,14 @@ async fn add_members(
     delta: &mut Delta,
 ) -> Result<(), TxError> {
     let members = dedupe(members);
-    let ids: Vec<String> = members.iter().map(|m| m.value.clone()).collect();
-    let present = existing_members(store, txn, group_id, &ids).await?;
-    let fresh: Vec<Member> = members
-        .into_iter()
-        .filter(|m| !present.contains(&m.value))
-        .collect();
-    if fresh.is_empty() {
+    if members.is_empty() {
         return Ok(());
     }
-    let fresh = resolve_members(store, txn, group_id, fresh).await?;
-    insert_members(store, txn, group_id, &fresh).await?;
-    for m in fresh {
-        delta.add(m.value);
+    // Members already present are resolved too (they exist, so this
+    // cannot fail on them): that costs less than a statement to find them.
+    let members = resolve_members(store, txn, group_id, members).await?;
+    for id in insert_members(store, txn, group_id, &members).await? {
+        delta.add(id);
     }
     Ok(())
 }
@@ -1223,10 +1222,7 @@ async fn remove_members(
     ids: &[String],
     delta: &mut Delta,
 ) -> Result<(), TxError> {
-    let present = existing_members(store, txn, group_id, ids).await?;
-    let gone: Vec<String> = present.into_iter().collect();
-    delete_members(store, txn, group_id, &gone).await?;
-    for id in gone {
+    for id in delete_members(store, txn, group_id, ids).await? {
         delta.remove(id);
     }
     Ok(())
@@ -1248,8 +1244,7 @@ async fn set_members(
         .filter(|id| !wanted.contains(id.as_str()))
         .cloned()
         .collect();
-    delete_members(store, txn, group_id, &gone).await?;
-    for id in gone {
+    for id in delete_members(store, txn, group_id, &gone).await? {
         delta.remove(id);
     }
     let current: HashSet<String> = current.into_iter().collect();
@@ -1259,9 +1254,8 @@ async fn set_members(
         .collect();
     if !fresh.is_empty() {
         let fresh = resolve_members(store, txn, group_id, fresh).await?;
-        insert_members(store, txn, group_id, &fresh).await?;
-        for m in fresh {
-            delta.add(m.value);
+        for id in insert_members(store, txn, group_id, &fresh).await? {
+            delta.add(id);
         }
     }
     Ok(())

@@ -76,6 +76,7 @@ pub mod routing;
 pub mod safety;
 pub mod setup_links;
 mod sqlite;
+mod stats;
 mod translate;
 mod writer;
 

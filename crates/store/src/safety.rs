@@ -25,10 +25,10 @@
 //!   happened without saying what it removed.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::{Expr, LikeExpr, OnConflict};
+use sea_orm::sea_query::{Expr, LikeExpr, OnConflict, Query};
 use sea_orm::{
-    ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
+    DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -258,6 +258,68 @@ async fn safety_row(
         .ok_or_else(|| StoreError::Internal("the deletion-safety row vanished".into()).into())
 }
 
+/// What [`screen`] reads before it locks anything.
+struct Peek {
+    /// The user is protected.
+    protected: bool,
+    /// The tenant's `deletion_safety` row as last committed, if any.
+    row: Option<deletion_safety::Model>,
+}
+
+/// The tenant's `deletion_safety` row and whether `user_id` is protected,
+/// without a lock: one statement once the tenant has the row (its first
+/// counted deletion makes it), two before.
+async fn peek(txn: &DatabaseTransaction, tenant: &str, user_id: &str) -> Result<Peek, TxError> {
+    let protected = || {
+        // The user's id when protected: text on both engines, where an
+        // `EXISTS` would be a boolean on one and an integer on the other.
+        let select = Query::select()
+            .column(protected_users::Column::UserId)
+            .from(protected_users::Entity)
+            .and_where(protected_users::Column::TenantId.eq(tenant))
+            .and_where(protected_users::Column::UserId.eq(user_id))
+            .to_owned();
+        Expr::SubQuery(None, Box::new(select.into()))
+    };
+    let found: Vec<(deletion_safety::Model, bool)> = deletion_safety::Entity::find()
+        .filter(deletion_safety::Column::TenantId.eq(tenant))
+        .column_as(protected(), "protected")
+        .into_model::<SafetyRowPeek>()
+        .all(txn)
+        .await
+        .map_err(dbx)?
+        .into_iter()
+        .map(|p| (p.row, p.protected.is_some()))
+        .collect();
+    if let Some((row, protected)) = found.into_iter().next() {
+        return Ok(Peek {
+            protected,
+            row: Some(row),
+        });
+    }
+    let protected = txn
+        .query_one(&Query::select().expr_as(protected(), "protected").to_owned())
+        .await
+        .map_err(dbx)?
+        .map(|r| r.try_get::<Option<String>>("", "protected"))
+        .transpose()
+        .map_err(dbx)?
+        .flatten()
+        .is_some();
+    Ok(Peek {
+        protected,
+        row: None,
+    })
+}
+
+/// A `deletion_safety` row with the protection answer beside it.
+#[derive(sea_orm::FromQueryResult)]
+struct SafetyRowPeek {
+    #[sea_orm(nested)]
+    row: deletion_safety::Model,
+    protected: Option<String>,
+}
+
 /// Decides, inside the transaction that deletes or deactivates `user_id`,
 /// whether the change is held (module documentation); counts it in the
 /// window when it is not.
@@ -267,25 +329,39 @@ pub(crate) async fn screen(
     user_id: &str,
 ) -> Result<Screened, TxError> {
     let tenant = store.tenant.id.to_string();
-    // Protection is read before the tenant's row is locked: every
-    // deactivation of the tenant waits for that lock, so the less a
-    // transaction does while holding it, the more of them pass per second.
-    let protected = !protected_users::Entity::find_by_id((tenant.clone(), user_id.to_owned()))
-        .all(txn)
-        .await
-        .map_err(dbx)?
-        .is_empty();
-    if protected {
-        // The grace period of the policy as it stands; no lock is needed
-        // to read it, and a protected user is not counted in the window.
-        let row = deletion_safety::Entity::find_by_id(tenant.clone())
+    // Protection and the trip are read before the tenant's row is locked,
+    // in one statement: every counted deactivation of the tenant waits for
+    // that lock, so the less a transaction does while holding it, and the
+    // fewer take it at all, the more of them pass per second.
+    let peek = peek(txn, &tenant, user_id).await?;
+    if peek.protected {
+        // No lock is needed to read the grace period of the policy as it
+        // stands, and a protected user is not counted in the window.
+        return Ok(Screened {
+            hold: Some(HoldReason::Protected),
+            grace_days: policy_of(peek.row.as_ref())?.grace_days,
+        });
+    }
+    if peek.row.as_ref().is_some_and(|r| r.tripped) {
+        // A tripped row changes only when an admin releases or discards
+        // the held changes. A shared lock waits for such a change in
+        // flight, yet lets every held deactivation pass side by side
+        // instead of queueing for the exclusive lock.
+        let shared = deletion_safety::Entity::find_by_id(tenant.clone())
+            .lock_shared()
             .all(txn)
             .await
             .map_err(dbx)?;
-        return Ok(Screened {
-            hold: Some(HoldReason::Protected),
-            grace_days: policy_of(row.first())?.grace_days,
-        });
+        return match shared.first() {
+            Some(row) if row.tripped => Ok(Screened {
+                hold: Some(HoldReason::Threshold),
+                grace_days: policy_of(Some(row))?.grace_days,
+            }),
+            // Cleared meanwhile: counting now would upgrade the shared lock,
+            // which two transactions could deadlock on. The next attempt
+            // peeks a clear row and takes the exclusive lock from the start.
+            _ => Err(TxError::Retry),
+        };
     }
     let row = safety_row(txn, &tenant).await?;
     let policy = policy_of(Some(&row))?;

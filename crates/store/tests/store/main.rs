@@ -17,5 +17,6 @@ mod migrate_race;
 mod outbox_log;
 mod roles;
 mod safety;
+mod stats;
 mod super_tenants;
 mod users;

@@ -427,3 +427,61 @@ async fn a_childs_protected_copy_waits_when_its_super_tenant_deletes() {
         assert_eq!(count(&all_events(&acme).await, EventType::UserDeleted), 1);
     }
 }
+
+/// Once the threshold has tripped, deletions running at once are each
+/// held (they share the tenant's row instead of queueing for it), none is
+/// lost or let through, and a release afterwards delivers every one.
+#[tokio::test]
+async fn concurrent_deletions_after_a_trip_are_all_held() {
+    for which in backends() {
+        let (_db, _store, dir) = directory(which).await;
+        let policy = DeletionPolicy {
+            max_deletions: Some(2),
+            ..DeletionPolicy::default()
+        };
+        dir.set_deletion_policy(policy, Some(0), "admin")
+            .await
+            .expect("policy");
+        let mut ids = Vec::new();
+        for i in 0..24 {
+            ids.push(
+                dir.create_user(user(&format!("c{i:02}")))
+                    .await
+                    .expect("user")
+                    .id,
+            );
+        }
+        // Two pass, the third trips the threshold.
+        for id in &ids[..3] {
+            dir.delete_user(id, None).await.expect("delete");
+        }
+        let tasks: Vec<_> = ids[3..]
+            .iter()
+            .map(|id| {
+                let (dir, id) = (dir.clone(), id.clone());
+                tokio::spawn(async move { dir.delete_user(&id, None).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("join").expect("the IdP's delete succeeds");
+        }
+        let events = all_events(&dir).await;
+        assert_eq!(count(&events, EventType::UserDeleted), 2, "{which:?}");
+        let held = dir.held_changes(1000).await.expect("held");
+        let mut held_users: Vec<String> = held.iter().map(|h| h.user_id.clone()).collect();
+        held_users.sort();
+        held_users.dedup();
+        let mut expected: Vec<String> = ids[2..].to_vec();
+        expected.sort();
+        assert_eq!(held_users, expected, "{which:?}: every later deletion held");
+        assert!(
+            held.iter().all(|h| h.reason == HoldReason::Threshold),
+            "{which:?}"
+        );
+        dir.release_held(HeldSelection::All, "admin")
+            .await
+            .expect("release");
+        let events = all_events(&dir).await;
+        assert_eq!(count(&events, EventType::UserDeleted), 24, "{which:?}");
+    }
+}
