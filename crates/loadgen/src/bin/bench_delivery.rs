@@ -231,10 +231,8 @@ fn main() -> ExitCode {
             match throughput::run(options) {
                 Ok(report) => {
                     let code = print(args.json, &report, report.to_text());
-                    let honest = report.complete
-                        && report.failed_checks == 0
-                        && report.malformed == 0
-                        && report.target_caught_up;
+                    let honest =
+                        report.complete && report.receiver.intact() && report.target_caught_up;
                     if honest {
                         code
                     } else {
@@ -311,7 +309,7 @@ fn main() -> ExitCode {
                     let honest = report
                         .lag
                         .as_ref()
-                        .is_none_or(|l| l.complete && l.failed_checks == 0 && l.malformed == 0);
+                        .is_none_or(|l| l.complete && l.receiver.intact());
                     if honest {
                         code
                     } else {

@@ -25,7 +25,7 @@ use sync_worker::targets::{TargetSpec, Targets};
 use uuid::Uuid;
 
 use super::cpu::CpuSnapshot;
-use super::receiver::Receiver;
+use super::receiver::{Receiver, ReceiverTally};
 use super::{ReceiverThread, all_events, per_thread, quantile};
 use crate::{LoadError, Options, Report, Scenario, Target};
 
@@ -90,20 +90,9 @@ pub struct LagReport {
     pub lag_p99_ms: f64,
     /// The largest.
     pub lag_max_ms: f64,
-    /// Requests the receiver answered.
-    pub requests: u64,
-    /// Mean body size in bytes.
-    pub mean_body_bytes: u64,
-    /// Repeated deliveries.
-    pub duplicates: u64,
-    /// Malformed requests.
-    pub malformed: u64,
-    /// Sampled requests checked.
-    pub checked: u64,
-    /// Sampled requests that failed their check.
-    pub failed_checks: u64,
-    /// The first problem, if any.
-    pub first_problem: Option<String>,
+    /// What the receiver saw (its fields at this level in JSON).
+    #[serde(flatten)]
+    pub receiver: ReceiverTally,
 }
 
 /// The mix benchmark's result.
@@ -158,17 +147,9 @@ impl MixReport {
                 lag.lag_p50_ms, lag.lag_p90_ms, lag.lag_p99_ms, lag.lag_max_ms
             ));
             out.push_str(&format!(
-                "  receiver: {} requests (bodies {} B on average), {} duplicates, {} malformed; {} sampled checks, {} failed{}; probe arrived after {:.1} s\n",
-                lag.requests,
-                lag.mean_body_bytes,
-                lag.duplicates,
-                lag.malformed,
-                lag.checked,
-                lag.failed_checks,
-                lag.first_problem
-                    .as_deref()
-                    .map(|p| format!(" (first: {p})"))
-                    .unwrap_or_default(),
+                "  receiver: {}; {}; probe arrived after {:.1} s\n",
+                lag.receiver.counts_text(),
+                lag.receiver.checks_text(),
                 lag.probe_secs
             ));
         }
@@ -378,12 +359,6 @@ async fn lag(h: &Hooked, opts: &MixOptions, mix_time: Duration) -> Result<LagRep
         lag_p90_ms: quantile(&lags, 0.90),
         lag_p99_ms: quantile(&lags, 0.99),
         lag_max_ms: lags.last().copied().unwrap_or(0.0),
-        requests: tally.requests,
-        mean_body_bytes: tally.body_bytes / tally.requests.max(1),
-        duplicates: tally.duplicates,
-        malformed: tally.malformed,
-        checked: tally.checked,
-        failed_checks: tally.failed_checks,
-        first_problem: tally.first_failed_check.or(tally.first_malformed),
+        receiver: tally.into(),
     })
 }

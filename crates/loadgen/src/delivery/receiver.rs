@@ -105,6 +105,68 @@ pub struct Tally {
     pub first_failed_check: Option<String>,
 }
 
+/// What the receiver saw, as every delivery benchmark reports it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ReceiverTally {
+    /// Requests the receiver answered (duplicates included).
+    pub requests: u64,
+    /// Mean body size in bytes.
+    pub mean_body_bytes: u64,
+    /// Repeated deliveries.
+    pub duplicates: u64,
+    /// Malformed requests.
+    pub malformed: u64,
+    /// Sampled requests checked (signature by the Standard Webhooks
+    /// library, under one of the targets' secrets; envelope id = webhook-id).
+    pub checked: u64,
+    /// Sampled requests that failed their check.
+    pub failed_checks: u64,
+    /// The first failed check or malformed request, if any.
+    pub first_problem: Option<String>,
+}
+
+impl ReceiverTally {
+    /// Whether nothing arrived malformed or failed its check.
+    pub fn intact(&self) -> bool {
+        self.failed_checks == 0 && self.malformed == 0
+    }
+
+    /// "N requests (bodies B B on average), D duplicates, M malformed".
+    pub fn counts_text(&self) -> String {
+        format!(
+            "{} requests (bodies {} B on average), {} duplicates, {} malformed",
+            self.requests, self.mean_body_bytes, self.duplicates, self.malformed
+        )
+    }
+
+    /// "C sampled checks, F failed", with the first problem if any.
+    pub fn checks_text(&self) -> String {
+        format!(
+            "{} sampled checks, {} failed{}",
+            self.checked,
+            self.failed_checks,
+            self.first_problem
+                .as_deref()
+                .map(|p| format!(" (first: {p})"))
+                .unwrap_or_default()
+        )
+    }
+}
+
+impl From<Tally> for ReceiverTally {
+    fn from(t: Tally) -> ReceiverTally {
+        ReceiverTally {
+            requests: t.requests,
+            mean_body_bytes: t.body_bytes / t.requests.max(1),
+            duplicates: t.duplicates,
+            malformed: t.malformed,
+            checked: t.checked,
+            failed_checks: t.failed_checks,
+            first_problem: t.first_failed_check.or(t.first_malformed),
+        }
+    }
+}
+
 /// A running receiver. It stops when the runtime that started it ends.
 #[derive(Clone)]
 pub struct Receiver {

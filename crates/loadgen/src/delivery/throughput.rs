@@ -29,7 +29,7 @@ use sync_worker::{DeliveryConfig, Worker};
 use tokio::sync::watch;
 
 use super::cpu::CpuSnapshot;
-use super::receiver::Receiver;
+use super::receiver::{Receiver, ReceiverTally};
 use super::{all_events, per_thread};
 use crate::LoadError;
 
@@ -76,21 +76,9 @@ pub struct ThroughputReport {
     pub first_arrival_secs: f64,
     /// Events per second from the first arrival to the last.
     pub steady_events_per_sec: f64,
-    /// Requests the receiver answered (duplicates included).
-    pub requests: u64,
-    /// Mean body size in bytes.
-    pub mean_body_bytes: u64,
-    /// Repeated deliveries.
-    pub duplicates: u64,
-    /// Malformed requests.
-    pub malformed: u64,
-    /// Sampled requests checked (signature by the Standard Webhooks
-    /// library, envelope id = webhook-id).
-    pub checked: u64,
-    /// Sampled requests that failed their check.
-    pub failed_checks: u64,
-    /// The first failed check or malformed request, if any.
-    pub first_problem: Option<String>,
+    /// What the receiver saw (its fields at this level in JSON).
+    #[serde(flatten)]
+    pub receiver: ReceiverTally,
     /// The target's cursor reached the log's head and nothing waits.
     pub target_caught_up: bool,
     /// CPU seconds per thread group during delivery.
@@ -119,17 +107,9 @@ impl ThroughputReport {
             if self.complete { "" } else { " INCOMPLETE" }
         ));
         out.push_str(&format!(
-            "  receiver: {} requests (bodies {} B on average), {} duplicates, {} malformed; {} sampled checks, {} failed{}\n",
-            self.requests,
-            self.mean_body_bytes,
-            self.duplicates,
-            self.malformed,
-            self.checked,
-            self.failed_checks,
-            self.first_problem
-                .as_deref()
-                .map(|p| format!(" (first: {p})"))
-                .unwrap_or_default()
+            "  receiver: {}; {}\n",
+            self.receiver.counts_text(),
+            self.receiver.checks_text()
         ));
         out.push_str(&format!(
             "  target caught up (cursor at head, nothing pending): {}\n",
@@ -398,13 +378,7 @@ async fn measure(
         first_arrival_secs: first.map_or(0.0, |f| f.duration_since(started).as_secs_f64()),
         steady_events_per_sec: arrivals.len().saturating_sub(1) as f64
             / span.as_secs_f64().max(1e-9),
-        requests: tally.requests,
-        mean_body_bytes: tally.body_bytes / tally.requests.max(1),
-        duplicates: tally.duplicates,
-        malformed: tally.malformed,
-        checked: tally.checked,
-        failed_checks: tally.failed_checks,
-        first_problem: tally.first_failed_check.or(tally.first_malformed),
+        receiver: tally.into(),
         target_caught_up: target.cursor >= head && pending.is_empty(),
         cpu_secs,
         cpu_cores,

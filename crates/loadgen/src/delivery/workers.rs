@@ -43,7 +43,7 @@ use sync_worker::targets::{TargetSpec, Targets};
 use uuid::Uuid;
 
 use super::cpu::CpuSnapshot;
-use super::receiver::Receiver;
+use super::receiver::{Receiver, ReceiverTally};
 use super::throughput::seed;
 use super::{all_events, per_thread};
 use crate::LoadError;
@@ -140,21 +140,9 @@ pub struct WorkersReport {
     pub partitions_kept: bool,
     /// Events that arrived before the clock started (0, or the run is void).
     pub arrived_early: usize,
-    /// Requests the receiver answered (duplicates included).
-    pub requests: u64,
-    /// Mean body size in bytes.
-    pub mean_body_bytes: u64,
-    /// Repeated deliveries.
-    pub duplicates: u64,
-    /// Malformed requests.
-    pub malformed: u64,
-    /// Sampled requests checked (signature by the Standard Webhooks
-    /// library, under one of the targets' secrets; envelope id = webhook-id).
-    pub checked: u64,
-    /// Sampled requests that failed their check.
-    pub failed_checks: u64,
-    /// The first failed check or malformed request, if any.
-    pub first_problem: Option<String>,
+    /// What the receiver saw (its fields at this level in JSON).
+    #[serde(flatten)]
+    pub receiver: ReceiverTally,
     /// CPU cores each worker process used from the clock's start to the
     /// last arrival, by process id.
     pub worker_cpu_cores: BTreeMap<String, f64>,
@@ -167,11 +155,7 @@ impl WorkersReport {
     /// Whether every event arrived once, intact, after the clock started,
     /// with the partitions where they were.
     pub fn honest(&self) -> bool {
-        self.complete
-            && self.failed_checks == 0
-            && self.malformed == 0
-            && self.arrived_early == 0
-            && self.partitions_kept
+        self.complete && self.receiver.intact() && self.arrived_early == 0 && self.partitions_kept
     }
 
     /// The report as text.
@@ -211,18 +195,10 @@ impl WorkersReport {
             ));
         }
         out.push_str(&format!(
-            "  receiver: {} requests (bodies {} B on average), {} duplicates, {} malformed, {} before the start; {} sampled checks, {} failed{}\n",
-            self.requests,
-            self.mean_body_bytes,
-            self.duplicates,
-            self.malformed,
+            "  receiver: {}, {} before the start; {}\n",
+            self.receiver.counts_text(),
             self.arrived_early,
-            self.checked,
-            self.failed_checks,
-            self.first_problem
-                .as_deref()
-                .map(|p| format!(" (first: {p})"))
-                .unwrap_or_default()
+            self.receiver.checks_text()
         ));
         if !self.partitions_kept {
             out.push_str("  the partitions moved between workers during the run\n");
@@ -600,13 +576,7 @@ async fn measure(opts: WorkersOptions, receiver: Receiver) -> Result<WorkersRepo
         per_worker,
         partitions_kept: kept,
         arrived_early,
-        requests: tally.requests,
-        mean_body_bytes: tally.body_bytes / tally.requests.max(1),
-        duplicates: tally.duplicates,
-        malformed: tally.malformed,
-        checked: tally.checked,
-        failed_checks: tally.failed_checks,
-        first_problem: tally.first_failed_check.or(tally.first_malformed),
+        receiver: tally.into(),
         worker_cpu_cores: worker_cpu
             .into_iter()
             .map(|(pid, secs)| (format!("pid {pid}"), secs / wall))
