@@ -82,7 +82,13 @@ impl Api {
             origin,
             client: {
                 testkit::install_tls_provider();
-                reqwest::Client::new()
+                // A new connection per login: forty concurrent ones leave
+                // forty idle in a pool, and reusing one just as the server's
+                // keep-alive timeout closes it fails the request.
+                reqwest::Client::builder()
+                    .pool_max_idle_per_host(0)
+                    .build()
+                    .unwrap()
             },
             clock,
             server: handle,
