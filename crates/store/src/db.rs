@@ -191,7 +191,11 @@ impl Inner {
         loop {
             attempts += 1;
             let txn = self.conn.begin().await.map_err(db)?;
-            let result = crate::writer::with_events_deferred(&txn, body(&state, &txn)).await;
+            let result = crate::roles::noting_policy_stamps(crate::writer::with_events_deferred(
+                &txn,
+                body(&state, &txn),
+            ))
+            .await;
             if let Some(done) = self.finish(txn, result, attempts).await {
                 return done;
             }

@@ -112,15 +112,17 @@ pub(crate) async fn find_user(
     id: &str,
     lock: bool,
 ) -> Result<Option<users::Model>, sea_orm::DbErr> {
-    let mut q = users::Entity::find()
+    let q = users::Entity::find()
         .filter(users::Column::TenantId.eq(store.tenant_key()))
         .filter(users::Column::Id.eq(id));
-    if lock {
-        q = q.lock_exclusive();
-    }
     // By primary key, so at most one row; `one()` would add a bound
     // `LIMIT`, which makes SQLite re-prepare the statement on every call.
-    Ok(q.all(conn).await?.into_iter().next())
+    let rows = if lock {
+        role_store::locked_read(store, conn, q.lock_exclusive()).await?
+    } else {
+        q.all(conn).await?
+    };
+    Ok(rows.into_iter().next())
 }
 
 fn user_active_model(
@@ -784,15 +786,17 @@ pub(crate) async fn find_group(
     id: &str,
     lock: bool,
 ) -> Result<Option<groups::Model>, sea_orm::DbErr> {
-    let mut q = groups::Entity::find()
+    let q = groups::Entity::find()
         .filter(groups::Column::TenantId.eq(store.tenant_key()))
         .filter(groups::Column::Id.eq(id));
-    if lock {
-        q = q.lock_exclusive();
-    }
     // By primary key, so at most one row; `one()` would add a bound
     // `LIMIT`, which makes SQLite re-prepare the statement on every call.
-    Ok(q.all(conn).await?.into_iter().next())
+    let rows = if lock {
+        role_store::locked_read(store, conn, q.lock_exclusive()).await?
+    } else {
+        q.all(conn).await?
+    };
+    Ok(rows.into_iter().next())
 }
 
 /// One member as the aggregate query of [`load_members`] spells it.

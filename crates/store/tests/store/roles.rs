@@ -607,6 +607,25 @@ async fn a_policy_changed_elsewhere_applies_to_the_next_write() {
         let map = dir.effective_roles(&ids).await.unwrap();
         assert_eq!(map[&u2.id].role_names(), ["editor"], "{which:?}");
         assert!(map[&u2.id].disabled);
+
+        // A replace reads the user's row under lock and, on PostgreSQL, the
+        // policy's stamp in the same statement: a change made elsewhere
+        // meanwhile still applies, and so does the cached policy after it.
+        let mut back = policy();
+        back.default_role = Some("viewer".into());
+        other
+            .tenant(&t)
+            .set_role_policy(back, Some(2), "test")
+            .await
+            .unwrap();
+        for name in ["bob", "bobby"] {
+            let mut doc = user(name);
+            doc["active"] = json!(true);
+            dir.replace_user(&u2.id, doc, None).await.unwrap();
+            let map = dir.effective_roles(&ids).await.unwrap();
+            assert_eq!(map[&u2.id].role_names(), ["viewer"], "{which:?} {name}");
+            assert!(!map[&u2.id].disabled, "{which:?} {name}");
+        }
     }
 }
 
