@@ -452,8 +452,8 @@ async fn listen_for_notices(shared: web::Data<Shared>) {
                 cluster::notice::Notice::Auth | cluster::notice::Notice::Resync => {
                     tokens.tokens.clear();
                 }
-                // Each write reads the policy's version (one primary-key
-                // read) before it trusts its cached policy: nothing here.
+                // Each write reads the policy's version before it trusts
+                // its cached policy: nothing here.
                 cluster::notice::Notice::Policy(_) => {}
             },
             stop,

@@ -139,6 +139,45 @@ pub async fn migrate(config: &Config) -> Result<Output, CommandError> {
 
 /// `scimgate tenant ...`.
 pub async fn tenant(config: &Config, command: TenantCommand) -> Result<Output, CommandError> {
+    // The changes after which the API tells running instances too.
+    let changes_auth = matches!(
+        command,
+        TenantCommand::Suspend { .. }
+            | TenantCommand::Resume { .. }
+            | TenantCommand::Delete { .. }
+            | TenantCommand::Kind { .. }
+            | TenantCommand::Link { .. }
+            | TenantCommand::Unlink { .. }
+    );
+    let out = tenant_command(config, command).await?;
+    if changes_auth {
+        tell_instances(config).await;
+    }
+    Ok(out)
+}
+
+/// Tells running instances through Redis, when the deployment has it, that
+/// tokens or tenants changed: they drop their cached verifications at once,
+/// as after the same change through the admin API. Without Redis, or with
+/// Redis away (the change is committed either way), they notice it at
+/// their next auth poll.
+async fn tell_instances(config: &Config) {
+    let Some(url) = &config.redis_url else {
+        return;
+    };
+    let told = match cluster::Redis::open(url.expose()) {
+        Ok(redis) => redis.publish(cluster::notice::Notice::Auth).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = told {
+        tracing::warn!(
+            error = %e,
+            "cannot tell running instances through redis; they notice at their next auth poll"
+        );
+    }
+}
+
+async fn tenant_command(config: &Config, command: TenantCommand) -> Result<Output, CommandError> {
     let store = open_store(config).await?;
     let admin = store.admin();
     match command {
@@ -431,6 +470,7 @@ pub async fn token(config: &Config, command: TokenCommand) -> Result<Output, Com
             let ctx = tenant_context(&store, &tenant).await?;
             let tenant = ctx.tenant().clone();
             let info = service::revoke_token(&ctx, &token_id.to_string()).await?;
+            tell_instances(config).await;
             Ok(Output {
                 json: json!({ "tenant": tenant.slug(), "revoked": token_json(&info) }),
                 text: format!(

@@ -109,6 +109,42 @@ fn gateways_share_revocations_and_the_rate_limit_through_redis() {
         );
     }
 
+    // The same through the CLI, which runs against the database beside the
+    // servers: it tells them through Redis too.
+    let issued = client.call(
+        "POST",
+        &format!("{adm}/admin/v1/tenants/acme/tokens"),
+        Some(&jwt),
+        Some(&json!({"name": "doomed-by-cli", "scopes": ["scim:read"]})),
+    );
+    assert_eq!(issued.status, 201, "{}", issued.body);
+    let doomed = issued.body["secret"].as_str().expect("secret").to_owned();
+    let doomed_id = issued.body["id"].as_str().expect("id").to_owned();
+    for gateway in [&a, &b] {
+        let r = client.get(&format!("{gateway}/scim/v2/Users"), Some(&doomed));
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let mut revoke = sandbox.cmd(&["token", "revoke", "acme", &doomed_id, "--json"]);
+    revoke
+        .env("SCIMGATE_DATABASE_URL", &db.url)
+        .env("SCIMGATE_REDIS_URL", redis.url());
+    let revoked = run(revoke).json();
+    assert_eq!(revoked["revoked"]["id"], doomed_id.as_str());
+    let revoked_at = Instant::now();
+    for gateway in [&a, &b] {
+        let refused = eventually(REVOCATION, || {
+            client
+                .get(&format!("{gateway}/scim/v2/Users"), Some(&doomed))
+                .status
+                == 401
+        });
+        assert!(
+            refused,
+            "{gateway} still accepts a token revoked by the CLI {:?} ago",
+            revoked_at.elapsed()
+        );
+    }
+
     // The tenant's limit (2/s, bursts of 12) holds across both gateways:
     // alternating between them gets no more through than one would.
     let started = Instant::now();

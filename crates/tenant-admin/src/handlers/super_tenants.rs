@@ -70,6 +70,8 @@ pub(crate) async fn set_kind(
         kind,
     )
     .await?;
+    // Cached token verifications carry the tenant's kind and link.
+    state.auth_changed();
     Ok(HttpResponse::Ok().json(tenant_view(&tenant)))
 }
 
@@ -132,6 +134,8 @@ pub(crate) async fn link_child(
         on_unroute,
     )
     .await?;
+    // The child's cached tokens must stop writing directly now.
+    state.auth_changed();
     Ok(HttpResponse::Ok().json(child_view(&child)))
 }
 

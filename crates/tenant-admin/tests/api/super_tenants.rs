@@ -358,3 +358,78 @@ async fn routing_rules_with_dry_run_and_reroute_job() {
     })
     .await;
 }
+
+/// Linking and unlinking a child change what its tokens may do; the
+/// process that made the change drops its cached verifications at once
+/// (and tells the others through Redis when it has it), so neither waits
+/// for the auth poll, set here to its longest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_take_effect_at_once_not_at_the_next_auth_poll() {
+    for which in testkit::backends() {
+        let s = Server::start_with(which, |c| c.auth_poll_interval_secs = 60).await;
+        let op = s.operator().await;
+        s.tenant(&op, "msp").await;
+        let acme = s.tenant(&op, "acme").await;
+        s.api(
+            "PUT",
+            "/tenants/msp/kind",
+            Some(&op),
+            Some(json!({"kind": "super"})),
+        )
+        .await
+        .expect(200);
+        // The child-to-be's token, verified and cached by a write.
+        s.scim_user("acme", &acme, "before.link@acme.example").await;
+
+        s.api(
+            "PUT",
+            "/tenants/msp/children/acme",
+            Some(&op),
+            Some(json!({})),
+        )
+        .await
+        .expect(200);
+        let refused = s
+            .scim(
+                "POST",
+                "acme",
+                "/Users",
+                &acme,
+                Some(scim_user("after.link")),
+            )
+            .await;
+        assert_eq!(refused.status, 403, "{which:?}: {}", refused.body);
+        let detail = refused.body["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("fed by super tenant 'msp'"), "{detail}");
+        // Reads with the child's own token still work.
+        s.scim("GET", "acme", "/Users", &acme, None)
+            .await
+            .expect(200);
+
+        s.api(
+            "DELETE",
+            "/tenants/msp/children/acme?copies=keep",
+            Some(&op),
+            None,
+        )
+        .await
+        .expect(200);
+        s.scim(
+            "POST",
+            "acme",
+            "/Users",
+            &acme,
+            Some(scim_user("after.unlink")),
+        )
+        .await
+        .expect(201);
+        s.stop().await;
+    }
+}
+
+fn scim_user(user_name: &str) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": user_name,
+    })
+}

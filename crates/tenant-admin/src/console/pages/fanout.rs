@@ -237,7 +237,11 @@ pub(crate) async fn set_kind(req: HttpRequest, body: web::Bytes) -> Page {
     )
     .await
     {
-        Ok(_) => see_other(format!("{CONSOLE_PATH}/t/{}/routing", ctx.tenant().slug())),
+        Ok(_) => {
+            // Cached token verifications carry the tenant's kind and link.
+            state.auth_changed();
+            see_other(format!("{CONSOLE_PATH}/t/{}/routing", ctx.tenant().slug()))
+        }
         Err(e) => {
             let errors = FormErrors::from_error(e, &["kind"])?;
             routing_page(&req, None, None, String::new(), errors).await
@@ -276,7 +280,11 @@ pub(crate) async fn link(req: HttpRequest, body: web::Bytes) -> Page {
     )
     .await
     {
-        Ok(_) => see_other(format!("{CONSOLE_PATH}/t/{}/routing", ctx.tenant().slug())),
+        Ok(_) => {
+            // Cached token verifications carry the tenant's kind and link.
+            state.auth_changed();
+            see_other(format!("{CONSOLE_PATH}/t/{}/routing", ctx.tenant().slug()))
+        }
         Err(e) => {
             let errors = match FormErrors::from_error(e, &["child"]) {
                 Ok(errors) => errors,
@@ -350,5 +358,6 @@ pub(crate) async fn unlink(req: HttpRequest, body: web::Bytes) -> Page {
         Some(copies),
     )
     .await?;
+    state.auth_changed();
     see_other(format!("{CONSOLE_PATH}/t/{}/routing", ctx.tenant().slug()))
 }
