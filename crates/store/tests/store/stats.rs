@@ -9,25 +9,36 @@ use crate::common::*;
 
 #[tokio::test]
 async fn a_table_that_grew_is_analyzed_once() {
-    let (_db, store, dir) = directory(TestDb::Postgres).await;
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    let (db, store, dir) = directory(TestDb::Postgres).await;
     for i in 0..200 {
         dir.create_user(user(&format!("s{i:03}")))
             .await
             .expect("user");
     }
     // Each server process reports its counts at most once a second (and
-    // an idle one within ten), so the growth shows up after a moment.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let analyzed = loop {
-        let analyzed = store.refresh_statistics().await.expect("refresh");
-        if analyzed.iter().any(|t| t == "users") || Instant::now() > deadline {
-            break analyzed;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    // an idle one within ten). Wait until every insert is counted: counts
+    // reported after the analysis would be changes since it.
+    let raw = Database::connect(db.url.as_str()).await.expect("connect");
+    let inserted = || async {
+        raw.query_one_raw(Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'users'",
+        ))
+        .await
+        .expect("stats")
+        .and_then(|r| r.try_get::<i64>("", "n_tup_ins").ok())
+        .unwrap_or(0)
     };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while inserted().await < 200 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let analyzed = store.refresh_statistics().await.expect("refresh");
     assert!(
         analyzed.iter().any(|t| t == "users"),
-        "users grew by 200 rows from none: {analyzed:?}"
+        "users grew by 200 rows from none ({} counted): {analyzed:?}",
+        inserted().await
     );
     // Analyzed now: no change since, so nothing to do.
     let again = store.refresh_statistics().await.expect("refresh");
