@@ -23,6 +23,9 @@ pub enum Notice {
     Auth,
     /// A tenant's role policy changed.
     Policy(Uuid),
+    /// An instance committed writes, and with them events: the delivery
+    /// relay may copy them now instead of at its next poll.
+    Committed,
     /// The listener (re)connected and may have missed notices: drop every
     /// cached fact.
     Resync,
@@ -34,6 +37,7 @@ impl Notice {
             Notice::Auth => "auth".to_owned(),
             Notice::Policy(tenant) => format!("policy:{tenant}"),
             Notice::Resync => "resync".to_owned(),
+            Notice::Committed => "committed".to_owned(),
         }
     }
 
@@ -43,6 +47,7 @@ impl Notice {
         match text.split_once(':') {
             None if text == "auth" => Some(Notice::Auth),
             None if text == "resync" => Some(Notice::Resync),
+            None if text == "committed" => Some(Notice::Committed),
             Some(("policy", id)) => Uuid::parse_str(id).ok().map(Notice::Policy),
             _ => None,
         }
@@ -136,10 +141,23 @@ mod tests {
     #[test]
     fn notices_round_trip_and_unknown_ones_are_ignored() {
         let tenant = Uuid::new_v4();
-        for notice in [Notice::Auth, Notice::Policy(tenant), Notice::Resync] {
+        for notice in [
+            Notice::Auth,
+            Notice::Policy(tenant),
+            Notice::Resync,
+            Notice::Committed,
+        ] {
             assert_eq!(Notice::decode(&notice.encode()), Some(notice));
         }
-        for text in ["", "policy:", "policy:nope", "tenant:x", "authx", "auth:1"] {
+        for text in [
+            "",
+            "policy:",
+            "policy:nope",
+            "tenant:x",
+            "authx",
+            "auth:1",
+            "committed:1",
+        ] {
             assert_eq!(Notice::decode(text), None, "{text:?}");
         }
     }

@@ -284,6 +284,7 @@ impl Gateway {
             tokio::join!(
                 writer,
                 poll_auth_revision(shared.clone()),
+                announce_commits(shared.clone()),
                 listen_for_notices(shared)
             );
         })
@@ -437,6 +438,44 @@ async fn poll_auth_revision(shared: web::Data<Shared>) {
     }
 }
 
+/// The least time between two commit notices of this process: under a
+/// stream of writes the relay is woken at most this often by each gateway,
+/// and reads all that was committed meanwhile at once.
+const COMMIT_NOTICE_GAP: Duration = Duration::from_millis(20);
+
+/// Tells the delivery relay, through Redis, when this process commits
+/// writes: a worker in another process then relays their events at once
+/// instead of at its next poll. Nothing without Redis (a worker in this
+/// process hears the commits directly).
+async fn announce_commits(shared: web::Data<Shared>) {
+    let Some(redis) = shared.redis.clone() else {
+        return;
+    };
+    let mut stop = shared.stop.subscribe();
+    let log = shared.store.event_log();
+    let mut next = std::pin::pin!(log.committed());
+    loop {
+        tokio::select! {
+            () = next.as_mut() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        // Listen for the next commit before telling of this one, so one
+        // that lands meanwhile is told too.
+        next.set(log.committed());
+        let _ =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(next.as_mut().poll(cx).is_ready()))
+                .await;
+        if let Err(e) = redis.publish(cluster::notice::Notice::Committed).await {
+            // Redis being away is reported by readiness; the relay polls.
+            tracing::debug!(error = %e, "cannot announce a commit through redis");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(COMMIT_NOTICE_GAP) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
 /// Clears the token cache when another instance says tokens or tenants
 /// changed (and after every reconnection to Redis, when notices may have
 /// been missed). Without Redis, the auth-revision poll does it alone.
@@ -455,6 +494,8 @@ async fn listen_for_notices(shared: web::Data<Shared>) {
                 // Each write reads the policy's version before it trusts
                 // its cached policy: nothing here.
                 cluster::notice::Notice::Policy(_) => {}
+                // For the delivery relay (a worker's business).
+                cluster::notice::Notice::Committed => {}
             },
             stop,
         )

@@ -30,6 +30,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use cluster::notice::Notice;
 use cluster::stream::{self, Appended, Entry, EventStreams, Lock, PARTITIONS, Relayed};
 use cluster::{ClusterError, Redis};
 use store::delivery::{Commit, Delivery, LeasedTarget, Target};
@@ -76,6 +77,8 @@ impl std::fmt::Debug for RedisQueue {
 struct Inner {
     store: Store,
     sql: SqlQueue,
+    /// For notices (other processes' commits).
+    redis: Redis,
     streams: EventStreams,
     lease: Duration,
     poll: Duration,
@@ -86,6 +89,8 @@ struct Inner {
     relet: Notify,
     /// New entries arrived (for [`Queue::changed`]).
     changed: Notify,
+    /// Another process said it committed (its events are in the log).
+    committed_elsewhere: Notify,
     /// Whether the last Redis call worked (warnings only on a change).
     redis_up: AtomicBool,
     counters: Counters,
@@ -297,13 +302,15 @@ impl RedisQueue {
             inner: Arc::new(Inner {
                 sql: SqlQueue::new(store.clone()),
                 store,
-                streams: EventStreams::new(redis),
+                streams: EventStreams::new(redis.clone()),
+                redis,
                 lease: config.effective_lease(),
                 poll: config.poll,
                 state: Mutex::new(State::default()),
                 owned_changed: Notify::new(),
                 relet: Notify::new(),
                 changed: Notify::new(),
+                committed_elsewhere: Notify::new(),
                 redis_up: AtomicBool::new(true),
                 counters: Counters::default(),
             }),
@@ -615,13 +622,17 @@ impl RedisQueue {
             }
             // The holder looks again at every commit and every poll; a
             // standby only checks the lock (which lives a lease).
-            let wait = if holding || locked_at.is_none() {
+            let wait = if holding {
+                // Renewed before it lapses, whatever the poll.
+                i.poll.min(i.lease / 3)
+            } else if locked_at.is_none() {
                 i.poll
             } else {
                 i.lease / 3
             };
             tokio::select! {
                 () = committed.as_mut(), if holding && !woken => {}
+                () = i.committed_elsewhere.notified(), if holding => {}
                 () = tokio::time::sleep(wait) => {}
                 _ = stop.wait_for(|s| *s) => break,
             }
@@ -1043,7 +1054,23 @@ impl Queue for RedisQueue {
 
     async fn background(&self, owner: &str, stop: watch::Receiver<bool>) {
         self.state().owner = Some(owner.to_owned());
-        tokio::join!(self.relay(owner, stop.clone()), self.read(owner, stop));
+        let inner = self.inner.clone();
+        let heard = self.inner.redis.listen(
+            move |notice| {
+                // After a reconnection commits may have gone unheard.
+                if matches!(notice, Notice::Committed | Notice::Resync) {
+                    // A permit, not a wake-up of current waiters only: one
+                    // heard while the relay copies is not lost.
+                    inner.committed_elsewhere.notify_one();
+                }
+            },
+            stop.clone(),
+        );
+        tokio::join!(
+            self.relay(owner, stop.clone()),
+            self.read(owner, stop),
+            heard
+        );
     }
 }
 

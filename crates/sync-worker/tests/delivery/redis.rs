@@ -266,6 +266,50 @@ async fn entries_wake_their_targets_between_polls() {
     }
 }
 
+/// Events another process commits (its own store handle: nothing wakes
+/// this process) are relayed when that process announces its commit
+/// through Redis, as every gateway does, not at the relay's next poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_processs_commits_are_relayed_when_announced() {
+    for which in backends() {
+        let server = RedisServer::start();
+        let (db, store) = store(which).await;
+        // Long enough that no lease renewal of the worker's own (a
+        // commit in this process) wakes the relay during a round.
+        let config = DeliveryConfig {
+            poll: Duration::from_secs(60),
+            lease: Duration::from_secs(90),
+            ..redis_config()
+        };
+        let (qa, a) = start_redis(&store, &server.url(), config);
+        let whole = eventually(Duration::from_secs(20), || {
+            qa.partitions().len() == usize::from(PARTITIONS)
+        })
+        .await;
+        assert!(whole, "{which:?}");
+        let dir = tenant(&store, "elsewhere").await;
+        let receiver = Receiver::start().await;
+        webhook(&dir, &receiver, "app").await;
+        // Whatever the set-up committed is relayed first.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+
+        let other = second_handle(&db.url).await;
+        let other_dir = other.tenant(dir.tenant());
+        let announcer = Redis::open(&server.url()).expect("redis url");
+        for round in 0..2 {
+            write_users(&other_dir, &format!("e{round}"), 1, 0).await;
+            announcer
+                .publish(cluster::notice::Notice::Committed)
+                .await
+                .expect("publish");
+            let ids = event_ids(&dir).await;
+            let got = wait_for_ids(&receiver, &ids, Duration::from_secs(10)).await;
+            assert_eq!(got.len(), ids.len(), "{which:?}: round {round}");
+        }
+        a.stop().await;
+    }
+}
+
 /// A worker dies mid-delivery (its task aborted: no lease given back, no
 /// entry acknowledged). The other takes its partitions once their leases
 /// run out, claims the entries it left pending, and delivers every event;
