@@ -47,9 +47,10 @@ async fn main() -> ExitCode {
         | Command::Safety(_) => "warn",
     };
     let directives = telemetry::directives(&config, std::env::var("RUST_LOG").ok(), fallback_level);
-    if let Err(e) = telemetry::init(telemetry::format(&config), &directives) {
-        return fail(json, &format!("configuration: {e}"));
-    }
+    let _logs = match telemetry::init(telemetry::format(&config), &directives) {
+        Ok(guard) => guard,
+        Err(e) => return fail(json, &format!("configuration: {e}")),
+    };
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
