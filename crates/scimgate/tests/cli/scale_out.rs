@@ -74,19 +74,8 @@ fn gateways_share_revocations_and_the_rate_limit_through_redis() {
 
     // A token both gateways have verified and cached is refused by both
     // within a second of its revocation, though neither polls for a minute.
-    let issued = client.call(
-        "POST",
-        &format!("{adm}/admin/v1/tenants/acme/tokens"),
-        Some(&jwt),
-        Some(&json!({"name": "doomed", "scopes": ["scim:read"]})),
-    );
-    assert_eq!(issued.status, 201, "{}", issued.body);
-    let doomed = issued.body["secret"].as_str().expect("secret").to_owned();
-    let doomed_id = issued.body["id"].as_str().expect("id").to_owned();
-    for gateway in [&a, &b] {
-        let r = client.get(&format!("{gateway}/scim/v2/Users"), Some(&doomed));
-        assert_eq!(r.status, 200, "{}", r.body);
-    }
+    let gateways = [&a, &b];
+    let (doomed, doomed_id) = accepted_token(&client, &adm, &jwt, "doomed", gateways);
     let revoked = client.call(
         "DELETE",
         &format!("{adm}/admin/v1/tenants/acme/tokens/{doomed_id}"),
@@ -94,56 +83,18 @@ fn gateways_share_revocations_and_the_rate_limit_through_redis() {
         None,
     );
     assert!(revoked.status < 300, "{} {}", revoked.status, revoked.body);
-    let revoked_at = Instant::now();
-    for gateway in [&a, &b] {
-        let refused = eventually(REVOCATION, || {
-            client
-                .get(&format!("{gateway}/scim/v2/Users"), Some(&doomed))
-                .status
-                == 401
-        });
-        assert!(
-            refused,
-            "{gateway} still accepts a token revoked {:?} ago",
-            revoked_at.elapsed()
-        );
-    }
+    refused_soon(&client, &doomed, gateways, "the admin API");
 
     // The same through the CLI, which runs against the database beside the
     // servers: it tells them through Redis too.
-    let issued = client.call(
-        "POST",
-        &format!("{adm}/admin/v1/tenants/acme/tokens"),
-        Some(&jwt),
-        Some(&json!({"name": "doomed-by-cli", "scopes": ["scim:read"]})),
-    );
-    assert_eq!(issued.status, 201, "{}", issued.body);
-    let doomed = issued.body["secret"].as_str().expect("secret").to_owned();
-    let doomed_id = issued.body["id"].as_str().expect("id").to_owned();
-    for gateway in [&a, &b] {
-        let r = client.get(&format!("{gateway}/scim/v2/Users"), Some(&doomed));
-        assert_eq!(r.status, 200, "{}", r.body);
-    }
+    let (doomed, doomed_id) = accepted_token(&client, &adm, &jwt, "doomed-by-cli", gateways);
     let mut revoke = sandbox.cmd(&["token", "revoke", "acme", &doomed_id, "--json"]);
     revoke
         .env("SCIMGATE_DATABASE_URL", &db.url)
         .env("SCIMGATE_REDIS_URL", redis.url());
     let revoked = run(revoke).json();
     assert_eq!(revoked["revoked"]["id"], doomed_id.as_str());
-    let revoked_at = Instant::now();
-    for gateway in [&a, &b] {
-        let refused = eventually(REVOCATION, || {
-            client
-                .get(&format!("{gateway}/scim/v2/Users"), Some(&doomed))
-                .status
-                == 401
-        });
-        assert!(
-            refused,
-            "{gateway} still accepts a token revoked by the CLI {:?} ago",
-            revoked_at.elapsed()
-        );
-    }
+    refused_soon(&client, &doomed, gateways, "the CLI");
 
     // The tenant's limit (2/s, bursts of 12) holds across both gateways:
     // alternating between them gets no more through than one would.
@@ -200,6 +151,50 @@ fn gateways_share_revocations_and_the_rate_limit_through_redis() {
             client.get(&format!("{gateway}/readyz"), None).body["status"] == "ready"
         });
         assert!(back, "{gateway} did not see Redis come back");
+    }
+}
+
+/// Issues a read token named `name` through the admin API and checks that
+/// every gateway accepts it (and so has it cached); returns its secret and id.
+fn accepted_token(
+    client: &Client,
+    adm: &str,
+    jwt: &str,
+    name: &str,
+    gateways: [&String; 2],
+) -> (String, String) {
+    let issued = client.call(
+        "POST",
+        &format!("{adm}/admin/v1/tenants/acme/tokens"),
+        Some(jwt),
+        Some(&json!({"name": name, "scopes": ["scim:read"]})),
+    );
+    assert_eq!(issued.status, 201, "{}", issued.body);
+    let secret = issued.body["secret"].as_str().expect("secret").to_owned();
+    let id = issued.body["id"].as_str().expect("id").to_owned();
+    for gateway in gateways {
+        let r = client.get(&format!("{gateway}/scim/v2/Users"), Some(&secret));
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    (secret, id)
+}
+
+/// Asserts that every gateway refuses `secret` within [`REVOCATION`] of
+/// its revocation through `by`.
+fn refused_soon(client: &Client, secret: &str, gateways: [&String; 2], by: &str) {
+    let revoked_at = Instant::now();
+    for gateway in gateways {
+        let refused = eventually(REVOCATION, || {
+            client
+                .get(&format!("{gateway}/scim/v2/Users"), Some(secret))
+                .status
+                == 401
+        });
+        assert!(
+            refused,
+            "{gateway} still accepts a token revoked by {by} {:?} ago",
+            revoked_at.elapsed()
+        );
     }
 }
 
