@@ -24,9 +24,10 @@ mod m0012_target_mappings;
 mod m0013_target_profiles;
 mod m0014_deletion_safety;
 mod m0015_setup_links;
+mod m0016_request_health;
 
 /// The schema version this build expects: the number of migration steps.
-pub const SCHEMA_VERSION: u32 = 15;
+pub const SCHEMA_VERSION: u32 = 16;
 
 /// All of scimgate's migrations, in order.
 pub struct Migrator;
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0013_target_profiles::Migration),
             Box::new(m0014_deletion_safety::Migration),
             Box::new(m0015_setup_links::Migration),
+            Box::new(m0016_request_health::Migration),
         ]
     }
 }

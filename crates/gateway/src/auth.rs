@@ -171,8 +171,10 @@ async fn authorize<R: Requirement>(req: &HttpRequest) -> Result<Authorized<R>, A
     }
     // For the request's log line (see `observe`), not recorded into its
     // span: that would re-format the span's fields.
-    actix_web::HttpMessage::extensions_mut(req)
-        .insert(crate::observe::LogTenant(auth.tenant.slug().to_owned()));
+    actix_web::HttpMessage::extensions_mut(req).insert(crate::observe::LogTenant {
+        id: auth.tenant.id(),
+        slug: auth.tenant.slug().to_owned(),
+    });
     if auth.tenant.status() == TenantStatus::Suspended {
         return Err(fail(
             "suspended",
@@ -439,7 +441,7 @@ impl TenantLimiter {
         shared
             .metrics
             .rate_limited
-            .with_label_values(&[tenant.slug()])
+            .with_label_values(&[&shared.tenant_label(tenant.slug())])
             .inc();
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         Err(ApiError::RateLimited {

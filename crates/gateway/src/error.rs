@@ -141,8 +141,8 @@ impl ResponseError for ApiError {
             // The span carries the request id and tenant.
             tracing::error!(error = %self, debug = ?self, "request failed");
         }
-        let body =
-            scim::error::error_body(status.as_u16(), self.scim_type(), &self.client_detail());
+        let detail = self.client_detail();
+        let body = scim::error::error_body(status.as_u16(), self.scim_type(), &detail);
         let mut res = HttpResponse::build(status);
         res.insert_header((header::CONTENT_TYPE, SCIM_CONTENT_TYPE));
         match self {
@@ -165,7 +165,12 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        res.body(crate::render::encode(&body))
+        let mut res = res.body(crate::render::encode(&body));
+        res.extensions_mut().insert(observe::FailureNote {
+            scim_type: self.scim_type().map(ScimType::as_str),
+            detail,
+        });
+        res
     }
 }
 

@@ -81,7 +81,12 @@ fn count_read<R>(auth: &Authorized<R>, kind: Kind, operation: &str, result: &Rep
     auth.shared
         .metrics
         .operations
-        .with_label_values(&[auth.tenant.slug(), kind.name(), operation, outcome])
+        .with_label_values(&[
+            &auth.shared.tenant_label(auth.tenant.slug()),
+            kind.name(),
+            operation,
+            outcome,
+        ])
         .inc();
 }
 

@@ -74,7 +74,7 @@ mod render;
 pub use auth::{AnyScope, Authorized, Requirement, ScimRead, ScimWrite};
 pub use error::{ApiError, SCIM_CONTENT_TYPE};
 pub use handlers::{READINESS_CHECK_TIMEOUT, Readiness, ReadinessReport};
-pub use observe::current_request_id;
+pub use observe::{OTHER_TENANTS, TOP_REVIEW, TenantLabel, current_request_id};
 
 /// Settings of the SCIM service.
 #[derive(Debug, Clone)]
@@ -112,6 +112,8 @@ pub struct GatewayConfig {
     /// Under [`GroupPatchResponse::Auto`], member-only PATCHes of groups
     /// with more members than this answer 204.
     pub group_patch_no_content_above: u64,
+    /// How the metrics' `tenant` label is filled (bounds its cardinality).
+    pub metrics_tenant_label: TenantLabel,
 }
 
 /// The answer to a successful `PATCH /Groups/{id}` (RFC 7644 §3.5.2 allows
@@ -150,6 +152,7 @@ impl Default for GatewayConfig {
             filter_limits: scim::filter::Limits::default(),
             group_patch_response: GroupPatchResponse::Auto,
             group_patch_no_content_above: DEFAULT_GROUP_PATCH_NO_CONTENT_ABOVE,
+            metrics_tenant_label: TenantLabel::All,
         }
     }
 }
@@ -181,6 +184,11 @@ pub(crate) struct Shared {
     pub(crate) log: provlog::Queue,
     /// Whether the database answered the last background check.
     pub(crate) database: DatabaseState,
+    /// The metrics' `tenant` label values.
+    pub(crate) tenant_labels: observe::TenantLabels,
+    /// The quarantine guard's counts, flushed to the store every
+    /// [`GUARD_FLUSH`].
+    pub(crate) guard: observe::GuardTally,
     /// Set once by [`Gateway::shutdown`]; background tasks watch it.
     pub(crate) stop: tokio::sync::watch::Sender<bool>,
 }
@@ -238,6 +246,8 @@ impl Gateway {
             redis,
             log: provlog::Queue::new(),
             database: DatabaseState::register(metrics)?,
+            tenant_labels: observe::TenantLabels::new(config.metrics_tenant_label),
+            guard: observe::GuardTally::default(),
             stop: tokio::sync::watch::channel(false).0,
             store,
             config,
@@ -283,6 +293,7 @@ impl Gateway {
             };
             tokio::join!(
                 writer,
+                flush_guard(shared.clone()),
                 poll_auth_revision(shared.clone()),
                 announce_commits(shared.clone()),
                 listen_for_notices(shared)
@@ -370,6 +381,38 @@ impl DatabaseState {
             ),
             (false, true) => tracing::info!("database reachable again: serving SCIM requests"),
             _ => {}
+        }
+    }
+}
+
+/// How often a gateway adds its quarantine-guard counts to the store.
+pub const GUARD_FLUSH: Duration = Duration::from_secs(5);
+
+/// Adds the quarantine guard's counts to the store every [`GUARD_FLUSH`],
+/// and once more at shutdown. A failed write keeps nothing: the guard is
+/// an early warning, and a database that refuses writes shows as 5xx
+/// anyway.
+async fn flush_guard(shared: web::Data<Shared>) {
+    let mut tick = tokio::time::interval(GUARD_FLUSH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stop = shared.stop.subscribe();
+    loop {
+        let last = tokio::select! {
+            _ = tick.tick() => false,
+            () = stopped(&mut stop) => true,
+        };
+        let tallies = shared.guard.take();
+        if !tallies.is_empty()
+            && let Err(e) = shared
+                .store
+                .admin()
+                .record_request_health(chrono::Utc::now(), tallies)
+                .await
+        {
+            tracing::warn!(error = %e, "quarantine guard: cannot record request counts");
+        }
+        if last {
+            return;
         }
     }
 }

@@ -185,7 +185,7 @@ impl Audit {
             .metrics
             .operations
             .with_label_values(&[
-                auth.tenant.slug(),
+                &shared.tenant_label(auth.tenant.slug()),
                 self.kind.name(),
                 self.operation,
                 outcome,
@@ -196,8 +196,8 @@ impl Audit {
                 .metrics
                 .fanout
                 .with_label_values(&[
-                    auth.tenant.slug(),
-                    r.child.as_str(),
+                    &shared.tenant_label(auth.tenant.slug()),
+                    &shared.tenant_label(r.child.as_str()),
                     r.resource_type,
                     r.action.as_str(),
                 ])

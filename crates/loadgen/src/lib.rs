@@ -5,8 +5,10 @@
 
 mod client;
 pub mod delivery;
+pub mod plot;
 pub mod report;
 mod scenarios;
+pub mod sweep;
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -15,6 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use report::{InitialSummary, OpReport, Report, Stats};
+pub use sweep::{SweepOptions, SweepReport, run_sweep};
 
 /// Longest run the tool accepts, in seconds: enough for an initial cycle of
 /// a million users, still a bound.

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use loadgen::sweep::{SweepOptions, SweepReport};
 use loadgen::{MAX_DURATION_SECS, Options, Scenario, Target};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -17,6 +18,9 @@ enum ScenarioArg {
     Lookup,
     /// One group of all --users: the initial cycle's users, then one group PATCHed 10 members per request, in sequence.
     LargeGroup,
+    /// Open loop: each of --rates for --secs-per-rate, the steady mix one request per arrival, at most
+    /// --max-in-flight outstanding; latency from each request's intended send time (p50 to p99.9).
+    Sweep,
 }
 
 /// Drives Entra-shaped SCIM traffic at scimgate tenants on this machine and
@@ -57,6 +61,97 @@ struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// sweep: the offered rates, requests/s, comma-separated, in the order run.
+    #[arg(long, value_delimiter = ',', default_value = "250,500,1000,2000,4000")]
+    rates: Vec<u32>,
+    /// sweep: seconds each rate is offered.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=MAX_DURATION_SECS))]
+    secs_per_rate: u64,
+    /// sweep: the most requests in flight (one connection each).
+    #[arg(long, default_value_t = 256)]
+    max_in_flight: usize,
+    /// sweep: seconds of idle between two rates.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=600))]
+    pause_secs: u64,
+    /// sweep: also write the figures as CSV to FILE.
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+    /// sweep: also write the report as JSON to FILE (what --plot-from reads).
+    #[arg(long, value_name = "FILE")]
+    json_out: Option<PathBuf>,
+    /// sweep: draw the percentiles against the offered rate into FILE (PNG).
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
+    /// Draw --plot from sweep reports written by --json-out instead of
+    /// running any load; repeatable, LABEL=FILE or FILE. The last one is
+    /// drawn solid, earlier ones (baselines) dashed.
+    #[arg(long, value_name = "[LABEL=]FILE")]
+    plot_from: Vec<String>,
+    /// sweep: the plot's title.
+    #[arg(
+        long,
+        default_value = "scimgate: latency against offered load (open loop)"
+    )]
+    title: String,
+}
+
+fn write_file(path: &std::path::Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// `--plot-from`: reads the reports and draws them; no load.
+fn plot_from(args: &Args) -> Result<(), String> {
+    let Some(plot) = &args.plot else {
+        return Err("--plot-from needs --plot FILE".into());
+    };
+    let mut runs = Vec::new();
+    for (n, spec) in args.plot_from.iter().enumerate() {
+        let (label, file) = match spec.split_once('=') {
+            Some((label, file)) => (label.to_string(), file),
+            None => (format!("run {}", n + 1), spec.as_str()),
+        };
+        let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+        let report: SweepReport =
+            serde_json::from_str(&text).map_err(|e| format!("{file}: not a sweep report: {e}"))?;
+        runs.push((label, report));
+    }
+    loadgen::plot::write_png(plot, &args.title, &runs).map_err(|e| e.to_string())
+}
+
+/// `--scenario sweep`: runs it, prints the table (or JSON) and writes the files asked for.
+async fn sweep(args: &Args, targets: Vec<Target>) -> Result<(), String> {
+    let options = SweepOptions {
+        targets,
+        users: args.users,
+        rates: args.rates.clone(),
+        step: Duration::from_secs(args.secs_per_rate),
+        max_in_flight: args.max_in_flight,
+        pause: Duration::from_secs(args.pause_secs),
+    };
+    let report = loadgen::run_sweep(options)
+        .await
+        .map_err(|e| e.to_string())?;
+    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    if let Some(path) = &args.json_out {
+        write_file(path, &format!("{json}\n"))?;
+    }
+    if let Some(path) = &args.csv {
+        write_file(path, &report.to_csv())?;
+    }
+    if let Some(path) = &args.plot {
+        loadgen::plot::write_png(
+            path,
+            &args.title,
+            &[(String::from("this run"), report.clone())],
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    if args.json {
+        println!("{json}");
+    } else {
+        print!("{}", report.to_markdown());
+    }
+    Ok(())
 }
 
 fn targets(args: &Args) -> Result<Vec<Target>, String> {
@@ -93,6 +188,15 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    if !args.plot_from.is_empty() {
+        return match plot_from(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("scimgate-loadgen: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let targets = match targets(&args) {
         Ok(targets) => targets,
         Err(message) => {
@@ -100,6 +204,15 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if matches!(args.scenario, ScenarioArg::Sweep) {
+        return match sweep(&args, targets).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("scimgate-loadgen: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let options = Options {
         targets,
         concurrency: args.concurrency,
@@ -108,6 +221,7 @@ async fn main() -> ExitCode {
             ScenarioArg::Steady => Scenario::Steady,
             ScenarioArg::Lookup => Scenario::Lookup,
             ScenarioArg::LargeGroup => Scenario::LargeGroup,
+            ScenarioArg::Sweep => unreachable!("handled above"),
         },
         users: args.users,
         groups: args.groups,

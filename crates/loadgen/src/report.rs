@@ -81,6 +81,11 @@ impl OpStats {
         self.errors.values().sum()
     }
 
+    /// Failed requests by kind: the HTTP status, `transport`, or `unexpected`.
+    pub fn errors_by_kind(&self) -> &BTreeMap<String, u64> {
+        &self.errors
+    }
+
     /// The latency at `quantile` (0..=1) in milliseconds; 0 when nothing was recorded.
     pub fn quantile_ms(&self, quantile: f64) -> f64 {
         if self.count == 0 {
@@ -130,6 +135,11 @@ impl Stats {
     /// The statistics of one operation, if any request of it was made.
     pub fn op(&self, op: &str) -> Option<&OpStats> {
         self.ops.get(op)
+    }
+
+    /// Every operation recorded, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &OpStats)> {
+        self.ops.iter().map(|(name, stats)| (*name, stats))
     }
 }
 

@@ -74,7 +74,7 @@ fn group_body(t: usize, g: usize) -> Value {
     })
 }
 
-fn member_patch(op: &str, ids: &[&str]) -> Value {
+pub(crate) fn member_patch(op: &str, ids: &[&str]) -> Value {
     let ops: Vec<Value> = ids
         .iter()
         .map(|id| json!({"op": op, "path": "members", "value": [{"value": id}]}))
@@ -82,7 +82,7 @@ fn member_patch(op: &str, ids: &[&str]) -> Value {
     json!({"schemas": [PATCH_OP], "Operations": ops})
 }
 
-fn user_patch(display_name: &str, active: bool) -> Value {
+pub(crate) fn user_patch(display_name: &str, active: bool) -> Value {
     json!({"schemas": [PATCH_OP], "Operations": [
         {"op": "Replace", "path": "displayName", "value": display_name},
         {"op": "Replace", "path": "active", "value": if active { "True" } else { "False" }}
@@ -90,7 +90,7 @@ fn user_patch(display_name: &str, active: bool) -> Value {
 }
 
 /// A `userName eq` lookup of user `i`.
-fn filter_users(target: &Endpoint, i: usize) -> Request<'_> {
+pub(crate) fn filter_users(target: &Endpoint, i: usize) -> Request<'_> {
     let filter = format!("userName eq \"{}\"", user_name(i));
     target.get(&format!("/Users?filter={}", encode(&filter)))
 }
@@ -105,7 +105,12 @@ fn filter_groups(target: &Endpoint, g: usize) -> Request<'_> {
 }
 
 /// A request with `body` as its JSON.
-fn send<'a>(target: &'a Endpoint, method: Method, path: &str, body: &Value) -> Request<'a> {
+pub(crate) fn send<'a>(
+    target: &'a Endpoint,
+    method: Method,
+    path: &str,
+    body: &Value,
+) -> Request<'a> {
     target.send(method, path, body.to_string().into_bytes())
 }
 
@@ -164,7 +169,7 @@ async fn exchange(
 }
 
 /// The id of the first resource of a list response, and the total.
-fn first_of_list(list: &Value) -> (u64, Option<String>) {
+pub(crate) fn first_of_list(list: &Value) -> (u64, Option<String>) {
     let total = list["totalResults"].as_u64().unwrap_or(0);
     let id = list["Resources"][0]["id"].as_str().map(str::to_string);
     (total, id)
@@ -422,12 +427,12 @@ async fn initial(sets: Vec<Vec<Endpoint>>, options: Options) -> Result<Report, L
 }
 
 /// Ids sampled from one tenant for the PATCHes of `steady`.
-struct Sample {
-    users: Vec<String>,
-    groups: Vec<String>,
+pub(crate) struct Sample {
+    pub(crate) users: Vec<String>,
+    pub(crate) groups: Vec<String>,
 }
 
-async fn sample(target: &Endpoint, with_groups: bool) -> Result<Sample, LoadError> {
+pub(crate) async fn sample(target: &Endpoint, with_groups: bool) -> Result<Sample, LoadError> {
     let ids = |list: Option<Value>| -> Vec<String> {
         list.and_then(|l| l["Resources"].as_array().cloned())
             .unwrap_or_default()

@@ -93,6 +93,34 @@ fn initial_then_steady_against_the_real_app() {
         assert_eq!(spread.gateways, 2);
         assert!(spread.to_text().contains("over 2 gateways"));
 
+        // The open-loop sweep: two low rates, the steady mix's requests one
+        // per arrival (member PATCHes add, then the next one removes).
+        let sweep = loadgen::run_sweep(loadgen::SweepOptions {
+            targets: vec![target.clone()],
+            users: 50,
+            rates: vec![40, 80],
+            step: Duration::from_secs(1),
+            max_in_flight: 16,
+            pause: Duration::ZERO,
+        })
+        .await
+        .expect("sweep runs");
+        assert_eq!(sweep.steps.len(), 2);
+        for (step, rate) in sweep.steps.iter().zip([40, 80]) {
+            assert_eq!(step.offered_per_sec, rate);
+            assert_eq!(step.scheduled, u64::from(rate));
+            assert_eq!((step.sent, step.not_sent), (step.scheduled, 0), "{step:?}");
+            assert_eq!(step.errors, 0, "{step:?}");
+            assert!(step.p50_ms > 0.0 && step.p50_ms <= step.p999_ms, "{step:?}");
+        }
+        let ops: Vec<&str> = sweep.steps[1]
+            .operations
+            .iter()
+            .map(|o| o.operation.as_str())
+            .collect();
+        assert!(ops.contains(&"get_user_by_userName"), "{ops:?}");
+        assert!(sweep.to_markdown().contains("| 80 |"));
+
         let refused = loadgen::run(Options {
             targets: vec![Target {
                 scim_url: "http://192.0.2.1/scim/v2".into(),

@@ -61,6 +61,11 @@ pub enum Command {
     Worker(ServeArgs),
     /// Apply database migrations and exit.
     Migrate,
+    /// Write a consistent copy of the SQLite database to FILE, safe while servers run (PostgreSQL: use pg_dump -Fc).
+    Backup {
+        /// The new file; an existing file is never replaced.
+        file: PathBuf,
+    },
     /// Manage tenants.
     #[command(subcommand)]
     Tenant(TenantCommand),

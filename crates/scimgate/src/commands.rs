@@ -28,6 +28,7 @@ use crate::config::Config;
 use crate::server::{AppError, open_store};
 
 mod audit;
+mod backup;
 mod delivery;
 mod logins;
 mod policy;
@@ -35,6 +36,7 @@ mod routing;
 mod safety;
 
 pub use audit::audit;
+pub use backup::{BackupError, backup};
 pub use delivery::{target, timeline};
 pub use logins::admin;
 pub use policy::{lock, locks, role, unlock};
@@ -91,6 +93,9 @@ pub enum CommandError {
     /// The store refused or failed.
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// `scimgate backup` made no backup.
+    #[error(transparent)]
+    Backup(#[from] BackupError),
 }
 
 impl From<ServiceError> for CommandError {

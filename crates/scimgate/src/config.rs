@@ -66,6 +66,7 @@ pub const KEYS: &[&str] = &[
     "delivery_attempt_retention_days",
     "event_retention_days",
     "job_lease_secs",
+    "metrics_tenant_label",
 ];
 
 /// Shortest and longest admin session lifetimes accepted, in seconds.
@@ -284,6 +285,9 @@ pub struct Config {
     /// Under `auto`, the group size (members) above which member-only
     /// PATCHes answer 204.
     pub group_patch_no_content_above: u64,
+    /// How the metrics' `tenant` label is filled: `all`, `off` or `top:N`
+    /// (the N busiest tenants by name, the rest as `other`).
+    pub metrics_tenant_label: String,
     /// Admin API session keys: the first signs, all verify. Empty: a key
     /// generated on the first start and kept in the data directory.
     pub admin_jwt_keys: Vec<AdminJwtKey>,
@@ -351,6 +355,7 @@ impl Default for Config {
                 gateway::GroupPatchResponse::NoContent => GroupPatchResponse::NoContent,
             },
             group_patch_no_content_above: gateway.group_patch_no_content_above,
+            metrics_tenant_label: gateway.metrics_tenant_label.to_string(),
             admin_jwt_keys: Vec::new(),
             admin_token_ttl_secs: tenant_admin::DEFAULT_TOKEN_TTL.as_secs(),
             delivery_enabled: true,
@@ -458,6 +463,7 @@ struct Layer {
     delivery_attempt_retention_days: Option<u32>,
     event_retention_days: Option<u32>,
     job_lease_secs: Option<u64>,
+    metrics_tenant_label: Option<String>,
 }
 
 /// Where the database URL of the winning layer comes from.
@@ -642,7 +648,8 @@ impl Config {
             delivery_concurrency_per_target,
             delivery_attempt_retention_days,
             event_retention_days,
-            job_lease_secs
+            job_lease_secs,
+            metrics_tenant_label
         );
         if let Some(key) = layer.delivery_secrets_key {
             self.delivery_secrets_key = Some(key);
@@ -674,6 +681,9 @@ impl Config {
                 key,
                 reason: reason.into(),
             }
+        }
+        if let Err(reason) = self.metrics_tenant_label.parse::<gateway::TenantLabel>() {
+            return Err(invalid("metrics_tenant_label", reason));
         }
         if let Some(url) = &self.public_url {
             let trimmed = url.trim().trim_end_matches('/');
@@ -942,8 +952,14 @@ impl Config {
                 GroupPatchResponse::NoContent => gateway::GroupPatchResponse::NoContent,
             },
             group_patch_no_content_above: self.group_patch_no_content_above,
+            metrics_tenant_label: self.tenant_label(),
             ..gateway::GatewayConfig::default()
         }
+    }
+
+    /// The metrics' tenant label mode (`validate` refused anything else).
+    pub fn tenant_label(&self) -> gateway::TenantLabel {
+        self.metrics_tenant_label.parse().unwrap_or_default()
     }
 
     /// The reverse proxies trusted to name a login's client.
@@ -1192,6 +1208,37 @@ mod tests {
             e.contains("SCIMGATE_GROUP_PATCH_RESPONSE") && e.contains("no_content"),
             "names the key and the accepted values: {e}"
         );
+    }
+
+    #[test]
+    fn the_tenant_label_mode_is_configurable_and_checked() {
+        assert_eq!(
+            Config::default().gateway_config().metrics_tenant_label,
+            gateway::TenantLabel::All
+        );
+        for (text, mode) in [
+            ("off", gateway::TenantLabel::Off),
+            ("top:25", gateway::TenantLabel::Top(25)),
+            ("all", gateway::TenantLabel::All),
+        ] {
+            let sources = Sources {
+                env: env(&[("SCIMGATE_METRICS_TENANT_LABEL", text)]),
+                ..Sources::default()
+            };
+            let c = Config::load(&sources).expect("load").config;
+            assert_eq!(c.gateway_config().metrics_tenant_label, mode, "{text}");
+        }
+        for bad in ["top:0", "top:", "some", "top:x"] {
+            let sources = Sources {
+                env: env(&[("SCIMGATE_METRICS_TENANT_LABEL", bad)]),
+                ..Sources::default()
+            };
+            let e = Config::load(&sources).expect_err(bad).to_string();
+            assert!(
+                e.contains("metrics_tenant_label") && e.contains("top:N"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

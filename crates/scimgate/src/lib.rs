@@ -11,6 +11,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod observability;
 pub mod server;
 pub mod telemetry;
 

@@ -32,6 +32,7 @@ async fn main() -> ExitCode {
         | Command::Worker(_)
         | Command::Admin(AdminArgs { command: None, .. })
         | Command::Migrate => "info",
+        Command::Backup { .. } => "warn",
         Command::Tenant(_)
         | Command::Token(_)
         | Command::Admin(_)
@@ -61,6 +62,7 @@ async fn main() -> ExitCode {
         Command::Admin(AdminArgs { command: None, .. }) => run(Process::Admin, config).await,
         Command::Worker(_) => run(Process::Worker, config).await,
         Command::Migrate => finish(json, commands::migrate(&config).await),
+        Command::Backup { file } => finish(json, commands::backup(&config, &file).await),
         Command::Tenant(command) => finish(json, commands::tenant(&config, command).await),
         Command::Token(command) => finish(json, commands::token(&config, command).await),
         Command::Admin(AdminArgs {

@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 
 use crate::bootstrap::{self, AdminKeySource, FirstStart};
 use crate::config::Config;
+use crate::observability::{ProcessMetrics, QuarantineMetrics};
 
 /// How long in-flight requests may take to finish after a stop is asked for.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -246,6 +247,7 @@ pub async fn start(process: Process, config: Config) -> Result<App, AppError> {
         .map(|url| cluster::Redis::open(url.expose()))
         .transpose()?;
     let registry = metrics_registry()?;
+    let process_metrics = ProcessMetrics::register(&registry, redis.is_some())?;
 
     // The admin process keeps a gateway too, never mounted: the event feed
     // verifies SCIM tokens through its cache (argon2 once per token), and
@@ -312,13 +314,14 @@ pub async fn start(process: Process, config: Config) -> Result<App, AppError> {
         task: gateway.spawn_background(),
         gateway,
     });
-    let (workers, background) = match work {
+    let (workers, mut background) = match work {
         Some((workers, metrics)) => (
             Some(workers.spawn(&store)),
             sweeps(&config, &store, metrics),
         ),
         None => (None, Vec::new()),
     };
+    background.push(process_metrics.spawn(store.clone(), redis.clone()));
 
     let public_url = config.public_base_url(addr);
     tracing::info!(
@@ -560,6 +563,7 @@ struct SweepMetrics {
     tripped: IntGauge,
     purged: IntCounter,
     pruned: IntCounter,
+    quarantine: QuarantineMetrics,
 }
 
 /// Registers the sweeps' metrics on `registry`.
@@ -589,6 +593,7 @@ fn sweep_metrics(registry: &Registry) -> Result<SweepMetrics, AppError> {
         tripped,
         purged,
         pruned,
+        quarantine: QuarantineMetrics::register(registry)?,
     })
 }
 
@@ -602,10 +607,12 @@ fn sweeps(config: &Config, store: &Store, metrics: SweepMetrics) -> Vec<JoinHand
         tripped,
         purged,
         pruned,
+        quarantine,
     } = metrics;
     let mut tasks = vec![
         spawn_deletion_safety(store.clone(), held, tripped, purged),
         spawn_statistics(store.clone()),
+        quarantine.spawn(store.clone(), config.tenant_label()),
     ];
     if config.provisioning_log_retention_days > 0 {
         tasks.push(spawn_retention(

@@ -64,6 +64,8 @@ pub(crate) struct Inner {
     /// its own commits (SQLite empties a connection's cache when *another*
     /// connection has written).
     writer: Option<Writer>,
+    /// SQLite only: the read pool's counts (PostgreSQL's pool keeps its own).
+    pub(crate) reader_usage: Option<std::sync::Arc<crate::sqlite::ReaderUsage>>,
     pub(crate) backend: Backend,
     pub(crate) options: StoreOptions,
     /// Each tenant's compiled role policy, keyed by tenant id, with the
@@ -113,7 +115,9 @@ impl Inner {
                 opener.clone(),
                 options.max_connections.max(1) as usize,
             )?;
+            let reader_usage = Some(readers.usage());
             return Ok(Inner {
+                reader_usage,
                 conn: crate::sqlite::connection(readers).await?,
                 migrate: Some(opener),
                 migration_lock: crate::admin::MigrationLock::beside_sqlite(url),
@@ -145,6 +149,7 @@ impl Inner {
             .sqlx_logging(false);
         let conn = Database::connect(opts).await.map_err(connect_error)?;
         Ok(Inner {
+            reader_usage: None,
             conn,
             migrate: None,
             migration_lock: crate::admin::MigrationLock::Advisory {

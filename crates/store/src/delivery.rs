@@ -1044,12 +1044,17 @@ fn free_lease(now: DateTime<Utc>, owner: &str) -> Condition {
 }
 
 /// Counts for the delivery metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Counts {
     /// Dead letters waiting for a replay.
     pub dead_letters: i64,
     /// Disabled targets.
     pub disabled_targets: i64,
+    /// Enabled targets whose last attempt failed.
+    pub failing_targets: i64,
+    /// How long the longest-failing enabled target has been failing
+    /// (0 when none is).
+    pub longest_failure_seconds: f64,
 }
 
 /// A leased target with what the worker needs to deliver to it.
@@ -1638,9 +1643,28 @@ impl DeliveryStore {
             .count(&self.inner.conn)
             .await
             .map_err(db)?;
+        // Enabled targets whose last attempt failed: `failing_since` is
+        // set by a failure and cleared by the next success.
+        let failing: Vec<Option<DateTime<Utc>>> = targets::Entity::find()
+            .select_only()
+            .column(targets::Column::FailingSince)
+            .filter(targets::Column::Enabled.eq(true))
+            .filter(targets::Column::FailingSince.is_not_null())
+            .into_tuple()
+            .all(&self.inner.conn)
+            .await
+            .map_err(db)?;
+        let now = crate::db::now();
+        let longest = failing
+            .iter()
+            .flatten()
+            .map(|since| Ord::max((now - *since).num_milliseconds(), 0) as f64 / 1000.0)
+            .fold(0.0, f64::max);
         Ok(Counts {
             dead_letters: i64::try_from(dead).unwrap_or(i64::MAX),
             disabled_targets: i64::try_from(disabled).unwrap_or(i64::MAX),
+            failing_targets: i64::try_from(failing.len()).unwrap_or(i64::MAX),
+            longest_failure_seconds: longest,
         })
     }
 

@@ -285,6 +285,7 @@ impl Event {
         before: Option<&Effective>,
         after: &Effective,
     ) -> Event {
+        crate::metrics::role_changed(after);
         Event {
             event_type: EventType::UserRolesChanged,
             resource_id: user_id.to_owned(),

@@ -66,9 +66,11 @@ mod directory;
 mod entity;
 pub mod events;
 pub mod fanout;
+pub mod health;
 mod jobs;
 mod list;
 mod log;
+pub mod metrics;
 pub mod render;
 mod resend;
 mod roles;
@@ -618,6 +620,26 @@ impl Store {
     pub fn backend(&self) -> Backend {
         self.inner.backend
     }
+    /// The connection pool's use now. On SQLite, the read connections
+    /// (writes run on the one writer connection, not counted).
+    pub fn pool_usage(&self) -> PoolUsage {
+        use std::sync::atomic::Ordering::Relaxed;
+        if let Some(usage) = &self.inner.reader_usage {
+            return PoolUsage {
+                in_use: usage.in_use.load(Relaxed) as u64,
+                idle: usage.idle.load(Relaxed) as u64,
+                max: usage.max_idle as u64,
+            };
+        }
+        let pool = self.inner.conn.get_postgres_connection_pool();
+        let open = u64::from(pool.size());
+        let idle = pool.num_idle() as u64;
+        PoolUsage {
+            in_use: open.saturating_sub(idle),
+            idle,
+            max: u64::from(self.inner.options.max_connections.max(1)),
+        }
+    }
     /// Operator-level operations across tenants. Every use is a place where
     /// tenant isolation is the caller's responsibility.
     pub fn admin(&self) -> AdminStore {
@@ -644,6 +666,17 @@ impl Store {
             tenant: tenant.clone(),
         }
     }
+}
+
+/// A connection pool's use at one moment ([`Store::pool_usage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Connections serving a query now.
+    pub in_use: u64,
+    /// Open connections waiting for one.
+    pub idle: u64,
+    /// The most the pool keeps (`db_max_connections`).
+    pub max: u64,
 }
 
 /// Operator-level operations: tenants, tokens, operators.

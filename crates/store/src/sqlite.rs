@@ -246,6 +246,15 @@ pub(crate) struct Readers {
     opener: Opener,
     idle: Mutex<Vec<Connection>>,
     max_idle: usize,
+    usage: Arc<ReaderUsage>,
+}
+
+/// How many read connections are in use and kept idle (for metrics).
+#[derive(Debug, Default)]
+pub(crate) struct ReaderUsage {
+    pub(crate) in_use: std::sync::atomic::AtomicUsize,
+    pub(crate) idle: std::sync::atomic::AtomicUsize,
+    pub(crate) max_idle: usize,
 }
 
 impl Readers {
@@ -253,23 +262,41 @@ impl Readers {
     /// now, so a bad path or permission fails here and not on first use.
     pub(crate) fn new(opener: Opener, max_idle: usize) -> Result<Readers> {
         let first = opener.open().map_err(crate::db::db)?;
+        let max_idle = max_idle.max(1);
         Ok(Readers {
             opener,
             idle: Mutex::new(vec![first]),
-            max_idle: max_idle.max(1),
+            max_idle,
+            usage: Arc::new(ReaderUsage {
+                idle: std::sync::atomic::AtomicUsize::new(1),
+                max_idle,
+                ..ReaderUsage::default()
+            }),
         })
+    }
+
+    /// The counts this pool keeps current.
+    pub(crate) fn usage(&self) -> Arc<ReaderUsage> {
+        self.usage.clone()
     }
 
     fn with<T>(
         &self,
         f: impl FnOnce(&Connection) -> std::result::Result<T, DbErr>,
     ) -> std::result::Result<T, DbErr> {
-        let taken = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        use std::sync::atomic::Ordering::Relaxed;
+        let taken = self.idle.lock().ok().and_then(|mut idle| {
+            let conn = idle.pop();
+            self.usage.idle.store(idle.len(), Relaxed);
+            conn
+        });
         let conn = match taken {
             Some(conn) => conn,
             None => self.opener.open()?,
         };
+        self.usage.in_use.fetch_add(1, Relaxed);
         let result = f(&conn);
+        self.usage.in_use.fetch_sub(1, Relaxed);
         // A connection left inside a transaction (a statement that began
         // one) must not serve the next caller.
         if conn.is_autocommit()
@@ -277,6 +304,7 @@ impl Readers {
             && idle.len() < self.max_idle
         {
             idle.push(conn);
+            self.usage.idle.store(idle.len(), Relaxed);
         }
         result
     }

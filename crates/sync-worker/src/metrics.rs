@@ -15,6 +15,8 @@ pub struct Metrics {
     oldest_age: Gauge,
     dead_letters: IntGauge,
     disabled_targets: IntGauge,
+    failing_targets: IntGauge,
+    longest_failure: Gauge,
 }
 
 impl Metrics {
@@ -28,6 +30,8 @@ impl Metrics {
         registry.register(Box::new(m.oldest_age.clone()))?;
         registry.register(Box::new(m.dead_letters.clone()))?;
         registry.register(Box::new(m.disabled_targets.clone()))?;
+        registry.register(Box::new(m.failing_targets.clone()))?;
+        registry.register(Box::new(m.longest_failure.clone()))?;
         Ok(m)
     }
 
@@ -74,6 +78,14 @@ impl Metrics {
                 "scimgate_delivery_targets_disabled",
                 "Targets currently disabled",
             )?,
+            failing_targets: IntGauge::new(
+                "scimgate_delivery_targets_failing",
+                "Enabled targets whose last delivery attempt failed",
+            )?,
+            longest_failure: Gauge::new(
+                "scimgate_delivery_longest_failure_seconds",
+                "How long the longest-failing enabled target has been failing (0 when none is)",
+            )?,
         })
     }
 
@@ -104,6 +116,8 @@ impl Metrics {
             Ok(c) => {
                 self.dead_letters.set(c.dead_letters);
                 self.disabled_targets.set(c.disabled_targets);
+                self.failing_targets.set(c.failing_targets);
+                self.longest_failure.set(c.longest_failure_seconds);
             }
             Err(e) => tracing::warn!(error = %e, "delivery metrics: cannot count"),
         }

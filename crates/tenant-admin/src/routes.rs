@@ -26,7 +26,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::{self, AdminError};
 use crate::handlers::{
-    delivery, directory, logs, roles, safety, session, setup_links, super_tenants, tenants, tokens,
+    delivery, directory, health, logs, roles, safety, session, setup_links, super_tenants, tenants,
+    tokens,
 };
 use crate::{BASE_PATH, MAX_BODY_BYTES, State, auth};
 
@@ -83,6 +84,7 @@ macro_rules! route_table {
                 (name = "logs", description = "Provisioning and audit logs"),
                 (name = "delivery", description = "Webhook targets, attempts, dead letters, the event feed, timelines"),
                 (name = "safety", description = "Deletion safety: threshold, held changes, protected users, soft-deleted users, erasure"),
+                (name = "health", description = "The quarantine guard: a tenant's SCIM failure ratio and what to fix"),
             ),
         )]
         struct ApiDoc;
@@ -136,6 +138,7 @@ route_table! {
     bearer put "/tenants/{tenant}/users/{id}/lock" => roles::lock_user;
     bearer delete "/tenants/{tenant}/users/{id}/lock" => roles::unlock_user;
 
+    bearer get "/tenants/{tenant}/quarantine-risk" => health::quarantine_risk;
     bearer get "/tenants/{tenant}/deletion-safety" => safety::get_policy;
     bearer put "/tenants/{tenant}/deletion-safety" => safety::put_policy;
     bearer get "/tenants/{tenant}/held-changes" => safety::list_held;

@@ -1953,3 +1953,57 @@ pub struct CreateSetupLink {
     #[schema(minimum = 1, maximum = 30)]
     pub expires_in_days: Option<i64>,
 }
+
+/// A tenant's quarantine risk (docs/quarantine-guard.md): its SCIM
+/// requests over the last hour, across every gateway.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuarantineRiskView {
+    /// The window, in seconds (an hour).
+    pub window_seconds: i64,
+    /// SCIM requests answered in the window.
+    pub requests: u64,
+    /// Of which failed (404s are not failures).
+    pub failures: u64,
+    /// `failures / requests` (0 without requests).
+    pub failure_ratio: f64,
+    /// Failures by cause: `validation`, `conflict`, `auth`, `throttled`,
+    /// `server`, `timeout`.
+    #[schema(value_type = std::collections::HashMap<String, u64>)]
+    pub by_cause: std::collections::HashMap<&'static str, u64>,
+    /// `ok`, `warning` (at or above `warnRatio`) or `critical` (at or
+    /// above `quarantineRatio`); always `ok` below `minRequests`.
+    pub level: &'static str,
+    /// `level` is not `ok`: the `ScimgateQuarantineRisk` alert fires.
+    pub at_risk: bool,
+    /// The ratio the warning starts at.
+    pub warn_ratio: f64,
+    /// The guard's reading of Microsoft's "most calls fail".
+    pub quarantine_ratio: f64,
+    /// The fewest requests in the window for a flag.
+    pub min_requests: u64,
+    /// The most frequent failing requests, most frequent first.
+    pub top_failures: Vec<FailingRequestView>,
+}
+
+/// One kind of failing request over the window.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailingRequestView {
+    /// The HTTP method.
+    pub method: String,
+    /// The route pattern (`/scim/v2/Users/{id}`).
+    pub route: String,
+    /// The status answered.
+    pub status: u16,
+    /// The SCIM error's `scimType`, if any.
+    pub scim_type: Option<String>,
+    /// The guard's cause.
+    pub cause: &'static str,
+    /// How many in the window.
+    pub count: u64,
+    /// The error detail of the latest one.
+    pub detail: String,
+    /// What to fix.
+    pub advice: &'static str,
+}

@@ -2,14 +2,18 @@
 //! data directories, real HTTP on 127.0.0.1. One test binary (modules below)
 //! so the suite links once.
 
+mod backup;
 mod builder;
 mod config;
 mod delivery;
+mod deploy;
 mod fanout_crash;
 mod logins;
 mod migrate_race;
+mod observability;
 mod operator;
 mod postgres;
+mod quarantine;
 mod role_locks;
 mod role_policy;
 mod safety;

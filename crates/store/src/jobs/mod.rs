@@ -550,6 +550,7 @@ impl JobWorker {
                 ctx.job().kind
             )));
         };
+        let started = std::time::Instant::now();
         let heartbeat = tokio::spawn(heartbeats(ctx.clone()));
         let run = {
             let ctx = ctx.clone();
@@ -561,18 +562,34 @@ impl JobWorker {
             Err(e) => Err(JobError::Permanent(format!("the handler panicked: {e}"))),
         };
         heartbeat.abort();
+        let kind = ctx.job().kind.as_str();
+        let took = started.elapsed().as_secs_f64();
         match &outcome {
             // The job is someone else's (or nobody's) now: nothing to record.
             Err(e @ (JobError::LeaseLost | JobError::Cancelled)) => {
+                let label = match e {
+                    JobError::Cancelled => "cancelled",
+                    _ => "lost",
+                };
+                crate::metrics::job_ended(kind, label, took);
                 tracing::info!(job = %id, worker = %self.id, reason = %e, "job stopped");
             }
             _ => {
                 if let Err(e) = &outcome {
-                    let kind = &ctx.job().kind;
                     tracing::warn!(job = %id, %kind, error = %e, "job attempt failed");
                 }
                 match ctx.finish(&outcome).await {
-                    Ok(job) => return Ok(job),
+                    Ok(job) => {
+                        let label = match job.status {
+                            JobStatus::Done => "done",
+                            JobStatus::Queued => "retry",
+                            JobStatus::Failed => "failed",
+                            JobStatus::Cancelled => "cancelled",
+                            JobStatus::Running => "running",
+                        };
+                        crate::metrics::job_ended(kind, label, took);
+                        return Ok(job);
+                    }
                     Err(JobError::Store(e)) => return Err(e),
                     Err(e) => {
                         tracing::info!(job = %id, worker = %self.id, reason = %e, "job outcome not recorded");

@@ -10,6 +10,7 @@ mod common;
 mod concurrency;
 mod fanout;
 mod groups;
+mod health;
 mod isolation;
 mod jobs;
 mod list;

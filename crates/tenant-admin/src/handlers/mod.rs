@@ -17,6 +17,7 @@ use crate::wire::{LockView, ScopeWire, TenantKindWire, TenantStatusWire, TenantV
 
 pub(crate) mod delivery;
 pub(crate) mod directory;
+pub(crate) mod health;
 pub(crate) mod logs;
 pub(crate) mod roles;
 pub(crate) mod safety;

@@ -20,6 +20,7 @@ mod admins;
 pub mod delivery;
 mod directory;
 mod error;
+pub mod health;
 mod locks;
 mod logs;
 mod policy;

@@ -195,6 +195,26 @@ struct OverviewPage {
     scim_url: String,
     activity: TenantActivity,
     row: TenantRow,
+    health: store::health::Health,
+}
+
+impl OverviewPage {
+    /// The failure ratio as a percentage with one decimal.
+    fn failure_percent(&self) -> String {
+        format!("{:.1} %", self.health.failure_ratio * 100.0)
+    }
+
+    /// The failures of each cause that had any, as `cause: n` pairs.
+    fn causes(&self) -> String {
+        store::health::Cause::ALL
+            .iter()
+            .filter_map(|c| {
+                let n = self.health.by_cause.get(c.as_str()).copied().unwrap_or(0);
+                (n > 0).then(|| format!("{}: {n}", c.as_str()))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// `GET /console/t/{tenant}`.
@@ -234,6 +254,7 @@ pub(crate) async fn overview(req: HttpRequest) -> Page {
         scim_url: super::connection::scim_url(&req, &tenant),
         activity,
         row,
+        health: crate::service::health::quarantine_risk(&ctx).await?,
     })
 }
 
