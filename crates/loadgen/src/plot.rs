@@ -90,7 +90,7 @@ pub fn render_png(title: &str, runs: &[(String, SweepReport)]) -> Result<Vec<u8>
             .with_key_points(ticks);
         let y_range = (y_lo / 1.6..y_hi * 1.6).log_scale();
         let mut chart = ChartBuilder::on(&main)
-            .caption(title, (FAMILY, 20))
+            .caption(title, (FAMILY, 17))
             .margin(14)
             .x_label_area_size(48)
             .y_label_area_size(70)

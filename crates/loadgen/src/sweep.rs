@@ -362,16 +362,16 @@ impl SweepReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "| offered req/s | achieved req/s | sent | not sent | errors | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | peak in flight |"
+            "| offered req/s | achieved req/s | sent | not sent | errors | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | peak in flight | send lag p99 ms |"
         );
         let _ = writeln!(
             out,
-            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
         );
         for s in &self.steps {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 count(u64::from(s.offered_per_sec)),
                 figure(s.achieved_per_sec),
                 count(s.sent),
@@ -382,7 +382,8 @@ impl SweepReport {
                 figure(s.p99_ms),
                 figure(s.p999_ms),
                 figure(s.max_ms),
-                s.peak_in_flight
+                s.peak_in_flight,
+                figure(s.send_lag_p99_ms)
             );
         }
         out

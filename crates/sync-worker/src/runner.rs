@@ -510,7 +510,18 @@ impl<Q: Queue> Worker<Q> {
         if let Some((previous, until)) = &lt.secrets.previous
             && *until > now
         {
-            secrets.push(open(previous)?);
+            // A previous secret sealed under a key this process no longer
+            // has (the delivery secrets key was replaced, then the secret
+            // rotated) only adds a second signature: the current one
+            // signs alone rather than failing every attempt.
+            match open(previous) {
+                Ok(secret) => secrets.push(secret),
+                Err(e) => tracing::warn!(
+                    target_id = %lt.target.id,
+                    error = %e,
+                    "the target's previous secret cannot be opened; signing with the current one only"
+                ),
+            }
         }
         Ok(Sender::Webhook(Webhook { url, secrets }))
     }

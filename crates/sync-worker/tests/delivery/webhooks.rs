@@ -6,7 +6,10 @@ use std::time::{Duration, SystemTime};
 use scim::patch::{Member, MemberChange};
 use serde_json::json;
 use store::delivery::DeliveryStatus;
+use sync_worker::Worker;
 use sync_worker::address::AddressPolicy;
+use sync_worker::metrics::Metrics;
+use sync_worker::secrets::SecretBox;
 use sync_worker::targets::{TargetError, TargetSpec, Targets};
 use testkit::backends;
 use testkit::receiver::Receiver;
@@ -467,6 +470,54 @@ async fn a_rotated_secret_signs_alongside_the_old_one() {
         .expect("second");
     worker.stop().await;
     assert!(both[1].verified, "{:?}", both[1].verify_error);
+}
+
+/// After the delivery secrets key is replaced and a secret rotated under
+/// the new key, the previous secret (sealed under the old key) cannot be
+/// opened: the new one signs alone instead of every attempt failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_previous_secret_sealed_under_a_replaced_key_is_left_out() {
+    let (_db, store) = store(testkit::TestDb::Sqlite).await;
+    let dir = tenant(&store, "acme").await;
+    let receiver = Receiver::start().await;
+    let target = webhook(&dir, &receiver, "app").await;
+    let replaced = SecretBox::new(&[9u8; 32]);
+    let targets = Targets {
+        store: &dir,
+        secrets: Some(&replaced),
+        policy: AddressPolicy {
+            allow_private: true,
+        },
+    };
+    let (_, new_secret) = targets
+        .rotate(
+            target.id,
+            Duration::from_secs(3600),
+            chrono::Utc::now(),
+            "test",
+        )
+        .await
+        .expect("rotate");
+    receiver.set_secret(&new_secret);
+    let worker = run(Worker::new(
+        store.clone(),
+        config(),
+        Some(SecretBox::new(&[9u8; 32])),
+        Metrics::unregistered().expect("metrics"),
+    )
+    .expect("worker"));
+    dir.create_user(user("ada")).await.expect("user");
+    let got = receiver
+        .wait_for(1, Duration::from_secs(20))
+        .await
+        .expect("delivered");
+    worker.stop().await;
+    assert!(got[0].verified, "{:?}", got[0].verify_error);
+    assert_eq!(
+        got[0].signature.as_deref().map(|s| s.split(' ').count()),
+        Some(1),
+        "the current secret alone"
+    );
 }
 
 /// Polls `check` until it gives a value or `within` passes.

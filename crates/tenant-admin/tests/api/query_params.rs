@@ -236,6 +236,9 @@ async fn every_route_refuses_unknown_query_parameters_and_changes_nothing() {
                     ("get", "/tenants/{tenant}/users") => {
                         ("/tenants/acme/users".into(), bogus, None)
                     }
+                    ("get", "/tenants/{tenant}/quarantine-risk") => {
+                        ("/tenants/acme/quarantine-risk".into(), bogus, None)
+                    }
                     ("get", "/tenants/{tenant}/deletion-safety") => {
                         ("/tenants/acme/deletion-safety".into(), bogus, None)
                     }
