@@ -1,11 +1,12 @@
 //! The quarantine guard end to end (docs/quarantine-guard.md): failing
 //! SCIM requests raise a tenant's failure ratio in `/metrics` and in the
 //! admin API, with the failing requests and what to fix; other tenants
-//! are untouched.
+//! are untouched. On SQLite and on PostgreSQL.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use testkit::TestDb;
 
 use crate::support::*;
 
@@ -46,8 +47,23 @@ fn sample(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
 
 #[test]
 fn failing_requests_flag_the_tenant_in_metrics_and_the_admin_api() {
+    flags_a_failing_tenant(TestDb::Sqlite);
+}
+
+#[test]
+fn failing_requests_flag_the_tenant_on_postgres() {
+    flags_a_failing_tenant(TestDb::Postgres);
+}
+
+fn flags_a_failing_tenant(which: TestDb) {
     let sandbox = Sandbox::new();
-    let server = Server::start(sandbox.cmd(&["serve", "--listen", "127.0.0.1:0"]));
+    let mut cmd = sandbox.cmd(&["serve", "--listen", "127.0.0.1:0"]);
+    let db = (which == TestDb::Postgres)
+        .then(|| http().block_on(testkit::fresh_database(TestDb::Postgres)));
+    if let Some(db) = &db {
+        cmd.env("SCIMGATE_DATABASE_URL", &db.url);
+    }
+    let server = Server::start(cmd);
     let banner = server.banner().expect("banner");
     let base = server.listen_url.clone();
     let users = format!("{}/Users", banner.scim_url);
